@@ -1,0 +1,1 @@
+"""Scoring, pure and I/O-free: completion, weights, caps, grades, template selection."""

@@ -1,0 +1,114 @@
+"""create_app(settings) -> Flask: webhooks, health, the simulator and pages. No I/O at creation."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from flask import Flask, Response, request
+
+from bot.config import Settings
+from bot.dispatch import process
+from bot.platforms.base import BadRequest, CaseInsensitiveDict, SignatureError, WebRequest, WebResponse
+from bot.services import Services, build_services
+
+log = logging.getLogger("planloop.web")
+
+MAX_BODY = 1024 * 1024  # 1 MiB: far above any platform event; larger is refused before parsing
+
+
+def to_flask(resp: WebResponse) -> Response:
+    body: Any = resp.body
+    if isinstance(body, dict | list):
+        body = json.dumps(body, ensure_ascii=False)
+    return Response(body, status=resp.status, content_type=resp.content_type, headers=dict(resp.headers))
+
+
+def error(status: int, message: str) -> Response:
+    return to_flask(WebResponse(status, {"error": message}))
+
+
+def create_app(settings: Settings, services: Services | None = None) -> Flask:
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = MAX_BODY
+    services = services or build_services(settings)
+    app.extensions["planloop"] = services
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return to_flask(WebResponse(200, {"status": "ok"}))
+
+    @app.get("/readyz")
+    def readyz() -> Response:
+        from storage.db import NotMigrated, require_current
+
+        try:
+            require_current(services.engine)
+        except NotMigrated as exc:
+            return error(503, str(exc))
+        except Exception as exc:  # the database does not answer
+            log.warning("readyz: database unavailable: %s", type(exc).__name__)
+            return error(503, f"database unavailable ({type(exc).__name__})")
+        return to_flask(WebResponse(200, {"status": "ready"}))
+
+    @app.route("/webhooks/<platform>/<bot_id>", methods=["GET", "POST"])
+    @app.route("/webhooks/<platform>/<bot_id>/<sub>", methods=["GET", "POST"])
+    def webhook(platform: str, bot_id: str, sub: str = "") -> Response:
+        adapter = services.platforms.get(bot_id)
+        if adapter is None or adapter.name != platform or platform == "simulator":
+            return error(404, f"no {platform} bot named {bot_id!r}")
+        return handle(adapter, sub)
+
+    def handle(adapter: Any, sub: str) -> Response:
+        body = request.get_data(cache=False)
+        web = WebRequest(
+            method=request.method,
+            path=sub,
+            args={k: v for k, v in request.args.items()},
+            headers=CaseInsensitiveDict(dict(request.headers)),
+            body=body,
+        )
+        try:
+            parsed = adapter.parse(web, services.clock())
+            if isinstance(parsed, WebResponse):
+                return to_flask(parsed)
+            return to_flask(process(services, adapter, parsed))
+        except SignatureError as exc:
+            log.info("rejected signature on %s: %s", adapter.bot_id, exc)
+            return error(401, f"signature check failed: {exc}")
+        except BadRequest as exc:
+            return error(400, str(exc))
+        except Exception:
+            # Nothing committed (one transaction); the platform's retry will try again.
+            log.exception("inbound failed on %s", adapter.bot_id)
+            return to_flask(
+                WebResponse(
+                    503, {"error": "temporarily unavailable, retry later"}, headers={"Retry-After": "5"}
+                )
+            )
+
+    app.extensions["planloop.handle"] = handle
+
+    @app.errorhandler(404)
+    def not_found(_e: Any) -> Response:
+        return error(404, "not found")
+
+    @app.errorhandler(405)
+    def not_allowed(_e: Any) -> Response:
+        return error(405, "method not allowed")
+
+    @app.errorhandler(413)
+    def too_large(_e: Any) -> Response:
+        return error(413, f"body larger than {MAX_BODY} bytes")
+
+    @app.errorhandler(500)
+    def internal(_e: Any) -> Response:
+        return error(503, "temporarily unavailable, retry later")
+
+    if settings.simulator or "sim" in services.platforms:
+        from bot.sim import blueprint
+
+        app.register_blueprint(blueprint(services, handle))
+
+    return app

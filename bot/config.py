@@ -1,0 +1,281 @@
+"""Settings from planloop.toml and the environment; secret references (literal, env:NAME, file:/path)."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+PLATFORMS = ("feishu", "dingtalk", "wecom", "simulator")
+LOCALES = ("zh-CN", "en-US")
+SOURCE_KINDS = ("file", "http_json", "sql", "taobao", "jd", "pdd", "doudian")
+
+# Per platform: which keys a bot needs, and which of them are secrets.
+BOT_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "feishu": (("app_id", "app_secret"), ("app_secret", "encrypt_key", "verification_token")),
+    "dingtalk": (("app_key", "app_secret"), ("app_secret", "token", "aes_key")),
+    "wecom": (("corp_id", "agent_id", "secret", "token", "aes_key"), ("secret", "token", "aes_key")),
+    "simulator": ((), ()),
+}
+DEFAULT_API = {
+    "feishu": {"api_base": "https://open.feishu.cn"},
+    "dingtalk": {"api_base": "https://api.dingtalk.com", "oapi_base": "https://oapi.dingtalk.com"},
+    "wecom": {"api_base": "https://qyapi.weixin.qq.com"},
+    "simulator": {},
+}
+
+
+class ConfigError(Exception):
+    """A bad configuration; ``problems`` has one line per problem (which key, what was expected)."""
+
+    def __init__(self, problems: list[str]):
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+class Secret:
+    """A secret value that never shows itself in a repr, a log line or an f-string."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str):
+        self._value = value
+
+    def get(self) -> str:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('***')" if self._value else "Secret('')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+def resolve_secret(raw: str, where: str, env: Mapping[str, str]) -> Secret:
+    """Resolve a literal, ``env:NAME`` or ``file:/path`` reference; raise ConfigError naming ``where``."""
+    if raw.startswith("env:"):
+        name = raw[4:]
+        if name not in env:
+            raise ConfigError([f"{where}: environment variable {name} is not set"])
+        return Secret(env[name])
+    if raw.startswith("file:"):
+        path = Path(raw[5:])
+        try:
+            return Secret(path.read_text(encoding="utf-8").strip())
+        except OSError as exc:
+            raise ConfigError([f"{where}: cannot read {path}: {exc.strerror}"]) from None
+    return Secret(raw)
+
+
+@dataclass(frozen=True)
+class BotConfig:
+    id: str
+    platform: str
+    values: Mapping[str, Any]  # plain settings (app_id, api_base, agent_id …)
+    secrets: Mapping[str, Secret]  # app_secret, encrypt_key, token, aes_key …
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
+    def secret(self, key: str) -> str:
+        s = self.secrets.get(key)
+        return s.get() if s else ""
+
+
+@dataclass(frozen=True)
+class SourceConfig:
+    id: str
+    kind: str
+    values: Mapping[str, Any]
+    secrets: Mapping[str, Secret]
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
+    def secret(self, key: str) -> str:
+        s = self.secrets.get(key)
+        return s.get() if s else ""
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = "sqlite:///planloop.db"
+    timezone: str = "Asia/Shanghai"
+    locale: str = "zh-CN"
+    public_url: str = "http://127.0.0.1:8000"
+    secret_keys: tuple[Secret, ...] = ()
+    simulator: bool = False
+    bots: tuple[BotConfig, ...] = ()
+    sources: tuple[SourceConfig, ...] = ()
+    path: Path | None = None
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return ZoneInfo(self.timezone)
+
+    def bot(self, bot_id: str) -> BotConfig | None:
+        return next((b for b in self.bots if b.id == bot_id), None)
+
+    def source(self, source_id: str) -> SourceConfig | None:
+        return next((s for s in self.sources if s.id == source_id), None)
+
+
+SOURCE_SECRET_KEYS = (
+    "app_secret",
+    "session",
+    "access_token",
+    "refresh_token",
+    "token",
+    "password",
+    "url_secret",
+)
+
+
+def parse(
+    data: Mapping[str, Any], env: Mapping[str, str] | None = None, path: Path | None = None
+) -> Settings:
+    """Validate a parsed planloop.toml; collect every problem before raising ConfigError."""
+    env = os.environ if env is None else env
+    problems: list[str] = []
+
+    def secret(raw: Any, where: str) -> Secret:
+        if not isinstance(raw, str):
+            problems.append(f"{where}: expected a string (a literal, env:NAME or file:/path)")
+            return Secret("")
+        try:
+            return resolve_secret(raw, where, env)
+        except ConfigError as exc:
+            problems.extend(exc.problems)
+            return Secret("")
+
+    known_top = {"server", "simulator", "bots", "sources"}
+    for key in data:
+        if key not in known_top:
+            problems.append(f"{key}: unknown section (expected one of {', '.join(sorted(known_top))})")
+
+    server = data.get("server", {})
+    if not isinstance(server, Mapping):
+        problems.append("server: expected a table [server]")
+        server = {}
+    tz = str(server.get("timezone", "Asia/Shanghai"))
+    try:
+        ZoneInfo(tz)
+    except (ZoneInfoNotFoundError, ValueError):
+        problems.append(f"server.timezone: unknown time zone {tz!r} (expected e.g. Asia/Shanghai)")
+    locale = str(server.get("locale", "zh-CN"))
+    if locale not in LOCALES:
+        problems.append(f"server.locale: {locale!r} is not one of {', '.join(LOCALES)}")
+    db_url = server.get("database_url", "sqlite:///planloop.db")
+    if not isinstance(db_url, str) or "://" not in db_url:
+        problems.append(
+            "server.database_url: expected a URL such as sqlite:///planloop.db or postgresql+psycopg://…"
+        )
+        db_url = "sqlite:///planloop.db"
+    elif db_url.startswith(("env:", "file:")):
+        db_url = secret(db_url, "server.database_url").get()
+    keys: tuple[Secret, ...] = ()
+    if "secret_key" in server:
+        raw_keys = secret(server["secret_key"], "server.secret_key").get()
+        keys = tuple(Secret(k.strip()) for k in raw_keys.split(",") if k.strip())
+
+    sim = data.get("simulator", {})
+    sim_enabled = bool(sim.get("enabled", False)) if isinstance(sim, Mapping) else False
+
+    bots: list[BotConfig] = []
+    seen: set[str] = set()
+    for n, raw in enumerate(data.get("bots", []), start=1):
+        where = f"bots[{n}]"
+        bot_id = raw.get("id")
+        if not isinstance(bot_id, str) or not bot_id:
+            problems.append(f"{where}.id: required (a short name such as feishu-main)")
+            continue
+        where = f"bots[{n}] ({bot_id})"
+        if bot_id in seen:
+            problems.append(f"{where}.id: duplicate bot id")
+        seen.add(bot_id)
+        platform = raw.get("platform")
+        if platform not in PLATFORMS:
+            problems.append(f"{where}.platform: {platform!r} is not one of {', '.join(PLATFORMS)}")
+            continue
+        required, secret_keys = BOT_KEYS[platform]
+        for key in required:
+            if key not in raw:
+                problems.append(f"{where}.{key}: required for a {platform} bot")
+        values = {**DEFAULT_API[platform], **{k: v for k, v in raw.items() if k not in secret_keys}}
+        secrets = {k: secret(raw[k], f"{where}.{k}") for k in secret_keys if k in raw}
+        if (
+            platform in ("wecom", "dingtalk")
+            and secrets.get("aes_key")
+            and len(secrets["aes_key"].get()) != 43
+        ):
+            problems.append(f"{where}.aes_key: expected the 43-character EncodingAESKey")
+        bots.append(BotConfig(bot_id, platform, values, secrets))
+
+    sources: list[SourceConfig] = []
+    for n, raw in enumerate(data.get("sources", []), start=1):
+        source_id = raw.get("id")
+        where = f"sources[{n}]" + (f" ({source_id})" if source_id else "")
+        if not isinstance(source_id, str) or not source_id:
+            problems.append(f"{where}.id: required")
+            continue
+        kind = raw.get("kind")
+        if kind not in SOURCE_KINDS:
+            problems.append(f"{where}.kind: {kind!r} is not one of {', '.join(SOURCE_KINDS)}")
+            continue
+        values = {k: v for k, v in raw.items() if k not in SOURCE_SECRET_KEYS}
+        secrets = {k: secret(raw[k], f"{where}.{k}") for k in SOURCE_SECRET_KEYS if k in raw}
+        sources.append(SourceConfig(source_id, kind, values, secrets))
+
+    if problems:
+        raise ConfigError(problems)
+    return Settings(
+        database_url=db_url,
+        timezone=tz,
+        locale=locale,
+        public_url=str(server.get("public_url", "http://127.0.0.1:8000")).rstrip("/"),
+        secret_keys=keys,
+        simulator=sim_enabled,
+        bots=tuple(bots),
+        sources=tuple(sources),
+        path=path,
+        extra={k: v for k, v in server.items()},
+    )
+
+
+def find_config(explicit: str | None, env: Mapping[str, str] | None = None) -> Path | None:
+    """``--config PATH``, else ``$PLANLOOP_CONFIG``, else ``./planloop.toml`` if it exists."""
+    env = os.environ if env is None else env
+    if explicit:
+        return Path(explicit)
+    if env.get("PLANLOOP_CONFIG"):
+        return Path(env["PLANLOOP_CONFIG"])
+    local = Path("planloop.toml")
+    return local if local.exists() else None
+
+
+def load(path: Path | None, env: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate a config file; no file means defaults (SQLite in the working directory)."""
+    if path is None:
+        return parse({}, env)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read ({exc.strerror})"]) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError([f"{path}: not valid TOML ({exc})"]) from None
+    return parse(data, env, path)

@@ -1,0 +1,38 @@
+"""The inbound path shared by every platform: verify -> dedupe -> route -> answer (or outbox)."""
+
+from __future__ import annotations
+
+import logging
+
+from bot.platforms.base import Platform, WebResponse
+from bot.services import Services
+from handlers.inbound import Inbound
+from storage import events, outbox
+from storage.db import transaction
+
+log = logging.getLogger("planloop.inbound")
+
+
+def process(services: Services, platform: Platform, inbound: Inbound) -> WebResponse:
+    """Handle one verified event in one transaction: the dedupe record, the handler's writes and
+    any outbox rows commit together, so a crash means the platform's retry starts clean."""
+    now = services.clock()
+    with transaction(services.sessions) as session:
+        if not events.first_time(session, f"{inbound.bot_id}:{inbound.event_id}", now):
+            log.info("duplicate event", extra={"event_id": inbound.event_id, "bot": inbound.bot_id})
+            return platform.ack_duplicate(inbound)
+        ctx = services.context(session, inbound.bot_id)
+        card = services.router.dispatch(inbound, ctx)
+        response, via_outbox = platform.answer(inbound, card)
+        if card is not None and via_outbox:
+            group = inbound.chat_type == "group"
+            target = outbox.Target(
+                inbound.bot_id, "chat" if group else "user", inbound.chat if group else inbound.actor
+            )
+            outbox.enqueue(
+                session, target, card, dedupe_key=f"reply:{inbound.bot_id}:{inbound.event_id}", now=now
+            )
+        record = getattr(platform, "record", None)
+        if record is not None:
+            record(session, inbound, card, now)
+        return response

@@ -1,0 +1,124 @@
+"""The Platform face every chat adapter has, the neutral web request/response, and typed errors."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Protocol
+
+from cards.model import Card
+from handlers.inbound import Inbound
+
+
+class CaseInsensitiveDict(dict[str, str]):
+    """Header lookup that ignores case, as HTTP does."""
+
+    def __init__(self, data: Mapping[str, str] | None = None):
+        super().__init__()
+        for k, v in (data or {}).items():
+            self[k] = v
+
+    def __setitem__(self, key: str, value: str) -> None:
+        super().__setitem__(key.lower(), value)
+
+    def __getitem__(self, key: str) -> str:
+        return super().__getitem__(key.lower())
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return super().get(key.lower(), default)
+
+    def __contains__(self, key: object) -> bool:
+        return isinstance(key, str) and super().__contains__(key.lower())
+
+
+@dataclass(frozen=True)
+class WebRequest:
+    """What an adapter sees of an HTTP request: no Flask, so verifiers stay pure and testable."""
+
+    method: str
+    path: str  # the part after /webhooks/<platform>/<bot_id>, e.g. "" or "robot"
+    args: Mapping[str, str]
+    headers: CaseInsensitiveDict
+    body: bytes
+
+    def json(self) -> Any:
+        import json
+
+        try:
+            return json.loads(self.body.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError):
+            raise BadRequest("body is not valid JSON") from None
+
+
+@dataclass(frozen=True)
+class WebResponse:
+    status: int = 200
+    body: bytes | str | Mapping[str, Any] | list[Any] = b""
+    content_type: str = "application/json"
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+class SignatureError(Exception):
+    """Forged or stale request: answered 401 and nothing changes."""
+
+
+class BadRequest(Exception):
+    """Malformed request: answered 400 with a JSON reason and nothing changes."""
+
+
+@dataclass(frozen=True)
+class Outbound:
+    """One message the relay hands an adapter: a rendered-later Card and where it goes.
+
+    ``channel``: ``chat`` (a group chat id), ``user`` (a person's id on this bot),
+    ``webhook`` (a team's send-only group robot; ``target`` is the team id and the
+    adapter gets the URL/secret from ``extra``) or ``update`` (replace a sent card;
+    ``reply_handle`` says which).
+    """
+
+    id: str
+    channel: str
+    target: str
+    card: Card
+    reply_handle: str | None = None
+    extra: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class SendResult:
+    platform_message_id: str = ""
+    reply_handle: str | None = None  # kept with the row for a later update (e.g. WeCom response_code)
+
+
+class DeliveryError(Exception):
+    """A failed send, classified: ``retry`` later (after ``retry_after`` seconds if known) or give up."""
+
+    def __init__(self, message: str, *, retry: bool, retry_after: float | None = None, code: str = ""):
+        super().__init__(message)
+        self.retry = retry
+        self.retry_after = retry_after
+        self.code = code
+
+
+class Platform(Protocol):
+    """One configured bot on one platform. Built per bot by ``bot.platforms.build``."""
+
+    name: str
+    bot_id: str
+
+    def parse(self, request: WebRequest, now: datetime) -> Inbound | WebResponse:
+        """Verify and decrypt; a handshake (URL verification) is answered with a WebResponse."""
+        ...
+
+    def answer(self, inbound: Inbound, card: Card | None) -> tuple[WebResponse, bool]:
+        """The synchronous HTTP answer, and whether ``card`` must still go out through the outbox."""
+        ...
+
+    def ack_duplicate(self, inbound: Inbound) -> WebResponse:
+        """The answer to a retried event that already took effect."""
+        ...
+
+    def send(self, message: Outbound) -> SendResult:
+        """Deliver one outbox message; raise DeliveryError on failure."""
+        ...

@@ -1,0 +1,176 @@
+"""The simulator: a local platform with no network, for the demo and end-to-end tests.
+
+People are identified by their person id; a group chat's id is the team id and a
+direct chat's id is the person id. Delivered cards land in the ``sim_messages`` table,
+which the /sim page and ``GET /sim/api/messages`` read.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.platforms.base import BadRequest, Outbound, SendResult, WebRequest, WebResponse
+from cards.model import Card
+from cards.render import html as html_render
+from cards.render import text as text_render
+from handlers.inbound import ChatType, Inbound, Kind
+from storage.models import SimMessage
+
+if TYPE_CHECKING:
+    from bot.platforms import Deps
+
+BOT_ID = "sim"
+MAX_TEXT = 4000
+
+
+def card_json(card: Card) -> dict[str, Any]:
+    """The simulator's JSON for a card: title, plain text, actions, form, plus the full card model."""
+    actions = [
+        {"id": b.action, "label": b.label, "value": dict(b.value), **({"url": b.url} if b.url else {})}
+        for b in card.buttons
+    ]
+    out: dict[str, Any] = {
+        "title": card.title,
+        "text": text_render.render(card),
+        "actions": actions,
+        "theme": card.theme,
+        "html": html_render.render(card),
+        "card": card.to_dict(),
+    }
+    if card.form is not None:
+        out["form"] = {
+            "action": card.form.action,
+            "values": dict(card.form.values),
+            "error": card.form.error,
+            "fields": [
+                {
+                    "name": i.name,
+                    "label": i.label,
+                    "kind": i.kind,
+                    "value": i.value,
+                    "required": i.required,
+                    "error": i.error,
+                    "options": [{"value": o.value, "label": o.label} for o in i.options],
+                }
+                for i in card.form.inputs
+            ],
+        }
+    return out
+
+
+class SimulatorPlatform:
+    name = "simulator"
+
+    def __init__(self, bot_id: str, deps: Deps):
+        self.bot_id = bot_id
+        self.deps = deps
+
+    def parse(self, request: WebRequest, now: datetime) -> Inbound | WebResponse:
+        body = request.json()
+        if not isinstance(body, dict):
+            raise BadRequest("expected a JSON object")
+        actor = body.get("as")
+        chat = body.get("chat") or "dm"
+        if not isinstance(actor, str) or not actor:
+            raise BadRequest('"as" (a person id) is required')
+        if not isinstance(chat, str):
+            raise BadRequest('"chat" must be "dm" or a team id')
+        chat_type: ChatType = "dm" if chat in ("dm", actor) else "group"
+        chat_id = actor if chat_type == "dm" else chat
+        # The simulator has no platform event id: a client may send one ("id") to test retries.
+        if request.path == "say":
+            text = body.get("text")
+            if not isinstance(text, str) or not text.strip():
+                raise BadRequest('"text" is required')
+            if len(text) > MAX_TEXT:
+                raise BadRequest(f"text is longer than {MAX_TEXT} characters")
+            event_id = str(body.get("id") or _auto_id(actor, chat_id, text, now))
+            return Inbound(
+                "simulator",
+                self.bot_id,
+                event_id,
+                "text",
+                actor,
+                chat_id,
+                chat_type,
+                text=text,
+                received_at=now,
+            )
+        if request.path == "act":
+            action = body.get("action")
+            values = body.get("values") or {}
+            if not isinstance(action, str) or not action:
+                raise BadRequest('"action" is required')
+            if not isinstance(values, dict):
+                raise BadRequest('"values" must be an object')
+            clean = {str(k): "" if v is None else str(v) for k, v in values.items()}
+            if any(len(v) > MAX_TEXT for v in clean.values()):
+                raise BadRequest(f"a value is longer than {MAX_TEXT} characters")
+            event_id = str(
+                body.get("id") or _auto_id(actor, chat_id, action + repr(sorted(clean.items())), now)
+            )
+            kind: Kind = "form" if clean else "action"
+            return Inbound(
+                "simulator",
+                self.bot_id,
+                event_id,
+                kind,
+                actor,
+                chat_id,
+                chat_type,
+                action=action,
+                values=clean,
+                received_at=now,
+            )
+        raise BadRequest("unknown simulator call")
+
+    def answer(self, inbound: Inbound, card: Card | None) -> tuple[WebResponse, bool]:
+        replies = [card_json(card)] if card is not None else []
+        return WebResponse(200, {"replies": replies}), False
+
+    def ack_duplicate(self, inbound: Inbound) -> WebResponse:
+        return WebResponse(200, {"replies": [], "duplicate": True})
+
+    def record(self, session: Session, inbound: Inbound, card: Card | None, now: datetime) -> None:
+        """Write what was said and the synchronous reply into the transcript (same transaction)."""
+        said = inbound.text or f"[{inbound.action}]"
+        session.add(SimMessage(chat=inbound.chat, sender=inbound.actor, text=said, card=None, at=now))
+        if card is not None:
+            session.add(
+                SimMessage(
+                    chat=inbound.chat,
+                    sender="bot",
+                    text=text_render.render(card),
+                    card=card.to_dict(),
+                    at=now,
+                )
+            )
+
+    def send(self, message: Outbound) -> SendResult:
+        now = self.deps.clock()
+        with self.deps.sessions() as session, session.begin():
+            row = SimMessage(
+                chat=message.target,
+                sender="bot",
+                text=text_render.render(message.card),
+                card=message.card.to_dict(),
+                at=now,
+            )
+            session.add(row)
+            session.flush()
+            return SendResult(platform_message_id=f"sim-{row.id}")
+
+
+def _auto_id(actor: str, chat: str, what: str, now: datetime) -> str:
+    # Distinct per request: a browser double-click within the same second collapses to one event.
+    digest = hashlib.sha256(f"{actor}|{chat}|{what}|{int(now.timestamp())}".encode()).hexdigest()[:24]
+    return f"sim-{digest}"
+
+
+def transcript(session: Session, chat: str) -> list[SimMessage]:
+    return list(session.scalars(select(SimMessage).where(SimMessage.chat == chat).order_by(SimMessage.id)))

@@ -1,0 +1,1 @@
+"""What the bot shows: a neutral card model, builders and pure renderers."""

@@ -1,0 +1,1 @@
+"""Pure renderers: one function per platform turning a Card into that platform's payload."""

@@ -1,0 +1,1 @@
+"""What the bot does: neutral Inbound events in, state changes and Cards out."""

@@ -1,0 +1,1 @@
+"""Plan submission, edit and confirm."""

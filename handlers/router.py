@@ -1,0 +1,138 @@
+"""Inbound -> handler, by kind: text commands by their first word, card actions and forms by action id."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from cards.model import Card, Markdown
+from handlers.inbound import Inbound
+from storage.models import Identity, Person
+
+log = logging.getLogger(__name__)
+
+
+class LinkMaker(Protocol):
+    def __call__(self, person_id: str, page: str, week: str = "", **extra: str) -> str: ...
+
+
+def _no_links(person_id: str, page: str, week: str = "", **extra: str) -> str:
+    return ""
+
+
+@dataclass
+class Context:
+    """What a handler gets besides the event: the DB session (caller owns the transaction), the clock,
+    the team's time zone and locale, a maker of signed page links, and the acting person."""
+
+    session: Session
+    now: datetime
+    tz: ZoneInfo
+    locale: str = "zh-CN"
+    links: LinkMaker = _no_links
+    person: Person | None = None
+    bot_id: str = ""
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def today(self):  # noqa: ANN201 - a date in the team's zone
+        return self.now.astimezone(self.tz).date()
+
+
+class PermissionDenied(Exception):
+    """The actor may not do this; shown to them as a card they understand."""
+
+
+Handler = Callable[[Inbound, Context], Card | None]
+
+
+def error_card(message: str, title: str = "操作未完成") -> Card:
+    return Card(title=title, theme="red", blocks=(Markdown(message),))
+
+
+UNKNOWN_PERSON = (
+    "还不认识你：你的账号还没有加入任何团队。请把这条消息转给管理员，让他在团队文件里加上你的账号 id：{actor}"
+)
+
+
+class Router:
+    def __init__(self) -> None:
+        self._actions: dict[str, tuple[Handler, bool]] = {}
+        self._commands: dict[str, tuple[Handler, bool]] = {}
+        self._fallback: Handler | None = None
+
+    def action(self, name: str, *, public: bool = False) -> Callable[[Handler], Handler]:
+        """Register a card button / form handler for ``name`` (e.g. ``plan.submit``)."""
+
+        def deco(fn: Handler) -> Handler:
+            self._actions[name] = (fn, public)
+            return fn
+
+        return deco
+
+    def command(self, *words: str, public: bool = False) -> Callable[[Handler], Handler]:
+        """Register a text command by its first word(s), e.g. ``@router.command("写计划", "plan")``."""
+
+        def deco(fn: Handler) -> Handler:
+            for word in words:
+                self._commands[word.lower()] = (fn, public)
+            return fn
+
+        return deco
+
+    def fallback(self, fn: Handler) -> Handler:
+        self._fallback = fn
+        return fn
+
+    def lookup(self, event: Inbound) -> tuple[Handler, bool] | None:
+        if event.kind == "text":
+            first_line = event.text.strip().splitlines()[0] if event.text.strip() else ""
+            word = first_line.split()[0].lower() if first_line.split() else ""
+            found = self._commands.get(first_line.strip().lower()) or self._commands.get(word)
+            if found:
+                return found
+            return (self._fallback, True) if self._fallback else None
+        return self._actions.get(event.action)
+
+    def dispatch(self, event: Inbound, ctx: Context) -> Card | None:
+        found = self.lookup(event)
+        if found is None:
+            return error_card(
+                f"这个按钮已失效或不认识（{event.action or event.text[:20]}）。发送“帮助”查看可用命令。"
+            )
+        handler, public = found
+        if ctx.person is None:
+            ctx.person = resolve_person(ctx.session, event.bot_id, event.actor)
+        if ctx.person is None and not public:
+            return error_card(UNKNOWN_PERSON.format(actor=event.actor), title="未加入团队")
+        try:
+            return handler(event, ctx)
+        except PermissionDenied as exc:
+            return error_card(str(exc) or "你没有权限做这件事。", title="没有权限")
+
+
+def resolve_person(session: Session, bot_id: str, external_id: str) -> Person | None:
+    """The active person behind ``external_id`` on ``bot_id``, or None."""
+    return session.scalar(
+        select(Person)
+        .join(Identity, Identity.person_id == Person.id)
+        .where(Identity.bot_id == bot_id, Identity.external_id == external_id, Person.active.is_(True))
+    )
+
+
+router = Router()
+
+
+def default_router() -> Router:
+    """The router with every handler module registered (imported here so registration happens once)."""
+    import handlers.commands  # noqa: F401
+    import handlers.plans  # noqa: F401
+
+    return router

@@ -1,0 +1,1 @@
+"""Metric connectors with one face: each yields MetricSample rows and never touches storage."""

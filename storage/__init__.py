@@ -1,0 +1,1 @@
+"""Database models, engine and sessions, queries, migrations and the outbox."""

@@ -1,0 +1,169 @@
+"""Shared fixtures: a database on SQLite and PostgreSQL, a frozen clock, the app, and no network.
+
+Every test that uses ``db``/``services``/``client`` runs once per database named in
+``PLANLOOP_TEST_DB`` (``sqlite``, ``postgresql`` or ``both``, the default). PostgreSQL is
+never skipped silently: if it is asked for and does not answer, the tests fail.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, text
+
+from bot.config import Secret, Settings
+from storage.db import make_engine, make_sessionmaker, upgrade
+from storage.models import Base
+
+PG_ADMIN_URL = os.environ.get("PLANLOOP_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+TEST_KEY = "dGVzdC1rZXktZm9yLXBsYW5sb29wLXRlc3RzLW9ubHk9"  # a fixed Fernet-shaped key, tests only
+
+
+def _databases() -> list[str]:
+    choice = os.environ.get("PLANLOOP_TEST_DB", "both")
+    return ["sqlite", "postgresql"] if choice == "both" else [choice]
+
+
+class Clock:
+    """A frozen, settable clock (aware UTC); handlers and adapters take it as their time source."""
+
+    def __init__(self, at: datetime):
+        self.at = at
+
+    def __call__(self) -> datetime:
+        return self.at
+
+    def set(self, at: datetime) -> None:
+        self.at = at.astimezone(UTC)
+
+    def advance(self, **kwargs: float) -> None:
+        self.at += timedelta(**kwargs)
+
+
+@pytest.fixture(autouse=True)
+def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Refuse any connection that is not to this machine: tests stay offline."""
+    real_connect = socket.socket.connect
+
+    def guarded(self: socket.socket, address: object) -> object:
+        host = address[0] if isinstance(address, tuple) else None
+        if isinstance(host, str):
+            try:
+                ip = ipaddress.ip_address(host)
+            except ValueError:
+                ip = None
+            if host != "localhost" and (ip is None or not ip.is_loopback):
+                raise ConnectionRefusedError(f"tests are offline: refused connection to {host}")
+        return real_connect(self, address)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(socket.socket, "connect", guarded)
+
+
+def _pg_engine() -> Iterator[Engine]:
+    admin = make_engine(PG_ADMIN_URL, isolation_level="AUTOCOMMIT")
+    name = f"planloop_t_{uuid.uuid4().hex[:12]}"
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # noqa: BLE001
+        pytest.fail(
+            f"PostgreSQL was asked for (PLANLOOP_TEST_DB) but does not answer at {PG_ADMIN_URL}: {exc}"
+        )
+    url = PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    engine = make_engine(url)
+    try:
+        yield engine
+    finally:
+        engine.dispose()
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session", params=_databases())
+def migrated_engine(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Engine]:
+    """One migrated database per kind per test session."""
+    if request.param == "sqlite":
+        path = Path(tmp_path_factory.mktemp("db")) / "planloop.db"
+        engine = make_engine(f"sqlite:///{path}")
+        upgrade(engine)
+        yield engine
+        engine.dispose()
+    else:
+        gen = _pg_engine()
+        engine = next(gen)
+        upgrade(engine)
+        yield engine
+        try:
+            next(gen)
+        except StopIteration:
+            pass
+
+
+def _wipe(engine: Engine) -> None:
+    with engine.begin() as conn:
+        if engine.dialect.name == "postgresql":
+            names = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+            conn.execute(text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        else:
+            for table in reversed(Base.metadata.sorted_tables):
+                conn.execute(table.delete())
+
+
+@pytest.fixture
+def engine(migrated_engine: Engine) -> Iterator[Engine]:
+    """A clean, migrated database for one test."""
+    _wipe(migrated_engine)
+    yield migrated_engine
+
+
+@pytest.fixture
+def db(engine: Engine):  # noqa: ANN201
+    """A session factory on the clean database."""
+    return make_sessionmaker(engine)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    # Monday 2026-11-23 10:00 Asia/Shanghai (ISO week 2026-W48), a workday.
+    return Clock(datetime(2026, 11, 23, 2, 0, tzinfo=UTC))
+
+
+@pytest.fixture
+def settings() -> Settings:
+    return Settings(
+        database_url="sqlite://",
+        simulator=True,
+        secret_keys=(Secret(TEST_KEY),),
+        public_url="http://planloop.test",
+    )
+
+
+@pytest.fixture
+def services(settings: Settings, engine: Engine, clock: Clock):  # noqa: ANN201
+    from bot.services import build_services
+
+    return build_services(settings, clock=clock, engine=engine)
+
+
+@pytest.fixture
+def app(settings: Settings, services):  # noqa: ANN001, ANN201
+    from bot.app import create_app
+
+    flask_app = create_app(settings, services)
+    flask_app.testing = True
+    return flask_app
+
+
+@pytest.fixture
+def client(app):  # noqa: ANN001, ANN201
+    return app.test_client()
