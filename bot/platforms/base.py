@@ -91,6 +91,19 @@ class SendResult:
     reply_handle: str | None = None  # kept with the row for a later update (e.g. WeCom response_code)
 
 
+@dataclass(frozen=True)
+class RateLimit:
+    """At most ``count`` sends per ``per_seconds`` for everything sharing ``key`` (a robot, an app).
+
+    Adapters declare them (``limits(message)``); the outbox relay enforces them with token
+    buckets, so the platform's own throttle (DingTalk's 10-minute ban) is never tripped.
+    """
+
+    key: str
+    count: int
+    per_seconds: float
+
+
 class DeliveryError(Exception):
     """A failed send, classified: ``retry`` later (after ``retry_after`` seconds if known) or give up."""
 
@@ -121,4 +134,8 @@ class Platform(Protocol):
 
     def send(self, message: Outbound) -> SendResult:
         """Deliver one outbox message; raise DeliveryError on failure."""
+        ...
+
+    def limits(self, message: Outbound) -> list[RateLimit]:
+        """The rate limits ``message`` counts against (may be empty)."""
         ...

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.platforms.base import BadRequest, Outbound, SendResult, WebRequest, WebResponse
+from bot.platforms.base import BadRequest, Outbound, RateLimit, SendResult, WebRequest, WebResponse
 from cards.model import Card
 from cards.render import html as html_render
 from cards.render import text as text_render
@@ -135,6 +135,9 @@ class SimulatorPlatform:
 
     def ack_duplicate(self, inbound: Inbound) -> WebResponse:
         return WebResponse(200, {"replies": [], "duplicate": True})
+
+    def limits(self, message: Outbound) -> list[RateLimit]:
+        return []
 
     def record(self, session: Session, inbound: Inbound, card: Card | None, now: datetime) -> None:
         """Write what was said and the synchronous reply into the transcript (same transaction)."""
