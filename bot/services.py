@@ -48,6 +48,7 @@ class Services:
             locale=self.settings.locale,
             links=make_link,
             bot_id=bot_id,
+            bots=frozenset(self.platforms),
         )
 
 

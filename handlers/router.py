@@ -39,6 +39,7 @@ class Context:
     links: LinkMaker = _no_links
     person: Person | None = None
     bot_id: str = ""
+    bots: frozenset[str] = frozenset()  # bot ids configured here (where messages can go)
     extra: dict[str, object] = field(default_factory=dict)
 
     @property

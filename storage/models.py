@@ -62,6 +62,7 @@ class Team(Base):
     webhook_secret_enc: Mapped[str | None] = mapped_column(Text)
     timezone: Mapped[str] = mapped_column(String(64), default="Asia/Shanghai")
     lag_margin: Mapped[int] = mapped_column(Integer, default=20)  # percentage points
+    kpi_keys: Mapped[list[Any] | None] = mapped_column(JSON)  # None: every KPI
     plan_day_time: Mapped[str] = mapped_column(String(5), default="10:00")
     plan_deadline_time: Mapped[str] = mapped_column(String(5), default="14:00")
     reminders_paused_until: Mapped[date | None] = mapped_column(Date)

@@ -1,6 +1,13 @@
-"""Who is who: people and teams, and where a message to them goes (outbox targets)."""
+"""Who is who: people and teams, and where a message to them goes (outbox targets).
+
+``bots`` is the set of bot ids configured in this deployment: a person or team whose
+own bot is not configured falls back to another bot they are known on (the simulator
+in the demo), so nothing is queued for a bot that cannot send.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Collection
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -8,24 +15,28 @@ from sqlalchemy.orm import Session
 from storage.models import Identity, Person, Team
 from storage.outbox import Target
 
-
-def person_target(session: Session, person: Person) -> Target | None:
-    """A direct message to ``person`` on their team's bot (or any bot they are known on)."""
-    bot_id = person.team.chat_bot if person.team else None
-    query = select(Identity).where(Identity.person_id == person.id)
-    ids = list(session.scalars(query))
-    preferred = next((i for i in ids if i.bot_id == bot_id), None) or (ids[0] if ids else None)
-    if preferred is None:
-        return None
-    return Target(preferred.bot_id, "user", preferred.external_id)
+SIM = "sim"
 
 
-def team_chat_target(team: Team) -> Target | None:
-    """The team's group chat: the app bot's chat if set, else its send-only group robot."""
-    if team.chat_bot and team.chat_id:
+def person_target(session: Session, person: Person, bots: Collection[str]) -> Target | None:
+    """A direct message to ``person``: on their team's bot if configured, else any configured bot."""
+    ids = {i.bot_id: i for i in session.scalars(select(Identity).where(Identity.person_id == person.id))}
+    preferred = [person.team.chat_bot] if person.team and person.team.chat_bot else []
+    order = preferred + sorted(b for b in ids if b != SIM) + [SIM]
+    for bot_id in order:
+        if bot_id in bots and bot_id in ids:
+            return Target(bot_id, "user", ids[bot_id].external_id)
+    return None
+
+
+def team_chat_target(team: Team, bots: Collection[str]) -> Target | None:
+    """The team's group chat: the app bot's chat, else its send-only group robot, else the simulator."""
+    if team.chat_bot and team.chat_id and team.chat_bot in bots:
         return Target(team.chat_bot, "chat", team.chat_id)
-    if team.webhook_enc:
+    if team.webhook_enc and team.chat_bot in bots:
         return Target(team.chat_bot or "", "webhook", team.id)
+    if SIM in bots:
+        return Target(SIM, "chat", team.id)
     return None
 
 

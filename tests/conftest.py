@@ -23,7 +23,7 @@ from storage.db import make_engine, make_sessionmaker, upgrade
 from storage.models import Base
 
 PG_ADMIN_URL = os.environ.get("PLANLOOP_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-TEST_KEY = "dGVzdC1rZXktZm9yLXBsYW5sb29wLXRlc3RzLW9ubHk9"  # a fixed Fernet-shaped key, tests only
+TEST_KEY = "vExb5JuV_czKxZS0p-hDWNIgfPEeCPHkEzIkVmJknLA="  # a Fernet key for tests only
 
 
 def _databases() -> list[str]:
