@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-25 19:49:43.411225
+Create Date: 2026-11-25 19:55:02.267323
 """
 
 from __future__ import annotations
@@ -170,6 +170,7 @@ def upgrade() -> None:
     sa.Column('webhook_secret_enc', sa.Text(), nullable=True),
     sa.Column('timezone', sa.String(length=64), nullable=False),
     sa.Column('lag_margin', sa.Integer(), nullable=False),
+    sa.Column('kpi_keys', sa.JSON(), nullable=True),
     sa.Column('plan_day_time', sa.String(length=5), nullable=False),
     sa.Column('plan_deadline_time', sa.String(length=5), nullable=False),
     sa.Column('reminders_paused_until', sa.Date(), nullable=True),
