@@ -93,3 +93,10 @@ def resolve(
     if unit == "%" and level < 0:
         raise TargetError(f"{name}的目标低于 0%")
     return level
+
+
+def completion_ratio(baseline: Decimal, target: Decimal, actual: Decimal, direction: str) -> Decimal:
+    """Raw completion: actual change / target change (for a "down" KPI, the reduction). Unclamped."""
+    planned = (target - baseline) if direction == "up" else (baseline - target)
+    done = (actual - baseline) if direction == "up" else (baseline - actual)
+    return done / planned

@@ -1,1 +1,579 @@
-"""Plan submission, edit and confirm."""
+"""Plan submission, edit and confirm: the plan form, the text plan, validation, versions, receipts."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from decimal import Decimal
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from appraisal.targets import TargetError, parse_target, resolve
+from cards.builders import FormRow, ItemView, KpiChoice, plan_form, plan_receipt, text_plan_errors
+from cards.model import Card, Markdown
+from handlers.inbound import Inbound
+from handlers.router import Context, PermissionDenied, error_card, router
+from handlers.setup import COMPLAINT_CAUSES, team_kpis
+from handlers.workdays import Calendar, iso_week, week_dates
+from storage.models import AuditLog, Kpi, MetricSample, Person, Plan, PlanItem, Role, Team
+
+MAX_ITEMS = 20
+MAX_TEXT = 200
+MAX_SCOPE = 100
+SPARE_ROWS = 2
+TEXT_PLAN_WORDS = ("计划", "plan")
+
+
+@dataclass(frozen=True)
+class Draft:
+    """One item as the person wrote it, before validation. ``where`` labels it in error messages."""
+
+    where: str
+    text: str
+    kpi: str
+    target: str
+    scope: str = ""
+    section: str = ""
+    causes: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Resolved:
+    draft: Draft
+    kpi: Kpi
+    scope: str
+    baseline: Decimal | None
+    target: Decimal | None
+
+
+class PlanLocked(Exception):
+    """Re-submitting after the deadline needs the leader's unlock."""
+
+
+def find_kpi(kpis: Sequence[Kpi], word: str) -> Kpi | None:
+    """A KPI by key (any case) or by its Chinese name."""
+    low = word.strip().lower()
+    return next((k for k in kpis if k.key.lower() == low or k.name == word.strip()), None)
+
+
+def latest_value(session: Session, metric: str, scope: str, day: date) -> Decimal | None:
+    """The KPI's latest known value on or before ``day`` (the baseline at submission)."""
+    return session.scalar(
+        select(MetricSample.value)
+        .where(MetricSample.metric == metric, MetricSample.scope == scope, MetricSample.day <= day)
+        .order_by(MetricSample.day.desc())
+        .limit(1)
+    )
+
+
+def validate(
+    drafts: Sequence[Draft],
+    kpis: Sequence[Kpi],
+    baseline_of: Callable[[Kpi, str], Decimal | None],
+) -> tuple[list[Resolved], dict[str, dict[str, str]]]:
+    """Resolve every item or collect problems per item and field ("kpi", "target", "text", "scope")."""
+    resolved: list[Resolved] = []
+    problems: dict[str, dict[str, str]] = {}
+
+    def problem(d: Draft, field: str, message: str) -> None:
+        problems.setdefault(d.where, {})[field] = message
+
+    if not drafts:
+        problems["plan"] = {"text": "计划里至少要有一项"}
+    if len(drafts) > MAX_ITEMS:
+        problems["plan"] = {"text": f"一周最多 {MAX_ITEMS} 项"}
+    for d in drafts:
+        if not d.text.strip():
+            problem(d, "text", "请写上这一项要做什么")
+        elif len(d.text) > MAX_TEXT:
+            problem(d, "text", f"内容太长（{len(d.text)} 字，最多 {MAX_TEXT} 字）")
+        if len(d.scope) > MAX_SCOPE:
+            problem(d, "scope", f"范围太长（最多 {MAX_SCOPE} 字）")
+        if not d.kpi.strip():
+            problem(d, "kpi", "每一项都要关联一个指标")
+            continue
+        kpi = find_kpi(kpis, d.kpi)
+        if kpi is None:
+            names = "、".join(k.name for k in kpis[:12])
+            problem(d, "kpi", f"没有叫“{d.kpi}”的指标（可选：{names}）")
+            continue
+        scope = d.scope.strip().lstrip("@") or kpi.scope or "shop"
+        if kpi.kind == "rating":
+            resolved.append(Resolved(d, kpi, scope, None, None))  # the leader rates it; no target to write
+            continue
+        if not d.target.strip():
+            problem(d, "target", "请写目标，例如 +2pp、+2%、+0.5 或 =3.5")
+            continue
+        try:
+            spec = parse_target(d.target)
+            if kpi.kind == "checklist":
+                if spec.kind != "level" or spec.amount != spec.amount.to_integral_value() or spec.amount < 1:
+                    raise TargetError(f"{kpi.name}的目标写计划完成的任务数，例如 =5")
+                resolved.append(Resolved(d, kpi, scope, Decimal(0), spec.amount))
+                continue
+            baseline = baseline_of(kpi, scope)
+            if baseline is None:
+                # No data for this KPI and scope yet (a new SKU, an activity venue): check what can be
+                # checked now; the baseline is fixed from the first value that arrives (fill_baselines).
+                if spec.kind == "pp" and kpi.unit != "%":
+                    resolve(spec, Decimal(1), unit=kpi.unit, direction=kpi.direction, kpi_name=kpi.name)
+                resolved.append(Resolved(d, kpi, scope, None, None))
+                continue
+            target = resolve(spec, baseline, unit=kpi.unit, direction=kpi.direction, kpi_name=kpi.name)
+        except TargetError as exc:
+            problem(d, "target", str(exc))
+            continue
+        resolved.append(Resolved(d, kpi, scope, baseline, target))
+    return resolved, problems
+
+
+# ---------------------------------------------------------------- text plans
+
+
+def parse_text_plan(text: str) -> tuple[list[Draft], list[str]]:
+    """CONTRACT.md "Plans written as text": each line after the first is `事项 指标 目标 [@范围]`."""
+    drafts: list[Draft] = []
+    errors: list[str] = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if number == 1 or not line.strip():
+            continue
+        tokens = line.split()
+        scope = ""
+        if tokens and tokens[-1].startswith("@") and len(tokens[-1]) > 1:
+            scope = tokens.pop()[1:]
+        if len(tokens) < 3:
+            errors.append(f"第{number}行：需要“事项 指标 目标”三部分，例如：优化详情页首屏 支付转化率 +2pp")
+            continue
+        drafts.append(Draft(f"第{number}行", " ".join(tokens[:-2]), tokens[-2], tokens[-1], scope))
+    return drafts, errors
+
+
+# ---------------------------------------------------------------- weeks and deadlines
+
+
+def plan_deadline(team: Team, week: str, calendar: Calendar) -> datetime:
+    """Re-submission closes at the plan deadline on the week's first workday (team time)."""
+    day = calendar.first_workday(week) or week_dates(week)[0]
+    hour, minute = map(int, team.plan_deadline_time.split(":"))
+    return datetime.combine(day, time(hour, minute), tzinfo=ZoneInfo(team.timezone))
+
+
+def in_promotion(session: Session, day: date) -> bool:
+    """Is ``day``'s ISO week touched by a promotion period (role plans switch to promotion sections)?"""
+    from storage.models import Period
+
+    monday = day - timedelta(days=day.weekday())
+    week_days = [monday + timedelta(days=i) for i in range(7)]
+    for period in session.scalars(select(Period)):
+        for d in week_days:
+            md = d.strftime("%m-%d")
+            inside = (
+                (period.start_md <= md <= period.end_md)
+                if period.start_md <= period.end_md
+                else (md >= period.start_md or md <= period.end_md)
+            )
+            if inside:
+                return True
+    return False
+
+
+def fill_baselines(session: Session, now: datetime) -> int:
+    """Fix pending baselines: the first value of the item's metric and scope on or after the day the
+    plan was filed becomes its baseline, and the target resolves against it. Returns items filled."""
+    pending = session.execute(
+        select(PlanItem, Plan, Kpi)
+        .join(Plan, PlanItem.plan_id == Plan.id)
+        .join(Kpi, PlanItem.kpi_key == Kpi.key)
+        .where(PlanItem.baseline.is_(None), Plan.current.is_(True), Kpi.metric.is_not(None))
+    ).all()
+    filled = 0
+    for item, plan, kpi in pending:
+        filed = plan.submitted_at.astimezone(ZoneInfo(plan.person.team.timezone)).date()
+        first = session.scalar(
+            select(MetricSample.value)
+            .where(
+                MetricSample.metric == kpi.metric, MetricSample.scope == item.scope, MetricSample.day >= filed
+            )
+            .order_by(MetricSample.day)
+            .limit(1)
+        )
+        if first is None:
+            continue
+        try:
+            target = resolve(
+                parse_target(item.target_text),
+                first,
+                unit=kpi.unit,
+                direction=kpi.direction,
+                kpi_name=kpi.name,
+            )
+        except TargetError as exc:
+            item.note = (item.note + f"\n目标无法按首个数据确定：{exc}").strip()
+            item.baseline = first
+            continue
+        item.baseline, item.target = first, target
+        session.add(
+            AuditLog(
+                at=now,
+                actor="system",
+                action="plan.baseline",
+                subject=f"item {item.id}",
+                detail={"baseline": str(first), "target": str(target)},
+            )
+        )
+        filled += 1
+    return filled
+
+
+# ---------------------------------------------------------------- storing
+
+
+def current_plan(session: Session, person_id: str, week: str) -> Plan | None:
+    return session.scalar(
+        select(Plan).where(Plan.person_id == person_id, Plan.week == week, Plan.current.is_(True))
+    )
+
+
+def _signature(items: Sequence[Resolved]) -> list[tuple[Any, ...]]:
+    return [(r.draft.text.strip(), r.kpi.key, r.draft.target.strip(), r.scope) for r in items]
+
+
+def store_plan(
+    session: Session,
+    person: Person,
+    week: str,
+    items: Sequence[Resolved],
+    *,
+    now: datetime,
+    deadline: datetime,
+    via: str,
+) -> tuple[Plan, bool]:
+    """Save a new version; (plan, False) if the current version already says the same (a double click)."""
+    current = current_plan(session, person.id, week)
+    if current is not None:
+        same = [(i.text, i.kpi_key, i.target_text, i.scope) for i in current.items] == _signature(items)
+        if same:
+            return current, False
+        if now > deadline and not current.unlocked:
+            raise PlanLocked()
+        current.current = False
+    version = (current.version + 1) if current else 1
+    status = "late" if (current is None and now > deadline) else (current.status if current else "submitted")
+    plan = Plan(
+        person_id=person.id,
+        team_id=person.team_id,
+        week=week,
+        version=version,
+        current=True,
+        status=status,
+        submitted_at=now,
+        submitted_via=via,
+        unlocked=False,
+    )
+    for n, r in enumerate(items, start=1):
+        plan.items.append(
+            PlanItem(
+                position=n,
+                section=r.draft.section,
+                text=r.draft.text.strip(),
+                kpi_key=r.kpi.key,
+                scope=r.scope,
+                target_text=r.draft.target.strip(),
+                baseline=r.baseline,
+                target=r.target,
+                changes="",
+                causes=list(r.draft.causes),
+                note="",
+            )
+        )
+    session.add(plan)
+    session.add(
+        AuditLog(
+            at=now,
+            actor=person.id,
+            action="plan.submit",
+            subject=f"{person.id}/{week}",
+            detail={"version": version, "items": len(items), "via": via},
+        )
+    )
+    session.flush()
+    return plan, True
+
+
+# ---------------------------------------------------------------- cards
+
+
+def _calendar(ctx: Context) -> Calendar:
+    return Calendar.load(ctx.session)
+
+
+def _team_zone(person: Person) -> ZoneInfo:
+    return ZoneInfo(person.team.timezone)
+
+
+def _week_now(ctx: Context, person: Person) -> tuple[str, date]:
+    today = ctx.now.astimezone(_team_zone(person)).date()
+    return iso_week(today), today
+
+
+def _kpi_choices(kpis: Sequence[Kpi]) -> list[KpiChoice]:
+    return [KpiChoice(k.key, k.name, k.unit) for k in kpis]
+
+
+def _default_rows(session: Session, person: Person, kpis: Sequence[Kpi], today: date) -> list[FormRow]:
+    role = session.get(Role, person.role)
+    sections: list[Any] = []
+    if role is not None:
+        sections = (
+            role.promo_sections if (role.promo_sections and in_promotion(session, today)) else role.sections
+        )
+    by_metric = {k.metric: k.key for k in kpis if k.metric}
+    rows = [FormRow(section=s[0], kpi=by_metric.get(s[1], "") if len(s) > 1 else "") for s in sections]
+    return rows + [FormRow() for _ in range(SPARE_ROWS)]
+
+
+def _rows_from_plan(plan: Plan) -> list[FormRow]:
+    rows = [
+        FormRow(
+            section=i.section,
+            text=i.text,
+            kpi=i.kpi_key,
+            target=i.target_text,
+            scope="" if i.scope == "shop" else i.scope,
+            causes="、".join(i.causes),
+        )
+        for i in plan.items
+    ]
+    return rows + [FormRow() for _ in range(SPARE_ROWS)]
+
+
+def form_for(ctx: Context, person: Person, *, error: str = "", rows: list[FormRow] | None = None) -> Card:
+    week, today = _week_now(ctx, person)
+    kpis = team_kpis(ctx.session, person.team)
+    if rows is None:
+        existing = current_plan(ctx.session, person.id, week)
+        rows = _rows_from_plan(existing) if existing else _default_rows(ctx.session, person, kpis, today)
+    note = ""
+    existing = current_plan(ctx.session, person.id, week)
+    if existing is not None:
+        note = f"你已提交第 {existing.version} 版；再次提交会生成新版本，旧版本保留。"
+    return plan_form(
+        week=week,
+        person_name=person.name,
+        rows=rows,
+        kpis=_kpi_choices(kpis),
+        link=ctx.links(person.id, "plan-form", week),
+        error=error,
+        with_causes=person.role == "customer_service",
+        note=note,
+    )
+
+
+def receipt_for(ctx: Context, person: Person, plan: Plan, *, note: str = "", title: str = "") -> Card:
+    kpis = {k.key: k for k in ctx.session.scalars(select(Kpi))}
+    items = [
+        ItemView(
+            i.text,
+            kpis[i.kpi_key].name,
+            kpis[i.kpi_key].unit,
+            i.baseline,
+            i.target,
+            i.target_text,
+            i.scope,
+            i.section,
+        )
+        for i in plan.items
+    ]
+    zone = _team_zone(person)
+    return plan_receipt(
+        week=plan.week,
+        person_name=person.name,
+        version=plan.version,
+        status=plan.status,
+        items=items,
+        submitted_at=plan.submitted_at.astimezone(zone).strftime("%Y-%m-%d %H:%M"),
+        detail_url=ctx.links(person.id, "plan", plan.week),
+        note=note,
+        title=title,
+    )
+
+
+def _drafts_from_form(values: Mapping[str, str]) -> tuple[list[Draft], list[FormRow]]:
+    numbers = sorted(
+        {int(k[4:].split("_")[0]) for k in values if k.startswith("item") and k[4:].split("_")[0].isdigit()}
+    )
+    drafts: list[Draft] = []
+    rows: list[FormRow] = []
+    for n in numbers:
+        get = lambda f, n=n: (values.get(f"item{n}_{f}") or "").strip()  # noqa: E731
+        row = FormRow(
+            section=get("section"),
+            text=get("text"),
+            kpi=get("kpi"),
+            target=get("target"),
+            scope=get("scope"),
+            causes=get("causes"),
+        )
+        rows.append(row)
+        if not (row.text or row.kpi or row.target or row.scope):
+            continue  # an empty spare row
+        causes = tuple(c for c in row.causes.replace(",", "、").replace("，", "、").split("、") if c.strip())
+        drafts.append(Draft(f"第{n}项", row.text, row.kpi, row.target, row.scope, row.section, causes))
+    return drafts, rows
+
+
+def submit(
+    ctx: Context, person: Person, drafts: Sequence[Draft], via: str
+) -> tuple[Plan | None, dict[str, dict[str, str]], str]:
+    """Validate and store; returns (plan, problems, message). Nothing is stored if any item has a problem."""
+    week, today = _week_now(ctx, person)
+    kpis = team_kpis(ctx.session, person.team)
+    for d in drafts:
+        bad = [c for c in d.causes if c not in COMPLAINT_CAUSES]
+        if bad:
+            return (
+                None,
+                {
+                    d.where: {
+                        "causes": f"不认识的投诉原因：{'、'.join(bad)}（可选：{'、'.join(COMPLAINT_CAUSES)}）"
+                    }
+                },
+                "",
+            )
+    resolved, problems = validate(
+        drafts, kpis, lambda k, scope: latest_value(ctx.session, k.metric, scope, today) if k.metric else None
+    )
+    if problems:
+        return None, problems, ""
+    deadline = plan_deadline(person.team, week, _calendar(ctx))
+    try:
+        plan, created = store_plan(
+            ctx.session, person, week, resolved, now=ctx.now, deadline=deadline, via=via
+        )
+    except PlanLocked:
+        when = deadline.strftime("%m-%d %H:%M")
+        return None, {}, f"本周计划已过修改截止时间（{when}），需要主管解锁后才能再次提交。"
+    if not created:
+        return plan, {}, "内容与当前版本相同，没有生成新版本。"
+    if plan.version > 1:
+        # an unlock is good for one re-submission
+        return plan, {}, f"已保存为第 {plan.version} 版，之前的版本保留在历史里。"
+    return plan, {}, ""
+
+
+# ---------------------------------------------------------------- handlers
+
+
+def _me(ctx: Context) -> Person:
+    if ctx.person is None:  # the router only calls non-public handlers with a person
+        raise PermissionDenied("还不认识你")
+    return ctx.person
+
+
+@router.command("写计划", "填计划", "plan", "新计划")
+def plan_command(event: Inbound, ctx: Context) -> Card:
+    if len([line for line in event.text.splitlines() if line.strip()]) > 1:
+        return text_plan(event, ctx)
+    return form_for(ctx, _me(ctx))
+
+
+@router.command("计划")
+def plan_or_show(event: Inbound, ctx: Context) -> Card:
+    person = _me(ctx)
+    if len([line for line in event.text.splitlines() if line.strip()]) > 1:
+        return text_plan(event, ctx)
+    week, _ = _week_now(ctx, person)
+    plan = current_plan(ctx.session, person.id, week)
+    if plan is None:
+        return form_for(ctx, person)
+    return receipt_for(ctx, person, plan, title=f"我的本周计划 · {week}")
+
+
+def text_plan(event: Inbound, ctx: Context) -> Card:
+    person = _me(ctx)
+    drafts, errors = parse_text_plan(event.text)
+    _, problems = validate(drafts, team_kpis(ctx.session, person.team), lambda k, s: Decimal(1))
+    if errors or problems or not drafts:
+        lines = list(errors)
+        for where, fields in problems.items():
+            lines.extend(f"{where}：{message}" for message in fields.values())
+        if not drafts and not errors:
+            lines.append("第1行之后没有计划项")
+        return text_plan_errors(sorted(lines, key=_line_number))
+    plan, problems, message = submit(ctx, person, drafts, via=f"text:{event.platform}")
+    if problems:
+        lines = [f"{where}：{m}" for where, fields in problems.items() for m in fields.values()]
+        return text_plan_errors(sorted(lines, key=_line_number))
+    if plan is None:
+        return error_card(message, title="计划未保存")
+    return receipt_for(ctx, person, plan, note=message)
+
+
+def _line_number(line: str) -> int:
+    digits = "".join(ch for ch in line.split("：", 1)[0] if ch.isdigit())
+    return int(digits) if digits else 0
+
+
+@router.action("plan.form")
+def plan_form_action(event: Inbound, ctx: Context) -> Card:
+    return form_for(ctx, _me(ctx))
+
+
+@router.action("plan.submit")
+def plan_submit(event: Inbound, ctx: Context) -> Card:
+    person = _me(ctx)
+    drafts, rows = _drafts_from_form(event.values)
+    plan, problems, message = submit(ctx, person, drafts, via=f"form:{event.platform}")
+    if problems:
+        by_where = {f"第{n}项": n for n in range(1, len(rows) + 1)}
+        shown = [
+            FormRow(
+                r.section, r.text, r.kpi, r.target, r.scope, r.causes, errors=problems.get(f"第{n}项", {})
+            )
+            for n, r in enumerate(rows, start=1)
+        ]
+        summary = "；".join(
+            f"{where}：{m}"
+            for where, fields in problems.items()
+            for m in fields.values()
+            if where in by_where or where == "plan"
+        )
+        return form_for(ctx, person, error=f"计划未保存。{summary}", rows=shown or None)
+    if plan is None:
+        return form_for(ctx, person, error=message)
+    return receipt_for(ctx, person, plan, note=message)
+
+
+@router.command("解锁")
+def unlock_command(event: Inbound, ctx: Context) -> Card:
+    """A leader lets a member re-submit after the deadline: `解锁 lilei`."""
+    words = event.text.split()
+    if len(words) < 2:
+        return error_card("用法：解锁 员工id（例如：解锁 lilei）")
+    return _unlock(ctx, words[1])
+
+
+@router.action("plan.unlock")
+def unlock_action(event: Inbound, ctx: Context) -> Card:
+    return _unlock(ctx, event.values.get("person", ""))
+
+
+def _unlock(ctx: Context, person_id: str) -> Card:
+    leader = _me(ctx)
+    member = ctx.session.get(Person, person_id)
+    if member is None or member.team.leader_id != leader.id:
+        raise PermissionDenied("只有该员工所在团队的主管可以解锁计划。")
+    week, _ = _week_now(ctx, member)
+    plan = current_plan(ctx.session, member.id, week)
+    if plan is None:
+        return error_card(f"{member.name} 本周还没有提交计划，不需要解锁，直接提交即可。", title="无需解锁")
+    plan.unlocked = True
+    ctx.session.add(
+        AuditLog(at=ctx.now, actor=leader.id, action="plan.unlock", subject=f"{member.id}/{week}")
+    )
+    text = f"{member.name} 现在可以重新提交 {week} 的计划（一次）。"
+    return Card(title="已解锁", theme="green", blocks=(Markdown(text),))

@@ -33,7 +33,11 @@ from storage.models import (
 BUILTIN_ROLES: dict[str, dict[str, Any]] = {
     "operations": {
         "name": "运营",
-        "sections": [["活动策划", "activity_sales"], ["推广执行", "ctr"], ["数据优化", "pay_conversion_rate"]],
+        "sections": [
+            ["活动策划", "activity_sales"],
+            ["推广执行", "ctr"],
+            ["数据优化", "pay_conversion_rate"],
+        ],
         "promo_sections": [["活动预热", "activity_sales"], ["活动执行", "activity_sales"], ["活动复盘", ""]],
     },
     "design": {
@@ -43,7 +47,11 @@ BUILTIN_ROLES: dict[str, dict[str, Any]] = {
     },
     "customer_service": {
         "name": "客服",
-        "sections": [["投诉处理", "complaint_rate"], ["客户回访", "refund_rate"], ["话术优化", "inquiry_conversion_rate"]],
+        "sections": [
+            ["投诉处理", "complaint_rate"],
+            ["客户回访", "refund_rate"],
+            ["话术优化", "inquiry_conversion_rate"],
+        ],
         "promo_sections": [],
     },
     "warehouse": {
@@ -94,7 +102,7 @@ def _template_validator() -> TemplateValidator:
     try:
         from appraisal.templates import validate  # the engine's full check, when present
 
-        return validate  # type: ignore[no-any-return]
+        return validate
     except ImportError:  # pragma: no cover - the engine ships with the package
         return _default_template_problems
 
@@ -151,7 +159,9 @@ def parse(data: Mapping[str, Any], resolve_secret: Callable[[str, str], str] | N
         if not entry.get("name"):
             problems.append(f"{where}.name: required (what people read, e.g. 支付转化率)")
         if kind == "metric" and not entry.get("metric"):
-            problems.append(f"{where}.metric: required for a metric KPI (a metric key such as pay_conversion_rate)")
+            problems.append(
+                f"{where}.metric: required for a metric KPI (a metric key such as pay_conversion_rate)"
+            )
         kpis[key] = {
             "name": str(entry.get("name", key)),
             "unit": str(entry.get("unit", "")),
@@ -222,7 +232,9 @@ def parse(data: Mapping[str, Any], resolve_secret: Callable[[str, str], str] | N
             problems.append(f"{where}.team: no team with id {team!r}")
         role = entry.get("role", "operations")
         if role not in roles:
-            problems.append(f"{where}.role: {role!r} is not a built-in role ({', '.join(BUILTIN_ROLES)}) or a [[roles]] id")
+            problems.append(
+                f"{where}.role: {role!r} is not a built-in role ({', '.join(BUILTIN_ROLES)}) or a [[roles]] id"
+            )
         ptype = entry.get("type", "veteran")
         if ptype not in ("new", "veteran"):
             problems.append(f"{where}.type: {ptype!r} is not new or veteran")
@@ -231,7 +243,7 @@ def parse(data: Mapping[str, Any], resolve_secret: Callable[[str, str], str] | N
             problems.append(f"{where}.hire_date: expected a date such as 2026-09-01")
         ids = entry.get("ids", {})
         if not isinstance(ids, Mapping):
-            problems.append(f"{where}.ids: expected {{ bot-id = \"platform user id\" }}")
+            problems.append(f'{where}.ids: expected {{ bot-id = "platform user id" }}')
             ids = {}
         for bot, ext in ids.items():
             if not isinstance(ext, str) or not ext:
@@ -276,7 +288,11 @@ def parse(data: Mapping[str, Any], resolve_secret: Callable[[str, str], str] | N
             problems.append(f"{where}.scenario: no [[scenarios]] entry {entry.get('scenario')!r}")
         if entry.get("employee_type") not in (None, "new", "veteran"):
             problems.append(f"{where}.employee_type: expected new or veteran")
-        spec = {k: v for k, v in entry.items() if k not in ("id", "name", "role", "period", "scenario", "employee_type")}
+        spec = {
+            k: v
+            for k, v in entry.items()
+            if k not in ("id", "name", "role", "period", "scenario", "employee_type")
+        }
         templates[tid] = {
             "name": str(entry.get("name", "")),
             "role": entry.get("role"),
@@ -353,8 +369,12 @@ def apply(
         return row
 
     for rid, r in spec["roles"].items():
-        upsert(Role, rid, {"id": rid, "name": r["name"], "sections": r["sections"],
-                           "promo_sections": r["promo_sections"]}, f"role {rid}")
+        upsert(
+            Role,
+            rid,
+            {"id": rid, "name": r["name"], "sections": r["sections"], "promo_sections": r["promo_sections"]},
+            f"role {rid}",
+        )
     for key, k in spec["kpis"].items():
         upsert(Kpi, key, {"key": key, **k}, f"kpi {key}")
     session.flush()
@@ -389,7 +409,9 @@ def apply(
                 report.changes.append(f"~ team {tid}: {attr.removesuffix('_enc')} removed")
             elif plain is not None and now_plain != plain:
                 if seal is None:
-                    raise TeamFileError([f"teams ({tid}).chat: server.secret_key is needed to store webhook secrets"])
+                    raise TeamFileError(
+                        [f"teams ({tid}).chat: server.secret_key is needed to store webhook secrets"]
+                    )
                 setattr(row, attr, seal(plain))
                 report.changes.append(f"~ team {tid}: {attr.removesuffix('_enc')} set")
     session.flush()
@@ -398,8 +420,15 @@ def apply(
         upsert(
             Person,
             pid,
-            {"id": pid, "name": p["name"], "team_id": p["team"], "role": p["role"], "type": p["type"],
-             "hire_date": p["hire_date"], "active": True},
+            {
+                "id": pid,
+                "name": p["name"],
+                "team_id": p["team"],
+                "role": p["role"],
+                "type": p["type"],
+                "hire_date": p["hire_date"],
+                "active": True,
+            },
             f"person {pid}",
         )
     session.flush()
@@ -407,7 +436,10 @@ def apply(
     # The simulator knows every person by their person id.
     wanted.update({("sim", pid): pid for pid in spec["people"]})
     existing = {(i.bot_id, i.external_id): i for i in session.scalars(select(Identity))}
+    listed = set(spec["people"])
     for key, ident in existing.items():
+        if ident.person_id not in listed and key not in wanted:
+            continue  # a removed person keeps their ids: deactivated, their history still maps
         if key not in wanted or wanted[key] != ident.person_id:
             session.delete(ident)
             if key[0] != "sim":
@@ -442,9 +474,9 @@ def apply(
     for pid, p in spec["periods"].items():
         upsert(Period, pid, {"id": pid, **p}, f"period {pid}")
     for sid, s in spec["scenarios"].items():
-        row = session.get(Scenario, sid)
+        known = session.get(Scenario, sid)
         values = {"id": sid, "name": s["name"]}
-        if s["active"] is not None or row is None:
+        if s["active"] is not None or known is None:
             values["active"] = bool(s["active"])  # absent: keep what an admin switched in chat
         upsert(Scenario, sid, values, f"scenario {sid}")
     for tid, t in spec["templates"].items():
@@ -457,8 +489,15 @@ def apply(
         upsert(CalendarDay, day, {"day": day, **c}, f"calendar {day}")
 
     if report.changes:
-        session.add(AuditLog(at=now, actor=actor, action="team.apply", subject="team file",
-                             detail={"changes": report.changes[:500], "count": len(report.changes)}))
+        session.add(
+            AuditLog(
+                at=now,
+                actor=actor,
+                action="team.apply",
+                subject="team file",
+                detail={"changes": report.changes[:500], "count": len(report.changes)},
+            )
+        )
     session.flush()
     return report
 

@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 from sqlalchemy import Engine, text
@@ -167,3 +168,55 @@ def app(settings: Settings, services):  # noqa: ANN001, ANN201
 @pytest.fixture
 def client(app):  # noqa: ANN001, ANN201
     return app.test_client()
+
+
+@pytest.fixture
+def team_spec() -> dict:
+    import tomllib
+
+    from handlers.setup import parse
+
+    return parse(tomllib.loads((Path(__file__).parents[1] / "examples" / "team.toml").read_text("utf-8")))
+
+
+@pytest.fixture
+def demo_team(db, clock: Clock, team_spec: dict) -> dict:  # noqa: ANN001
+    """examples/team.toml applied, plus four weeks of the demo's metric history before the clock's day."""
+    from bot.demo import seed_metrics
+    from handlers.setup import apply
+
+    with db() as session, session.begin():
+        apply(session, team_spec, now=clock())
+        seed_metrics(session, clock().astimezone(ZoneInfo("Asia/Shanghai")).date(), clock())
+    return team_spec
+
+
+class Sim:
+    """Drives the simulator's JSON face like a person in chat (tests read like transcripts)."""
+
+    def __init__(self, client):  # noqa: ANN001
+        self.client = client
+
+    def say(self, who: str, text: str, chat: str = "dm", **extra: object) -> list[dict]:
+        res = self.client.post("/sim/api/say", json={"as": who, "chat": chat, "text": text, **extra})
+        assert res.status_code == 200, res.get_json()
+        return res.get_json()["replies"]
+
+    def act(
+        self, who: str, action: str, values: dict | None = None, chat: str = "dm", **extra: object
+    ) -> list[dict]:
+        res = self.client.post(
+            "/sim/api/act", json={"as": who, "chat": chat, "action": action, "values": values or {}, **extra}
+        )
+        assert res.status_code == 200, res.get_json()
+        return res.get_json()["replies"]
+
+    def messages(self, chat: str) -> list[dict]:
+        res = self.client.get(f"/sim/api/messages?chat={chat}")
+        assert res.status_code == 200
+        return res.get_json()["messages"]
+
+
+@pytest.fixture
+def sim(client) -> Sim:  # noqa: ANN001
+    return Sim(client)

@@ -1,0 +1,259 @@
+"""The `planloop` command: demo, serve, worker, db upgrade, apply, import, run, export, template, keys.
+
+Exit codes: 0 done, 1 failed (message on stderr), 2 usage or configuration error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from bot.config import ConfigError, Settings, find_config, load
+
+Command = Callable[[argparse.Namespace], int]
+
+
+class Failure(Exception):
+    """A command failed for a reason the user can act on; printed to stderr, exit 1."""
+
+
+def _settings(args: argparse.Namespace) -> Settings:
+    return load(find_config(args.config))
+
+
+def _services(settings: Settings, *, migrate_check: bool = True):  # noqa: ANN202
+    from bot.services import build_services
+    from storage.db import NotMigrated, require_current
+
+    services = build_services(settings)
+    if migrate_check:
+        try:
+            require_current(services.engine)
+        except NotMigrated as exc:
+            raise Failure(str(exc)) from None
+    return services
+
+
+def _now(services, at: str | None) -> datetime:  # noqa: ANN001
+    if not at:
+        return services.clock()
+    try:
+        moment = datetime.fromisoformat(at)
+    except ValueError:
+        raise Failure(f"--at: not an ISO date-time: {at!r} (e.g. 2026-11-30T09:00)") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=services.settings.tz)  # a wall time in the service's zone
+    return moment
+
+
+# ---------------------------------------------------------------- commands
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    from storage.db import make_engine, migration_status, upgrade
+
+    settings = _settings(args)
+    engine = make_engine(settings.database_url)
+    upgrade(engine)
+    current, _head = migration_status(engine)
+    print(f"database is at revision {current}")
+    return 0
+
+
+def cmd_apply(args: argparse.Namespace) -> int:
+    import tomllib
+
+    from bot.config import resolve_secret
+    from handlers.setup import TeamFileError, apply, parse
+    from storage.secrets import Sealer, SecretsUnavailable
+
+    settings = _settings(args)
+    path = Path(args.file)
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise Failure(f"{path}: cannot read ({exc.strerror})") from None
+    except tomllib.TOMLDecodeError as exc:
+        print(f"{path}: not valid TOML ({exc})", file=sys.stderr)
+        return 2
+
+    def secret(raw: str, where: str) -> str:
+        try:
+            return resolve_secret(raw, where, os.environ).get()
+        except ConfigError as exc:
+            raise ValueError(exc.problems[0]) from None
+
+    try:
+        spec = parse(data, secret)
+    except TeamFileError as exc:
+        for line in exc.problems:
+            print(f"{path}: {line}", file=sys.stderr)
+        return 2
+    services = _services(settings)
+    try:
+        sealer = Sealer([k.get() for k in settings.secret_keys]) if settings.secret_keys else None
+    except SecretsUnavailable as exc:
+        raise Failure(str(exc)) from None
+    with services.sessions() as session:
+        session.begin()
+        try:
+            report = apply(
+                session,
+                spec,
+                now=services.clock(),
+                actor="cli",
+                seal=sealer.seal if sealer else None,
+                open_sealed=sealer.open if sealer else None,
+                bots=set(services.platforms),
+            )
+        except TeamFileError as exc:
+            session.rollback()
+            for line in exc.problems:
+                print(f"{path}: {line}", file=sys.stderr)
+            return 2
+        if args.dry_run:
+            session.rollback()
+        else:
+            session.commit()
+    for line in report.warnings:
+        print(f"warning: {line}", file=sys.stderr)
+    for line in report.changes:
+        print(line)
+    verb = "would change" if args.dry_run else "changed"
+    print(f"{len(report.changes)} {verb}" if report.changes else "no changes")
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from handlers import exports
+    from handlers.workdays import parse_week
+
+    try:
+        parse_week(args.week)
+    except ValueError as exc:
+        print(f"--week: {exc}", file=sys.stderr)
+        return 2
+    services = _services(_settings(args))
+    with services.sessions() as session:
+        try:
+            data = exports.export(session, args.what, args.week, team=args.team, now=services.clock())
+        except exports.ExportError as exc:
+            raise Failure(str(exc)) from None
+    payload = exports.encode(data, args.what, args.format)
+    if args.output:
+        Path(args.output).write_bytes(payload)
+        print(f"wrote {args.output}", file=sys.stderr)
+    else:
+        sys.stdout.buffer.write(payload)
+        sys.stdout.flush()
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from bot.demo import run_demo
+
+    return run_demo(Path(args.data_dir), port=args.port, host=args.host)
+
+
+def cmd_serve(args: argparse.Namespace) -> int:
+    from bot.serve import run_serve
+
+    settings = _settings(args)
+    _require_key(settings, "serve")
+    return run_serve(settings, host=args.host, port=args.port, workers=args.workers)
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from bot.worker import main as worker_main
+
+    settings = _settings(args)
+    _require_key(settings, "worker")
+    return worker_main(_services(settings))
+
+
+def _require_key(settings: Settings, what: str) -> None:
+    if not settings.secret_keys:
+        print(
+            f"planloop {what}: server.secret_key is not set (it signs page links and encrypts secrets "
+            'at rest); generate one with: python -c "from cryptography.fernet import Fernet; '
+            'print(Fernet.generate_key().decode())"',
+            file=sys.stderr,
+        )
+        raise SystemExit(2)
+
+
+# ---------------------------------------------------------------- parser
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="planloop", description="plan → execute → appraise, in work chat")
+    parser.add_argument(
+        "--config", help="path to planloop.toml (else $PLANLOOP_CONFIG, else ./planloop.toml)"
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("demo", help="everything in one process on SQLite, simulator on")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--data-dir", default="planloop-demo")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("serve", help="the web app (production WSGI server)")
+    p.add_argument("--host", default="0.0.0.0")  # noqa: S104 - a server listens on all interfaces in a container
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--workers", type=int, default=None)
+    p.set_defaults(func=cmd_serve)
+
+    p = sub.add_parser("worker", help="scheduler + outbox delivery")
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("db", help="database migrations")
+    dbsub = p.add_subparsers(dest="db_command", required=True)
+    up = dbsub.add_parser("upgrade", help="apply migrations")
+    up.set_defaults(func=cmd_db)
+
+    p = sub.add_parser("apply", help="apply a team file (teams, people, KPIs, templates)")
+    p.add_argument("file")
+    p.add_argument("--dry-run", action="store_true", help="show what would change, change nothing")
+    p.set_defaults(func=cmd_apply)
+
+    p = sub.add_parser("export", help="export plans, progress or appraisals of a week")
+    p.add_argument("what", choices=["plans", "progress", "appraisals"])
+    p.add_argument("--week", required=True, help="ISO week, e.g. 2026-W48")
+    p.add_argument("--team")
+    p.add_argument("--format", choices=["json", "csv", "xlsx"], default="json")
+    p.add_argument("-o", "--output")
+    p.set_defaults(func=cmd_export)
+
+    for hook in EXTRA_COMMANDS:
+        hook(sub)
+    return parser
+
+
+# Subcommands contributed by other rooms (import, run, template, keys, sources): each adds its parser.
+EXTRA_COMMANDS: list[Callable[[Any], None]] = []
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args))
+    except ConfigError as exc:
+        for line in exc.problems:
+            print(f"config: {line}", file=sys.stderr)
+        return 2
+    except Failure as exc:
+        print(f"planloop: {exc}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    raise SystemExit(main())

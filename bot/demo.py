@@ -1,0 +1,172 @@
+"""`planloop demo`: SQLite in a data dir, the example team, four weeks of synthetic metrics,
+the web app and the worker in one process, the simulator on. Starts again on the same data."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import random
+import threading
+import tomllib
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.config import Secret, Settings
+from storage.models import MetricSample
+
+log = logging.getLogger("planloop.demo")
+
+# metric key -> (typical value, daily drift, noise, decimals): plausible for a small Tmall shop.
+DEMO_METRICS: dict[str, tuple[float, float, float, int]] = {
+    "visitors": (12000, 40, 900, 0),
+    "page_views": (41000, 120, 2500, 0),
+    "pay_amount": (35000, 150, 3000, 2),
+    "pay_buyers": (360, 1.5, 25, 0),
+    "pay_conversion_rate": (3.0, 0.004, 0.08, 2),
+    "avg_order_value": (97, 0.1, 4, 2),
+    "ctr": (4.5, 0.005, 0.15, 2),
+    "activity_sales": (800, 6, 60, 0),
+    "complaint_rate": (1.2, -0.002, 0.05, 2),
+    "refund_rate": (5.0, -0.005, 0.2, 2),
+    "avg_response_seconds": (35, -0.05, 2, 1),
+    "first_response_seconds": (18, -0.03, 1.5, 1),
+    "inquiry_conversion_rate": (42, 0.03, 1.2, 2),
+    "logistics_issue_resolution_rate": (85, 0.05, 2, 2),
+    "inventory_turnover_days": (28, -0.03, 0.8, 1),
+    "ship_within_24h_rate": (92, 0.02, 1.0, 2),
+    "mis_shipment_rate": (0.3, -0.001, 0.04, 2),
+}
+HISTORY_DAYS = 28
+
+
+def demo_value(metric: str, day: date) -> Decimal:
+    """A deterministic value per (metric, day): the same history every time the demo starts."""
+    typical, drift, noise, decimals = DEMO_METRICS[metric]
+    seed = int(hashlib.sha256(f"{metric}|{day.isoformat()}".encode()).hexdigest()[:12], 16)
+    offset = (day - date(2026, 1, 1)).days
+    value = typical + drift * offset + random.Random(seed).uniform(-noise, noise)  # noqa: S311 - demo data
+    return Decimal(str(round(max(value, 0.0), decimals)))
+
+
+def seed_metrics(session: Session, today: date, now: datetime) -> int:
+    """Fill the last four weeks up to yesterday (reports arrive the next day); adds only missing rows."""
+    start = today - timedelta(days=HISTORY_DAYS)
+    have = set(
+        session.execute(
+            select(MetricSample.metric, MetricSample.day).where(
+                MetricSample.scope == "shop", MetricSample.day >= start, MetricSample.source == "demo"
+            )
+        ).all()
+    )
+    added = 0
+    for offset in range(HISTORY_DAYS):
+        day = start + timedelta(days=offset)
+        for metric in DEMO_METRICS:
+            if (metric, day) in have:
+                continue
+            session.merge(
+                MetricSample(
+                    metric=metric,
+                    scope="shop",
+                    day=day,
+                    value=demo_value(metric, day),
+                    source="demo",
+                    fetched_at=now,
+                )
+            )
+            added += 1
+    return added
+
+
+def _secret_key(data_dir: Path) -> str:
+    path = data_dir / "secret.key"
+    if not path.exists():
+        from cryptography.fernet import Fernet
+
+        path.write_text(Fernet.generate_key().decode() + "\n", encoding="utf-8")
+        path.chmod(0o600)
+    return path.read_text(encoding="utf-8").strip()
+
+
+def team_file() -> Path:
+    """examples/team.toml of the source tree (the demo's team), else ./examples/team.toml."""
+    for base in (Path(__file__).resolve().parents[1], Path.cwd()):
+        candidate = base / "examples" / "team.toml"
+        if candidate.exists():
+            return candidate
+    raise FileNotFoundError("examples/team.toml not found: run the demo from the planloop source tree")
+
+
+def prepare(data_dir: Path, port: int, host: str = "127.0.0.1") -> Settings:
+    """Create or upgrade the demo database, apply the team file, seed metrics. Idempotent."""
+    from bot.services import build_services
+    from handlers.setup import apply, parse
+    from storage.db import upgrade
+    from storage.secrets import Sealer
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = _secret_key(data_dir)
+    settings = Settings(
+        database_url=f"sqlite:///{(data_dir / 'planloop.db').resolve()}",
+        public_url=f"http://{host}:{port}",
+        secret_keys=(Secret(key),),
+        simulator=True,
+    )
+    services = build_services(settings)
+    upgrade(services.engine)
+    spec = parse(tomllib.loads(team_file().read_text(encoding="utf-8")))
+    sealer = Sealer([key])
+    now = datetime.now(UTC)
+    with services.sessions() as session, session.begin():
+        apply(session, spec, now=now, actor="demo", seal=sealer.seal, open_sealed=sealer.open)
+        added = seed_metrics(session, now.astimezone(settings.tz).date(), now)
+    log.info("demo data ready (%d metric samples added)", added)
+    services.engine.dispose()
+    return settings
+
+
+def run_demo(data_dir: Path, *, port: int = 8000, host: str = "127.0.0.1") -> int:
+    from werkzeug.serving import make_server
+
+    from bot.app import create_app
+    from bot.services import build_services
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = prepare(data_dir, port, host)
+    services = build_services(settings)
+    app = create_app(settings, services)
+    server = make_server(host, port, app, threaded=True)
+    stop = threading.Event()
+    worker = _start_worker(services, stop)
+    print(
+        f"planloop demo is running: open http://{host}:{port}/sim/  (data in {data_dir.resolve()}; Ctrl-C stops)",
+        flush=True,
+    )
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop.set()
+        server.server_close()
+        if worker is not None:
+            worker.join(timeout=10)
+        services.engine.dispose()
+        print("planloop demo stopped", flush=True)
+    return 0
+
+
+def _start_worker(services, stop: threading.Event) -> threading.Thread | None:  # noqa: ANN001
+    """The scheduler and the outbox relay in a background thread, as `planloop worker` runs them."""
+    try:
+        from bot.worker import run_worker
+    except ImportError:  # pragma: no cover - the worker ships with the package
+        log.warning("no worker in this build: scheduled jobs and outbox delivery are off")
+        return None
+    thread = threading.Thread(target=run_worker, args=(services, stop), name="planloop-worker", daemon=True)
+    thread.start()
+    return thread
