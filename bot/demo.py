@@ -92,6 +92,20 @@ def _secret_key(data_dir: Path) -> str:
     return path.read_text(encoding="utf-8").strip()
 
 
+def _write_config(data_dir: Path, settings: Settings) -> None:
+    """planloop.toml for the demo's data, so `planloop --config DIR/planloop.toml export …` works."""
+    path = data_dir / "planloop.toml"
+    path.write_text(
+        "# written by `planloop demo`; use it with: planloop --config <this file> export plans --week …\n"
+        "[server]\n"
+        f'database_url = "{settings.database_url}"\n'
+        f'public_url = "{settings.public_url}"\n'
+        f'secret_key = "file:{(data_dir / "secret.key").resolve()}"\n\n'
+        "[simulator]\nenabled = true\n",
+        encoding="utf-8",
+    )
+
+
 def team_file() -> Path:
     """examples/team.toml of the source tree (the demo's team), else ./examples/team.toml."""
     for base in (Path(__file__).resolve().parents[1], Path.cwd()):
@@ -116,6 +130,7 @@ def prepare(data_dir: Path, port: int, host: str = "127.0.0.1") -> Settings:
         secret_keys=(Secret(key),),
         simulator=True,
     )
+    _write_config(data_dir, settings)
     services = build_services(settings)
     upgrade(services.engine)
     spec = parse(tomllib.loads(team_file().read_text(encoding="utf-8")))
