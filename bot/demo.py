@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import random
 import threading
 import tomllib
@@ -47,8 +48,9 @@ def demo_value(metric: str, day: date) -> Decimal:
     """A deterministic value per (metric, day): the same history every time the demo starts."""
     typical, drift, noise, decimals = DEMO_METRICS[metric]
     seed = int(hashlib.sha256(f"{metric}|{day.isoformat()}".encode()).hexdigest()[:12], 16)
+    # A slow ~8-week wave around the typical value (drift is its slope at the crossing), plus noise.
     offset = (day - date(2026, 1, 1)).days
-    value = typical + drift * offset + random.Random(seed).uniform(-noise, noise)  # noqa: S311 - demo data
+    value = typical + drift * 9 * math.sin(offset / 9) + random.Random(seed).uniform(-noise, noise)  # noqa: S311
     return Decimal(str(round(max(value, 0.0), decimals)))
 
 
