@@ -27,7 +27,11 @@ def process(services: Services, platform: Platform, inbound: Inbound) -> WebResp
         if card is not None and via_outbox:
             group = inbound.chat_type == "group"
             target = outbox.Target(
-                inbound.bot_id, "chat" if group else "user", inbound.chat if group else inbound.actor
+                inbound.bot_id,
+                "chat" if group else "user",
+                inbound.chat if group else inbound.actor,
+                # lets the adapter answer in place (DingTalk session webhook or card, Feishu token …)
+                reply_handle=inbound.reply_handle,
             )
             outbox.enqueue(
                 session, target, card, dedupe_key=f"reply:{inbound.bot_id}:{inbound.event_id}", now=now
