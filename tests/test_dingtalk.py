@@ -31,8 +31,8 @@ from bot.platforms.dingtalk import (
     strip_mentions,
     verify_robot,
 )
-from cards.model import Button, Card, Field, Fields, Form, Input, Markdown, Progress, Table
-from handlers.router import Router
+from cards.model import Button, Card, Field, Fields, Progress, Table
+from handlers.router import Router, default_router
 from storage.models import Identity, InboundEvent, OutboxMessage, Person, Team
 from tests.fakes.dingtalk import FakeDingTalk, robot_sign
 
@@ -72,24 +72,16 @@ def adapter_for(fake: FakeDingTalk, clock, **values: object) -> DingTalkPlatform
     )  # type: ignore[arg-type]
 
 
-# ---------------------------------------------------------------- a throwaway router
-# handlers/plans.py (the lead's) is not on main yet: these stand in for "写计划" and a card action.
-
-PLAN_FORM_INTRO = "请填写本周计划：每项写内容、指标和目标。"
+# ---------------------------------------------------------------- the router
+# The real handlers (handlers/plans.py answers "写计划"), plus one test-only card action.
 
 
 def make_router() -> Router:
+    base = default_router()
     router = Router()
-
-    @router.command("写计划", "plan")
-    def plan(event, ctx):
-        link = ctx.links(ctx.person.id, "plan", "2026-W48")
-        inputs = (Input("items", "计划内容", "textarea", required=True),)
-        return Card(
-            "本周计划 2026-W48",
-            blocks=(Markdown(PLAN_FORM_INTRO),),
-            form=Form("plan.submit", inputs, link=link),
-        )
+    router._commands = dict(base._commands)
+    router._actions = dict(base._actions)
+    router._fallback = base._fallback
 
     @router.action("progress.refresh")
     def refresh(event, ctx):
@@ -358,6 +350,7 @@ def test_group_robot_message_gets_the_plan_form_on_its_session_webhook(dt):
     assert response.status_code == 200
     [row] = outbox_rows(dt)
     assert (row.channel, row.target) == ("chat", GROUP)
+    assert row.card["form"]["action"] == "plan.submit" and row.card["form"]["link"]
     session_url = json.loads(body)["sessionWebhook"]
     assert decode_handle(row.reply_handle)["session"] == session_url
 
@@ -365,10 +358,10 @@ def test_group_robot_message_gets_the_plan_form_on_its_session_webhook(dt):
     [sent] = dt.fake.session_messages
     assert sent["session"] == session_url.split("session=")[1]
     card = sent["body"]["actionCard"]
-    assert PLAN_FORM_INTRO in card["text"]
+    assert "2026-W48" in card["title"] and "李雷" in card["text"]
     # the form is a link to the signed web page for this person, plan page, this week
     token = card["singleURL"].rsplit("/p/", 1)[1]
-    claims = dt.services.links.verify(token, dt.clock(), page="plan")
+    claims = dt.services.links.verify(token, dt.clock(), page="plan-form")
     assert (claims.person, claims.week) == ("lilei", "2026-W48")
     assert dt.fake.group_messages == [] and dt.fake.tokens_issued == 0
 
@@ -386,7 +379,7 @@ def test_direct_message_reply_falls_back_to_the_api_when_the_session_webhook_exp
     assert sent["userIds"] == [LILEI] and sent["msgKey"] == "sampleActionCard"
     param = json.loads(sent["msgParam"])  # msgParam travels as a JSON string
     assert (
-        dt.services.links.verify(param["singleURL"].rsplit("/p/", 1)[1], dt.clock(), page="plan").person
+        dt.services.links.verify(param["singleURL"].rsplit("/p/", 1)[1], dt.clock(), page="plan-form").person
         == "lilei"
     )
     assert dt.fake.session_messages == []

@@ -161,3 +161,14 @@ def test_progress_numbers_are_shown(ratio, shown):
 def test_line_breaks_inside_a_paragraph_survive_dingtalk_markdown():
     text = render.body(Card("t", blocks=(Markdown("第一行\n第二行"),)))
     assert text == "第一行  \n第二行"
+
+
+def test_a_form_link_already_on_a_button_is_not_shown_twice():
+    form = Form("plan.submit", (Input("items", "计划内容"),), link=LINK)
+    card = Card("计划", form=form, buttons=(Button("在网页中填写", url=LINK),))
+    assert [b.label for b in render.link_buttons(card)] == ["在网页中填写"]
+    assert render.robot_message(card)["actionCard"]["singleURL"] == LINK
+
+
+def test_inline_code_backticks_are_dropped():
+    assert render.body(Card("t", blocks=(Markdown("写 `+2pp` 或 `=3.5`"),))) == "写 +2pp 或 =3.5"

@@ -41,7 +41,8 @@ def _oneline(text: str) -> str:
 
 def _lines(text: str) -> str:
     # A single newline is not a line break in DingTalk markdown; two trailing spaces make one.
-    return "  \n".join(line.rstrip() for line in text.strip().splitlines())
+    # Inline code is not in DingTalk's subset: its backticks would show, so they are dropped.
+    return "  \n".join(line.rstrip().replace("`", "") for line in text.strip().splitlines())
 
 
 def _block(block: object) -> str:
@@ -121,10 +122,10 @@ def markdown(card: Card) -> str:
 
 def link_buttons(card: Card) -> list[Button]:
     """The buttons a link-only message can carry: URL buttons, and a form as its web page."""
-    out: list[Button] = []
-    if card.form is not None and card.form.link:
-        out.append(Button(FORM_BUTTON, url=card.form.link, style="primary"))
-    out.extend(b for b in card.buttons if b.url)
+    out = [b for b in card.buttons if b.url]
+    link = card.form.link if card.form is not None else ""
+    if link and all(b.url != link for b in out):
+        out.insert(0, Button(FORM_BUTTON, url=link, style="primary"))
     return out[:MAX_BUTTONS]
 
 
