@@ -385,6 +385,17 @@ def test_direct_message_reply_falls_back_to_the_api_when_the_session_webhook_exp
     assert dt.fake.session_messages == []
 
 
+def test_a_session_webhook_outside_dingtalk_is_never_used(dt):
+    headers, body = dt.fake.robot_callback("写计划", msg_id="msgELSEWHERE")
+    msg = {**json.loads(body), "sessionWebhook": "https://attacker.example/robot/sendBySession?session=x"}
+    headers, body = _robot_signed(dt.fake, dt.clock, json.dumps(msg, ensure_ascii=False).encode())
+    assert post_robot(dt, headers, body).status_code == 200
+    [row] = outbox_rows(dt)
+    assert row.reply_handle is None
+    deliver(dt, row)
+    assert len(dt.fake.group_messages) == 1 and dt.fake.session_messages == []
+
+
 def test_a_retried_robot_message_takes_effect_once(dt):
     headers, body = dt.fake.robot_callback("写计划", msg_id="msgSAME")
     assert post_robot(dt, headers, body).status_code == 200

@@ -362,7 +362,8 @@ class DingTalkPlatform:
         webhook, expires = msg.get("sessionWebhook"), msg.get("sessionWebhookExpiredTime")
         if (
             isinstance(webhook, str)
-            and webhook.startswith(("https://", "http://"))
+            # only DingTalk's own host: a message can never make the worker post somewhere else
+            and webhook.startswith(self.oapi_base + "/")
             and isinstance(expires, int | str)
             and str(expires).isdigit()
         ):
