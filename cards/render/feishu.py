@@ -293,7 +293,8 @@ def check_size(payload: Mapping[str, Any], *, webhook: bool = False) -> None:
     if size > limit:
         title = payload.get("header", {}).get("title", {}).get("content", "")
         raise CardTooLarge(
-            f"card {title!r} is {size} bytes, over Feishu's limit of {limit} bytes; split it or shorten it"
+            f"card {title!r} is {size} bytes; Feishu takes at most {'20' if webhook else '30'} KB per "
+            f"{'group robot' if webhook else 'API'} message ({limit} bytes for the card): split or shorten it"
         )
 
 

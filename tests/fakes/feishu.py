@@ -256,6 +256,7 @@ class FakeFeishu:
         self.robot_times: dict[str, deque[float]] = {}
         self.requests: list[tuple[str, str]] = []
         self._failures: dict[str, deque[Failure]] = {}
+        self._slow_answers: dict[str, list[float]] = {}  # path prefix -> delays after success
         self._lock = threading.Lock()
         self.app = self._build()
         self._server: Any = None
@@ -282,6 +283,21 @@ class FakeFeishu:
             for _ in range(times):
                 queue.append(Failure(status, code, msg, headers, delay))
 
+    def lose_next_answer(self, path_prefix: str, *, delay: float = 1.0, times: int = 1) -> None:
+        """Do the work, then answer too late: the client times out although Feishu acted."""
+        with self._lock:
+            self._slow_answers.setdefault(path_prefix, []).extend([delay] * times)
+
+    def _after_success(self) -> None:
+        with self._lock:
+            delay = 0.0
+            for prefix, delays in self._slow_answers.items():
+                if request.path.startswith(prefix) and delays:
+                    delay = delays.pop(0)
+                    break
+        if delay:
+            time.sleep(delay)
+
     def expire_tokens(self) -> None:
         """Every tenant token issued so far becomes invalid (99991663), as after a secret reset."""
         with self._lock:
@@ -300,7 +316,9 @@ class FakeFeishu:
     def running(self) -> Iterator[FakeFeishu]:
         self._server = make_server("127.0.0.1", 0, self.app, threaded=True)
         self.base_url = f"http://127.0.0.1:{self._server.server_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True
+        )
         self._thread.start()
         try:
             yield self
@@ -422,6 +440,7 @@ class FakeFeishu:
                     self.sent.append(sent)
                     if key:
                         self.by_uuid[key] = sent
+            self._after_success()
             return self._answer(200, 0, "success", {"message_id": sent.message_id, "msg_type": "interactive"})
 
         @app.patch("/open-apis/im/v1/messages/<message_id>")
