@@ -154,6 +154,79 @@ CARDS: dict[str, Card] = {
 }
 
 
+def _builder_cards() -> dict[str, Card]:
+    """Every card cards/builders.py makes, with representative values (errors, late, long text)."""
+    from decimal import Decimal
+
+    from cards import builders as b
+
+    kpis = [
+        b.KpiChoice("conversion_rate", "支付转化率", "%"),
+        b.KpiChoice("complaint_rate", "投诉率", "%"),
+        b.KpiChoice("activity_sales", "活动销量", "件"),
+    ]
+    rows = [
+        b.FormRow(
+            section="活动策划", text="双11会场", kpi="activity_sales", target="+20%", scope="双11主会场"
+        ),
+        b.FormRow(
+            section="数据优化",
+            text="优化详情页首屏",
+            kpi="conversion_rate",
+            target="+2",
+            errors={"target": "看不懂“+2”，请写成 +2pp、+2%、+0.5 或 =3.5"},
+        ),
+        b.FormRow(text="差评回访 <at id=all></at>", kpi="complaint_rate", target="-10%", causes="物流延迟"),
+        b.FormRow(),
+    ]
+    items = [
+        b.ItemView(
+            "双11会场", "活动销量", "件", Decimal("12000"), Decimal("14400"), "+20%", scope="双11主会场"
+        ),
+        b.ItemView("优化详情页首屏", "支付转化率", "%", Decimal("3.00"), Decimal("3.06"), "+2%"),
+        b.ItemView("新品上架", "支付转化率", "%", None, None, "+0.5"),
+        b.ItemView("团队协作", "协作评分", "", None, None, ""),
+    ]
+    return {
+        "builders.plan_form": b.plan_form(
+            week="2026-W48",
+            person_name="李雷",
+            rows=rows[:2] + rows[3:],
+            kpis=kpis,
+            link="https://plan.example.com/p/form",
+        ),
+        "builders.plan_form_error": b.plan_form(
+            week="2026-W48",
+            person_name="王芳",
+            rows=rows,
+            kpis=kpis,
+            error="计划未保存。第2项：目标写法不对",
+            with_causes=True,
+            note="上周投诉率未达标，请写明针对的原因",
+        ),
+        "builders.plan_receipt": b.plan_receipt(
+            week="2026-W48",
+            person_name="李雷",
+            version=2,
+            status="late",
+            items=items,
+            submitted_at="11-25 21:40",
+            detail_url="https://plan.example.com/p/plan",
+            note="已保存为第 2 版，之前的版本保留在历史里。",
+        ),
+        "builders.text_plan_errors": b.text_plan_errors(
+            ["第2行：需要“事项 指标 目标”三部分", "第3行：不认识的指标“转化”", "第4行：看不懂“+abc”"]
+        ),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_builder_cards()))
+def test_builder_golden(name):
+    card = _builder_cards()[name]
+    _golden(name, render(card))
+    _golden(f"{name}.robot", render(card, interactive=False))
+
+
 def _golden(name: str, payload: dict) -> None:
     path = GOLDEN / f"{name}.json"
     text = json.dumps(payload, ensure_ascii=False, indent=2, sort_keys=True) + "\n"
@@ -374,3 +447,27 @@ def test_component_cap():
 
 def test_check_size_accepts_a_small_card():
     check_size(render(CARDS["receipt"]))
+
+
+def _big_form(link: str) -> Card:
+    options = tuple(Option(f"metric_{i}", f"很长的指标名称 {i}") for i in range(18))
+    inputs = []
+    for n in range(1, 21):
+        inputs += [
+            Input(f"item{n}_text", f"{n}. 事项"),
+            Input(f"item{n}_kpi", "指标", "select", options=options),
+        ]
+    return Card("填写本周计划", form=Form("plan.submit", tuple(inputs), link=link))
+
+
+def test_a_form_too_big_for_a_card_falls_back_to_its_web_page():
+    payload = render(_big_form("https://plan.example.com/p/big"))
+    text = json.dumps(payload, ensure_ascii=False)
+    assert '"form"' not in text and "卡片放不下" in text
+    [button] = [e for e in _walk(payload) if e.get("tag") == "button"]
+    assert button["behaviors"] == [{"type": "open_url", "default_url": "https://plan.example.com/p/big"}]
+
+
+def test_a_form_too_big_without_a_web_page_is_refused():
+    with pytest.raises(CardTooLarge, match="30 KB"):
+        render(_big_form(""))

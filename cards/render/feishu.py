@@ -156,23 +156,26 @@ def _input(field: Input) -> list[dict[str, Any]]:
         select: dict[str, Any] = {
             "tag": "select_static",
             "name": field.name,
-            "required": field.required,
             "width": "fill",
             "placeholder": _plain(field.placeholder or "请选择"),
             "options": [{"text": _plain(o.label), "value": o.value} for o in field.options],
         }
+        if field.required:
+            select["required"] = True
         if field.value and any(o.value == field.value for o in field.options):
             select["initial_option"] = field.value
         out.append(select)
     else:
+        # Defaults (required false, label on top) are left out: a plan form repeats them per row
+        # and the whole card must stay under 30 KB.
         element: dict[str, Any] = {
             "tag": "input",
             "name": field.name,
-            "required": field.required,
             "width": "fill",
             "label": _plain(field.label),
-            "label_position": "top",
         }
+        if field.required:
+            element["required"] = True
         if field.placeholder:
             element["placeholder"] = _plain(field.placeholder)
         if field.value:
@@ -232,8 +235,24 @@ def _mentions(ids: tuple[str, ...]) -> dict[str, Any]:
 
 
 def render(card: Card, *, interactive: bool = True) -> dict[str, Any]:
-    """The card as Feishu JSON 2.0. ``interactive=False`` (a custom group robot gets no callbacks):
-    callback buttons are left out and a form becomes a link to its web page."""
+    """The card as Feishu JSON 2.0.
+
+    ``interactive=False`` (a custom group robot gets no callbacks): callback buttons are left
+    out and a form becomes a link to its web page. A form too big for a 30 KB card (many rows,
+    many KPI options) falls back to that link as well, so the person can still file it; without
+    a link the card is refused with CardTooLarge.
+    """
+    if not interactive or card.form is None:
+        return _render(card, interactive=interactive, inline_form=False)
+    try:
+        return _render(card, interactive=True, inline_form=True)
+    except CardTooLarge:
+        if not card.form.link:
+            raise
+    return _render(card, interactive=True, inline_form=False, hint="内容较多，卡片放不下，请在网页中填写。")
+
+
+def _render(card: Card, *, interactive: bool, inline_form: bool, hint: str = "") -> dict[str, Any]:
     elements: list[dict[str, Any]] = []
     if card.mentions:
         elements.append(_mentions(card.mentions))
@@ -252,10 +271,13 @@ def render(card: Card, *, interactive: bool = True) -> dict[str, Any]:
             elements.append({"tag": "hr"})
     buttons = list(card.buttons)
     if card.form is not None:
-        if interactive:
+        if inline_form:
             elements.append(_form(card.form))
         elif card.form.link:
-            buttons.insert(0, Button(card.form.submit_label or "填写", url=card.form.link, style="primary"))
+            if hint:
+                elements.append(_div(hint, size="notation", color="grey"))
+            if not any(b.url == card.form.link for b in buttons):
+                buttons.insert(0, Button("在网页中填写", url=card.form.link, style="primary"))
         else:
             elements.append(_div("请在与机器人的单聊中填写此表单。", size="notation", color="grey"))
     shown = [b for b in buttons if b.url or interactive]
