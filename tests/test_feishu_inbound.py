@@ -344,6 +344,21 @@ def feishu_app(engine, clock):
             "计划已提交", theme="green", blocks=(Markdown(f"共 {len(event.values)} 项"),), toast="已提交"
         )
 
+    @router.action("plan.refuse", public=True)
+    def plan_refuse(event, ctx):
+        calls.append(event)
+        return Card("操作未完成", theme="red", blocks=(Markdown("本周计划已过修改截止时间，需要主管解锁。"),))
+
+    @router.action("plan.open", public=True)
+    def plan_open(event, ctx):
+        calls.append(event)
+        return Card("计划详情", blocks=(Markdown("两项"),))
+
+    @router.action("noop", public=True)
+    def noop(event, ctx):
+        calls.append(event)
+        return None
+
     services.router = router
     app = create_app(settings, services)
     app.testing = True
@@ -599,3 +614,43 @@ def test_a_slow_clock_does_not_matter_inside_the_window(feishu_app, clock):
     app, _, calls = feishu_app
     event = ff.deliver(ff.text_message("plan"), now=clock() - timedelta(minutes=50))
     assert post(app.test_client(), event).status_code == 200 and len(calls) == 1
+
+
+def outbox_titles(services) -> list[tuple[str, str, str]]:
+    with services.sessions() as s:
+        return [(r.channel, r.target, r.card["title"]) for r in s.scalars(select(OutboxMessage))]
+
+
+def test_a_refused_form_keeps_the_form_and_the_error_comes_as_a_message(feishu_app, clock):
+    app, services, _ = feishu_app
+    event = ff.deliver(ff.card_action({"action": "plan.refuse"}, form_value={"item1_text": "x"}), now=clock())
+    body = post(app.test_client(), event).get_json()
+    assert body == {"toast": {"type": "error", "content": "本周计划已过修改截止时间，需要主管解锁。"}}
+    assert outbox_titles(services) == [("user", "ou_lilei", "操作未完成")]
+
+
+def test_a_button_click_is_answered_in_the_reply_only(feishu_app, clock):
+    app, services, _ = feishu_app
+    body = post(
+        app.test_client(), ff.deliver(ff.card_action({"action": "plan.open"}), now=clock())
+    ).get_json()
+    assert body["card"]["data"]["header"]["title"]["content"] == "计划详情"
+    assert body["toast"] == {"type": "info", "content": "计划详情"}
+    assert outbox_titles(services) == []
+
+
+def test_a_click_without_an_answer_leaves_the_card_alone(feishu_app, clock):
+    app, services, calls = feishu_app
+    resp = post(app.test_client(), ff.deliver(ff.card_action({"action": "noop"}), now=clock()))
+    assert resp.status_code == 200 and resp.get_json() == {} and len(calls) == 1
+    assert outbox_titles(services) == []
+
+
+def test_legacy_card_callback_is_answered_with_the_card_itself(feishu_app, clock):
+    app, services, calls = feishu_app
+    event = ff.deliver(ff.legacy_card({"action": "plan.open"}), now=clock(), legacy=True)
+    body = post(app.test_client(), event).get_json()
+    assert body["schema"] == "2.0" and body["header"]["title"]["content"] == "计划详情"
+    assert [c.action for c in calls] == ["plan.open"]
+    forged = ff.deliver(ff.legacy_card({"action": "plan.open"}), now=clock(), legacy=True, token="guess")
+    assert post(app.test_client(), forged).status_code == 401
