@@ -50,7 +50,9 @@ def setup(db: str) -> tuple[object, object]:
 
     if db == "postgresql":
         url = "postgresql+psycopg://postgres@127.0.0.1:5432/planloop_bench"
-        admin = make_engine("postgresql+psycopg://postgres@127.0.0.1:5432/postgres", isolation_level="AUTOCOMMIT")
+        admin = make_engine(
+            "postgresql+psycopg://postgres@127.0.0.1:5432/postgres", isolation_level="AUTOCOMMIT"
+        )
         from sqlalchemy import text
 
         with admin.connect() as conn:
@@ -162,7 +164,9 @@ def run_adapter(services, count: int) -> None:  # noqa: ANN001
     start = time.perf_counter()
     for event in events:
         t0 = time.perf_counter()
-        inbound = platform.parse(WebRequest("POST", "", {}, CaseInsensitiveDict(event.headers), event.body), NOW)
+        inbound = platform.parse(
+            WebRequest("POST", "", {}, CaseInsensitiveDict(event.headers), event.body), NOW
+        )
         response, _ = platform.answer(inbound, card)
         json.dumps(response.body, ensure_ascii=False)
         samples.append(time.perf_counter() - t0)
