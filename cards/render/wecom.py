@@ -315,7 +315,7 @@ def template_card(card: Card, *, task_id: str, fallback_url: str = "") -> tuple[
     out: dict[str, Any] = {"main_title": {"title": ellipsize(card.title, APP_TITLE)}}
     if text:
         out["sub_title_text"] = (
-            text if len(text) <= APP_SUBTITLE else _cut_at_line(lines, APP_SUBTITLE, "（全文见上一条消息）")
+            text if len(text) <= APP_SUBTITLE else _cut_at_line(lines, APP_SUBTITLE, "（全文见上方消息）")
         )
     if horizontal:
         out["horizontal_content_list"] = _rows(card)
