@@ -154,11 +154,18 @@ def test_button_key_round_trips(action, value):
             "select form and callback buttons",
         ),
         (Card("x", blocks=(Markdown("无链接的通知"),)), "needs a URL"),
+        (Card("", buttons=(Button("b", action="a"),)), "empty card"),
     ],
 )
 def test_cards_beyond_wecom_limits_are_refused_with_a_reason(card, message):
     with pytest.raises(render.WeComLimitError, match=message):
         render.app_messages(card, task_id="t1")
+
+
+def test_a_toast_only_card_uses_the_toast_as_its_title():
+    (msg,) = render.app_messages(Card("", toast="已确认"), task_id="t1", fallback_url=FALLBACK)
+    assert msg["template_card"]["main_title"] == {"title": "已确认"}
+    check_template_card(msg["template_card"])
 
 
 def test_six_callback_buttons_plus_links_move_the_links_to_the_jump_list():

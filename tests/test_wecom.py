@@ -393,8 +393,15 @@ def test_a_click_is_answered_with_an_encrypted_update_button(
     assert plain.value("CreateTime") == str(int(clock().timestamp()))
 
 
-def test_an_error_card_leaves_the_button_clickable(wecom, fake):
-    resp, outbox = wecom.answer(click(wecom, fake), error_card())
+@pytest.mark.parametrize(
+    "card",
+    [
+        error_card(),
+        Card("更新计划项状态", form=Form("item.status", (Input("k", "指标", "select"),), error="请选择指标")),
+    ],
+)
+def test_an_error_leaves_the_button_clickable(wecom, fake, card):
+    resp, outbox = wecom.answer(click(wecom, fake, "form"), card)
     assert (resp.body, outbox) == (b"", True)
 
 

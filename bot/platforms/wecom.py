@@ -304,10 +304,13 @@ class WeComPlatform:
         """Text commands: an empty 200 now, the card through the outbox. A card click: the clicked
         button turns into "已提交"/"已处理" (or the card's toast) by an encrypted passive reply, and
         any card the handler returned follows through the outbox. An error card (red) leaves the
-        button clickable so the person can try again."""
+        button clickable so the person can try again; so does a form sent back with an error."""
         if inbound.kind == "text" or not inbound.reply_handle:
             return EMPTY, card is not None
-        if card is not None and card.theme == "red" and not card.toast:
+        failed = card is not None and (
+            card.theme == "red" or (card.form is not None and bool(card.form.error))
+        )
+        if card is not None and failed and not card.toast:
             return EMPTY, True
         label = (
             card.toast

@@ -311,8 +311,11 @@ def template_card(card: Card, *, task_id: str, fallback_url: str = "") -> tuple[
     horizontal = _fields_fit(card, APP_VALUE)
     lines = _plain_lines(card, skip_fields=horizontal)
     text = "\n".join(lines)
-    complete = len(text) <= APP_SUBTITLE and len(card.title) <= APP_TITLE
-    out: dict[str, Any] = {"main_title": {"title": ellipsize(card.title, APP_TITLE)}}
+    complete = len(text) <= APP_SUBTITLE and len(card.title or card.toast) <= APP_TITLE
+    title = card.title or card.toast
+    if not title and not text:
+        raise WeComLimitError("an empty card (no title, text or toast) cannot be sent")
+    out: dict[str, Any] = {"main_title": {"title": ellipsize(title, APP_TITLE)}} if title else {}
     if text:
         out["sub_title_text"] = (
             text if len(text) <= APP_SUBTITLE else _cut_at_line(lines, APP_SUBTITLE, "（全文见上方消息）")
