@@ -549,6 +549,13 @@ def test_a_long_card_goes_as_markdown_then_card_and_a_retry_resumes_where_it_sto
     assert fake.sent[-1]["template_card"]["card_type"] == "text_notice" and result.reply_handle is None
 
 
+def test_a_reply_to_a_click_is_a_new_message_not_an_update(wecom, fake):
+    """dispatch keeps the click's response_code on the reply row; only the update channel spends it."""
+    _, code = fake.click_xml("LiLei", "plan.form")
+    wecom.send(out(plan_receipt(), reply_handle=code))
+    assert len(fake.sent) == 1 and fake.updates == [] and not fake.response_codes[code]["used"]
+
+
 def test_update_replaces_the_clicked_card_once(wecom, fake):
     _, code = fake.click_xml("LiLei", "plan.confirm")
     new = Card(
