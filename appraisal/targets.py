@@ -3,12 +3,16 @@
 +2pp / +2个百分点   absolute change in the KPI's unit (percent KPIs)
 +2% / -10%         relative change of the baseline
 +0.5               absolute change in the KPI's unit
-=3.5               absolute target level
+=3.5               absolute target level (=3.5% on a percent KPI; =-3 on a KPI that can be negative)
+
+A relative change is taken on the baseline's size, so +10 % of a loss of −5 is −4.5 (better),
+not −5.5: the sign of the target says which way the KPI moves, whatever the baseline's sign.
 """
 
 from __future__ import annotations
 
 import re
+import unicodedata
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Literal
@@ -21,7 +25,8 @@ MAX_RELATIVE = Decimal("10000")  # +10000 %
 
 _NORMALISE = str.maketrans({"＋": "+", "－": "-", "−": "-", "％": "%", "＝": "=", "．": ".", "，": ","})
 _PATTERN = re.compile(
-    r"^(?P<sign>[+\-=])\s*(?P<num>\d+(?:\.\d+)?|\.\d+)\s*(?P<unit>pp|个百分点|百分点|%)?$", re.IGNORECASE
+    r"^(?P<sign>[+\-]|=\s*-?)\s*(?P<num>\d+(?:\.\d+)?|\.\d+)\s*(?P<unit>pp|个百分点|百分点|%)?$",
+    re.IGNORECASE,
 )
 
 
@@ -34,10 +39,12 @@ class TargetSpec:
     kind: TargetKind
     amount: Decimal  # signed change (pp, delta), signed percent (relative) or the level
     text: str
+    percent: bool = False  # a level written with % (=3.5%): only for percent KPIs
 
 
 def parse_target(text: str) -> TargetSpec:
-    raw = text.strip().translate(_NORMALISE).replace(",", "")
+    # NFKC folds full-width digits and letters (２ｐｐ) typed with a Chinese IME.
+    raw = unicodedata.normalize("NFKC", text.strip()).translate(_NORMALISE).replace(",", "")
     m = _PATTERN.match(raw)
     if not m:
         raise TargetError(
@@ -47,13 +54,14 @@ def parse_target(text: str) -> TargetSpec:
         number = Decimal(m.group("num"))
     except InvalidOperation:  # pragma: no cover - the regex admits only decimals
         raise TargetError(f"目标“{text}”不是数字") from None
-    sign, unit = m.group("sign"), (m.group("unit") or "").lower()
+    sign, unit = m.group("sign").replace(" ", ""), (m.group("unit") or "").lower()
     if number > MAX_ABS:
         raise TargetError(f"目标“{text.strip()}”大得不合理")
-    if sign == "=":
-        if unit:
+    if sign.startswith("="):
+        if unit not in ("", "%"):
             raise TargetError(f"目标值“{text.strip()}”不要带单位：写 =3.5")
-        return TargetSpec("level", number, text.strip())
+        level = -number if sign == "=-" else number
+        return TargetSpec("level", level, text.strip(), percent=unit == "%")
     signed = number if sign == "+" else -number
     if unit in ("pp", "个百分点", "百分点"):
         return TargetSpec("pp", signed, text.strip())
@@ -73,6 +81,8 @@ def resolve(
     name = kpi_name or "该指标"
     if spec.kind == "pp" and unit != "%":
         raise TargetError(f"{name}的单位是“{unit or '无'}”，不能用百分点（pp）；请用 +数值 或 +%")
+    if spec.kind == "level" and spec.percent and unit != "%":
+        raise TargetError(f"{name}的单位是“{unit or '无'}”，目标值不要带 %：写 ={spec.amount.normalize():f}")
     if spec.kind == "level":
         level = spec.amount
     elif baseline is None:
@@ -80,7 +90,7 @@ def resolve(
     elif spec.kind == "relative":
         if baseline == 0:
             raise TargetError(f"{name}当前为 0，相对目标没有意义；请用 +数值 或 =目标值")
-        level = baseline + baseline * spec.amount / Decimal(100)
+        level = baseline + abs(baseline) * spec.amount / Decimal(100)
     else:  # pp and delta are both absolute changes in the KPI's unit
         level = baseline + spec.amount
     if baseline is not None:
@@ -90,7 +100,9 @@ def resolve(
         if not better:
             way = "越高越好，目标应高于" if direction == "up" else "越低越好，目标应低于"
             raise TargetError(f"{name}{way}基线（{baseline.normalize():f}）")
-    if unit == "%" and level < 0:
+    # A rate (conversion, complaints) cannot fall below 0 %; a KPI already negative (a growth
+    # rate, a loss in %) can, so the check only guards KPIs that start at or above zero.
+    if unit == "%" and level < 0 and (baseline is None or baseline >= 0):
         raise TargetError(f"{name}的目标低于 0%")
     return level
 
