@@ -127,13 +127,19 @@ class Result:
 
 
 def _text(value: Decimal) -> str:
-    return f"{value.normalize():f}" if value == value.to_integral_value() else f"{value:f}"
+    """Exact, as stored: no exponent, every digit kept."""
+    return f"{value:f}"
+
+
+def _show(value: Decimal) -> str:
+    """For a sentence people read: at most two decimals, no trailing zeros."""
+    return f"{value.quantize(Decimal('0.01'), ROUND_HALF_UP).normalize():f}"
 
 
 def _num(value: Decimal | None, unit: str) -> str:
     if value is None:
         return "—"
-    return f"{value.normalize():f}{' ' + unit if unit else ''}"
+    return f"{value:f}{' ' + unit if unit else ''}"
 
 
 def _metric_row(
@@ -353,9 +359,7 @@ def score(
         flags.append("所有指标都已剔除，本周不计分")
     clamped = min(max(total, ZERO), ceiling)
     if clamped != total:
-        flags.append(
-            f"总分 {_text(total.quantize(SCORE_PLACES, ROUND_HALF_UP))} 超出 0–{_text(ceiling)}，按边界计"
-        )
+        flags.append(f"总分 {_show(total)} 超出 0–{_show(ceiling)}，按边界计")
     final = clamped.quantize(SCORE_PLACES, ROUND_HALF_UP)
     for row in rows:
         flags.extend(row.flags)
