@@ -200,3 +200,393 @@ def text_plan_errors(errors: Sequence[str]) -> Card:
             ),
         ),
     )
+
+
+# ---------------------------------------------------------------- appraisal (issue 4)
+# Cards for the weekly appraisal: the explanation card, appeals, template switching, ratings.
+# They take the frozen result as stored (``appraisals.items``: JSON rows with exact decimal
+# strings), so a card shows exactly what was published.
+
+GRADE_THEMES: Mapping[str, str] = {"S": "green", "A": "green", "B": "blue", "C": "orange", "D": "red"}
+MAX_APPEAL_BUTTONS = 3  # one button per item up to this; more items → one button and a select
+
+
+@dataclass(frozen=True)
+class AppraisalView:
+    """One published appraisal version, as a card needs it."""
+
+    appraisal_id: int
+    person_name: str
+    week: str
+    version: int
+    template: str  # the template's name (or id)
+    reason: str  # why this template: "大促模板（双11 10-20–11-11）替代 运营默认模板"
+    score: Decimal
+    grade: str
+    rows: Sequence[Mapping[str, object]]  # scoring.Row.to_dict() as stored
+    adjustments: Sequence[Mapping[str, object]] = ()
+    flags: Sequence[str] = ()
+    version_reason: str = ""
+
+
+def _dec(value: object) -> Decimal | None:
+    return None if value is None or value == "" else Decimal(str(value))
+
+
+def formula_number(v: Decimal, unit: str = "") -> str:
+    """A number inside a formula: 2–4 decimals for fractional or percent values ("3.00", "1.104"),
+    thousands separators for large whole ones ("130,000")."""
+    if unit != "%" and v == v.to_integral_value():
+        return f"{int(v):,}"
+    q = v.quantize(Decimal("0.0001")).normalize()
+    exponent = q.as_tuple().exponent
+    places = max(2, -exponent if isinstance(exponent, int) else 2)
+    return f"{v:,.{places}f}"
+
+
+def points(v: Decimal) -> str:
+    """Points out of 100 as people read them: one decimal ("107.0", "49.9")."""
+    return f"{v.quantize(Decimal('0.1'), rounding='ROUND_HALF_UP')}"  # decimal.ROUND_HALF_UP
+
+
+def appraisal_formula(row: Mapping[str, object]) -> str:
+    """The row's completion with its formula filled in, e.g. "(3.05 − 3.00) / (3.06 − 3.00) = 83 %"."""
+    status = row.get("status")
+    if status == "excluded":
+        return "申诉后剔除，不计分"
+    if status == "outside":
+        return "不在本模板内，不计分"
+    if status == "unplanned":
+        return "本周没有计划项，计 0"
+    kind, unit = str(row.get("kind", "metric")), str(row.get("unit", ""))
+    raw, counted = _dec(row.get("raw")), _dec(row.get("completion"))
+    if kind == "rating":
+        stars = row.get("stars")
+        text = "尚未评分，计 0" if stars is None else f"主管评分 {stars} 星 → {fmt.percent(raw)}"
+    elif kind == "checklist":
+        done, planned = row.get("done"), row.get("planned")
+        text = (
+            f"完成 {done} / 计划 {planned} = {fmt.percent(raw)}"
+            if raw is not None
+            else "没有登记完成情况，计 0"
+        )
+    else:
+        b, t, a = _dec(row.get("baseline")), _dec(row.get("target")), _dec(row.get("actual"))
+        if b is None or t is None:
+            return "缺少基线或目标，计 0"
+        if a is None:
+            return "暂无数据，计 0"
+        if raw is None:
+            return "无法计算完成度，计 0"
+        n = lambda v: formula_number(v, unit)  # noqa: E731 - a local shorthand for the formula below
+        if row.get("direction") == "down":
+            text = f"({n(b)} − {n(a)}) / ({n(b)} − {n(t)}) = {fmt.percent(raw)}"
+        else:
+            text = f"({n(a)} − {n(b)}) / ({n(t)} − {n(b)}) = {fmt.percent(raw)}"
+    if raw is None or counted is None or counted == raw:
+        return text
+    if raw < 0 and counted == 0 and not row.get("curve"):
+        return f"{text} → 反向变化，按 0 % 计"
+    if row.get("curve") and (counted < raw or raw < 0):
+        return f"{text} → 按曲线计 {fmt.percent(counted)}"
+    return f"{text} → 封顶 {fmt.percent(counted)}"
+
+
+def _row_block(row: Mapping[str, object]) -> Markdown:
+    unit = str(row.get("unit", ""))
+    weight, contribution = _dec(row.get("weight")) or Decimal(0), _dec(row.get("contribution")) or Decimal(0)
+    head = f"**{row.get('name')}** · 权重 {points(weight).removesuffix('.0')} · 得 {points(contribution)} 分"
+    lines = [head]
+    text, scope = str(row.get("text") or ""), str(row.get("scope") or "")
+    if text:
+        lines.append(f"事项：{text}" + (f" @{scope}" if scope and scope != "shop" else ""))
+    if row.get("kind", "metric") == "metric" and row.get("status") != "unplanned":
+        b, t, a = _dec(row.get("baseline")), _dec(row.get("target")), _dec(row.get("actual"))
+        lines.append(f"基线 → 目标：{fmt.arrow(b, t, unit)}，实际 {fmt.value(a, unit)}")
+    lines.append(appraisal_formula(row))
+    if row.get("curve"):
+        lines.append(f"评分曲线：{row.get('curve')}")
+    return Markdown("\n".join(lines))
+
+
+def appraisal_card(view: AppraisalView, *, can_appeal: bool = True, detail_url: str = "") -> Card:
+    """The explanation card: score, grade, template and why, one block per KPI with its formula, flags."""
+    summary = [
+        Field("员工", view.person_name),
+        Field("周", view.week),
+        Field("总分", points(view.score)),
+        Field("等级", view.grade),
+        Field("模板", view.template),
+        Field("为什么用这个模板", view.reason),
+    ]
+    if view.version > 1:
+        summary.append(Field("版本", f"第 {view.version} 版：{view.version_reason or '重新计算'}"))
+    blocks: list[Markdown | Fields | Note] = [Fields(tuple(summary))]
+    blocks.extend(_row_block(row) for row in view.rows)
+    for adj in view.adjustments:
+        amount = _dec(adj.get("points")) or Decimal(0)
+        if amount:
+            blocks.append(
+                Markdown(
+                    f"**{adj.get('name')}** · {formula_number(_dec(adj.get('count')) or Decimal(0))} 次 × "
+                    f"{formula_number(_dec(adj.get('per')) or Decimal(0))} 分 → {points(amount)} 分"
+                    f"（范围 {adj.get('low')}–{adj.get('high')}）"
+                )
+            )
+    parts = [
+        points(_dec(r.get("contribution")) or Decimal(0))
+        for r in view.rows
+        if r.get("weight") not in ("0", 0)
+    ]
+    formula = " + ".join(parts) or "0"
+    label = "Σ 权重 × 完成度"
+    for adj in view.adjustments:
+        amount = _dec(adj.get("points")) or Decimal(0)
+        if amount:
+            label = "Σ 权重 × 完成度 ± 加减分"
+            formula += f" − {points(-amount)}" if amount < 0 else f" + {points(amount)}"
+    blocks.append(Markdown(f"**总分** = {label} = {formula} → **{points(view.score)}（{view.grade}）**"))
+    if view.flags:
+        blocks.append(Note("注意：\n" + "\n".join(f"· {flag}" for flag in view.flags)))
+    buttons: list[Button] = []
+    appealable = [r for r in view.rows if r.get("status") not in ("outside", "excluded")]
+    if can_appeal and appealable:
+        if len(appealable) <= MAX_APPEAL_BUTTONS:
+            seen: set[str] = set()
+            for row in appealable:
+                key = str(row.get("kpi"))
+                if key in seen:
+                    continue
+                seen.add(key)
+                buttons.append(
+                    Button(
+                        f"申诉：{row.get('name')}",
+                        action="appraisal.appeal",
+                        value={"appraisal": str(view.appraisal_id), "kpi": key},
+                    )
+                )
+        else:
+            buttons.append(
+                Button("申诉某一项", action="appraisal.appeal", value={"appraisal": str(view.appraisal_id)})
+            )
+    if detail_url:
+        buttons.append(Button("查看详情", url=detail_url))
+    return Card(
+        title=f"{view.week} 考核结果 · {view.person_name} · {points(view.score)} 分 {view.grade}",
+        theme=GRADE_THEMES.get(view.grade, "blue"),  # type: ignore[arg-type]
+        blocks=tuple(blocks),
+        buttons=tuple(buttons),
+    )
+
+
+def appeal_form(
+    *,
+    appraisal_id: int,
+    week: str,
+    items: Sequence[KpiChoice],
+    kpi: str = "",
+    error: str = "",
+    link: str = "",
+) -> Card:
+    """An employee contests one item of an appraisal, with a note (data late, wrong scope …)."""
+    inputs = []
+    if kpi:
+        chosen = next((i for i in items if i.key == kpi), None)
+        intro = f"对 {week} 考核中“{chosen.name if chosen else kpi}”一项提出申诉。"
+    else:
+        intro = f"对 {week} 考核中的某一项提出申诉。"
+        inputs.append(
+            Input(
+                "kpi",
+                "申诉哪一项",
+                "select",
+                options=tuple(Option(i.key, i.name) for i in items),
+                required=True,
+            )
+        )
+    inputs.append(
+        Input(
+            "note",
+            "申诉理由",
+            "textarea",
+            required=True,
+            placeholder="例如：数据晚到了，周日的数据还没进系统；范围写错了，应为 A 店",
+        )
+    )
+    values = {"appraisal": str(appraisal_id)}
+    if kpi:
+        values["kpi"] = kpi
+    return Card(
+        title=f"申诉 · {week}",
+        theme="red" if error else "orange",
+        blocks=(Markdown(intro), Note("主管会收到你的申诉：接受后会生成新版本的考核结果，驳回会附上回复。")),
+        form=Form(
+            "appraisal.appeal.submit",
+            tuple(inputs),
+            submit_label="提交申诉",
+            values=values,
+            error=error,
+            link=link,
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class AppealView:
+    appeal_id: int
+    person_name: str
+    week: str
+    kpi_name: str
+    unit: str
+    kind: str  # metric | rating | checklist
+    note: str
+    row: Mapping[str, object]  # the contested row as published
+    status: str = "open"
+    reply: str = ""
+
+
+def appeal_review(view: AppealView, *, error: str = "") -> Card:
+    """The leader's card for an open appeal: accept with a corrected value, accept by excluding, or reject."""
+    what = {"rating": "更正后的星级（1–5）", "checklist": "更正后的完成任务数"}.get(
+        view.kind, f"更正后的实际值（{view.unit or '无单位'}）"
+    )
+    inputs = (
+        Input(
+            "decision",
+            "处理",
+            "select",
+            options=(
+                Option("correct", "接受：更正数值"),
+                Option("exclude", "接受：剔除此项"),
+                Option("reject", "驳回"),
+            ),
+            required=True,
+        ),
+        Input("value", what, "number", placeholder="选“更正数值”时填写"),
+        Input("reply", "回复员工", "textarea", placeholder="驳回时必须写明理由"),
+    )
+    return Card(
+        title=f"考核申诉 · {view.person_name} · {view.week}",
+        theme="red" if error else "orange",
+        blocks=(
+            Fields((Field("员工", view.person_name), Field("周", view.week), Field("申诉项", view.kpi_name))),
+            Markdown(f"**申诉理由**：{view.note}"),
+            Markdown(f"**已发布的计算**：{appraisal_formula(view.row)}"),
+            Note("接受会生成新版本的考核结果并写明原因；所有处理都会记入审计日志。"),
+        ),
+        form=Form(
+            "appraisal.appeal.decide",
+            inputs,
+            submit_label="提交处理",
+            values={"appeal": str(view.appeal_id)},
+            error=error,
+        ),
+    )
+
+
+def appeal_result(view: AppealView, *, new_score: Decimal | None = None, new_grade: str = "") -> Card:
+    """What the employee (and the leader, as a receipt) sees once an appeal is decided."""
+    if view.status == "accepted":
+        body = f"你对“{view.kpi_name}”的申诉已被接受。"
+        if new_score is not None:
+            body += f"新版本考核：**{points(new_score)} 分 {new_grade}**。"
+        theme = "green"
+    else:
+        body = f"你对“{view.kpi_name}”的申诉被驳回。"
+        theme = "grey"
+    blocks: list[Markdown | Note] = [Markdown(body)]
+    if view.reply:
+        blocks.append(Markdown(f"**主管回复**：{view.reply}"))
+    return Card(title=f"申诉结果 · {view.week}", theme=theme, blocks=tuple(blocks))  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class TemplateChoice:
+    id: str
+    name: str
+    note: str = ""  # "双11 10-20–11-11", "场景：物流高峰" …
+
+
+def template_switch_card(
+    *, team_name: str, current: str, choices: Sequence[TemplateChoice], until: str = "", error: str = ""
+) -> Card:
+    """A leader's one-click template switch: pick a template and an end date (inclusive)."""
+    options = tuple(Option(c.id, f"{c.name}（{c.note}）" if c.note else c.name) for c in choices)
+    return Card(
+        title=f"切换考核模板 · {team_name}",
+        theme="red" if error else "blue",
+        blocks=(
+            Fields((Field("团队", team_name), Field("当前", current or "按规则自动选择"))),
+            Note(
+                "手动切换优先于场景、时段和员工类型；到期后自动恢复按规则选择。也可以发送：切换模板 模板id 至 12-01"
+            ),
+        ),
+        form=Form(
+            "template.switch",
+            (
+                Input("template", "切换到", "select", options=options, required=True),
+                Input(
+                    "until", "截止日期（含，可选）", "text", value=until, placeholder="12-01 或 2026-12-01"
+                ),
+            ),
+            submit_label="切换",
+            error=error,
+        ),
+        buttons=(Button("恢复自动选择", action="template.switch.cancel", style="danger"),),
+    )
+
+
+def template_switched(*, team_name: str, template: str, window: str, replaced: str, by: str) -> Card:
+    """The receipt of a switch, posted to the leader (and the team chat)."""
+    body = f"**{by}** 将 {team_name} 的考核模板切换为 **{template}**（{window}）。"
+    if replaced:
+        body += f"\n原来：{replaced}"
+    return Card(
+        title=f"考核模板已切换 · {team_name}", theme="green", blocks=(Markdown(body),), toast="已切换"
+    )
+
+
+def rating_form(
+    *,
+    week: str,
+    people: Sequence[KpiChoice],
+    kpis: Sequence[KpiChoice],
+    error: str = "",
+    weeks: Sequence[str] = (),
+) -> Card:
+    """A leader rates a non-metric KPI (1–5 stars) or records a checklist's done / planned tasks."""
+    week_options = tuple(Option(w, w) for w in (weeks or (week,)))
+    return Card(
+        title="主管评分 / 任务完成登记",
+        theme="red" if error else "blue",
+        blocks=(
+            Markdown("评分类指标选 1–5 星；清单类指标（如学习进度）填完成数和计划数。"),
+            Note("1 星 0 % · 2 星 60 % · 3 星 80 % · 4 星 100 % · 5 星 120 %（模板可另定）"),
+        ),
+        form=Form(
+            "appraisal.rate",
+            (
+                Input("week", "周", "select", options=week_options, value=week, required=True),
+                Input(
+                    "person",
+                    "员工",
+                    "select",
+                    options=tuple(Option(p.key, p.name) for p in people),
+                    required=True,
+                ),
+                Input(
+                    "kpi", "指标", "select", options=tuple(Option(k.key, k.name) for k in kpis), required=True
+                ),
+                Input(
+                    "stars",
+                    "星级（评分类）",
+                    "select",
+                    options=tuple(Option(str(n), f"{n} 星") for n in range(1, 6)),
+                ),
+                Input("done", "完成任务数（清单类）", "number"),
+                Input("planned", "计划任务数（清单类，可选）", "number"),
+            ),
+            submit_label="保存",
+            error=error,
+        ),
+    )
