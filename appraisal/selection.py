@@ -91,17 +91,17 @@ PRESET_PERIODS: Mapping[str, Period] = {
 def validate_period(entry: Mapping[str, Any]) -> list[str]:
     """Problems with one ``[[periods]]`` entry, one line per bad field."""
     pid = entry.get("id")
-    where = f"[[periods]] {pid}" if isinstance(pid, str) and pid else "[[periods]] （缺少 id）"
+    where = f"periods ({pid})" if isinstance(pid, str) and pid else "periods (?)"
     problems = []
     if not isinstance(pid, str) or not pid.strip():
-        problems.append(f"{where} · id：必须写时段 id（字符串）")
+        problems.append(f"{where}.id: 必须写时段 id（字符串）")
     if "name" in entry and not isinstance(entry["name"], str):
-        problems.append(f"{where} · name：应为字符串")
+        problems.append(f"{where}.name: 应为字符串")
     for key in ("from", "to"):
         if _month_day(entry.get(key)) is None:
-            problems.append(f"{where} · {key}：应为“月-日”，如 10-20，不是“{entry.get(key)}”")
+            problems.append(f"{where}.{key}: 应为“月-日”，如 10-20，不是“{entry.get(key)}”")
     for key in sorted(set(entry) - {"id", "name", "from", "to"}):
-        problems.append(f"{where} · {key}：不认识的字段（可用：id、name、from、to）")
+        problems.append(f"{where}.{key}: 不认识的字段（可用：id、name、from、to）")
     return problems
 
 

@@ -113,8 +113,9 @@ def spec_of(entry: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _where(entry: Mapping[str, Any]) -> str:
+    """The prefix every team-file problem uses: table (entry)."""
     tid = entry.get("id")
-    return f"[[templates]] {tid}" if isinstance(tid, str) and tid else "[[templates]] （缺少 id）"
+    return f"templates ({tid})" if isinstance(tid, str) and tid else "templates (?)"
 
 
 def _number(value: Any) -> Decimal | None:
@@ -143,7 +144,7 @@ def validate(
     problems: list[str] = []
 
     def bad(field_name: str, message: str) -> None:
-        problems.append(f"{where} · {field_name}：{message}")
+        problems.append(f"{where}.{field_name}: {message}")
 
     kpis = set(kpi_keys) if kpi_keys is not None else None
     tid = entry.get("id")
@@ -385,7 +386,7 @@ def conflicts(templates: Iterable[Template]) -> list[str]:
         key = (t.role, t.scenario, t.period, t.employee_type)
         if key in seen:
             problems.append(
-                f"[[templates]] {t.id}：与 {seen[key]} 的适用条件完全相同（岗位、场景、时段、员工类型），无法确定用哪个"
+                f"templates ({t.id}): 与 {seen[key]} 的适用条件完全相同（岗位、场景、时段、员工类型），无法确定用哪个"
             )
         else:
             seen[key] = t.id

@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from bot.config import ConfigError, Settings, find_config, load
 
@@ -237,6 +238,45 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Subcommands contributed by other rooms (import, run, template, keys, sources): each adds its parser.
 EXTRA_COMMANDS: list[Callable[[Any], None]] = []
+
+
+def cmd_template_switch(args: argparse.Namespace) -> int:
+    from handlers.appraisals import AppraisalError, parse_day, switch_template
+    from storage.models import Team
+
+    services = _services(_settings(args))
+    now = services.clock()
+    with services.sessions() as session, session.begin():
+        team = session.get(Team, args.team)
+        if team is None:
+            raise Failure(f"no team with id {args.team!r}")
+        try:
+            today = now.astimezone(ZoneInfo(team.timezone)).date()
+            until = parse_day(args.until, today) if args.until else None
+        except AppraisalError as exc:
+            print(f"--until: {exc}", file=sys.stderr)
+            return 2
+        try:
+            row = switch_template(session, args.team, args.to, by=args.by, now=now, until=until)
+        except AppraisalError as exc:
+            raise Failure(str(exc)) from None
+        end = row.until.isoformat() if row.until else "further notice"
+        print(f"team {args.team}: template {row.template_id} from {row.start.isoformat()} until {end}")
+    return 0
+
+
+def _template_command(sub: Any) -> None:
+    p = sub.add_parser("template", help="appraisal templates: a leader's manual switch")
+    tsub = p.add_subparsers(dest="template_command", required=True)
+    sw = tsub.add_parser("switch", help="switch a team's template (audited); wins over every rule")
+    sw.add_argument("--team", required=True)
+    sw.add_argument("--to", required=True, help="template id")
+    sw.add_argument("--until", help="last day, inclusive: 2026-12-01 or 12-01 (default: until switched back)")
+    sw.add_argument("--by", default="admin", help="who switches, for the audit log (default: admin)")
+    sw.set_defaults(func=cmd_template_switch)
+
+
+EXTRA_COMMANDS.append(_template_command)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

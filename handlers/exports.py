@@ -125,7 +125,16 @@ def _progress(session: Session, plans: list[Plan], now: datetime) -> dict[int, _
     return out
 
 
-EXPORTERS: dict[str, Callable[..., dict[str, Any]]] = {"plans": export_plans}
+def _export_appraisals(session: Session, week: str, *, team: str | None, now: datetime) -> dict[str, Any]:
+    from handlers.appraisals import export_appraisals
+
+    return export_appraisals(session, week, team)
+
+
+EXPORTERS: dict[str, Callable[..., dict[str, Any]]] = {
+    "plans": export_plans,
+    "appraisals": _export_appraisals,
+}
 
 
 def export(session: Session, what: str, week: str, *, team: str | None, now: datetime) -> dict[str, Any]:

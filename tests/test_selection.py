@@ -352,22 +352,22 @@ def test_bad_week(week: str) -> None:
         ({"id": "leap", "from": "02-29", "to": "03-01"}, []),
         (
             {"id": "x", "from": "13-01", "to": "01-10"},
-            ["[[periods]] x · from：应为“月-日”，如 10-20，不是“13-01”"],
+            ["periods (x).from: 应为“月-日”，如 10-20，不是“13-01”"],
         ),
         (
             {"id": "x", "from": "02-30", "to": "03-01"},
-            ["[[periods]] x · from：应为“月-日”，如 10-20，不是“02-30”"],
+            ["periods (x).from: 应为“月-日”，如 10-20，不是“02-30”"],
         ),
-        ({"id": "x", "from": "10-20"}, ["[[periods]] x · to：应为“月-日”，如 10-20，不是“None”"]),
+        ({"id": "x", "from": "10-20"}, ["periods (x).to: 应为“月-日”，如 10-20，不是“None”"]),
         (
             {"id": "x", "from": "1-2", "to": "01-10"},
-            ["[[periods]] x · from：应为“月-日”，如 10-20，不是“1-2”"],
+            ["periods (x).from: 应为“月-日”，如 10-20，不是“1-2”"],
         ),
         (
             {"from": "10-20", "to": "11-11", "start": 1},
             [
-                "[[periods]] （缺少 id） · id：必须写时段 id（字符串）",
-                "[[periods]] （缺少 id） · start：不认识的字段（可用：id、name、from、to）",
+                "periods (?).id: 必须写时段 id（字符串）",
+                "periods (?).start: 不认识的字段（可用：id、name、from、to）",
             ],
         ),
     ],

@@ -161,7 +161,7 @@ def test_validate_names_template_and_field(changes: dict[str, Any], field: str, 
     problems = validate(
         entry(**changes), KPIS, periods={"double11"}, scenarios={"logistics_peak"}, roles={"operations"}
     )
-    assert any(p.startswith(f"[[templates]] ops-default · {field}：") and message in p for p in problems), (
+    assert any(p.startswith(f"templates (ops-default).{field}: ") and message in p for p in problems), (
         problems
     )
     with pytest.raises(TemplateError) as info:
@@ -179,22 +179,22 @@ def test_validate_names_template_and_field(changes: dict[str, Any], field: str, 
 )
 def test_validate_references_when_known(changes: dict[str, Any], field: str, message: str) -> None:
     known = {"periods": {"double11"}, "scenarios": {"logistics_peak"}, "roles": {"operations"}}
-    assert validate(entry(**changes), KPIS, **known) == [f"[[templates]] ops-default · {field}：{message}"]
+    assert validate(entry(**changes), KPIS, **known) == [f"templates (ops-default).{field}: {message}"]
     assert validate(entry(**changes), KPIS) == []  # not checked when the caller does not say
 
 
 def test_each_bad_field_is_one_line() -> None:
     problems = validate(entry(weights={"conversion_rate": 60, "nope": 30}, cap=10), KPIS)
     assert problems == [
-        "[[templates]] ops-default · weights.nope：没有 key 为“nope”的指标（[[kpis]]）",
-        "[[templates]] ops-default · weights：权重合计为 90，必须等于 100",
-        "[[templates]] ops-default · cap：封顶应为 100–1000 之间的百分数，不是“10”",
+        "templates (ops-default).weights.nope: 没有 key 为“nope”的指标（[[kpis]]）",
+        "templates (ops-default).weights: 权重合计为 90，必须等于 100",
+        "templates (ops-default).cap: 封顶应为 100–1000 之间的百分数，不是“10”",
     ]
 
 
 def test_missing_id() -> None:
     problems = validate({"weights": {"ctr": 100}}, KPIS)
-    assert problems == ["[[templates]] （缺少 id） · id：必须写模板 id（字符串）"]
+    assert problems == ["templates (?).id: 必须写模板 id（字符串）"]
 
 
 def test_kpi_check_skipped_without_keys() -> None:
@@ -214,7 +214,7 @@ def test_conflicts() -> None:
     c = parse_template(entry(id="ops-promo", period="double11"))
     assert conflicts([a, c]) == []
     assert conflicts([b, a, c]) == [
-        "[[templates]] ops-other：与 ops-default 的适用条件完全相同（岗位、场景、时段、员工类型），无法确定用哪个"
+        "templates (ops-other): 与 ops-default 的适用条件完全相同（岗位、场景、时段、员工类型），无法确定用哪个"
     ]
 
 
