@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -23,7 +23,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, selectinload
 
 from appraisal.scoring import ItemInput, KpiInfo, RatingInput, Result, score
 from appraisal.selection import (
@@ -153,25 +153,108 @@ def _employee(person: Person) -> Employee:
 def select_for(session: Session, person: Person, week: str, rules: Rules | None = None) -> Selection:
     """The template for ``person`` in ``week`` and why; raises ``NoTemplate``."""
     rules = rules or Rules.load(session)
+    return _select(rules, person, week, team_switches(session, person.team_id))
+
+
+def _select(rules: Rules, person: Person, week: str, switches: Sequence[Switch]) -> Selection:
     return select_template(
         rules.templates,
         person=_employee(person),
         week=week,
         periods=rules.periods,
         scenarios=rules.scenarios,
-        switches=team_switches(session, person.team_id),
+        switches=switches,
     )
 
 
-# ---------------------------------------------------------------- inputs of one person's week
-
-
-def _kpis(session: Session) -> dict[str, Kpi]:
-    return {k.key: k for k in session.scalars(select(Kpi))}
+# ---------------------------------------------------------------- inputs of a week
 
 
 def _info(kpi: Kpi) -> KpiInfo:
     return KpiInfo(kpi.key, kpi.name, kpi.unit, kpi.direction, kpi.kind)
+
+
+@dataclass
+class WeekInputs:
+    """Everything a run reads, loaded in a fixed number of queries however many people it scores."""
+
+    week: str
+    rules: Rules
+    kpis: dict[str, Kpi]
+    plans: dict[str, Plan]  # the current plan per person, items loaded
+    latest: dict[tuple[str, str], Decimal]  # (metric, scope) → the latest sample of the week
+    sums: dict[tuple[str, str], Decimal]  # (metric, scope) → the week's total (counts)
+    ratings: dict[str, dict[str, Rating]]  # person → KPI → rating
+    appeals: dict[str, list[Appeal]]  # person → accepted appeals, oldest decision first
+    switches: dict[str, list[Switch]]  # team → manual switches
+
+    @classmethod
+    def load(cls, session: Session, week: str, people: Collection[str] | None = None) -> WeekInputs:
+        days = week_days(week)
+        plan_q = (
+            select(Plan).options(selectinload(Plan.items)).where(Plan.week == week, Plan.current.is_(True))
+        )
+        rating_q = select(Rating).where(Rating.week == week)
+        appeal_q = (
+            select(Appeal, Appraisal.person_id)
+            .join(Appraisal, Appeal.appraisal_id == Appraisal.id)
+            .where(Appraisal.week == week, Appeal.status == "accepted")
+            .order_by(Appeal.decided_at, Appeal.id)
+        )
+        if people is not None:
+            plan_q = plan_q.where(Plan.person_id.in_(people))
+            rating_q = rating_q.where(Rating.person_id.in_(people))
+            appeal_q = appeal_q.where(Appraisal.person_id.in_(people))
+        kpis = {k.key: k for k in session.scalars(select(Kpi))}
+        latest: dict[tuple[str, str], Decimal] = {}
+        sums: dict[tuple[str, str], Decimal] = {}
+        metrics = {k.metric for k in kpis.values() if k.metric}
+        samples = session.execute(
+            select(MetricSample.metric, MetricSample.scope, MetricSample.value)
+            .where(
+                MetricSample.day >= days[0], MetricSample.day <= days[-1], MetricSample.metric.in_(metrics)
+            )
+            .order_by(MetricSample.day)
+        )
+        for metric, scope, value in samples:
+            latest[(metric, scope)] = value  # ordered by day: the last one wins
+            sums[(metric, scope)] = sums.get((metric, scope), Decimal(0)) + value
+        ratings: dict[str, dict[str, Rating]] = {}
+        for r in session.scalars(rating_q):
+            ratings.setdefault(r.person_id, {})[r.kpi_key] = r
+        appeals: dict[str, list[Appeal]] = {}
+        for appeal, person_id in session.execute(appeal_q):
+            appeals.setdefault(person_id, []).append(appeal)
+        names = {p.id: p.name for p in session.scalars(select(Person))}
+        switches: dict[str, list[Switch]] = {}
+        for sw in session.scalars(select(TemplateSwitch).where(TemplateSwitch.cancelled.is_(False))):
+            who = names.get(sw.by) or ("管理员" if sw.by in ("admin", "cli") else sw.by)
+            switches.setdefault(sw.team_id, []).append(Switch(sw.template_id, sw.start, sw.until, who, sw.at))
+        return cls(
+            week=week,
+            rules=Rules.load(session),
+            kpis=kpis,
+            plans={p.person_id: p for p in session.scalars(plan_q)},
+            latest=latest,
+            sums=sums,
+            ratings=ratings,
+            appeals=appeals,
+            switches=switches,
+        )
+
+    def corrections(self, person_id: str) -> tuple[set[str], dict[str, Decimal]]:
+        """KPIs excluded and values corrected by accepted appeals on any version of the week; they
+        carry over into every later recompute (the newest decision per KPI wins)."""
+        excluded: set[str] = set()
+        corrected: dict[str, Decimal] = {}
+        for appeal in self.appeals.get(person_id, []):
+            if appeal.excluded:
+                excluded.add(appeal.kpi_key)
+                corrected.pop(appeal.kpi_key, None)
+            elif appeal.corrected_value is not None:
+                corrected[appeal.kpi_key] = appeal.corrected_value
+                excluded.discard(appeal.kpi_key)
+        return excluded, corrected
 
 
 def latest_in_week(session: Session, metric: str, scope: str, week: str) -> Decimal | None:
@@ -190,41 +273,15 @@ def latest_in_week(session: Session, metric: str, scope: str, week: str) -> Deci
     )
 
 
-def _current_plan(session: Session, person_id: str, week: str) -> Plan | None:
-    return session.scalar(
-        select(Plan).where(Plan.person_id == person_id, Plan.week == week, Plan.current.is_(True))
-    )
-
-
-def _accepted_appeals(session: Session, person_id: str, week: str) -> tuple[set[str], dict[str, Decimal]]:
-    """KPIs excluded and values corrected by accepted appeals on any version of the week; they carry
-    over into every later recompute (the newest decision per KPI wins)."""
-    rows = session.scalars(
-        select(Appeal)
-        .join(Appraisal, Appeal.appraisal_id == Appraisal.id)
-        .where(Appraisal.person_id == person_id, Appraisal.week == week, Appeal.status == "accepted")
-        .order_by(Appeal.decided_at, Appeal.id)
-    )
-    excluded: set[str] = set()
-    corrections: dict[str, Decimal] = {}
-    for appeal in rows:
-        if appeal.excluded:
-            excluded.add(appeal.kpi_key)
-            corrections.pop(appeal.kpi_key, None)
-        elif appeal.corrected_value is not None:
-            corrections[appeal.kpi_key] = appeal.corrected_value
-            excluded.discard(appeal.kpi_key)
-    return excluded, corrections
-
-
 def compute(
-    session: Session, person: Person, week: str, rules: Rules | None = None
+    session: Session, person: Person, week: str, inputs: WeekInputs | None = None
 ) -> tuple[Selection, Result]:
     """Score ``person``'s ``week`` from what the database says now; writes nothing."""
-    selection = select_for(session, person, week, rules)
+    inputs = inputs or WeekInputs.load(session, week, [person.id])
+    selection = _select(inputs.rules, person, week, inputs.switches.get(person.team_id, []))
     template = selection.template
-    kpis = _kpis(session)
-    plan = _current_plan(session, person.id, week)
+    kpis = inputs.kpis
+    plan = inputs.plans.get(person.id)
     plan_items = list(plan.items) if plan else []
 
     items = []
@@ -232,13 +289,10 @@ def compute(
         kpi = kpis.get(item.kpi_key)
         if kpi is None or kpi.kind != "metric":
             continue  # rating / checklist KPIs are scored from ratings below
-        actual = latest_in_week(session, kpi.metric, item.scope, week) if kpi.metric else None
+        actual = inputs.latest.get((kpi.metric, item.scope)) if kpi.metric else None
         items.append(ItemInput(kpi.key, item.text, item.scope, item.baseline, item.target, actual))
 
-    ratings_rows = {
-        r.kpi_key: r
-        for r in session.scalars(select(Rating).where(Rating.person_id == person.id, Rating.week == week))
-    }
+    ratings_rows = inputs.ratings.get(person.id, {})
     ratings: dict[str, RatingInput] = {}
     for key in template.weights:
         kpi = kpis.get(key)
@@ -255,27 +309,16 @@ def compute(
         )
 
     counts: dict[str, Decimal] = {}
-    days = week_days(week)
     for adj in template.adjustments:
         rating = ratings_rows.get(adj.kpi)
+        kpi = kpis.get(adj.kpi)
         if rating is not None and rating.done is not None:
             counts[adj.kpi] = Decimal(rating.done)
-            continue
-        kpi = kpis.get(adj.kpi)
-        if kpi is not None and kpi.metric:
+        elif kpi is not None and kpi.metric and (kpi.metric, person.id) in inputs.sums:
             # per-person counts come as samples scoped to the person's id (e.g. a CS account)
-            total = session.scalar(
-                select(func.sum(MetricSample.value)).where(
-                    MetricSample.metric == kpi.metric,
-                    MetricSample.scope == person.id,
-                    MetricSample.day >= days[0],
-                    MetricSample.day <= days[-1],
-                )
-            )
-            if total is not None:
-                counts[adj.kpi] = Decimal(total)
+            counts[adj.kpi] = inputs.sums[(kpi.metric, person.id)]
 
-    excluded, corrections = _accepted_appeals(session, person.id, week)
+    excluded, corrections = inputs.corrections(person.id)
     info = {key: _info(k) for key, k in kpis.items()}
     result = score(
         template,
@@ -326,19 +369,26 @@ def freeze(
     now: datetime,
     *,
     reason: str = "",
-    rules: Rules | None = None,
+    inputs: WeekInputs | None = None,
+    previous: Appraisal | None | bool = True,
+    last_version: int | None = None,
 ) -> Appraisal:
-    """Compute and store a new version of ``person``'s ``week``; the previous version stops being current."""
-    selection, result = compute(session, person, week, rules)
-    previous = current_appraisal(session, person.id, week)
-    last = session.scalar(
-        select(func.max(Appraisal.version)).where(Appraisal.person_id == person.id, Appraisal.week == week)
-    )
-    version = (last or 0) + 1
+    """Compute and store a new version of ``person``'s ``week``; the previous version stops being
+    current. A run passes what it preloaded: the current version (None: there is none) and the
+    highest version number so far."""
+    selection, result = compute(session, person, week, inputs)
+    if previous is True:
+        previous = current_appraisal(session, person.id, week)
+    if last_version is None:
+        last_version = session.scalar(
+            select(func.max(Appraisal.version)).where(
+                Appraisal.person_id == person.id, Appraisal.week == week
+            )
+        )
+    version = (last_version or 0) + 1
     why = reason.strip()
-    if previous is not None:
+    if isinstance(previous, Appraisal):
         previous.current = False
-        session.flush()  # the old row stops being current before the new one is inserted
         changes = []
         if previous.template_id != result.template_id:
             changes.append(f"模板 {previous.template_id} → {result.template_id}")
@@ -364,7 +414,6 @@ def freeze(
         created_at=now,
     )
     session.add(row)
-    session.flush()
     session.add(
         AuditLog(
             at=now,
@@ -372,7 +421,6 @@ def freeze(
             action="appraisal.publish",
             subject=f"{person.id}/{week}",
             detail={
-                "appraisal": row.id,
                 "version": version,
                 "template": result.template_id,
                 "score": str(result.score),
@@ -384,7 +432,7 @@ def freeze(
     return row
 
 
-def _appraised_people(session: Session, week: str, team: str | None) -> list[Person]:
+def _appraised_people(session: Session, week: str, team: str | None, inputs: WeekInputs) -> list[Person]:
     query = (
         select(Person)
         .join(Team, Person.team_id == Team.id)
@@ -396,7 +444,7 @@ def _appraised_people(session: Session, week: str, team: str | None) -> list[Per
     people = []
     sunday = week_days(week)[-1]
     for person in session.scalars(query):
-        has_plan = _current_plan(session, person.id, week) is not None
+        has_plan = person.id in inputs.plans
         if not has_plan and person.team.leader_id == person.id:
             continue  # a leader who filed no plan is appraising, not appraised
         if not has_plan and person.on_leave_until is not None and person.on_leave_until >= sunday:
@@ -424,13 +472,22 @@ def run_week(
         fill_baselines(session, now)  # pending baselines that data has since fixed
     except ImportError:  # pragma: no cover - the plans room ships with the package
         pass
-    rules = Rules.load(session)
+    inputs = WeekInputs.load(session, week)
+    current = {
+        a.person_id: a
+        for a in session.scalars(select(Appraisal).where(Appraisal.week == week, Appraisal.current.is_(True)))
+    }
     out = []
-    for person in _appraised_people(session, week, team):
+    for person in _appraised_people(session, week, team, inputs):
         try:
-            out.append(freeze(session, person, week, now, reason=reason, rules=rules))
+            out.append(
+                freeze(
+                    session, person, week, now, reason=reason, inputs=inputs, previous=current.get(person.id)
+                )
+            )
         except NoTemplate as exc:
             log.warning("appraisal %s skipped: %s", week, exc)
+    session.flush()
     return out
 
 
