@@ -445,7 +445,7 @@ class AppealView:
     reply: str = ""
 
 
-def appeal_review(view: AppealView, *, error: str = "") -> Card:
+def appeal_review(view: AppealView, *, error: str = "", link: str = "") -> Card:
     """The leader's card for an open appeal: accept with a corrected value, accept by excluding, or reject."""
     what = {"rating": "更正后的星级（1–5）", "checklist": "更正后的完成任务数"}.get(
         view.kind, f"更正后的实际值（{view.unit or '无单位'}）"
@@ -480,6 +480,7 @@ def appeal_review(view: AppealView, *, error: str = "") -> Card:
             submit_label="提交处理",
             values={"appeal": str(view.appeal_id)},
             error=error,
+            link=link,
         ),
     )
 
@@ -507,32 +508,44 @@ class TemplateChoice:
     note: str = ""  # "双11 10-20–11-11", "场景：物流高峰" …
 
 
+AUTO_TEMPLATE = "auto"  # the switch card's option that ends manual switches
+NO_END = "none"  # the switch card's "不设截止" (WeCom option ids may not be empty)
+
+
 def template_switch_card(
-    *, team_name: str, current: str, choices: Sequence[TemplateChoice], until: str = "", error: str = ""
+    *,
+    team_name: str,
+    current: str,
+    choices: Sequence[TemplateChoice],
+    until: Sequence[Option] = (),
+    error: str = "",
 ) -> Card:
-    """A leader's one-click template switch: pick a template and an end date (inclusive)."""
+    """A leader's one-click template switch: pick a template (or back to the rule) and an end date.
+
+    Selects only, so the card works the same on every platform (WeCom cards cannot mix a form
+    with callback buttons); any other end date can be typed: 切换模板 模板id 至 12-01."""
     options = tuple(Option(c.id, f"{c.name}（{c.note}）" if c.note else c.name) for c in choices)
+    options += (Option(AUTO_TEMPLATE, "恢复自动选择"),)
+    ends = tuple(until) or (Option(NO_END, "不设截止"),)
     return Card(
         title=f"切换考核模板 · {team_name}",
         theme="red" if error else "blue",
         blocks=(
             Fields((Field("团队", team_name), Field("当前", current or "按规则自动选择"))),
             Note(
-                "手动切换优先于场景、时段和员工类型；到期后自动恢复按规则选择。也可以发送：切换模板 模板id 至 12-01"
+                "手动切换优先于场景、时段和员工类型，到期后恢复按规则选择。"
+                "其他截止日期可发送：切换模板 模板id 至 12-01"
             ),
         ),
         form=Form(
             "template.switch",
             (
                 Input("template", "切换到", "select", options=options, required=True),
-                Input(
-                    "until", "截止日期（含，可选）", "text", value=until, placeholder="12-01 或 2026-12-01"
-                ),
+                Input("until", "截止（含当天）", "select", options=ends, value=ends[0].value),
             ),
             submit_label="切换",
             error=error,
         ),
-        buttons=(Button("恢复自动选择", action="template.switch.cancel", style="danger"),),
     )
 
 
@@ -553,6 +566,7 @@ def rating_form(
     kpis: Sequence[KpiChoice],
     error: str = "",
     weeks: Sequence[str] = (),
+    link: str = "",
 ) -> Card:
     """A leader rates a non-metric KPI (1–5 stars) or records a checklist's done / planned tasks."""
     week_options = tuple(Option(w, w) for w in (weeks or (week,)))
@@ -588,5 +602,6 @@ def rating_form(
             ),
             submit_label="保存",
             error=error,
+            link=link,
         ),
     )

@@ -40,6 +40,8 @@ from appraisal.selection import (
 )
 from appraisal.templates import Template, TemplateError, parse_template
 from cards.builders import (
+    AUTO_TEMPLATE,
+    NO_END,
     AppealView,
     AppraisalView,
     KpiChoice,
@@ -52,7 +54,7 @@ from cards.builders import (
     template_switch_card,
     template_switched,
 )
-from cards.model import Card, Markdown, Note
+from cards.model import Card, Markdown, Note, Option
 from handlers.inbound import Inbound
 from handlers.router import Context, LinkMaker, PermissionDenied, error_card, router
 from storage import outbox
@@ -831,7 +833,28 @@ def _switch_card(ctx: Context, team: Team, error: str = "") -> Card:
             notes.append("新员工" if t.employee_type == "new" else "老员工")
         choices.append(TemplateChoice(t.id, t.label, "，".join(notes)))
     current = "、".join(_team_selection(ctx.session, team, week, rules))
-    return template_switch_card(team_name=team.name, current=current, choices=choices, error=error)
+    return template_switch_card(
+        team_name=team.name,
+        current=current,
+        choices=choices,
+        until=_end_choices(_today(team, ctx.now)),
+        error=error,
+    )
+
+
+def _end_choices(today: date) -> list[Option]:
+    """End dates a leader usually means: this Sunday, next Sunday, the month's last day, none."""
+    sunday = today + timedelta(days=6 - today.weekday())
+    next_month = date(today.year + today.month // 12, today.month % 12 + 1, 1)
+    month_end = next_month - timedelta(days=1)
+    out = [
+        Option(sunday.isoformat(), f"本周日 {sunday:%m-%d}"),
+        Option((sunday + timedelta(days=7)).isoformat(), f"下周日 {sunday + timedelta(days=7):%m-%d}"),
+    ]
+    if month_end > sunday + timedelta(days=7):
+        out.append(Option(month_end.isoformat(), f"月底 {month_end:%m-%d}"))
+    out.append(Option(NO_END, "不设截止"))
+    return out
 
 
 def _do_switch(ctx: Context, event: Inbound, template_id: str, until_text: str, team_word: str = "") -> Card:
@@ -870,13 +893,16 @@ def switch_command(event: Inbound, ctx: Context) -> Card:
 @router.action("template.switch")
 def switch_action(event: Inbound, ctx: Context) -> Card:
     template_id = str(event.values.get("template", "")).strip()
+    if template_id == AUTO_TEMPLATE:
+        return _cancel(event, ctx)
     try:
         if not template_id:
             return _switch_card(
                 ctx, _led_team(ctx, event, str(event.values.get("team", ""))), error="请选择模板"
             )
+        until = str(event.values.get("until", "")).strip()
         return _do_switch(
-            ctx, event, template_id, str(event.values.get("until", "")), str(event.values.get("team", ""))
+            ctx, event, template_id, "" if until == NO_END else until, str(event.values.get("team", ""))
         )
     except AppraisalError as exc:
         return error_card(str(exc))
@@ -885,6 +911,10 @@ def switch_action(event: Inbound, ctx: Context) -> Card:
 @router.command("恢复模板", "取消切换")
 @router.action("template.switch.cancel")
 def cancel_action(event: Inbound, ctx: Context) -> Card:
+    return _cancel(event, ctx)
+
+
+def _cancel(event: Inbound, ctx: Context) -> Card:
     me = _me(ctx)
     try:
         team = _led_team(ctx, event, str(event.values.get("team", "")))
@@ -936,7 +966,19 @@ def appeal_open(event: Inbound, ctx: Context) -> Card:
     except AppraisalError as exc:
         return error_card(str(exc))
     kpi = str(event.values.get("kpi", ""))
-    return appeal_form(appraisal_id=row.id, week=row.week, items=_choices(row), kpi=kpi)
+    return appeal_form(
+        appraisal_id=row.id, week=row.week, items=_choices(row), kpi=kpi, link=_appeal_link(ctx, row, kpi)
+    )
+
+
+# Forms with text inputs also open as signed web pages (WeCom cards cannot hold text inputs).
+def _appeal_link(ctx: Context, row: Appraisal, kpi: str) -> str:
+    extra = {"appraisal": str(row.id), **({"kpi": kpi} if kpi else {})}
+    return ctx.links(row.person_id, "appeal-form", row.week, **extra)
+
+
+def _review_link(ctx: Context, leader: Person | None, appeal: Appeal, week: str) -> str:
+    return ctx.links(leader.id, "appeal-review", week, appeal=str(appeal.id)) if leader else ""
 
 
 def _appeal_view(session: Session, appeal: Appeal, row: Appraisal) -> AppealView:
@@ -970,7 +1012,14 @@ def appeal_submit(event: Inbound, ctx: Context) -> Card:
     fixed = kpi if "kpi" in event.values and any(c.key == kpi for c in choices) else ""
 
     def again(error: str) -> Card:
-        return appeal_form(appraisal_id=row.id, week=row.week, items=choices, kpi=fixed, error=error)
+        return appeal_form(
+            appraisal_id=row.id,
+            week=row.week,
+            items=choices,
+            kpi=fixed,
+            error=error,
+            link=_appeal_link(ctx, row, fixed),
+        )
 
     if not any(c.key == kpi for c in choices):
         return again("请选择要申诉的一项")
@@ -1004,7 +1053,8 @@ def appeal_submit(event: Inbound, ctx: Context) -> Card:
     team = ctx.session.get(Team, row.team_id)
     leader = ctx.session.get(Person, team.leader_id) if team and team.leader_id else None
     view = _appeal_view(ctx.session, appeal, row)
-    _notify(ctx, leader, appeal_review(view), f"appeal:{appeal.id}:review")
+    review = appeal_review(view, link=_review_link(ctx, leader, appeal, row.week))
+    _notify(ctx, leader, review, f"appeal:{appeal.id}:review")
     return _done(
         f"申诉已提交 · {row.week}",
         f"你对“{view.kpi_name}”的申诉已提交给主管{f' {leader.name}' if leader else ''}，处理后会通知你。",
@@ -1039,6 +1089,7 @@ def appeal_decide(event: Inbound, ctx: Context) -> Card:
     assert row is not None  # the foreign key
     _leader_of(ctx.session, row.team_id, me)
     view = _appeal_view(ctx.session, appeal, row)
+    link = _review_link(ctx, me, appeal, row.week)
     if appeal.status != "open":
         state = "接受" if appeal.status == "accepted" else "驳回"
         return error_card(
@@ -1047,16 +1098,16 @@ def appeal_decide(event: Inbound, ctx: Context) -> Card:
     decision = str(event.values.get("decision", "")).strip()
     reply = str(event.values.get("reply", "")).strip()
     if len(reply) > MAX_NOTE:
-        return appeal_review(view, error=f"回复太长（最多 {MAX_NOTE} 字）")
+        return appeal_review(view, error=f"回复太长（最多 {MAX_NOTE} 字）", link=link)
     if decision not in ("correct", "exclude", "reject"):
-        return appeal_review(view, error="请选择处理方式")
+        return appeal_review(view, error="请选择处理方式", link=link)
     if decision == "reject" and not reply:
-        return appeal_review(view, error="驳回时请写明理由")
+        return appeal_review(view, error="驳回时请写明理由", link=link)
     if decision == "correct":
         try:
             appeal.corrected_value = _corrected(view, str(event.values.get("value", "")))
         except AppraisalError as exc:
-            return appeal_review(view, error=str(exc))
+            return appeal_review(view, error=str(exc), link=link)
     appeal.excluded = decision == "exclude"
     appeal.status = "rejected" if decision == "reject" else "accepted"
     appeal.reply = reply
@@ -1127,7 +1178,14 @@ def _rating_card(ctx: Context, team: Team, error: str = "") -> Card:
         )
     ]
     kpis = [KpiChoice(k.key, k.name, k.unit) for k in _rating_kpis(ctx.session)]
-    return rating_form(week=this_week, weeks=[this_week, last_week], people=members, kpis=kpis, error=error)
+    return rating_form(
+        week=this_week,
+        weeks=[this_week, last_week],
+        people=members,
+        kpis=kpis,
+        error=error,
+        link=ctx.links(_me(ctx).id, "rating-form", this_week),
+    )
 
 
 @router.command("评分", "rate")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal as D
 from typing import Any
 
@@ -25,7 +26,7 @@ from cards.builders import (
     template_switch_card,
     template_switched,
 )
-from cards.model import Card
+from cards.model import Card, Option
 from cards.render import text
 
 KPIS = {
@@ -281,10 +282,16 @@ def test_template_cards() -> None:
             TemplateChoice("ops-default", "运营默认模板"),
             TemplateChoice("ops-promo", "大促模板", "双11 10-20–11-11"),
         ],
+        until=[Option("2026-11-29", "本周日 11-29"), Option("", "不设截止")],
     )
     assert card.form is not None and card.form.action == "template.switch"
-    assert [o.label for o in card.form.inputs[0].options] == ["运营默认模板", "大促模板（双11 10-20–11-11）"]
-    assert card.buttons[0].action == "template.switch.cancel"
+    assert [o.label for o in card.form.inputs[0].options] == [
+        "运营默认模板",
+        "大促模板（双11 10-20–11-11）",
+        "恢复自动选择",
+    ]
+    assert [i.kind for i in card.form.inputs] == ["select", "select"]  # selects only: every platform
+    assert card.form.inputs[1].value == "2026-11-29" and card.buttons == ()
     done = template_switched(
         team_name="运营组", template="大促模板", window="11-23–12-01", replaced="运营默认模板", by="张伟"
     )
@@ -304,3 +311,82 @@ def test_rating_form() -> None:
     assert card.form is not None and card.form.action == "appraisal.rate"
     assert [i.name for i in card.form.inputs] == ["week", "person", "kpi", "stars", "done", "planned"]
     assert [o.value for o in card.form.inputs[3].options] == ["1", "2", "3", "4", "5"]
+
+
+LINK = "https://x.test/p/signed-token"
+
+
+def every_card() -> dict[str, Card]:
+    """Each appraisal card with representative values, for the platform renderers."""
+    many = parse_template(
+        {"id": "t", "weights": {"conversion_rate": 25, "ctr": 25, "complaint_rate": 25, "activity_sales": 25}}
+    )
+    full = score(
+        PROMO,
+        KPIS,
+        [
+            ItemInput("activity_sales", "双11会场" * 10, "双11主会场", D(100000), D(120000), D(130000)),
+            ItemInput("conversion_rate", "优化详情页首屏", "shop", D("3.00"), D("5.00"), D("2.50")),
+            ItemInput("ctr", "不在模板里", "shop", D("2.0"), D("2.2"), None),
+        ],
+    )
+    items = [KpiChoice("conversion_rate", "支付转化率"), KpiChoice("ctr", "点击率")]
+    appeal = AppealView(
+        3, "李雷", "2026-W48", "支付转化率", "%", "metric", "数据晚到" * 50, full.rows[1].to_dict()
+    )
+    return {
+        "appraisal": appraisal_card(
+            view_of(full, "大促模板（双11 10-20–11-11）替代 运营默认模板", "大促模板"),
+            detail_url="https://x.test/p/a",
+        ),
+        "appraisal_many": appraisal_card(view_of(score(many, KPIS, []), "t", "t")),
+        "appeal_form": appeal_form(appraisal_id=7, week="2026-W48", items=items, kpi="ctr", link=LINK),
+        "appeal_pick": appeal_form(
+            appraisal_id=7, week="2026-W48", items=items, error="请写申诉理由", link=LINK
+        ),
+        "appeal_review": appeal_review(appeal, link=LINK),
+        "appeal_result": appeal_result(
+            AppealView(**{**appeal.__dict__, "status": "accepted"}), new_score=D(60), new_grade="C"
+        ),
+        "template_switch": template_switch_card(
+            team_name="运营组",
+            current="运营默认模板",
+            choices=[TemplateChoice(f"t{n}", f"模板{n}", "双11 10-20–11-11") for n in range(8)],
+            until=[Option("2026-11-29", "本周日 11-29"), Option("none", "不设截止")],
+        ),
+        "template_switched": template_switched(
+            team_name="运营组", template="大促模板", window="11-23–12-01", replaced="运营默认模板", by="张伟"
+        ),
+        "rating_form": rating_form(
+            week="2026-W48",
+            weeks=["2026-W48", "2026-W47"],
+            people=[KpiChoice(f"p{n}", f"员工{n}") for n in range(12)],
+            kpis=[KpiChoice("leader_rating", "主管评分"), KpiChoice("learning", "学习进度")],
+            link=LINK,
+        ),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(every_card()))
+def test_every_platform_renders_every_appraisal_card(name: str) -> None:
+    from cards.render import dingtalk, feishu, html, wecom
+
+    card = every_card()[name]
+    assert Card.from_dict(card.to_dict()) == card
+    payload = feishu.render(card)
+    assert json.dumps(payload, ensure_ascii=False)
+    assert feishu.render(card, interactive=False)
+    assert wecom.app_messages(card, task_id="t-1", fallback_url="https://x.test/p")
+    assert wecom.chat_messages(card) and wecom.robot_messages(card)
+    assert dingtalk.robot_message(card) and dingtalk.app_robot_message(card) and dingtalk.card_params(card)
+    assert html.render(card) and text.render(card)
+
+
+def test_switch_card_is_a_wecom_select_card() -> None:
+    from cards.render import wecom
+
+    card = every_card()["template_switch"]
+    (message,) = [m for m in wecom.app_messages(card, task_id="t-1") if m.get("msgtype") == "template_card"]
+    body = message["template_card"]
+    assert body["card_type"] == "multiple_interaction"
+    assert [s["question_key"] for s in body["select_list"]] == ["template", "until"]

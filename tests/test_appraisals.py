@@ -525,16 +525,27 @@ def test_switch_from_chat(sim, db, shop) -> None:
     assert "日期“明天”看不懂" in bad["text"]
     (pick,) = sim.say("zhangwei", "切换模板")
     assert pick["form"]["action"] == "template.switch"
-    assert "大促模板（双11 10-20–11-11）" in pick["text"] or "大促模板" in json.dumps(
-        pick, ensure_ascii=False
-    )
-    (done,) = sim.act("zhangwei", "template.switch", {"template": "ops-default", "until": "11-29"})
+    template, until = pick["form"]["fields"]
+    assert [o["value"] for o in template["options"]] == [
+        "design-default",
+        "newcomer",
+        "ops-default",
+        "ops-promo",
+        "auto",
+    ]
+    # Monday 11-23: this Sunday, next Sunday, the month's end is not later, or no end
+    assert [o["value"] for o in until["options"]] == ["2026-11-29", "2026-12-06", "none"]
+    (done,) = sim.act("zhangwei", "template.switch", {"template": "ops-default", "until": "2026-11-29"})
     assert "切换为 运营默认模板（11-23–11-29）" in done["text"]
+    (open_ended,) = sim.act("zhangwei", "template.switch", {"template": "ops-promo", "until": "none"})
+    assert "切换为 大促模板（自 11-23 起）" in open_ended["text"]
+    (auto,) = sim.act("zhangwei", "template.switch", {"template": "auto", "until": "none"})
+    assert auto["title"] == "考核模板已恢复"
     (back,) = sim.say("zhangwei", "恢复模板")
-    assert back["title"] == "考核模板已恢复"
+    assert "当前没有手动切换" in back["text"]
     with db() as s:
         actions = [a.action for a in s.scalars(select(AuditLog).order_by(AuditLog.id))]
-    assert actions == ["template.switch", "template.switch", "template.switch.cancel"]
+    assert actions == ["template.switch", "template.switch", "template.switch", "template.switch.cancel"]
 
 
 def test_cli_template_switch(config, db, shop, capsys) -> None:
@@ -627,6 +638,9 @@ def test_the_card_and_the_appeal_form(sim, published) -> None:
     assert [a["label"] for a in card["actions"]][:2] == ["申诉：支付转化率", "申诉：详情页点击率"]
     (form,) = sim.act("lilei", "appraisal.appeal", {"appraisal": str(published), "kpi": "ctr"})
     assert form["form"]["action"] == "appraisal.appeal.submit"
+    assert form["card"]["form"]["link"].startswith(
+        "http://planloop.test/p/"
+    )  # the same form as a signed page
     (none,) = sim.say("zhangwei", "考核")
     assert "还没有你的考核结果" in none["text"]
 
