@@ -8,14 +8,15 @@ its reason, and the previous one stops being ``current``.
 
 Public functions (the CLI and the scheduler call these; handlers below are chat-facing):
 ``run_week``, ``publish``, ``export_appraisals``, ``switch_template``, ``cancel_switch``,
-``select_for``, ``appraisal_card_for``.
+``parse_day``, ``select_for``, ``compute`` (a preview that writes nothing), ``current_appraisal``,
+``appraisal_card_for``.
 """
 
 from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
@@ -123,16 +124,27 @@ def active_scenarios(session: Session) -> dict[str, str]:
     return {s.id: s.name for s in session.scalars(select(Scenario).where(Scenario.active.is_(True)))}
 
 
+def _switch(session: Session, row: TemplateSwitch, names: Mapping[str, str] | None = None) -> Switch:
+    if names is not None:
+        name = names.get(row.by)
+    else:
+        who = session.get(Person, row.by)
+        name = who.name if who else None
+    return Switch(
+        row.template_id,
+        row.start,
+        row.until,
+        name or ("管理员" if row.by in ("admin", "cli") else row.by),
+        row.at,
+    )
+
+
 def team_switches(session: Session, team_id: str) -> list[Switch]:
+    """The team's manual switches (cancelled ones left out), with who switched as people read it."""
     rows = session.scalars(
         select(TemplateSwitch).where(TemplateSwitch.team_id == team_id, TemplateSwitch.cancelled.is_(False))
     )
-    out = []
-    for r in rows:
-        who = session.get(Person, r.by)
-        name = who.name if who else ("管理员" if r.by in ("admin", "cli") else r.by)
-        out.append(Switch(r.template_id, r.start, r.until, name, r.at))
-    return out
+    return [_switch(session, r) for r in rows]
 
 
 @dataclass
@@ -230,8 +242,7 @@ class WeekInputs:
         names = {p.id: p.name for p in session.scalars(select(Person))}
         switches: dict[str, list[Switch]] = {}
         for sw in session.scalars(select(TemplateSwitch).where(TemplateSwitch.cancelled.is_(False))):
-            who = names.get(sw.by) or ("管理员" if sw.by in ("admin", "cli") else sw.by)
-            switches.setdefault(sw.team_id, []).append(Switch(sw.template_id, sw.start, sw.until, who, sw.at))
+            switches.setdefault(sw.team_id, []).append(_switch(session, sw, names))
         return cls(
             week=week,
             rules=Rules.load(session),
@@ -257,22 +268,6 @@ class WeekInputs:
                 corrected[appeal.kpi_key] = appeal.corrected_value
                 excluded.discard(appeal.kpi_key)
         return excluded, corrected
-
-
-def latest_in_week(session: Session, metric: str, scope: str, week: str) -> Decimal | None:
-    """The latest sample of ``metric``/``scope`` on a day of ``week`` (None: no data that week)."""
-    days = week_days(week)
-    return session.scalar(
-        select(MetricSample.value)
-        .where(
-            MetricSample.metric == metric,
-            MetricSample.scope == scope,
-            MetricSample.day >= days[0],
-            MetricSample.day <= days[-1],
-        )
-        .order_by(MetricSample.day.desc())
-        .limit(1)
-    )
 
 
 def compute(

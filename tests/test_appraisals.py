@@ -594,6 +594,43 @@ def test_cli_template_switch(config, db, shop, capsys) -> None:
     assert main(["--config", config, "template", "switch", "--team", "x", "--to", "ops-promo"]) == 1
 
 
+@pytest.mark.parametrize("fmt", ["json", "csv"])
+def test_cli_export_appraisals(config, db, shop, capsys, fmt: str) -> None:
+    with db() as s, s.begin():
+        lilei_week48(s)
+        run_week(s, "2026-W48", NOW, team="ops")
+    args = [
+        "--config",
+        config,
+        "export",
+        "appraisals",
+        "--week",
+        "2026-W48",
+        "--team",
+        "ops",
+        "--format",
+        fmt,
+    ]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    if fmt == "json":
+        lilei = next(a for a in json.loads(out)["appraisals"] if a["employee"] == "lilei")
+        assert (lilei["score"], lilei["grade"], lilei["template_reason"]) == (107.0, "A", "运营默认模板")
+    else:
+        rows = [line.split(",") for line in out.lstrip("\ufeff").splitlines()]
+        assert rows[0][:8] == [
+            "week",
+            "employee",
+            "team",
+            "version",
+            "template",
+            "template_reason",
+            "score",
+            "grade",
+        ]
+        assert [r[8] for r in rows[1:] if r[1] == "lilei"] == ["conversion_rate", "ctr"]
+
+
 @pytest.fixture
 def config(tmp_path, engine):
     url = engine.url.render_as_string(hide_password=False)
