@@ -133,8 +133,10 @@ router = Router()
 
 def default_router() -> Router:
     """The router with every handler module registered (imported here so registration happens once)."""
+    import handlers.alerts  # noqa: F401
     import handlers.appraisals  # noqa: F401
     import handlers.commands  # noqa: F401
     import handlers.plans  # noqa: F401
+    import handlers.progress  # noqa: F401
 
     return router

@@ -1,0 +1,481 @@
+"""The outbox relay: claim due rows, send them through the platform adapter, retry, rate-limit.
+
+How a message travels: a handler or job ``storage.outbox.enqueue``s a row in its own
+transaction; a relay (one per worker, any number of workers) claims due rows for a
+lease (``claimed_until``), sends each one outside any database transaction, then
+records the outcome. Lost-nothing: a relay killed between claim and send leaves its
+rows to be claimed again when the lease runs out; a relay killed after the platform
+accepted but before the row was marked sent causes one resend, which Feishu drops
+(the outbox id is its ``uuid``) and which the other platforms show at most once more.
+
+- Claims: ``FOR UPDATE SKIP LOCKED`` on PostgreSQL, so relays never wait on each other;
+  on SQLite one conditional ``UPDATE`` (SQLite serialises writers).
+- Retries: full-jitter exponential backoff, never sooner than the platform's retry-after;
+  after ``max_attempts`` failures, or at once for an error the platform says is final,
+  the row is ``dead`` and the admins are told.
+- Rate limits: token buckets per ``Platform.limits(message)``; a message that would
+  exceed one waits (its row goes back with a later due time), it never fails for it.
+  Buckets are per process: with several workers, declare limits per worker accordingly.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import socket
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from bot.platforms.base import DeliveryError, Outbound, RateLimit, SendResult
+from bot.services import Services
+from cards import builders_ops
+from cards.model import Card
+from handlers.ops import ADMIN_PREFIX, notify_admins
+from storage.db import is_sqlite, transaction
+from storage.models import OutboxMessage, Team
+
+log = logging.getLogger("planloop.delivery")
+
+# Keys of Outbound.extra for ``webhook`` rows: the team's group-robot URL and signing secret.
+WEBHOOK_URL = "webhook_url"
+WEBHOOK_SECRET = "webhook_secret"  # noqa: S105 - a key name, not a secret
+
+
+@dataclass(frozen=True)
+class RelayPolicy:
+    batch: int = 10
+    lease: timedelta = timedelta(minutes=5)  # well above an adapter's HTTP timeout × batch
+    max_attempts: int = 8
+    base_delay: float = 2.0  # seconds; attempt n waits up to base × 2^(n-1)
+    max_delay: float = 3600.0
+
+
+@dataclass
+class RelayStats:
+    claimed: int = 0
+    sent: int = 0
+    retried: int = 0
+    dead: int = 0
+    waited: int = 0  # deferred by a rate limit
+    lost: int = 0  # lease ran out before sending; left for whoever claims it next
+
+    def add(self, other: RelayStats) -> None:
+        for name in ("claimed", "sent", "retried", "dead", "waited", "lost"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+
+    @property
+    def progressed(self) -> bool:
+        return self.claimed > 0
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A snapshot of a claimed row, used after the claiming transaction has committed."""
+
+    id: str
+    dedupe_key: str
+    bot_id: str
+    channel: str
+    target: str
+    card: dict[str, Any]
+    reply_handle: str | None
+    attempts: int
+    claimed_until: datetime
+
+
+class TokenBuckets:
+    """One bucket of ``count`` tokens per ``RateLimit.key``; a spent token returns ``per_seconds``
+    after it was spent. So a burst may use the whole bucket, yet no window of ``per_seconds``
+    ever sees more than ``count`` sends (a refill-rate bucket would allow up to twice that,
+    enough to trip DingTalk's 20-per-minute ban)."""
+
+    def __init__(self) -> None:
+        self._spent: dict[str, deque[float]] = {}  # key -> times tokens were spent, oldest first
+        self._blocked: dict[str, float] = {}  # key -> until (the platform said "slow down")
+
+    def _live(self, limit: RateLimit, now: float) -> deque[float]:
+        spent = self._spent.setdefault(limit.key, deque())
+        while spent and spent[0] <= now - limit.per_seconds:
+            spent.popleft()
+        return spent
+
+    def wait(self, limits: Iterable[RateLimit], now: float) -> float:
+        """Seconds until every bucket has a token (0: send now)."""
+        longest = 0.0
+        for limit in limits:
+            longest = max(longest, self._blocked.get(limit.key, 0.0) - now)
+            if limit.count <= 0 or limit.per_seconds <= 0:
+                continue
+            spent = self._live(limit, now)
+            if len(spent) >= limit.count:
+                longest = max(longest, spent[len(spent) - limit.count] + limit.per_seconds - now)
+        return max(0.0, longest)
+
+    def take(self, limits: Iterable[RateLimit], now: float) -> None:
+        for limit in limits:
+            if limit.count > 0 and limit.per_seconds > 0:
+                self._live(limit, now).append(now)
+
+    def block(self, keys: Iterable[str], until: float) -> None:
+        for key in keys:
+            self._blocked[key] = max(self._blocked.get(key, 0.0), until)
+
+
+def backoff(attempts: int, policy: RelayPolicy, rng: Callable[[], float], retry_after: float | None) -> float:
+    """Full jitter: uniform in [0, min(cap, base × 2^(attempts-1))], but never before retry-after."""
+    ceiling = min(policy.max_delay, policy.base_delay * (2 ** max(0, attempts - 1)))
+    delay = rng() * ceiling
+    if retry_after is not None and retry_after > 0:
+        delay = max(delay, float(retry_after))
+    return delay
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class Relay:
+    """One relay loop's state (its name and its rate-limit buckets). Not shared between threads."""
+
+    def __init__(
+        self,
+        services: Services,
+        *,
+        name: str | None = None,
+        policy: RelayPolicy | None = None,
+        rng: Callable[[], float] = random.random,
+        buckets: TokenBuckets | None = None,
+    ):
+        self.services = services
+        self.name = name or worker_name()
+        self.policy = policy or RelayPolicy()
+        self.rng = rng
+        self.buckets = buckets or TokenBuckets()
+
+    # -- claiming ---------------------------------------------------------------------------
+
+    def _due(self, now: datetime):  # noqa: ANN202 - a SQL condition
+        return and_(
+            OutboxMessage.status == "pending",
+            OutboxMessage.next_attempt_at <= now,
+            or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until < now),
+        )
+
+    def claim(self) -> list[Claimed]:
+        now = self.services.clock()
+        until = now + self.policy.lease
+        order = (OutboxMessage.next_attempt_at, OutboxMessage.created_at, OutboxMessage.id)
+        with transaction(self.services.sessions) as session:
+            if is_sqlite(self.services.engine):
+                # One statement: SQLite runs it under its single write lock, so two relays
+                # can never both match a row. Read back by (name, lease end).
+                ids = select(OutboxMessage.id).where(self._due(now)).order_by(*order).limit(self.policy.batch)
+                session.execute(
+                    update(OutboxMessage)
+                    .where(OutboxMessage.id.in_(ids.scalar_subquery()), self._due(now))
+                    .values(claimed_by=self.name, claimed_until=until)
+                    .execution_options(synchronize_session=False)
+                )
+                rows = list(
+                    session.scalars(
+                        select(OutboxMessage)
+                        .where(
+                            OutboxMessage.claimed_by == self.name,
+                            OutboxMessage.claimed_until == until,
+                            OutboxMessage.status == "pending",
+                        )
+                        .order_by(*order)
+                    )
+                )
+            else:
+                rows = list(
+                    session.scalars(
+                        select(OutboxMessage)
+                        .where(self._due(now))
+                        .order_by(*order)
+                        .limit(self.policy.batch)
+                        .with_for_update(skip_locked=True)
+                    )
+                )
+                for row in rows:
+                    row.claimed_by = self.name
+                    row.claimed_until = until
+            return [
+                Claimed(
+                    r.id,
+                    r.dedupe_key,
+                    r.bot_id,
+                    r.channel,
+                    r.target,
+                    dict(r.card),
+                    r.reply_handle,
+                    r.attempts,
+                    until,
+                )
+                for r in rows
+            ]
+
+    def next_due(self) -> datetime | None:
+        """When the earliest pending row becomes claimable (its due time or its lease end)."""
+        with self.services.sessions() as session:
+            due = func.coalesce(OutboxMessage.claimed_until, OutboxMessage.next_attempt_at)
+            rows = session.execute(
+                select(OutboxMessage.next_attempt_at, OutboxMessage.claimed_until)
+                .where(OutboxMessage.status == "pending")
+                .order_by(due)
+                .limit(50)
+            ).all()
+        times = [max(a, b) if b is not None else a for a, b in rows]
+        return min(times) if times else None
+
+    # -- sending ----------------------------------------------------------------------------
+
+    def run_once(self) -> RelayStats:
+        stats = RelayStats()
+        for claimed in self.claim():
+            stats.claimed += 1
+            outcome = self.deliver(claimed)
+            setattr(stats, outcome, getattr(stats, outcome) + 1)
+        return stats
+
+    def _outbound(self, claimed: Claimed) -> Outbound:
+        card = Card.from_dict(claimed.card)
+        extra: dict[str, str] = {}
+        if claimed.channel == "webhook":
+            with self.services.sessions() as session:
+                team = session.get(Team, claimed.target)
+                # Stored as given for now; decrypt here once secrets at rest land.
+                url = team.webhook_enc if team is not None else None
+                secret = team.webhook_secret_enc if team is not None else None
+            if not url:
+                raise DeliveryError(
+                    f"team {claimed.target} has no group-robot webhook configured",
+                    retry=True,
+                    code="no_webhook",
+                )
+            extra = {WEBHOOK_URL: url, WEBHOOK_SECRET: secret or ""}
+        return Outbound(claimed.id, claimed.channel, claimed.target, card, claimed.reply_handle, extra)
+
+    def deliver(self, claimed: Claimed) -> str:
+        """Send one claimed row; returns the outcome: sent | retried | dead | waited | lost."""
+        platform = self.services.platforms.get(claimed.bot_id)
+        try:
+            if platform is None:
+                raise DeliveryError(
+                    f"no bot named {claimed.bot_id!r} is configured", retry=True, code="no_bot"
+                )
+            try:
+                message = self._outbound(claimed)
+            except (KeyError, TypeError, ValueError) as exc:
+                raise DeliveryError(
+                    f"the stored card cannot be read: {exc}", retry=False, code="bad_card"
+                ) from exc
+            try:
+                limits = list(platform.limits(message))
+            except Exception:  # a limits bug must not stop delivery
+                log.exception("limits() failed for %s", claimed.bot_id)
+                limits = []
+            now_ts = self.services.clock().timestamp()
+            wait = self.buckets.wait(limits, now_ts)
+            if wait > 0:
+                return self._defer(claimed, wait)
+            if self.services.clock() >= claimed.claimed_until:
+                log.warning("lease on %s ran out before sending; leaving it to the next claim", claimed.id)
+                return "lost"
+            self.buckets.take(limits, now_ts)
+            try:
+                result = platform.send(message)
+            except DeliveryError as exc:
+                if exc.retry_after:
+                    self.buckets.block([lim.key for lim in limits], now_ts + float(exc.retry_after))
+                raise
+        except DeliveryError as exc:
+            return self._failed(
+                claimed, str(exc), retry=exc.retry, retry_after=exc.retry_after, code=exc.code
+            )
+        except Exception as exc:  # timeouts, connection resets, adapter bugs: try again later
+            log.warning(
+                "send %s on %s raised %s", claimed.id, claimed.bot_id, type(exc).__name__, exc_info=True
+            )
+            return self._failed(
+                claimed, f"{type(exc).__name__}: {exc}", retry=True, retry_after=None, code="exception"
+            )
+        return self._sent(claimed, result)
+
+    def _sent(self, claimed: Claimed, result: SendResult) -> str:
+        now = self.services.clock()
+        values: dict[str, Any] = {
+            "status": "sent",
+            "sent_at": now,
+            "attempts": OutboxMessage.attempts + 1,
+            "platform_message_id": (result.platform_message_id or None),
+            "claimed_by": None,
+            "claimed_until": None,
+            "last_error": "",
+        }
+        if result.reply_handle:
+            values["reply_handle"] = result.reply_handle
+        with transaction(self.services.sessions) as session:
+            # Not conditional on our claim: if our lease ran out meanwhile, marking it sent
+            # still stops a second relay that has not sent yet.
+            done = session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == claimed.id, OutboxMessage.status == "pending")
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            )
+            if (done.rowcount or 0) != 1:  # type: ignore[attr-defined]
+                log.warning("outbox %s was already settled by another relay (sent twice?)", claimed.id)
+        log.info("sent %s via %s (%s)", claimed.id, claimed.bot_id, result.platform_message_id)
+        return "sent"
+
+    def _release(self, session: Session, claimed: Claimed, **values: Any) -> bool:
+        done = session.execute(
+            update(OutboxMessage)
+            .where(
+                OutboxMessage.id == claimed.id,
+                OutboxMessage.status == "pending",
+                OutboxMessage.claimed_by == self.name,
+            )
+            .values(claimed_by=None, claimed_until=None, **values)
+            .execution_options(synchronize_session=False)
+        )
+        return (done.rowcount or 0) == 1  # type: ignore[attr-defined]
+
+    def _defer(self, claimed: Claimed, wait: float) -> str:
+        now = self.services.clock()
+        with transaction(self.services.sessions) as session:
+            self._release(session, claimed, next_attempt_at=now + timedelta(seconds=wait))
+        return "waited"
+
+    def _failed(
+        self, claimed: Claimed, error: str, *, retry: bool, retry_after: float | None, code: str
+    ) -> str:
+        now = self.services.clock()
+        attempts = claimed.attempts + 1
+        text = f"[{code}] {error}" if code else error
+        with transaction(self.services.sessions) as session:
+            if retry and attempts < self.policy.max_attempts:
+                delay = backoff(attempts, self.policy, self.rng, retry_after)
+                self._release(
+                    session,
+                    claimed,
+                    attempts=attempts,
+                    last_error=text[:2000],
+                    next_attempt_at=now + timedelta(seconds=delay),
+                )
+                log.info("send %s failed (attempt %d), retry in %.1fs: %s", claimed.id, attempts, delay, text)
+                return "retried"
+            if not self._release(session, claimed, attempts=attempts, last_error=text[:2000], status="dead"):
+                return "lost"
+            log.error("outbox %s is dead after %d attempts: %s", claimed.id, attempts, text)
+            self._tell_admins(session, claimed, attempts, text, now)
+        return "dead"
+
+    def _tell_admins(
+        self, session: Session, claimed: Claimed, attempts: int, error: str, now: datetime
+    ) -> None:
+        audit = {"outbox_id": claimed.id, "bot": claimed.bot_id, "error": error[:500]}
+        admins: list[str] = [] if claimed.dedupe_key.startswith(ADMIN_PREFIX) else list(self._admins())
+        card = builders_ops.delivery_dead_card(
+            message_id=claimed.id,
+            bot_id=claimed.bot_id,
+            channel=claimed.channel,
+            target=claimed.target,
+            title=str(claimed.card.get("title", "")),
+            attempts=attempts,
+            error=error,
+        )
+        notify_admins(session, admins, card, dedupe_key=f"dead:{claimed.id}", now=now, audit=audit)
+
+    def _admins(self) -> list[str]:
+        admins = self.services.settings.extra.get("admins", [])
+        return [str(a) for a in admins] if isinstance(admins, list | tuple) else []
+
+
+def drain(
+    services: Services,
+    until_empty: bool = True,
+    deadline: datetime | None = None,
+    *,
+    relay: Relay | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    stop: threading.Event | None = None,
+) -> RelayStats:
+    """Deliver what is due; with ``until_empty``, also wait for retries until the outbox is
+    empty or ``deadline`` (on ``services.clock``) passes. What is left stays for the worker.
+
+    Tests pass ``sleep`` that advances their frozen clock.
+    """
+    relay = relay or Relay(services)
+    total = RelayStats()
+    while stop is None or not stop.is_set():
+        if deadline is not None and services.clock() >= deadline:
+            break
+        stats = relay.run_once()
+        total.add(stats)
+        if stats.progressed:
+            continue
+        if not until_empty:
+            break
+        nxt = relay.next_due()
+        if nxt is None:
+            break
+        if deadline is not None and nxt > deadline:
+            break
+        sleep(max(0.01, (nxt - services.clock()).total_seconds()))
+    return total
+
+
+def run_relay(
+    services: Services, stop: threading.Event, *, relay: Relay | None = None, idle: float = 1.0
+) -> None:
+    """The worker's delivery loop: drain what is due, then nap (at most ``idle`` seconds)."""
+    relay = relay or Relay(services)
+    while not stop.is_set():
+        try:
+            stats = relay.run_once()
+        except Exception:  # the database went away: keep the loop alive, try again shortly
+            log.exception("relay pass failed")
+            stop.wait(idle * 5)
+            continue
+        if stats.progressed:
+            continue
+        try:
+            nxt = relay.next_due()
+        except Exception:
+            log.exception("relay could not read the outbox")
+            nxt = None
+        nap = idle if nxt is None else min(idle, max(0.05, (nxt - services.clock()).total_seconds()))
+        stop.wait(nap)
+
+
+@dataclass
+class OutboxDepth:
+    pending: int = 0
+    dead: int = 0
+    oldest: datetime | None = None
+    by_status: dict[str, int] = field(default_factory=dict)
+
+
+def depth(services: Services) -> OutboxDepth:
+    """How much is waiting (for /metrics and `planloop run`'s final line)."""
+    with services.sessions() as session:
+        rows = session.execute(
+            select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)
+        ).all()
+        oldest = session.scalar(
+            select(func.min(OutboxMessage.created_at)).where(OutboxMessage.status == "pending")
+        )
+    counts = {status: int(n) for status, n in rows}
+    return OutboxDepth(counts.get("pending", 0), counts.get("dead", 0), oldest, counts)
