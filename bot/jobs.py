@@ -1,0 +1,336 @@
+"""Scheduled jobs: the registry that ``planloop run JOB --at`` and the scheduler share, and the
+runner that claims every run first so it happens once across workers, restarts and misfires.
+
+A job is ``fn(services, at) -> JobResult``; ``at`` is the moment it runs "as of" (the
+scheduler's slot time, or ``--at``). Jobs enqueue messages through the outbox with dedupe
+keys, so running one twice for the same slot sends nothing twice; an explicit run
+(``planloop run``) is the admin asking to send again, and ``dedupe_suffix()`` gives its
+keys a suffix of their own.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import logging
+from collections import Counter
+from collections.abc import Callable
+from contextvars import ContextVar
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+
+from bot.config import Settings
+from bot.delivery import worker_name
+from bot.services import Services
+from cards import builders_ops
+from handlers import workdays
+from handlers.alerts import run_lag_alerts
+from handlers.ops import notify_admins
+from handlers.progress import week_progress
+from storage.db import transaction
+from storage.jobs import claim_run, finish_run, recoverable
+from storage.models import SourceState, Team
+
+log = logging.getLogger("planloop.jobs")
+
+
+@dataclass
+class JobResult:
+    job: str
+    period: str = ""
+    status: str = "done"  # done | skipped | failed
+    enqueued: int = 0  # outbox rows written
+    reason: str = ""
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+JobFn = Callable[[Services, datetime], JobResult]
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    job: str
+    period: str
+    attempt: int  # 0: the scheduler's run; 1, 2 …: an admin's explicit `planloop run`
+    at: datetime
+
+    @property
+    def explicit(self) -> bool:
+        return self.attempt > 0
+
+
+_current: ContextVar[RunInfo | None] = ContextVar("planloop_job_run", default=None)
+
+
+def current_run() -> RunInfo | None:
+    """The run the calling job belongs to (None outside ``run_job``)."""
+    return _current.get()
+
+
+def dedupe_suffix() -> str:
+    """Append to outbox dedupe keys: "" for scheduled runs, "#run<N>" for an explicit re-run."""
+    run = _current.get()
+    return f"#run{run.attempt}" if run is not None and run.explicit else ""
+
+
+def admin_ids(settings: Settings) -> list[str]:
+    """Person ids of the service's admins: ``[server] admins = ["zhangwei"]``."""
+    admins = settings.extra.get("admins", [])
+    return [str(a) for a in admins] if isinstance(admins, list | tuple) else []
+
+
+# --- progress and lag alerts --------------------------------------------------------------------
+
+
+def lag_alerts(services: Services, at: datetime) -> JobResult:
+    with transaction(services.sessions) as session:
+        run = run_lag_alerts(session, at, dedupe_suffix=dedupe_suffix())
+    return JobResult(
+        "lag-alerts",
+        enqueued=run.employee + run.leader,
+        detail={
+            "employee": run.employee,
+            "leader": run.leader,
+            "lagging": run.lagging,
+            "skipped": run.skipped,
+        },
+    )
+
+
+def progress(services: Services, at: datetime) -> JobResult:
+    """Compute this week's progress for every team and report the counts (sends nothing)."""
+    with services.sessions() as session:
+        zones = {
+            t.timezone or "Asia/Shanghai" for t in session.scalars(select(Team).where(Team.active.is_(True)))
+        }
+        counts: Counter[str] = Counter()
+        for zone in sorted(zones):
+            tz = ZoneInfo(zone)
+            teams = [
+                t.id
+                for t in session.scalars(select(Team).where(Team.active.is_(True), Team.timezone == zone))
+            ]
+            for item in week_progress(session, workdays.week_of(at, tz), at, team_ids=teams, tz=tz):
+                counts[item.status] += 1
+    return JobResult("progress", detail={"items": sum(counts.values()), **dict(counts)})
+
+
+# --- polling metric sources ---------------------------------------------------------------------
+
+SOURCE_HEALTH = "health"
+FAILING_NOTICE_AFTER = timedelta(hours=1)
+SOURCE_BACKOFF_BASE = timedelta(minutes=1)
+SOURCE_BACKOFF_MAX = timedelta(hours=1)
+
+
+def _poller() -> Callable[..., Any] | None:
+    """``bot.polling.poll_source(services, source_id, now)``, written by the sources work; None until it lands."""
+    try:
+        module = importlib.import_module("bot.polling")
+    except ImportError:
+        return None
+    return getattr(module, "poll_source", None)
+
+
+def _error_of(result: Any) -> str:
+    if result is None:
+        return ""
+    if isinstance(result, dict):
+        return str(result.get("error") or "")
+    return str(getattr(result, "error", "") or "")
+
+
+def _health(session: Any, source_id: str) -> tuple[SourceState | None, dict[str, Any]]:
+    row = session.get(SourceState, (source_id, SOURCE_HEALTH))
+    if row is None:
+        return None, {}
+    try:
+        return row, dict(json.loads(row.value))
+    except ValueError:
+        return row, {}
+
+
+def poll_one(services: Services, at: datetime, *, source_id: str) -> JobResult:
+    """Poll one source, unless it is backing off after failures; tell the admins, once, when
+    it has been failing for an hour."""
+    name = f"poll:{source_id}"
+    explicit = bool((run := current_run()) and run.explicit)
+    with services.sessions() as session:
+        _, health = _health(session, source_id)
+    next_try = health.get("next_try")
+    if next_try and not explicit and at < datetime.fromisoformat(next_try):
+        return JobResult(name, status="skipped", reason=f"backing off until {next_try}")
+    poll = _poller()
+    if poll is None:
+        log.warning("bot.polling is not installed yet; source %s not polled", source_id)
+        return JobResult(name, status="skipped", reason="no poller (bot.polling) installed")
+    try:
+        error = _error_of(poll(services, source_id, at))
+    except Exception as exc:  # the source's own error is what the admin needs to read
+        log.warning("poll %s failed", source_id, exc_info=True)
+        error = f"{type(exc).__name__}: {exc}"
+    with transaction(services.sessions) as session:
+        row, health = _health(session, source_id)
+        if not error:
+            if row is not None:
+                session.delete(row)
+            return JobResult(name)
+        failures = int(health.get("failures", 0)) + 1
+        since = datetime.fromisoformat(health["since"]) if health.get("since") else at
+        delay = min(SOURCE_BACKOFF_MAX, SOURCE_BACKOFF_BASE * (2 ** (failures - 1)))
+        health = {
+            **health,
+            "failures": failures,
+            "since": since.isoformat(),
+            "next_try": (at + delay).isoformat(),
+            "error": error[:1000],
+        }
+        enqueued = 0
+        if at - since >= FAILING_NOTICE_AFTER and not health.get("notified"):
+            card = builders_ops.source_failing_card(
+                source_id=source_id,
+                since=since.astimezone(services.settings.tz),
+                failures=failures,
+                error=error,
+            )
+            enqueued = notify_admins(
+                session,
+                admin_ids(services.settings),
+                card,
+                dedupe_key=f"source-failing:{source_id}:{since.isoformat()}",
+                now=at,
+                audit={"source": source_id, "error": error[:500]},
+            )
+            health["notified"] = True
+        text = json.dumps(health, ensure_ascii=False)
+        if row is None:
+            session.add(SourceState(source_id=source_id, key=SOURCE_HEALTH, value=text, updated_at=at))
+        else:
+            row.value, row.updated_at = text, at
+    return JobResult(name, status="failed", reason=error, enqueued=enqueued, detail={"failures": failures})
+
+
+def poll(services: Services, at: datetime) -> JobResult:
+    """Poll every configured source now (``planloop run poll``)."""
+    results = [poll_one(services, at, source_id=s.id) for s in services.settings.sources]
+    failed = [r.job for r in results if r.status == "failed"]
+    return JobResult(
+        "poll",
+        status="failed" if failed else "done",
+        enqueued=sum(r.enqueued for r in results),
+        reason=", ".join(failed),
+        detail={r.job: r.status for r in results},
+    )
+
+
+def not_built(name: str) -> JobFn:
+    def job(services: Services, at: datetime) -> JobResult:
+        return JobResult(name, status="skipped", reason="not built yet")
+
+    job.__name__ = name.replace("-", "_")
+    return job
+
+
+# The jobs `planloop run JOB` knows, by their CONTRACT.md names. The digests work (issue 11)
+# replaces the three placeholders with real jobs of the same shape.
+JOBS: dict[str, JobFn] = {
+    "poll": poll,
+    "progress": progress,
+    "lag-alerts": lag_alerts,
+    "monday-summary": not_built("monday-summary"),
+    "appraisal": not_built("appraisal"),
+    "reminders": not_built("reminders"),
+}
+
+
+class UnknownJob(KeyError):
+    pass
+
+
+def recover(services: Services, at: datetime) -> JobResult:
+    """Run again the scheduled runs whose worker died mid-run, or that failed (bounded tries)."""
+    with transaction(services.sessions) as session:
+        todo = [
+            (r.job, datetime.fromisoformat(r.detail["at"]))
+            for r in recoverable(session, services.clock())
+            if r.job != "recover" and r.detail.get("at")
+        ]
+    statuses = []
+    for job, when in todo:
+        try:
+            statuses.append(run_job(services, job, when).status)
+        except Exception:
+            log.exception("recovering %s for %s failed", job, when)
+            statuses.append("failed")
+    return JobResult("recover", detail={"rerun": len(todo), "statuses": statuses})
+
+
+def job_fn(name: str) -> JobFn:
+    """The function behind a job name, including the scheduler's ``poll:<id>`` and ``recover``."""
+    if name in JOBS:
+        return JOBS[name]
+    if name == "recover":
+        return recover
+    if name.startswith("poll:"):
+        source_id = name.partition(":")[2]
+
+        def one(services: Services, at: datetime) -> JobResult:
+            return poll_one(services, at, source_id=source_id)
+
+        return one
+    raise UnknownJob(f"unknown job {name!r}; known: {', '.join(JOBS)}")
+
+
+def period_of(at: datetime, tz: ZoneInfo) -> str:
+    """The claim's period for a run as of ``at``: its local time to the second."""
+    return at.astimezone(tz).isoformat(timespec="seconds")
+
+
+def run_job(
+    services: Services,
+    name: str,
+    at: datetime,
+    *,
+    explicit: bool = False,
+    who: str | None = None,
+    fn: JobFn | None = None,
+) -> JobResult:
+    """Claim ``(name, period of at)`` and run the job; a claim someone else holds means "skipped".
+
+    The claim commits before the job runs, so a second worker sees it at once; a run that
+    dies half-way is retried by the ``recover`` job (its messages are deduplicated).
+    """
+    fn = fn or job_fn(name)
+    period = period_of(at, services.settings.tz)
+    who = who or worker_name()
+    with transaction(services.sessions) as session:
+        run = claim_run(session, name, period, services.clock(), who, explicit, detail={"at": at.isoformat()})
+        claimed = (run.id, run.attempt) if run is not None else None
+    if claimed is None:
+        return JobResult(name, period, status="skipped", reason="already claimed for this period")
+    run_id, attempt = claimed
+    token = _current.set(RunInfo(name, period, attempt, at))
+    try:
+        result = fn(services, at)
+    except Exception as exc:
+        log.exception("job %s for %s failed", name, period)
+        with transaction(services.sessions) as session:
+            finish_run(
+                session, run_id, services.clock(), ok=False, detail={"error": f"{type(exc).__name__}: {exc}"}
+            )
+        return JobResult(name, period, status="failed", reason=f"{type(exc).__name__}: {exc}")
+    finally:
+        _current.reset(token)
+    result.period = period
+    summary = {"status": result.status, "enqueued": result.enqueued, "reason": result.reason, **result.detail}
+    with transaction(services.sessions) as session:
+        # a source that failed is the source's problem, tracked by its backoff; the run itself finished
+        finish_run(
+            session, run_id, services.clock(), ok=True, detail=json.loads(json.dumps(summary, default=str))
+        )
+    log.info("job %s for %s: %s (%d messages)", name, period, result.status, result.enqueued)
+    return result

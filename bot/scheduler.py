@@ -1,0 +1,142 @@
+"""Which job runs when: the slots, defined in code, and their APScheduler wiring.
+
+Every trigger and the scheduler itself carry the time zone explicitly. A slot's run is
+"as of" its scheduled time (``previous_fire``), not the moment a thread got to it, so
+every worker computes the same ``(job, period)`` and only one claim succeeds; interval
+slots are aligned to a fixed origin for the same reason. Workday rules (holidays, 调休
+Saturdays, working hours) live in the jobs, which know the teams; the slots only say
+"check at these times". Never started inside the web app: ``bot.worker`` starts it.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.base import BaseTrigger
+from apscheduler.triggers.cron import CronTrigger
+from apscheduler.triggers.interval import IntervalTrigger
+
+from bot.jobs import JobResult, run_job
+from bot.services import Services
+
+log = logging.getLogger("planloop.scheduler")
+
+ORIGIN = datetime(2000, 1, 3)  # a Monday; interval slots count from local midnight of this day  # noqa: DTZ001
+CATCH_UP_WITHIN = timedelta(hours=6)  # on start, a slot missed this recently still runs
+DEFAULT_POLL = "1h"
+
+_INTERVAL = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$", re.IGNORECASE)
+_UNITS = {"s": 1, "": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_interval(text: str | int) -> timedelta:
+    """ "30s", "15m", "1h", "1d" or seconds; at least 10 s (a source is not a busy loop)."""
+    m = _INTERVAL.match(str(text))
+    if not m:
+        raise ValueError(f"interval {text!r}: expected e.g. 15m, 1h or 1d")
+    seconds = int(m.group(1)) * _UNITS[m.group(2).lower()]
+    if seconds < 10:
+        raise ValueError(f"interval {text!r} is shorter than 10 s")
+    return timedelta(seconds=seconds)
+
+
+@dataclass(frozen=True)
+class Slot:
+    job: str  # the claim's job name: a JOBS key, or "poll:<source id>"
+    trigger: BaseTrigger
+    catch_up: bool = True  # run the latest missed slot on start (claims keep it single)
+
+
+def slots(services: Services) -> list[Slot]:
+    tz = services.settings.tz
+    origin = ORIGIN.replace(tzinfo=tz)
+    out = [
+        # hourly in working hours; the job skips non-workdays per team (and works on 调休 Saturdays)
+        Slot("lag-alerts", CronTrigger(hour="9-17", minute=5, timezone=tz)),
+        # daily checks; the digest jobs decide whether today is the team's day (issue 11)
+        Slot("monday-summary", CronTrigger(hour=9, minute=0, timezone=tz)),
+        Slot("reminders", CronTrigger(hour="8-20", minute="0,30", timezone=tz)),
+        Slot("appraisal", CronTrigger(hour=20, minute=0, timezone=tz)),
+        Slot("recover", IntervalTrigger(minutes=5, start_date=origin, timezone=tz), catch_up=False),
+    ]
+    for source in services.settings.sources:
+        every = parse_interval(source.get("interval", DEFAULT_POLL))
+        trigger = IntervalTrigger(seconds=int(every.total_seconds()), start_date=origin, timezone=tz)
+        out.append(Slot(f"poll:{source.id}", trigger, catch_up=False))
+    return out
+
+
+def fire_times(trigger: BaseTrigger, start: datetime, end: datetime) -> Iterator[datetime]:
+    """Fire times of ``trigger`` in (start, end]."""
+    t = trigger.get_next_fire_time(None, start)
+    while t is not None and t <= end:
+        if t > start:
+            yield t
+        t = trigger.get_next_fire_time(t, t + timedelta(microseconds=1))
+
+
+def previous_fire(
+    trigger: BaseTrigger, now: datetime, within: timedelta = timedelta(days=1)
+) -> datetime | None:
+    """The latest scheduled time at or before ``now`` (within ``within``)."""
+    if isinstance(trigger, IntervalTrigger):
+        start = trigger.start_date
+        step = trigger.interval
+        if start is None or now < start:
+            return None
+        at = start + ((now - start) // step) * step
+        return at if now - at <= within else None
+    last = None
+    for t in fire_times(trigger, now - within, now):
+        last = t
+    return last
+
+
+def fire(services: Services, slot: Slot) -> JobResult | None:
+    """What APScheduler calls: run the slot as of its scheduled time."""
+    now = services.clock()
+    at = previous_fire(slot.trigger, now) or now
+    try:
+        return run_job(services, slot.job, at)
+    except Exception:  # never let one job take the scheduler thread down
+        log.exception("slot %s failed", slot.job)
+        return None
+
+
+def fire_due(services: Services, start: datetime, end: datetime) -> list[JobResult]:
+    """Run every slot scheduled in (start, end], in time order (simulations, tests, catch-up)."""
+    due = sorted(
+        ((t, slot) for slot in slots(services) for t in fire_times(slot.trigger, start, end)),
+        key=lambda pair: (pair[0], pair[1].job),
+    )
+    return [run_job(services, slot.job, at) for at, slot in due]
+
+
+def catch_up(services: Services, within: timedelta = CATCH_UP_WITHIN) -> list[JobResult]:
+    """On start: run each slot's latest scheduled time if it was missed (a claim makes it a no-op if not)."""
+    now = services.clock()
+    results = []
+    for slot in slots(services):
+        if not slot.catch_up:
+            continue
+        at = previous_fire(slot.trigger, now, within)
+        if at is not None:
+            results.append(run_job(services, slot.job, at))
+    return results
+
+
+def build_scheduler(services: Services) -> BackgroundScheduler:
+    """The scheduler with every slot added (not started)."""
+    tz = services.settings.tz
+    scheduler = BackgroundScheduler(
+        timezone=tz,
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 15 * 60},
+    )
+    for slot in slots(services):
+        scheduler.add_job(fire, trigger=slot.trigger, args=[services, slot], id=slot.job, name=slot.job)
+    return scheduler
