@@ -15,7 +15,8 @@ SIM = "sim"
 def team(
     session: Session, team_id: str = "ops", *, leader: str | None = "zhangwei", name: str = "运营组", **kw
 ) -> Team:
-    row = Team(id=team_id, name=name, leader_id=leader, chat_bot=SIM, chat_id=team_id, **kw)
+    kw.setdefault("chat_bot", SIM)
+    row = Team(id=team_id, name=name, leader_id=leader, chat_id=team_id, **kw)
     session.add(row)
     session.flush()
     return row
