@@ -177,6 +177,22 @@ def cmd_worker(args: argparse.Namespace) -> int:
     return worker_main(_services(settings))
 
 
+def cmd_run(args: argparse.Namespace) -> int:
+    from bot.jobs import UnknownJob
+    from bot.worker import run_now
+
+    services = _services(_settings(args))
+    at = _now(services, args.at)
+    try:
+        result, sent = run_now(services, args.job, at)
+    except UnknownJob as exc:
+        print(f"planloop run: {exc.args[0]}", file=sys.stderr)
+        return 2
+    print(f"{result.job} {result.period}: {result.status}{f' ({result.reason})' if result.reason else ''}")
+    print(f"messages: {result.enqueued} queued, {sent.sent} delivered, {sent.dead} failed for good")
+    return 1 if result.status == "failed" or sent.dead else 0
+
+
 def _require_key(settings: Settings, what: str) -> None:
     if not settings.secret_keys:
         print(
@@ -212,6 +228,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("worker", help="scheduler + outbox delivery")
     p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("run", help="run a scheduled job now, as if at --at, and deliver its messages")
+    p.add_argument("job", help="poll | progress | lag-alerts | monday-summary | appraisal | reminders")
+    p.add_argument("--at", help="ISO date-time, e.g. 2026-11-30T09:00 (the service's zone if none given)")
+    p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("db", help="database migrations")
     dbsub = p.add_subparsers(dest="db_command", required=True)

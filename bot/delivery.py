@@ -41,14 +41,15 @@ from bot.services import Services
 from cards import builders_ops
 from cards.model import Card
 from handlers.ops import ADMIN_PREFIX, notify_admins
+from storage import secrets
 from storage.db import is_sqlite, transaction
 from storage.models import OutboxMessage, Team
 
 log = logging.getLogger("planloop.delivery")
 
 # Keys of Outbound.extra for ``webhook`` rows: the team's group-robot URL and signing secret.
-WEBHOOK_URL = "webhook_url"
-WEBHOOK_SECRET = "webhook_secret"  # noqa: S105 - a key name, not a secret
+WEBHOOK_URL = "url"
+WEBHOOK_SECRET = "secret"  # noqa: S105 - a key name, not a secret
 
 
 @dataclass(frozen=True)
@@ -266,6 +267,16 @@ class Relay:
             extra = {WEBHOOK_URL: url, WEBHOOK_SECRET: secret or ""}
         return Outbound(claimed.id, claimed.channel, claimed.target, card, claimed.reply_handle, extra)
 
+    def _open(self, stored: str) -> str:
+        """A webhook URL or secret as stored: sealed at rest (``planloop apply``), opened only here."""
+        if not stored.startswith(secrets.PREFIX):
+            return stored  # written before sealing existed, or by hand
+        try:
+            keys = [k.get() for k in self.services.settings.secret_keys]
+            return secrets.Sealer(keys).open(stored)
+        except secrets.SecretsUnavailable as exc:
+            raise DeliveryError(f"cannot open the team's webhook: {exc}", retry=True, code="secret") from exc
+
     def deliver(self, claimed: Claimed) -> str:
         """Send one claimed row; returns the outcome: sent | retried | dead | waited | lost."""
         platform = self.services.platforms.get(claimed.bot_id)
@@ -396,7 +407,15 @@ class Relay:
             attempts=attempts,
             error=error,
         )
-        notify_admins(session, admins, card, dedupe_key=f"dead:{claimed.id}", now=now, audit=audit)
+        notify_admins(
+            session,
+            admins,
+            card,
+            bots=frozenset(self.services.platforms),
+            dedupe_key=f"dead:{claimed.id}",
+            now=now,
+            audit=audit,
+        )
 
     def _admins(self) -> list[str]:
         admins = self.services.settings.extra.get("admins", [])

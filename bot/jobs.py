@@ -88,7 +88,7 @@ def admin_ids(settings: Settings) -> list[str]:
 
 def lag_alerts(services: Services, at: datetime) -> JobResult:
     with transaction(services.sessions) as session:
-        run = run_lag_alerts(session, at, dedupe_suffix=dedupe_suffix())
+        run = run_lag_alerts(session, at, bots=frozenset(services.platforms), dedupe_suffix=dedupe_suffix())
     return JobResult(
         "lag-alerts",
         enqueued=run.employee + run.leader,
@@ -201,6 +201,7 @@ def poll_one(services: Services, at: datetime, *, source_id: str) -> JobResult:
                 session,
                 admin_ids(services.settings),
                 card,
+                bots=frozenset(services.platforms),
                 dedupe_key=f"source-failing:{source_id}:{since.isoformat()}",
                 now=at,
                 audit={"source": source_id, "error": error[:500]},

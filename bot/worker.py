@@ -1,6 +1,6 @@
 """The worker process: the scheduler plus the outbox relay. Never started inside the web app.
 
-``planloop worker`` calls ``serve_worker``; ``planloop demo`` runs ``run_worker`` in a
+``planloop worker`` calls ``main``; ``planloop demo`` runs ``run_worker`` in a
 thread next to the web app; ``planloop run JOB --at`` calls ``run_now``.
 """
 
@@ -12,10 +12,14 @@ import threading
 from datetime import datetime, timedelta
 from typing import Any
 
+from sqlalchemy import update
+
 from bot.delivery import Relay, RelayStats, drain, run_relay, worker_name
 from bot.jobs import JobResult, run_job
 from bot.scheduler import build_scheduler, catch_up
 from bot.services import Services
+from storage.db import transaction
+from storage.models import OutboxMessage
 
 log = logging.getLogger("planloop.worker")
 
@@ -73,7 +77,7 @@ def _catch_up(services: Services) -> None:
         log.exception("catch-up after start failed; the next slots run as usual")
 
 
-def serve_worker(services: Services) -> int:
+def main(services: Services) -> int:
     """``planloop worker``: run until SIGTERM or Ctrl-C."""
     stop = threading.Event()
 
@@ -95,5 +99,19 @@ def run_now(
     still undelivered stays in the outbox for the worker. Raises ``bot.jobs.UnknownJob``."""
     when = at or services.clock()
     result = run_job(services, name, when, explicit=True)
-    stats = drain(services, until_empty=True, deadline=services.clock() + deadline)
+    now = services.clock()
+    if when > now:
+        # "as if at" a later time: its messages carry that time, but the admin wants them now
+        with transaction(services.sessions) as session:
+            session.execute(
+                update(OutboxMessage)
+                .where(
+                    OutboxMessage.status == "pending",
+                    OutboxMessage.created_at == when,
+                    OutboxMessage.next_attempt_at > now,
+                    OutboxMessage.attempts == 0,
+                )
+                .values(next_attempt_at=now)
+            )
+    stats = drain(services, until_empty=True, deadline=now + deadline)
     return result, stats

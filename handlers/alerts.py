@@ -9,6 +9,7 @@ in the caller's transaction. The buttons on the cards are handled here too.
 from __future__ import annotations
 
 import logging
+from collections.abc import Collection
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
@@ -67,11 +68,14 @@ def _set_snooze(session: Session, key: str, until: date, by: str, now: datetime)
     session.flush()
 
 
-def run_lag_alerts(session: Session, now: datetime, *, dedupe_suffix: str = "") -> AlertRun:
+def run_lag_alerts(
+    session: Session, now: datetime, *, bots: Collection[str], dedupe_suffix: str = ""
+) -> AlertRun:
     """Find lagging items of every active team and enqueue the alerts due at ``now``.
 
-    ``dedupe_suffix`` is empty for scheduled runs; an admin's explicit re-run passes one so
-    its messages are not mistaken for the ones already sent.
+    ``bots`` are the bot ids configured here (where a message can go). ``dedupe_suffix`` is
+    empty for scheduled runs; an admin's explicit re-run passes one so its messages are not
+    mistaken for the ones already sent.
     """
     result = AlertRun()
     overrides = load_overrides(session)
@@ -118,7 +122,7 @@ def run_lag_alerts(session: Session, now: datetime, *, dedupe_suffix: str = "") 
                 if until is not None and today <= until:
                     continue
                 person = people[item.person_id]
-                target = person_target(session, person)
+                target = person_target(session, person, bots)
                 if target is None:
                     log.warning(
                         "lag alert: %s has no chat identity; item %s not alerted", person.id, item.item_id
@@ -136,7 +140,7 @@ def run_lag_alerts(session: Session, now: datetime, *, dedupe_suffix: str = "") 
             if until is not None and today <= until:
                 continue
             leader = leader_of(session, team)
-            target = person_target(session, leader) if leader is not None else None
+            target = person_target(session, leader, bots) if leader is not None else None
             if target is None:
                 log.warning("lag alert: team %s has no reachable leader; folded card not sent", team.id)
                 continue
@@ -219,7 +223,7 @@ def ask_for_help(event: Inbound, ctx: Context) -> Card:
     leader = leader_of(ctx.session, owner.team)
     if leader is None or leader.id == owner.id:
         return cards.progress_error("你的团队没有设置组长，无法转达。请联系管理员。")
-    target = person_target(ctx.session, leader)
+    target = person_target(ctx.session, leader, ctx.bots)
     if target is None:
         return cards.progress_error(f"组长{leader.name}还没有绑定聊天账号，无法转达。")
     today = ctx.now.astimezone(ZoneInfo(owner.team.timezone or "Asia/Shanghai")).date()

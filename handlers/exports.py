@@ -93,35 +93,14 @@ class _ItemProgress:
 
 
 def _progress(session: Session, plans: list[Plan], now: datetime) -> dict[int, _ItemProgress]:
-    """Latest actual within the week and completion per item (lag comes with handlers.progress)."""
-    from appraisal.targets import completion_ratio
-    from handlers.workdays import week_dates
-    from storage.models import Kpi, MetricSample
+    """Latest actual within the week, completion and lag per item: handlers.progress, one query a week."""
+    from handlers.progress import week_progress
 
-    kpis = {k.key: k for k in session.scalars(select(Kpi))}
     out: dict[int, _ItemProgress] = {}
-    for plan in plans:
-        days = week_dates(plan.week)
-        today = now.astimezone(ZoneInfo(plan.person.team.timezone)).date()
-        for item in plan.items:
-            kpi = kpis[item.kpi_key]
-            actual = None
-            if kpi.metric:
-                actual = session.scalar(
-                    select(MetricSample.value)
-                    .where(
-                        MetricSample.metric == kpi.metric,
-                        MetricSample.scope == item.scope,
-                        MetricSample.day >= days[0],
-                        MetricSample.day <= min(days[-1], today),
-                    )
-                    .order_by(MetricSample.day.desc())
-                    .limit(1)
-                )
-            ratio = None
-            if actual is not None and item.baseline is not None and item.target is not None:
-                ratio = completion_ratio(item.baseline, item.target, actual, kpi.direction)
-            out[item.id] = _ItemProgress(actual, ratio, False)
+    for week in sorted({p.week for p in plans}):
+        people = [p.person_id for p in plans if p.week == week]
+        for item in week_progress(session, week, now, person_ids=people):
+            out[item.item_id] = _ItemProgress(item.actual, item.completion, item.lagging)
     return out
 
 

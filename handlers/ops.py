@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from datetime import datetime
 from typing import Any
 
@@ -26,11 +26,12 @@ def notify_admins(
     admins: Iterable[str],
     card: Card,
     *,
+    bots: Collection[str],
     dedupe_key: str,
     now: datetime,
     audit: dict[str, Any] | None = None,
 ) -> int:
-    """Enqueue ``card`` to every reachable admin; with none reachable, leave an audit entry.
+    """Enqueue ``card`` to every reachable admin (on one of ``bots``, the configured bot ids).
 
     Returns the number of messages enqueued (0 when they were enqueued before).
     The audit entry is always written, so the event is on record either way.
@@ -38,7 +39,7 @@ def notify_admins(
     sent = reached = 0
     for admin_id in admins:
         person = session.get(Person, admin_id)
-        target = person_target(session, person) if person is not None and person.active else None
+        target = person_target(session, person, bots) if person is not None and person.active else None
         if target is None:
             log.warning("admin %s cannot be reached by chat (unknown, inactive or no identity)", admin_id)
             continue

@@ -16,6 +16,7 @@ from storage.models import Identity, OutboxMessage, PlanItem
 from tests import worker_seed as seed
 
 SH = ZoneInfo("Asia/Shanghai")
+BOTS = frozenset({"sim"})
 
 
 def local(text: str) -> datetime:
@@ -47,7 +48,7 @@ def messages(session) -> list[tuple[str, str, str]]:
 def test_one_pass_alerts_each_member_and_folds_for_the_leader(db) -> None:
     with transaction(db) as session:
         ids = lagging_team(session)
-        run = run_lag_alerts(session, local("2026-11-25 09:05"))
+        run = run_lag_alerts(session, local("2026-11-25 09:05"), bots=BOTS)
         assert (run.employee, run.leader, run.lagging) == (2, 1, 2)
         assert messages(session) == [
             ("hanmeimei", "进度提醒：提升转化", f"lag:{ids['hanmeimei']}:2026-11-25"),
@@ -66,7 +67,7 @@ def test_one_pass_alerts_each_member_and_folds_for_the_leader(db) -> None:
         assert {b.value["item"] for b in alert.buttons} == {str(ids["lilei"])}
         assert "目前完成 5 %，按已过的工作日应达 40 %" in text_render.render(alert)
         # the same workday again (the next hourly slot): nothing new
-        again = run_lag_alerts(session, local("2026-11-25 10:05"))
+        again = run_lag_alerts(session, local("2026-11-25 10:05"), bots=BOTS)
         assert (again.employee, again.leader) == (0, 0)
         assert len(messages(session)) == 3
 
@@ -82,7 +83,7 @@ def test_one_pass_alerts_each_member_and_folds_for_the_leader(db) -> None:
 def test_no_alerts_outside_working_time(db, moment: str, reason: str) -> None:
     with transaction(db) as session:
         lagging_team(session)
-        run = run_lag_alerts(session, local(moment))
+        run = run_lag_alerts(session, local(moment), bots=BOTS)
         assert run.skipped == {"ops": reason}
         assert messages(session) == []
 
@@ -90,8 +91,8 @@ def test_no_alerts_outside_working_time(db, moment: str, reason: str) -> None:
 def test_an_explicit_rerun_sends_again(db) -> None:
     with transaction(db) as session:
         lagging_team(session)
-        run_lag_alerts(session, local("2026-11-25 09:05"))
-        again = run_lag_alerts(session, local("2026-11-25 09:05"), dedupe_suffix="#run1")
+        run_lag_alerts(session, local("2026-11-25 09:05"), bots=BOTS)
+        again = run_lag_alerts(session, local("2026-11-25 09:05"), bots=BOTS, dedupe_suffix="#run1")
         assert (again.employee, again.leader) == (2, 1)
 
 
@@ -99,7 +100,7 @@ def test_people_without_a_chat_identity_are_skipped_not_fatal(db) -> None:
     with transaction(db) as session:
         lagging_team(session)
         session.query(Identity).filter(Identity.person_id.in_(["lilei", "zhangwei"])).delete()
-        run = run_lag_alerts(session, local("2026-11-25 09:05"))
+        run = run_lag_alerts(session, local("2026-11-25 09:05"), bots=BOTS)
         assert (run.employee, run.leader) == (1, 0)
         assert [m[0] for m in messages(session)] == ["hanmeimei"]
 
@@ -177,7 +178,7 @@ def test_snooze_lasts_until_sunday(client, db, clock) -> None:
     act(client, "lilei", "progress.snooze", item=str(ids["lilei"]))
     with transaction(db) as session:
         assert str(snooze_until(session, ids["lilei"])) == "2026-11-29"
-        run = run_lag_alerts(session, local("2026-11-25 11:05"))
+        run = run_lag_alerts(session, local("2026-11-25 11:05"), bots=BOTS)
         assert [m[0] for m in messages(session)] == ["hanmeimei", "zhangwei"]
         assert run.employee == 1
 
