@@ -98,11 +98,12 @@ class TokenBuckets:
     """One bucket of ``count`` tokens per ``RateLimit.key``; a spent token returns ``per_seconds``
     after it was spent. So a burst may use the whole bucket, yet no window of ``per_seconds``
     ever sees more than ``count`` sends (a refill-rate bucket would allow up to twice that,
-    enough to trip DingTalk's 20-per-minute ban)."""
+    enough to trip DingTalk's 20-per-minute ban). Shared by the relay threads of a process."""
 
     def __init__(self) -> None:
         self._spent: dict[str, deque[float]] = {}  # key -> times tokens were spent, oldest first
         self._blocked: dict[str, float] = {}  # key -> until (the platform said "slow down")
+        self._lock = threading.Lock()
 
     def _live(self, limit: RateLimit, now: float) -> deque[float]:
         spent = self._spent.setdefault(limit.key, deque())
@@ -110,8 +111,7 @@ class TokenBuckets:
             spent.popleft()
         return spent
 
-    def wait(self, limits: Iterable[RateLimit], now: float) -> float:
-        """Seconds until every bucket has a token (0: send now)."""
+    def _wait(self, limits: Iterable[RateLimit], now: float) -> float:
         longest = 0.0
         for limit in limits:
             longest = max(longest, self._blocked.get(limit.key, 0.0) - now)
@@ -122,14 +122,32 @@ class TokenBuckets:
                 longest = max(longest, spent[len(spent) - limit.count] + limit.per_seconds - now)
         return max(0.0, longest)
 
+    def wait(self, limits: Iterable[RateLimit], now: float) -> float:
+        """Seconds until every bucket has a token (0: a send now would fit)."""
+        with self._lock:
+            return self._wait(list(limits), now)
+
+    def acquire(self, limits: Iterable[RateLimit], now: float) -> float:
+        """Take a token from every bucket and return 0, or take none and return the wait."""
+        limits = list(limits)
+        with self._lock:
+            wait = self._wait(limits, now)
+            if wait == 0:
+                for limit in limits:
+                    if limit.count > 0 and limit.per_seconds > 0:
+                        self._live(limit, now).append(now)
+            return wait
+
     def take(self, limits: Iterable[RateLimit], now: float) -> None:
-        for limit in limits:
-            if limit.count > 0 and limit.per_seconds > 0:
-                self._live(limit, now).append(now)
+        with self._lock:
+            for limit in limits:
+                if limit.count > 0 and limit.per_seconds > 0:
+                    self._live(limit, now).append(now)
 
     def block(self, keys: Iterable[str], until: float) -> None:
-        for key in keys:
-            self._blocked[key] = max(self._blocked.get(key, 0.0), until)
+        with self._lock:
+            for key in keys:
+                self._blocked[key] = max(self._blocked.get(key, 0.0), until)
 
 
 def backoff(attempts: int, policy: RelayPolicy, rng: Callable[[], float], retry_after: float | None) -> float:
@@ -255,7 +273,6 @@ class Relay:
         if claimed.channel == "webhook":
             with self.services.sessions() as session:
                 team = session.get(Team, claimed.target)
-                # Stored as given for now; decrypt here once secrets at rest land.
                 url = team.webhook_enc if team is not None else None
                 secret = team.webhook_secret_enc if team is not None else None
             if not url:
@@ -264,7 +281,7 @@ class Relay:
                     retry=True,
                     code="no_webhook",
                 )
-            extra = {WEBHOOK_URL: url, WEBHOOK_SECRET: secret or ""}
+            extra = {WEBHOOK_URL: self._open(url), WEBHOOK_SECRET: self._open(secret) if secret else ""}
         return Outbound(claimed.id, claimed.channel, claimed.target, card, claimed.reply_handle, extra)
 
     def _open(self, stored: str) -> str:
@@ -296,14 +313,13 @@ class Relay:
             except Exception:  # a limits bug must not stop delivery
                 log.exception("limits() failed for %s", claimed.bot_id)
                 limits = []
-            now_ts = self.services.clock().timestamp()
-            wait = self.buckets.wait(limits, now_ts)
-            if wait > 0:
-                return self._defer(claimed, wait)
             if self.services.clock() >= claimed.claimed_until:
                 log.warning("lease on %s ran out before sending; leaving it to the next claim", claimed.id)
                 return "lost"
-            self.buckets.take(limits, now_ts)
+            now_ts = self.services.clock().timestamp()
+            wait = self.buckets.acquire(limits, now_ts)
+            if wait > 0:
+                return self._defer(claimed, wait)
             try:
                 result = platform.send(message)
             except DeliveryError as exc:

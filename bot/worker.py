@@ -14,7 +14,7 @@ from typing import Any
 
 from sqlalchemy import update
 
-from bot.delivery import Relay, RelayStats, drain, run_relay, worker_name
+from bot.delivery import Relay, RelayStats, TokenBuckets, drain, run_relay, worker_name
 from bot.jobs import JobResult, run_job
 from bot.scheduler import build_scheduler, catch_up
 from bot.services import Services
@@ -38,11 +38,12 @@ def run_worker(
     that only relays) and ``relays`` delivery loops. Returns after a clean shutdown."""
     name = worker_name()
     sched = build_scheduler(services) if scheduler else None
+    buckets = TokenBuckets()  # one set of rate limits for every relay thread of this process
     threads = [
         threading.Thread(
             target=run_relay,
             args=(services, stop_event),
-            kwargs={"relay": Relay(services, name=f"{name}/relay{n}")},
+            kwargs={"relay": Relay(services, name=f"{name}/relay{n}", buckets=buckets)},
             name=f"planloop-relay-{n}",
             daemon=True,
         )

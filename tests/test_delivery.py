@@ -10,6 +10,7 @@ from datetime import timedelta
 
 import pytest
 import requests
+from cryptography.fernet import Fernet
 from sqlalchemy import select
 
 from bot import delivery
@@ -105,6 +106,15 @@ def test_token_bucket_wait(sends: list[float], at: float, expected: float) -> No
     for t in sends:
         buckets.take([limit], t)
     assert buckets.wait([limit], at) == pytest.approx(expected)
+
+
+def test_acquire_takes_from_every_bucket_or_from_none() -> None:
+    robot, app = RateLimit("robot", 1, 60), RateLimit("app", 2, 1)
+    buckets = TokenBuckets()
+    assert buckets.acquire([robot, app], 0.0) == 0.0
+    assert buckets.acquire([robot, app], 0.1) == pytest.approx(59.9)  # the robot is spent ...
+    assert buckets.acquire([app], 0.2) == 0.0  # ... so the app's token was not taken by the refusal
+    assert buckets.acquire([app], 0.3) == pytest.approx(0.7)
 
 
 def test_token_bucket_block_and_independent_keys() -> None:
@@ -306,24 +316,39 @@ def test_a_plain_exception_from_an_adapter_is_retried(services, clock) -> None:
 
 
 def test_webhook_rows_carry_the_team_robot(services, db, clock) -> None:
+    from storage.secrets import Sealer
+    from tests.conftest import TEST_KEY
+
     platform = Scripted("fake")
     services.platforms["fake"] = platform
+    sealer = Sealer([TEST_KEY])
     with db() as session, session.begin():
-        seed.team(session, "ops", webhook_enc="https://robot.example/hook/abc", webhook_secret_enc="SEC123")
-        seed.team(session, "bare", leader=None)
-    (ok,) = enqueue(services, 1, channel="webhook", target="ops")
-    (missing,) = enqueue(services, 1, channel="webhook", target="bare")
-    relay(services).run_once()
-    assert [(m.id, m.channel, dict(m.extra)) for m in platform.sent] == [
-        (
-            ok,
-            "webhook",
-            {delivery.WEBHOOK_URL: "https://robot.example/hook/abc", delivery.WEBHOOK_SECRET: "SEC123"},
+        seed.team(
+            session,
+            "ops",
+            webhook_enc=sealer.seal("https://robot.example/hook/abc"),
+            webhook_secret_enc=sealer.seal("SEC123"),
         )
-    ]
-    row = rows(services)[missing]
-    assert (row.status, row.attempts) == ("pending", 1)
-    assert row.last_error.startswith("[no_webhook]")
+        seed.team(session, "legacy", leader=None, webhook_enc="https://robot.example/hook/plain")
+        seed.team(session, "bare", leader=None)
+        seed.team(
+            session, "foreign", leader=None, webhook_enc=Sealer([Fernet.generate_key().decode()]).seal("x")
+        )
+    (ok,) = enqueue(services, 1, channel="webhook", target="ops")
+    (legacy,) = enqueue(services, 1, channel="webhook", target="legacy")
+    (missing,) = enqueue(services, 1, channel="webhook", target="bare")
+    (unopenable,) = enqueue(services, 1, channel="webhook", target="foreign")
+    relay(services).run_once()
+    sent = {m.id: dict(m.extra) for m in platform.sent}
+    assert sent == {
+        ok: {delivery.WEBHOOK_URL: "https://robot.example/hook/abc", delivery.WEBHOOK_SECRET: "SEC123"},
+        legacy: {delivery.WEBHOOK_URL: "https://robot.example/hook/plain", delivery.WEBHOOK_SECRET: ""},
+    }
+    got = rows(services)
+    assert (got[missing].status, got[missing].attempts) == ("pending", 1)
+    assert got[missing].last_error.startswith("[no_webhook]")
+    assert got[unopenable].last_error.startswith("[secret] cannot open the team's webhook")
+    assert "x" not in got[unopenable].last_error.split("webhook")[0]
 
 
 def test_unknown_bot_retries_then_dies(services, clock) -> None:
