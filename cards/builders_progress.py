@@ -213,7 +213,8 @@ def team_lag_card(team_id: str, team_name: str, day: date, lagging: Sequence[tup
     )
 
 
-def note_form_card(item: ItemView) -> Card:
+def note_form_card(item: ItemView, link: str = "") -> Card:
+    """The note form; ``link`` is the same form as a signed web page (for cards without text inputs)."""
     return Card(
         title="更新进度说明",
         blocks=(Markdown(f"**{item.text}**（{item.kpi_name}）完成 {percent(item.completion)}"),),
@@ -231,6 +232,7 @@ def note_form_card(item: ItemView) -> Card:
             ),
             values={"item": str(item.item_id)},
             submit_label="保存",
+            link=link,
         ),
     )
 

@@ -193,10 +193,15 @@ def _item_for(ctx: Context, event: Inbound, *, leader_may: bool = False) -> tupl
     return item, owner
 
 
+def _note_link(ctx: Context, item: ItemProgress) -> str:
+    # the page "progress-note" (bot/pages.py) shows the same form for platforms without text inputs
+    return ctx.links(item.person_id, "progress-note", item.week, item=str(item.item_id))
+
+
 @router.action("progress.note")
 def note_form(event: Inbound, ctx: Context) -> Card:
     item, _ = _item_for(ctx, event)
-    return cards.note_form_card(item)
+    return cards.note_form_card(item, _note_link(ctx, item))
 
 
 @router.action("progress.note.save")
@@ -207,7 +212,7 @@ def note_save(event: Inbound, ctx: Context) -> Card:
     if len(note) > cards.MAX_NOTE:
         problem = f"说明最多 {cards.MAX_NOTE} 字（现在 {len(note)} 字）。"
     if problem:
-        card = cards.note_form_card(item)
+        card = cards.note_form_card(item, _note_link(ctx, item))
         assert card.form is not None
         return replace(card, form=replace(card.form, error=problem))
     row = ctx.session.get(PlanItem, item.item_id)
