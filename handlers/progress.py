@@ -18,6 +18,8 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Select, select, type_coerce
 from sqlalchemy.orm import Session
 
+from appraisal.completion import CompletionUndefined
+from appraisal.completion import completion as raw_completion
 from cards import builders_progress as cards
 from cards.model import Card
 from handlers import workdays
@@ -41,19 +43,14 @@ _HUNDRED = Decimal(100)
 def completion(
     baseline: Decimal | None, target: Decimal | None, actual: Decimal | None, direction: str
 ) -> Decimal | None:
-    """Share of the planned change achieved: up (a−b)/(t−b), down (b−a)/(b−t); None without data.
-
-    TODO: switch to ``appraisal.completion`` once the appraisal helper's module lands on
-    main, so progress and the weekly score can never disagree.
-    """
+    """The appraisal's raw completion (up (a−b)/(t−b), down (b−a)/(b−t)), so progress and the
+    weekly score never disagree; None without data or when it is undefined (target = baseline)."""
     if baseline is None or target is None or actual is None:
         return None
-    planned = (target - baseline) if direction != "down" else (baseline - target)
-    achieved = (actual - baseline) if direction != "down" else (baseline - actual)
-    if planned == 0:
-        # "hold the level": done while the level holds, nothing once it slips
-        return Decimal(1) if achieved >= 0 else Decimal(0)
-    return achieved / planned
+    try:
+        return raw_completion(baseline, target, actual, direction)
+    except (CompletionUndefined, ValueError):
+        return None
 
 
 def expected_pace(elapsed: int, total: int) -> Decimal | None:

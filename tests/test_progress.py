@@ -30,8 +30,8 @@ def local(text: str) -> datetime:
         ("1.20", "1.00", "1.15", "down", D("0.25")),  # (1.20-1.15)/(1.20-1.00)
         ("1.20", "1.00", "0.90", "down", D("1.5")),
         ("1.20", "1.00", "1.30", "down", D("-0.5")),
-        ("3.00", "3.00", "3.10", "up", D("1")),  # hold the level: held
-        ("3.00", "3.00", "2.90", "up", D("0")),  # hold the level: slipped
+        ("3.00", "3.00", "3.10", "up", None),  # target = baseline: undefined (refused when filed)
+        ("3.00", "5.00", "4.00", "sideways", None),
         ("3.00", "5.00", None, "up", None),  # no data is not 0
         (None, "5.00", "4.00", "up", None),
         ("3.00", None, "4.00", "up", None),
