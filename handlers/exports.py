@@ -9,7 +9,6 @@ import csv
 import io
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -18,6 +17,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from handlers.progress import ItemProgress, week_progress
 from storage.models import Person, Plan, Team
 
 
@@ -85,23 +85,42 @@ def export_plans(session: Session, week: str, *, team: str | None, now: datetime
     return {"week": week, "plans": out}
 
 
-@dataclass(frozen=True)
-class _ItemProgress:
-    actual: Decimal | None
-    completion: Decimal | None
-    lagging: bool
-
-
-def _progress(session: Session, plans: list[Plan], now: datetime) -> dict[int, _ItemProgress]:
+def _progress(session: Session, plans: list[Plan], now: datetime) -> dict[int, ItemProgress]:
     """Latest actual within the week, completion and lag per item: handlers.progress, one query a week."""
-    from handlers.progress import week_progress
-
-    out: dict[int, _ItemProgress] = {}
+    out: dict[int, ItemProgress] = {}
     for week in sorted({p.week for p in plans}):
         people = [p.person_id for p in plans if p.week == week]
         for item in week_progress(session, week, now, person_ids=people):
-            out[item.item_id] = _ItemProgress(item.actual, item.completion, item.lagging)
+            out[item.item_id] = item
     return out
+
+
+def export_progress(session: Session, week: str, *, team: str | None, now: datetime) -> dict[str, Any]:
+    """Each planned item's progress as of ``now``: actual, completion, expected pace, status."""
+    if team and session.get(Team, team) is None:
+        raise ExportError(f"no team with id {team!r}")
+    by_person: dict[str, dict[str, Any]] = {}
+    for item in week_progress(session, week, now, team_ids=[team] if team else None):
+        entry = by_person.setdefault(
+            item.person_id, {"employee": item.person_id, "team": item.team_id, "items": []}
+        )
+        entry["items"].append(
+            {
+                "text": item.text,
+                "kpi": item.kpi_key,
+                "scope": item.scope,
+                "baseline": _num(item.baseline),
+                "target": _num(item.target),
+                "actual": _num(item.actual),
+                "actual_date": item.actual_day.isoformat() if item.actual_day else None,
+                "progress": _num(item.completion),
+                "expected_pace": _num(item.pace),
+                "status": item.status,
+                "lagging": item.lagging,
+            }
+        )
+    rows = sorted(by_person.values(), key=lambda e: (e["team"], e["employee"]))
+    return {"week": week, "as_of": now.isoformat(timespec="seconds"), "progress": rows}
 
 
 def _export_appraisals(session: Session, week: str, *, team: str | None, now: datetime) -> dict[str, Any]:
@@ -112,6 +131,7 @@ def _export_appraisals(session: Session, week: str, *, team: str | None, now: da
 
 EXPORTERS: dict[str, Callable[..., dict[str, Any]]] = {
     "plans": export_plans,
+    "progress": export_progress,
     "appraisals": _export_appraisals,
 }
 
@@ -123,63 +143,47 @@ def export(session: Session, what: str, week: str, *, team: str | None, now: dat
     return exporter(session, week, team=team, now=now)
 
 
-def flat_rows(data: dict[str, Any], what: str) -> tuple[list[str], list[list[Any]]]:
-    """One row per item (plans, progress) or per KPI row (appraisals), for CSV and XLSX."""
-    if what == "appraisals":
-        header = [
-            "week",
-            "employee",
-            "team",
-            "version",
-            "template",
-            "template_reason",
-            "score",
-            "grade",
+# Per export: the list in the JSON, the per-entry columns, the per-item columns (one CSV/XLSX row per item).
+TABLES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
+    "plans": (
+        "plans",
+        ("week", "employee", "team", "status", "submitted_at"),
+        ("text", "kpi", "scope", "baseline", "target", "actual", "progress", "lagging"),
+    ),
+    "progress": (
+        "progress",
+        ("week", "employee", "team"),
+        (
+            "text",
             "kpi",
-            "weight",
+            "scope",
             "baseline",
             "target",
             "actual",
-            "completion",
-            "contribution",
-        ]
-        rows = []
-        for a in data["appraisals"]:
-            head = [
-                a["week"],
-                a["employee"],
-                a["team"],
-                a["version"],
-                a["template"],
-                a["template_reason"],
-                a["score"],
-                a["grade"],
-            ]
-            for item in a["items"] or [{}]:
-                rows.append(head + [item.get(k) for k in header[8:]])
-        return header, rows
-    key = "plans" if "plans" in data else what
-    header = [
-        "week",
-        "employee",
-        "team",
-        "status",
-        "submitted_at",
-        "text",
-        "kpi",
-        "scope",
-        "baseline",
-        "target",
-        "actual",
-        "progress",
-        "lagging",
-    ]
+            "actual_date",
+            "progress",
+            "expected_pace",
+            "status",
+            "lagging",
+        ),
+    ),
+    "appraisals": (
+        "appraisals",
+        ("week", "employee", "team", "version", "template", "template_reason", "score", "grade"),
+        ("kpi", "weight", "baseline", "target", "actual", "completion", "contribution"),
+    ),
+}
+
+
+def flat_rows(data: dict[str, Any], what: str) -> tuple[list[str], list[list[Any]]]:
+    """One row per item (a person without items keeps one row), for CSV and XLSX."""
+    key, head, fields = TABLES[what]
     rows = []
-    for plan in data[key]:
-        head = [data["week"], plan["employee"], plan["team"], plan["status"], plan["submitted_at"]]
-        for item in plan["items"] or [{}]:
-            rows.append(head + [item.get(k) for k in header[5:]])
-    return header, rows
+    for entry in data[key]:
+        first = [entry.get(col, data.get(col)) for col in head]
+        for item in entry["items"] or [{}]:
+            rows.append(first + [item.get(col) for col in fields])
+    return [*head, *fields], rows
 
 
 def encode(data: dict[str, Any], what: str, fmt: str) -> bytes:

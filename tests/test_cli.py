@@ -144,3 +144,34 @@ def test_export_plans_tabular(config, client, demo_team, tmp_path, fmt):
 def test_export_an_unknown_team_fails_with_a_reason(config, demo_team, capsys):
     assert main(["--config", config, "export", "plans", "--week", "2026-W48", "--team", "nope"]) == 1
     assert "no team with id 'nope'" in capsys.readouterr().err
+
+
+def test_export_progress_shows_actual_and_completion_per_item(config, client, demo_team, db, capsys):
+    from datetime import UTC, date, datetime
+    from decimal import Decimal
+
+    from storage.models import MetricSample, PlanItem
+
+    _filed(client)
+    with db() as s, s.begin():
+        item = s.query(PlanItem).filter_by(kpi_key="conversion_rate").one()
+        halfway = item.baseline + (item.target - item.baseline) / 2
+        s.add(
+            MetricSample(
+                metric="pay_conversion_rate",
+                scope="shop",
+                day=date(2026, 11, 24),
+                value=halfway,
+                source="test",
+                fetched_at=datetime(2026, 11, 24, tzinfo=UTC),
+            )
+        )
+    assert main(["--config", config, "export", "progress", "--week", "2026-W48"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    (lilei,) = [p for p in data["progress"] if p["employee"] == "lilei"]
+    conv = next(i for i in lilei["items"] if i["kpi"] == "conversion_rate")
+    assert conv["actual"] == pytest.approx(float(halfway))
+    assert conv["actual_date"] == "2026-11-24"
+    assert Decimal(str(conv["progress"])).quantize(Decimal("0.01")) == Decimal("0.50")
+    complaint = next(i for i in lilei["items"] if i["kpi"] == "complaint_rate")
+    assert (complaint["actual"], complaint["progress"], complaint["status"]) == (None, None, "no data")
