@@ -7,6 +7,7 @@ import hashlib
 import logging
 import math
 import random
+import signal
 import threading
 import tomllib
 from datetime import UTC, date, datetime, timedelta
@@ -163,6 +164,14 @@ def run_demo(data_dir: Path, *, port: int = 8000, host: str = "127.0.0.1") -> in
         f"planloop demo is running: open http://{host}:{port}/sim/  (data in {data_dir.resolve()}; Ctrl-C stops)",
         flush=True,
     )
+    def on_signal(signum: int, _frame: object) -> None:
+        # shutdown() waits for serve_forever() to return, so it must run on another thread.
+        if not stop.is_set():
+            stop.set()
+            threading.Thread(target=server.shutdown, daemon=True).start()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
     try:
         server.serve_forever()
     except KeyboardInterrupt:

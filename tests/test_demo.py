@@ -1,0 +1,77 @@
+"""`planloop demo` as a new user runs it: starts, answers in the simulator, stops on a signal, restarts."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _start(data_dir: Path, port: int) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", "demo", "--data-dir", str(data_dir), "--port", str(port)],
+        cwd=Path(__file__).parents[1],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 60
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if "planloop demo is running" in line:
+            assert f"http://127.0.0.1:{port}/sim/" in line
+            return proc
+        if time.monotonic() > deadline:
+            break
+    proc.kill()
+    pytest.fail("the demo did not start")
+
+
+def _say(port: int, who: str, text: str) -> dict:
+    body = json.dumps({"as": who, "chat": "dm", "text": text}).encode()
+    req = urllib.request.Request(
+        f"http://127.0.0.1:{port}/sim/api/say", body, {"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(req, timeout=10) as res:  # noqa: S310 - loopback
+        return json.loads(res.read())
+
+
+@pytest.mark.slow
+def test_demo_runs_stops_on_sigterm_and_restarts_on_the_same_data(tmp_path):
+    port = _free_port()
+    proc = _start(tmp_path / "demo", port)
+    try:
+        (receipt,) = _say(port, "lilei", "计划\n优化详情页首屏 支付转化率 +2%\n差评回访 投诉率 -10%")[
+            "replies"
+        ]
+        assert receipt["title"].startswith("本周计划已提交")
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    assert proc.returncode == 0 and "planloop demo stopped" in out
+    assert (tmp_path / "demo" / "planloop.toml").exists()
+
+    proc = _start(tmp_path / "demo", port)
+    try:
+        (shown,) = _say(port, "lilei", "计划")["replies"]
+        assert shown["title"].startswith("我的本周计划") and "优化详情页首屏" in shown["text"]
+    finally:
+        proc.send_signal(signal.SIGINT)
+        proc.communicate(timeout=30)
+    assert proc.returncode == 0
