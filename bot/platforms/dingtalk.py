@@ -28,7 +28,6 @@ import logging
 import re
 import secrets
 import threading
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, quote_plus, urlencode, urlsplit, urlunsplit
@@ -47,6 +46,7 @@ from bot.platforms.base import (
     WebResponse,
 )
 from bot.platforms.crypto import WxEnvelope
+from bot.platforms.tokens import TokenCache
 from cards.model import Card
 from cards.render import dingtalk as render
 from handlers.inbound import ChatType, Inbound, Kind
@@ -207,12 +207,6 @@ def _text_value(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, sort_keys=True)
 
 
-@dataclass
-class _Token:
-    value: str
-    expires: datetime
-
-
 # ---------------------------------------------------------------- the adapter
 
 
@@ -234,8 +228,7 @@ class DingTalkPlatform:
         self.timeout = float(bot.get("timeout", 10))
         token, aes_key = bot.secret("token"), bot.secret("aes_key")
         self.envelope = WxEnvelope(token, aes_key, self.app_key) if token and aes_key else None
-        self._token: _Token | None = None
-        self._token_lock = threading.Lock()
+        self._tokens = TokenCache(self._fetch_token, self.clock, TOKEN_EARLY)
         self._throttled: dict[str, datetime] = {}
         self._throttle_lock = threading.Lock()
 
@@ -538,26 +531,19 @@ class DingTalkPlatform:
 
     def access_token(self, stale: str | None = None) -> str:
         """The app's access token, cached; refreshed early, and when ``stale`` was refused (401)."""
-        current = self._token
-        now = self.clock()
-        if current and current.value != stale and current.expires - TOKEN_EARLY > now:
-            return current.value
-        with self._token_lock:
-            current = self._token  # another thread may have refreshed it while we waited
-            if current and current.value != stale and current.expires - TOKEN_EARLY > now:
-                return current.value
-            resp = self._request(
-                "POST",
-                f"{self.api_base}/v1.0/oauth2/accessToken",
-                json={"appKey": self.app_key, "appSecret": self.app_secret},
-            )
-            data = self._api_result(resp)
-            token = data.get("accessToken")
-            if not isinstance(token, str) or not token:
-                raise DeliveryError("DingTalk returned no access token", retry=True, code="no_token")
-            expire_in = int(data.get("expireIn") or 7200)
-            self._token = _Token(token, now + timedelta(seconds=expire_in))
-            return token
+        return self._tokens.get(stale)
+
+    def _fetch_token(self) -> tuple[str, float]:
+        resp = self._request(
+            "POST",
+            f"{self.api_base}/v1.0/oauth2/accessToken",
+            json={"appKey": self.app_key, "appSecret": self.app_secret},
+        )
+        data = self._api_result(resp)
+        token = data.get("accessToken")
+        if not isinstance(token, str) or not token:
+            raise DeliveryError("DingTalk returned no access token", retry=True, code="no_token")
+        return token, int(data.get("expireIn") or 7200)
 
     def _api(self, method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
         stale: str | None = None

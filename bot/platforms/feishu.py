@@ -34,9 +34,7 @@ import hashlib
 import hmac
 import json
 import logging
-import threading
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -54,6 +52,7 @@ from bot.platforms.base import (
     WebResponse,
 )
 from bot.platforms.crypto import feishu_decrypt
+from bot.platforms.tokens import TokenCache
 from cards.model import Card, Markdown
 from cards.render import feishu as render_feishu
 from handlers.inbound import ChatType, Inbound, Kind
@@ -235,12 +234,6 @@ def message_text(message_type: str, content: str, mention_keys: list[str]) -> st
 # --- the adapter ----------------------------------------------------------------------------
 
 
-@dataclass
-class _Token:
-    value: str
-    expires_at: datetime
-
-
 class FeishuPlatform:
     """One Feishu (or Lark) app bot."""
 
@@ -256,8 +249,7 @@ class FeishuPlatform:
         self._app_secret = bot.secret("app_secret")
         self._encrypt_key = bot.secret("encrypt_key")
         self._verification_token = bot.secret("verification_token")
-        self._token: _Token | None = None
-        self._token_lock = threading.Lock()
+        self._tokens = TokenCache(self._fetch_token, deps.clock, TOKEN_REFRESH_MARGIN)
 
     # --- inbound ----------------------------------------------------------------------------
 
@@ -580,7 +572,7 @@ class FeishuPlatform:
 
     def _call(self, method: str, path: str, body: Mapping[str, Any], *, what: str) -> dict[str, Any]:
         """One authorised open-API call; on an invalid token, refresh once and try again."""
-        token = self._tenant_token()
+        token = self._tokens.get()
         for attempt in (1, 2):
             resp = self._http(
                 method, self.api_base + path, body, headers={"Authorization": f"Bearer {token}"}, what=what
@@ -590,7 +582,7 @@ class FeishuPlatform:
             if resp.status_code < 400 and code == 0:
                 return data
             if code in TOKEN_INVALID and attempt == 1:
-                token = self._replace_token(token)
+                token = self._tokens.get(stale=token)
                 continue
             raise _classify(resp, data, code, what)
         raise AssertionError("unreachable")  # pragma: no cover
@@ -613,29 +605,7 @@ class FeishuPlatform:
                 f"feishu {what}: connection failed ({type(exc).__name__})", retry=True, code="connection"
             ) from None
 
-    def _tenant_token(self) -> str:
-        """The cached token, fetched again (once, under the lock) when less than 30 minutes remain."""
-        now = self.deps.clock()
-        current = self._token
-        if current and now < current.expires_at - TOKEN_REFRESH_MARGIN:
-            return current.value
-        with self._token_lock:
-            current = self._token  # another thread may have refreshed while we waited
-            if current and now < current.expires_at - TOKEN_REFRESH_MARGIN:
-                return current.value
-            self._token = self._fetch_token(now)
-            return self._token.value
-
-    def _replace_token(self, rejected: str) -> str:
-        """Feishu said ``rejected`` is invalid: fetch a new one, unless another thread already did."""
-        with self._token_lock:
-            current = self._token
-            if current and current.value != rejected:
-                return current.value
-            self._token = self._fetch_token(self.deps.clock())
-            return self._token.value
-
-    def _fetch_token(self, now: datetime) -> _Token:
+    def _fetch_token(self) -> tuple[str, float]:
         if not self.app_id or not self._app_secret:
             raise DeliveryError(
                 f"bot {self.bot_id}: app_id/app_secret not configured", retry=False, code="config"
@@ -655,7 +625,7 @@ class FeishuPlatform:
                 expire = int(data.get("expire", 7200))
             except (TypeError, ValueError):
                 expire = 7200
-            return _Token(token, now + timedelta(seconds=expire))
+            return token, expire
         raise _classify(resp, data, code, "tenant_access_token")
 
 

@@ -41,6 +41,7 @@ from bot.platforms.base import (
     WebResponse,
 )
 from bot.platforms.crypto import WxEnvelope
+from bot.platforms.tokens import TokenCache
 from cards.model import Card
 from cards.render import wecom as render
 from handlers.inbound import Inbound, Kind
@@ -213,9 +214,7 @@ class WeComPlatform:
         self.timeout = float(bot.get("timeout", 10))
         self._secret = bot.secret("secret")
         self.envelope = WxEnvelope(bot.secret("token"), bot.secret("aes_key"), self.corp_id)
-        self._lock = threading.Lock()
-        self._token: str | None = None
-        self._token_until: datetime | None = None
+        self._tokens = TokenCache(self._fetch_token, deps.clock, TOKEN_EARLY)
         self._progress: OrderedDict[str, int] = OrderedDict()
         self._progress_lock = threading.Lock()
 
@@ -452,28 +451,22 @@ class WeComPlatform:
 
     def access_token(self, *, stale: str | None = None) -> str:
         """The cached access token, fetched again shortly before it expires, or when ``stale`` (a
-        token WeCom just refused) is still the cached one. One fetch at a time (lock)."""
-        with self._lock:
-            now = self.deps.clock()
-            if stale is not None and self._token == stale:
-                self._token = None
-            if self._token and self._token_until and now < self._token_until:
-                return self._token
-            data = self._call(
-                f"{self.api_base}/cgi-bin/gettoken",
-                None,
-                {"corpid": self.corp_id, "corpsecret": self._secret},
-            )
-            token = data.get("access_token")
-            if not isinstance(token, str) or not token:
-                raise DeliveryError("WeCom gettoken returned no access_token", retry=True, code="no_token")
-            try:
-                lifetime = timedelta(seconds=int(data.get("expires_in", 7200)))
-            except (TypeError, ValueError):
-                lifetime = timedelta(seconds=7200)
-            self._token = token
-            self._token_until = now + max(lifetime - TOKEN_EARLY, lifetime / 2)
-            return token
+        token WeCom just refused) is still the cached one."""
+        return self._tokens.get(stale)
+
+    def _fetch_token(self) -> tuple[str, float]:
+        data = self._call(
+            f"{self.api_base}/cgi-bin/gettoken",
+            None,
+            {"corpid": self.corp_id, "corpsecret": self._secret},
+        )
+        token = data.get("access_token")
+        if not isinstance(token, str) or not token:
+            raise DeliveryError("WeCom gettoken returned no access_token", retry=True, code="no_token")
+        try:
+            return token, int(data.get("expires_in", 7200))
+        except (TypeError, ValueError):
+            return token, 7200
 
     def _api(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
         token = self.access_token()
