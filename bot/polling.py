@@ -7,8 +7,6 @@ tokens, encrypted) are then written in one transaction.
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import logging
 import time
 from collections import Counter
@@ -17,8 +15,6 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
-
-from cryptography.fernet import Fernet, MultiFernet
 
 from bot.config import Settings, SourceConfig
 from bot.services import Services
@@ -36,6 +32,7 @@ from sources.files import ReportOptions, options_from_config, read_report
 from sources.presets import GENERIC
 from storage.db import transaction
 from storage.metrics import finish_run, start_run, upsert_samples
+from storage.secrets import Sealer, SecretsUnavailable
 from storage.source_state import Cipher, load_state, save_state
 
 log = logging.getLogger(__name__)
@@ -44,28 +41,15 @@ DEFAULT_DAYS = 3  # an API source re-reads the last few days: orders get paid, r
 MAX_RUN_ERRORS = 200  # row errors kept in a run's detail
 
 
-class FernetCipher:
-    """Secrets at rest under the service's keys (newest first); a sub-key per purpose."""
-
-    def __init__(self, keys: list[str]):
-        subkeys = [
-            Fernet(
-                base64.urlsafe_b64encode(hashlib.sha256(b"planloop-source-state\x00" + k.encode()).digest())
-            )
-            for k in keys
-        ]
-        self._fernet = MultiFernet(subkeys)
-
-    def encrypt(self, plain: str) -> str:
-        return self._fernet.encrypt(plain.encode()).decode()
-
-    def decrypt(self, token: str) -> str:
-        return self._fernet.decrypt(token.encode()).decode()
-
-
 def state_cipher(settings: Settings) -> Cipher | None:
+    """The service's Sealer for tokens at rest; None when no ``server.secret_key`` is set."""
     keys = [k.get() for k in settings.secret_keys if k]
-    return FernetCipher(keys) if keys else None
+    if not keys:
+        return None
+    try:
+        return Sealer(keys)
+    except SecretsUnavailable:
+        return None
 
 
 @dataclass

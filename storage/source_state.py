@@ -15,11 +15,11 @@ SECRET_PREFIX = "secret:"  # noqa: S105 - the key of a secret in the table; its 
 
 
 class Cipher(Protocol):
-    """Encrypts secrets at rest (the service's Fernet keys); the seam where key rotation lives."""
+    """Seals secrets at rest: ``storage.secrets.Sealer`` (the service's Fernet keys, rotatable)."""
 
-    def encrypt(self, plain: str) -> str: ...
+    def seal(self, plaintext: str) -> str: ...
 
-    def decrypt(self, token: str) -> str: ...
+    def open(self, sealed: str) -> str: ...
 
 
 class NoCipher(Exception):
@@ -38,7 +38,7 @@ def load_state(
             if cipher is None:
                 continue
             try:
-                secrets[row.key[len(SECRET_PREFIX) :]] = cipher.decrypt(row.value)
+                secrets[row.key[len(SECRET_PREFIX) :]] = cipher.open(row.value)
             except Exception:  # noqa: BLE001, S112 - an undecryptable secret is as good as none
                 continue
         else:
@@ -60,7 +60,7 @@ def save_state(
     if secrets:
         if cipher is None:
             raise NoCipher("保存平台令牌需要加密密钥：请在 [server] 里配置 secret_key")
-        items.update({SECRET_PREFIX + k: cipher.encrypt(v) for k, v in secrets.items()})
+        items.update({SECRET_PREFIX + k: cipher.seal(v) for k, v in secrets.items()})
     if not items:
         return
     existing = {

@@ -148,13 +148,15 @@ def test_source_runs(db) -> None:
 
 
 class Rot13:
-    def encrypt(self, plain: str) -> str:
-        return "x" + plain[::-1]
+    """A stand-in sealer: the storage must store what it gets and never the plaintext."""
 
-    def decrypt(self, token: str) -> str:
-        if not token.startswith("x"):
+    def seal(self, plaintext: str) -> str:
+        return "x" + plaintext[::-1]
+
+    def open(self, sealed: str) -> str:
+        if not sealed.startswith("x"):
             raise ValueError("not ours")
-        return token[1:][::-1]
+        return sealed[1:][::-1]
 
 
 def test_state_secrets_are_stored_only_encrypted(db) -> None:
