@@ -189,5 +189,7 @@ def preset_for(
 
 
 def is_total(cell: object) -> bool:
+    if not isinstance(cell, str) or not cell or cell.lstrip()[:1].isdigit():
+        return False  # the usual case, a date: decided without normalising
     text = normalise_header(cell)
     return any(text.startswith(mark) for mark in TOTAL_MARKS)

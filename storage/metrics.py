@@ -3,19 +3,20 @@ source runs (rows read / loaded / refused / error); the latest value of a metric
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, Protocol
 
-from sqlalchemy import insert, select, tuple_
+from sqlalchemy import insert, select, text, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from storage.models import AuditLog, MetricSample, SourceRun
 
-BATCH = 2000  # rows per statement: 5 binds each stays far below SQLite's and PostgreSQL's limits
+BATCH = 5000  # rows per batch: SQLAlchemy splits SQLite statements; PostgreSQL takes arrays
 SCALE = Decimal(1).scaleb(-8)  # the column keeps 8 digits after the point
 
 
@@ -99,6 +100,63 @@ def upsert_samples(
     return result
 
 
+# PostgreSQL: a whole batch as six array parameters, the old values read in the same statement
+# (every CTE sees the snapshot from before the INSERT), so one round trip and no per-value binds.
+_PG_UPSERT = text(
+    """
+    WITH input AS (
+        SELECT * FROM unnest(
+            CAST(:metric AS text[]), CAST(:scope AS text[]), CAST(:day AS date[]),
+            CAST(:value AS numeric[]), CAST(:source AS text[]), CAST(:fetched_at AS timestamptz[])
+        ) AS t(metric, scope, day, value, source, fetched_at)
+    ),
+    old AS (
+        SELECT s.metric, s.scope, s.day, s.value, s.source
+        FROM metric_samples s JOIN input i USING (metric, scope, day)
+    ),
+    up AS (
+        INSERT INTO metric_samples (metric, scope, day, value, source, fetched_at)
+        SELECT metric, scope, day, value, source, fetched_at FROM input
+        ON CONFLICT (metric, scope, day) DO UPDATE
+            SET value = excluded.value, source = excluded.source, fetched_at = excluded.fetched_at
+            WHERE metric_samples.value IS DISTINCT FROM excluded.value
+        RETURNING metric, scope, day
+    )
+    SELECT up.metric, up.scope, up.day, old.value, old.source
+    FROM up LEFT JOIN old USING (metric, scope, day)
+    """
+)
+
+
+_PG_AUDIT = text(
+    """
+    INSERT INTO audit_log (at, actor, action, subject, detail)
+    SELECT at, actor, action, subject, CAST(detail AS json) FROM unnest(
+        CAST(:at AS timestamptz[]), CAST(:actor AS text[]), CAST(:action AS text[]),
+        CAST(:subject AS text[]), CAST(:detail AS text[])
+    ) AS t(at, actor, action, subject, detail)
+    """
+)
+
+
+def _flush_pg(
+    session: Session,
+    rows: dict[tuple[str, str, date], dict[str, Any]],
+) -> tuple[set[tuple[str, str, date]], dict[tuple[str, str, date], tuple[Any, str]]]:
+    values = list(rows.values())
+    params = {
+        col: [r[col] for r in values] for col in ("metric", "scope", "day", "value", "source", "fetched_at")
+    }
+    written: set[tuple[str, str, date]] = set()
+    old: dict[tuple[str, str, date], tuple[Any, str]] = {}
+    for metric, scope, day, old_value, old_source in session.execute(_PG_UPSERT, params):
+        key = (metric, scope, day)
+        written.add(key)
+        if old_source is not None:
+            old[key] = (old_value, old_source)
+    return written, old
+
+
 def _flush(
     session: Session,
     dialect_insert: Any,
@@ -109,6 +167,10 @@ def _flush(
     keep_changes: int,
 ) -> None:
     table = MetricSample.__table__
+    if session.get_bind().dialect.name == "postgresql":
+        written, old = _flush_pg(session, rows)
+        _account(session, rows, written, old, result, now, actor, keep_changes)
+        return
     keys = list(rows)
     old = {
         (m, s, d): (v, src)
@@ -118,7 +180,9 @@ def _flush(
             )
         )
     }
-    stmt = dialect_insert(table).values(list(rows.values()))
+    # one compiled statement run as executemany: SQLAlchemy batches it into multi-row VALUES
+    # ("insertmanyvalues") without compiling a bind parameter per value
+    stmt = dialect_insert(table)
     stmt = stmt.on_conflict_do_update(
         index_elements=[table.c.metric, table.c.scope, table.c.day],
         set_={
@@ -128,7 +192,21 @@ def _flush(
         },
         where=table.c.value.is_distinct_from(stmt.excluded.value),
     ).returning(table.c.metric, table.c.scope, table.c.day)
-    written = {tuple(r) for r in session.execute(stmt)}
+    written = {tuple(r) for r in session.execute(stmt, list(rows.values()))}
+    _account(session, rows, written, old, result, now, actor, keep_changes)
+
+
+def _account(
+    session: Session,
+    rows: dict[tuple[str, str, date], dict[str, Any]],
+    written: set[tuple[str, str, date]],
+    old: dict[tuple[str, str, date], tuple[Any, str]],
+    result: UpsertResult,
+    now: datetime,
+    actor: str,
+    keep_changes: int,
+) -> None:
+    """Count inserts, replacements and unchanged rows; audit every replaced value."""
     audit: list[dict[str, Any]] = []
     for key in written:
         if key not in old:
@@ -157,7 +235,20 @@ def _flush(
             }
         )
     result.unchanged += len(rows) - len(written)
-    if audit:
+    if not audit:
+        return
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(
+            _PG_AUDIT,
+            {
+                "at": [a["at"] for a in audit],
+                "actor": [a["actor"] for a in audit],
+                "action": [a["action"] for a in audit],
+                "subject": [a["subject"] for a in audit],
+                "detail": [json.dumps(a["detail"], ensure_ascii=False) for a in audit],
+            },
+        )
+    else:
         session.execute(insert(AuditLog), audit)
 
 
