@@ -128,13 +128,12 @@ _PG_UPSERT = text(
 )
 
 
+# The audit rows of a batch as one JSON document: no per-row parameters to escape.
 _PG_AUDIT = text(
     """
     INSERT INTO audit_log (at, actor, action, subject, detail)
-    SELECT at, actor, action, subject, CAST(detail AS json) FROM unnest(
-        CAST(:at AS timestamptz[]), CAST(:actor AS text[]), CAST(:action AS text[]),
-        CAST(:subject AS text[]), CAST(:detail AS text[])
-    ) AS t(at, actor, action, subject, detail)
+    SELECT CAST(:at AS timestamptz), CAST(:actor AS text), CAST(:action AS text), r.subject, r.detail
+    FROM json_to_recordset(CAST(:rows AS json)) AS r(subject text, detail json)
     """
 )
 
@@ -241,11 +240,12 @@ def _account(
         session.execute(
             _PG_AUDIT,
             {
-                "at": [a["at"] for a in audit],
-                "actor": [a["actor"] for a in audit],
-                "action": [a["action"] for a in audit],
-                "subject": [a["subject"] for a in audit],
-                "detail": [json.dumps(a["detail"], ensure_ascii=False) for a in audit],
+                "at": now,
+                "actor": actor,
+                "action": "metric.replace",
+                "rows": json.dumps(
+                    [{"subject": a["subject"], "detail": a["detail"]} for a in audit], ensure_ascii=False
+                ),
             },
         )
     else:
