@@ -300,6 +300,15 @@ def _template_command(sub: Any) -> None:
 EXTRA_COMMANDS.append(_template_command)
 
 
+def _sources_commands(sub: Any) -> None:
+    from bot.cli_sources import add_commands
+
+    add_commands(sub)
+
+
+EXTRA_COMMANDS.append(_sources_commands)  # import, sources check
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -1,0 +1,114 @@
+"""`planloop import FILE [--source NAME]` and `planloop sources check`, with a terminal progress bar."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import IO, Any
+
+MAX_LISTED = 200  # refused rows printed; the rest are counted
+BAR_MIN_BYTES = 1 << 20  # files smaller than this load before a bar would be worth drawing
+
+
+class TerminalProgress:
+    """A one-line progress bar on a terminal (stderr); silent when stderr is not a terminal."""
+
+    def __init__(self, label: str, stream: IO[str] | None = None, width: int = 30, every: float = 0.1):
+        self.label, self.stream, self.width, self.every = label, stream or sys.stderr, width, every
+        self._last = 0.0
+        self._shown = False
+
+    def __call__(self, done: int, total: int) -> None:
+        now = time.monotonic()
+        if total <= 0 or (now - self._last < self.every and done < total):
+            return
+        self._last = now
+        share = min(done / total, 1.0)
+        filled = int(share * self.width)
+        bar = "█" * filled + "░" * (self.width - filled)
+        self.stream.write(f"\r{self.label} {bar} {share:6.1%}")
+        self.stream.flush()
+        self._shown = True
+
+    def close(self) -> None:
+        if self._shown:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def cmd_import(args: argparse.Namespace) -> int:
+    from bot import cli
+    from bot.polling import import_file_report
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise cli.Failure(f"{path}: 文件不存在")
+    services = cli._services(cli._settings(args))
+    progress = None
+    if sys.stderr.isatty() and path.stat().st_size >= BAR_MIN_BYTES:
+        progress = TerminalProgress(path.name)
+    try:
+        report = import_file_report(services, path, args.source, progress=progress)
+    except KeyError as exc:
+        print(f"planloop import: {exc.args[0]}", file=sys.stderr)
+        return 2
+    finally:
+        if progress:
+            progress.close()
+    detail = report.detail
+    how = [detail.get("format", "")]
+    if detail.get("encoding_label"):
+        how.append(f"编码 {detail['encoding_label']}")
+    if detail.get("header_line"):
+        how.append(f"表头在第 {detail['header_line']} 行")
+    print(f"{path.name}：{'，'.join(h for h in how if h)}")
+    print(
+        f"读取 {report.rows_read} 行：载入 {report.loaded} 行，拒绝 {report.refused} 行，跳过 {report.skipped} 行"
+        f"（合计/空行/备注）；数值新增 {report.inserted}，更新 {report.updated}，未变 {report.unchanged}"
+    )
+    if detail.get("unmapped"):
+        print("未识别的列（未导入）：" + "、".join(detail["unmapped"]))
+    for error in report.errors[:MAX_LISTED]:
+        print(str(error), file=sys.stderr)
+    hidden = len(report.errors) - MAX_LISTED + int(detail.get("errors_not_listed", 0))
+    if hidden > 0:
+        print(f"……另有 {hidden} 处错误未列出", file=sys.stderr)
+    return 1 if report.errors else 0
+
+
+def cmd_sources_check(args: argparse.Namespace) -> int:
+    from bot import cli
+    from bot.polling import sources_check
+
+    services = cli._services(cli._settings(args))
+    if not services.settings.sources:
+        print("没有配置任何数据源（[[sources]]）")
+        return 0
+    results = sources_check(services)
+    for r in results:
+        mark = "✓" if r.ok else "✗"
+        print(f"{mark} {r.source_id} ({r.kind})")
+        if r.error:
+            print(f"    {r.error}")
+            continue
+        days = f"{r.first_day} … {r.last_day}" if r.first_day else "无日期"
+        print(f"    会载入 {r.samples} 个数值（{days}），读取 {r.rows_read} 行，拒绝 {r.rows_refused} 行")
+        for metric, n in sorted(r.metrics.items()):
+            print(f"      {metric}: {n}")
+        for error in r.errors[:10]:
+            print(f"    {error}")
+    return 0 if all(r.ok for r in results) else 1
+
+
+def add_commands(sub: Any) -> None:
+    p = sub.add_parser("import", help="load a metric report file (CSV/XLSX/XLS)")
+    p.add_argument("file")
+    p.add_argument("--source", help="a [[sources]] id whose preset and columns to use (default: generic)")
+    p.set_defaults(func=cmd_import)
+
+    p = sub.add_parser("sources", help="metric sources")
+    ssub = p.add_subparsers(dest="sources_command", required=True)
+    c = ssub.add_parser("check", help="try each source once; show what it would load, write nothing")
+    c.set_defaults(func=cmd_sources_check)
