@@ -601,7 +601,7 @@ def formula(row: FormulaRow) -> str:
     if row.kind == "checklist" and row.done is not None:
         return f"完成任务 {row.done}/{row.planned or 0} → 完成度 {fmt.percent(row.completion)}{tail}"
     if row.baseline is not None and row.target is not None and row.actual is not None:
-        b, t, a = _n(row.baseline), _n(row.target), _n(row.actual)
+        b, t, a = _n(row.baseline, row.unit), _n(row.target, row.unit), _n(row.actual, row.unit)
         if row.direction == "down":
             expr = f"(基线 − 实际) ÷ (基线 − 目标) = ({b} − {a}) ÷ ({b} − {t})"
         else:
