@@ -18,11 +18,13 @@ from html import escape
 
 from cards import format as fmt
 
-WIDTH = 640
-HEIGHT = 260
-LEFT = 64
-RIGHT = 16
-TOP = 28
+# Sized for a phone: the viewBox is drawn about 1:1 on a 360–400 px wide screen, so 12 px text
+# stays readable (a 640-wide chart scaled down to a phone shrinks its labels to ~6 px).
+WIDTH = 400
+HEIGHT = 240
+LEFT = 44
+RIGHT = 10
+TOP = 30
 BOTTOM = 40
 
 Number = float | Decimal | int
@@ -102,6 +104,13 @@ def _open(ident: str, title: str, desc: str, width: int, height: int) -> list[st
     ]
 
 
+def tick_text(v: float, step: float) -> str:
+    """A tick value with as many decimals as the step needs: 2.5 / 3.0 / 3.5, 0 / 50 / 100."""
+    decimals = next((d for d in range(7) if abs(step * 10**d - round(step * 10**d)) < 1e-9), 6)
+    text = f"{v:,.{decimals}f}"
+    return "0" if text.strip("-0.,") == "" else text
+
+
 def _y_axis(lo: float, hi: float, step: float, unit: str, width: int, height: int) -> list[str]:
     parts = ['<g class="grid">']
     count = round((hi - lo) / step)
@@ -110,20 +119,25 @@ def _y_axis(lo: float, hi: float, step: float, unit: str, width: int, height: in
         y = _c(y_at(v, lo, hi, height))
         parts.append(
             f'<line x1="{LEFT}" y1="{y}" x2="{_c(width - RIGHT)}" y2="{y}" stroke="#eef0f1"/>'
-            f'<text class="ytick" x="{LEFT - 6}" y="{y}" text-anchor="end" dominant-baseline="middle" '
-            f'fill="#646a73">{escape(fmt.value(Decimal(repr(v)), unit))}</text>'
+            f'<text class="ytick" x="{LEFT - 4}" y="{y}" text-anchor="end" dominant-baseline="middle" '
+            f'fill="#646a73">{escape(tick_text(v, step))}</text>'
         )
     parts.append("</g>")
+    if unit:
+        parts.append(f'<text class="unit" x="2" y="14" fill="#646a73">单位：{escape(unit)}</text>')
     return parts
 
 
 def _x_labels(labels: Sequence[str], width: int, height: int) -> list[str]:
-    y = _c(height - BOTTOM + 16)
-    return [
-        f'<text class="xlabel" x="{_c(x_at(i, len(labels), width))}" y="{y}" text-anchor="middle" '
-        f'fill="#646a73">{escape(label)}</text>'
-        for i, label in enumerate(labels)
-    ]
+    """One label under each band; a "\n" in a label starts a second line."""
+    y = _c(height - BOTTOM + 15)
+    out = []
+    for i, label in enumerate(labels):
+        x = _c(x_at(i, len(labels), width))
+        first, _, second = label.partition("\n")
+        body = escape(first) + (f'<tspan x="{x}" dy="14">{escape(second)}</tspan>' if second else "")
+        out.append(f'<text class="xlabel" x="{x}" y="{y}" text-anchor="middle" fill="#646a73">{body}</text>')
+    return out
 
 
 def _empty(parts: list[str], width: int, height: int) -> str:
@@ -229,7 +243,7 @@ def pace_chart(
         segment.append(f"{x},{y}")
         dots.append(
             f'<circle class="point" cx="{x}" cy="{y}" r="3.5" fill="#3370ff">'
-            f"<title>{escape(labels[i])}：{escape(fmt.value(Decimal(repr(v)), unit))}</title></circle>"
+            f"<title>{escape(labels[i].replace(chr(10), ' '))}：{escape(fmt.value(Decimal(repr(v)), unit))}</title></circle>"
         )
     if segment:
         segments.append(segment)
@@ -275,7 +289,7 @@ def history_chart(
         step = nice_step((hi - lo) / 4)
     else:
         top = max(known + ([float(reference)] if reference is not None else []))
-        lo, hi, step = nice_range(min(0.0, *known), top * 1.1)  # room for the label above the bar
+        lo, hi, step = nice_range(min(0.0, *known), top * 1.2)  # room for the labels above a bar
     parts += _y_axis(lo, hi, step, "", width, height)
     band = plot_width(width) / n
     bar_w = band * 0.6
@@ -290,13 +304,19 @@ def history_chart(
             continue
         y = y_at(v, lo, hi, height)
         top_y, h = (y, base - y) if y <= base else (base, y - base)
-        label = f"{v:.1f} {note}".strip()
+        value = f"{v:.1f}"
+        title = f"{labels[i].replace(chr(10), ' ')}：{value} {note}".strip()
         parts.append(
             f'<rect class="bar" x="{_c(cx - bar_w / 2)}" y="{_c(top_y)}" width="{_c(bar_w)}" '
-            f'height="{_c(h)}" fill="#3370ff"><title>{escape(labels[i])}：{escape(label)}</title></rect>'
-            f'<text class="value" x="{_c(cx)}" y="{_c(top_y - 5)}" text-anchor="middle" '
-            f'fill="#1f2329">{escape(label)}</text>'
+            f'height="{_c(h)}" fill="#3370ff"><title>{escape(title)}</title></rect>'
+            f'<text class="value" x="{_c(cx)}" y="{_c(top_y - 4)}" text-anchor="middle" font-size="11" '
+            f'fill="#1f2329">{escape(value)}</text>'
         )
+        if note:
+            parts.append(
+                f'<text class="note" x="{_c(cx)}" y="{_c(top_y - 17)}" text-anchor="middle" font-weight="bold" '
+                f'fill="#3370ff">{escape(note)}</text>'
+            )
     if reference is not None and lo <= float(reference) <= hi:
         ry = _c(y_at(float(reference), lo, hi, height))
         parts.append(

@@ -114,11 +114,9 @@ LILEI_HISTORY = {
 TEAM_W47 = {"zhaoqiang": "120.0", "lilei": "107.0", "zhangwei": "95.0", "hanmeimei": "88.5"}
 
 
-@pytest.fixture
-def appraised(db, demo_team, clock):  # noqa: ANN001, ANN201
-    """Appraisals: lilei's last 8 weeks (one gap; W47 recomputed: v1 50 C superseded by v2),
-    and four of the six ops members for W47."""
-    now = clock()
+def seed_appraisals(db, now: datetime) -> None:  # noqa: ANN001
+    """lilei's last 8 weeks (one gap; W47 recomputed: v1 50 C superseded by v2 107 A), and four
+    of the six ops members for W47."""
 
     def add(s, person, week, score, grade, *, version=1, current=True, items=()):
         s.add(
@@ -149,6 +147,11 @@ def appraised(db, demo_team, clock):  # noqa: ANN001, ANN201
         for person, score in TEAM_W47.items():
             if person != "lilei":
                 add(s, person, LAST_WEEK, score, "S" if Decimal(score) >= 120 else "B")
+
+
+@pytest.fixture
+def appraised(db, demo_team, clock):  # noqa: ANN001, ANN201
+    seed_appraisals(db, clock())
     return LILEI_HISTORY
 
 

@@ -68,6 +68,7 @@ svg.chart{display:block;max-width:100%;height:auto}
 .card>div,.card>dl,.card>table{margin:8px 12px}
 .card .fields{display:grid;grid-template-columns:max-content 1fr;gap:2px 12px}
 .card .fields dt{color:var(--grey)}.card .fields dd{margin:0}
+code{background:#eef0f1;border-radius:4px;padding:0 4px;font-size:13px}
 .buttons{display:flex;gap:8px;flex-wrap:wrap;margin:12px 0}
 @media (min-width:640px){.row2{display:grid;grid-template-columns:1fr 1fr;gap:0 12px}}
 """
@@ -171,6 +172,14 @@ def _kpi_json(kpis: Sequence[KpiInfo]) -> str:
     return json.dumps(data, ensure_ascii=False).replace("<", "\\u003c").replace(">", "\\u003e")
 
 
+_CODE = re.compile(r"`([^`<>]+)`")
+
+
+def _code(html_text: str) -> str:
+    """`+2pp` -> <code>+2pp</code> in already escaped text (the chat cards show the backticks)."""
+    return _CODE.sub(r"<code>\1</code>", html_text)
+
+
 def plan_form_page(
     card: Card,
     *,
@@ -186,7 +195,9 @@ def plan_form_page(
     if form is None:  # pragma: no cover - the caller passes the plan form card
         raise ValueError("the plan form card has no form")
     parts: list[str] = []
-    intro = "".join(f'<div class="md">{markdown(b.text)}</div>' for b in card.blocks if hasattr(b, "text"))
+    intro = "".join(
+        f'<div class="md">{_code(markdown(b.text))}</div>' for b in card.blocks if hasattr(b, "text")
+    )
     parts.append(f'<section class="intro">{intro}</section>')
     if notice:
         parts.append(f'<div class="notice">{escape(notice)}</div>')
@@ -441,6 +452,12 @@ def _item_state(item: PlanItemView) -> str:
     return f'<span class="badge">正常：完成 {escape(fmt.percent(item.completion))}</span>'
 
 
+def _two_lines(label: str) -> str:
+    """ "11-23 一" -> "一" over "11-23": seven dates side by side do not fit a phone on one line."""
+    first, _, second = label.partition(" ")
+    return f"{second}\n{first}" if second else first
+
+
 def _item_section(item: PlanItemView, view: PlanView) -> str:
     scope = "" if item.scope in ("", "shop") else f" @{item.scope}"
     if item.kind == "rating":
@@ -470,7 +487,7 @@ def _item_section(item: PlanItemView, view: PlanView) -> str:
             ident=f"item-{item.n}",
             title=f"{item.n}. {item.text} · {item.kpi_name}",
             desc=desc,
-            labels=item.day_labels,
+            labels=tuple(_two_lines(d) for d in item.day_labels),
             actual=item.values,
             expected=item.expected,
             target=item.target,
