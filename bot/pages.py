@@ -42,7 +42,7 @@ from handlers.pages import (
 )
 from handlers.plans import current_plan, form_for, receipt_for
 from handlers.router import PermissionDenied
-from handlers.workdays import iso_week
+from handlers.workdays import iso_week, parse_week
 from storage import events, outbox
 from storage.db import transaction
 from storage.models import Person
@@ -116,7 +116,12 @@ def blueprint(services: Services) -> Blueprint:
         if len(token) > MAX_TOKEN:
             raise Refusal(403, "链接无效", "这个链接不完整或被改动过。", REOPEN)
         try:
-            return services.links.verify(token, services.clock(), page=page)
+            claims = services.links.verify(token, services.clock(), page=page)
+            if claims.week:
+                parse_week(claims.week)  # only this server signs, but never trust a week blindly
+            return claims
+        except ValueError:
+            raise Refusal(403, "链接无效", "这个链接不完整或被改动过。", REOPEN) from None
         except BadLink as exc:
             reason = str(exc)
             if reason == "expired":

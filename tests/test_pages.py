@@ -202,6 +202,7 @@ ACCESS = [
         "李雷",
     ),
     ("unknown page kind", "lilei", "admin", WEEK, {}, "", None, None, 404, None),
+    ("a week that does not exist", "lilei", "plan", "2026-W99", {}, "", None, None, 403, None),
     (
         "someone else via ?person",
         "lilei",
@@ -372,6 +373,30 @@ def test_a_double_post_stores_one_plan_and_sends_one_receipt(services, client, d
     with db() as s:
         assert s.scalar(select(func.count()).select_from(Plan)) == 1
         assert s.scalar(select(func.count()).select_from(PlanItem)) == 3
+        assert s.scalar(select(func.count()).select_from(OutboxMessage)) == 1
+
+
+def test_two_racing_posts_of_one_form_store_one_plan(services, client, demo_team, db, monkeypatch):
+    """Both requests passed the "seen this nonce?" check before either committed: the second
+    insert of the event id fails on the primary key and the page says it was already submitted."""
+    from sqlalchemy import insert
+
+    from storage import events
+    from storage.models import InboundEvent
+
+    tok = token(services, "lilei", "plan-form")
+    _post(client, tok, form_values(*THREE))
+
+    def raced(session, key, now):  # noqa: ANN001
+        session.execute(insert(InboundEvent).values(key=key, received_at=now))
+        session.flush()
+        return True
+
+    monkeypatch.setattr(events, "first_time", raced)
+    res = _post(client, tok, form_values(*THREE))
+    assert res.status_code == 200 and "这份表单已经提交过了" in res.get_data(as_text=True)
+    with db() as s:
+        assert s.scalar(select(func.count()).select_from(Plan)) == 1
         assert s.scalar(select(func.count()).select_from(OutboxMessage)) == 1
 
 

@@ -383,8 +383,9 @@ PREVIEW_JS = r"""
 
 
 def receipt_page(card: Card, *, banner: str, links: Sequence[tuple[str, str]]) -> str:
-    """The receipt after a web submit: the same card the chat gets, minus chat-only buttons."""
-    web_card = replace(card, buttons=tuple(b for b in card.buttons if b.url))
+    """The receipt after a web submit: the same card the chat gets; its buttons are the chat's
+    (a callback, an absolute link), the page's own links replace them."""
+    web_card = replace(card, buttons=())
     buttons = "".join(
         f'<a class="btn{" plain" if i else ""}" href="{escape(url)}">{escape(label)}</a>'
         for i, (label, url) in enumerate(links)
