@@ -187,6 +187,7 @@ ACCESS = [
     ("no signature", "lilei", "appraisal", LAST_WEEK, {}, "", lambda t: t.split(".")[0], None, 403, None),
     ("garbage", "lilei", "appraisal", LAST_WEEK, {}, "", lambda t: "bm90LWEtdG9rZW4.x", None, 403, None),
     ("oversize", "lilei", "appraisal", LAST_WEEK, {}, "", lambda t: "a" * 3000 + "." + "b", None, 403, None),
+    ("non-ASCII", "lilei", "appraisal", LAST_WEEK, {}, "", lambda t: t[:-1] + "é", None, 403, None),
     ("another deployment's key", "lilei", "appraisal", LAST_WEEK, {}, "", "foreign", None, 403, None),
     ("expired", "lilei", "appraisal", LAST_WEEK, {}, "", None, timedelta(days=7, seconds=1), 410, None),
     (
