@@ -17,6 +17,7 @@ import logging
 import re
 import secrets
 import uuid
+from dataclasses import dataclass, replace
 from datetime import datetime
 from zoneinfo import ZoneInfo
 
@@ -29,7 +30,7 @@ from bot.links import BadLink, Claims
 from bot.services import Services
 from cards.model import Card
 from cards.render import page as pages
-from handlers.inbound import Inbound
+from handlers.inbound import Inbound, Kind
 from handlers.pages import (
     appraisal_view,
     form_kpis,
@@ -40,17 +41,37 @@ from handlers.pages import (
     subject_for,
     team_tables,
 )
-from handlers.plans import current_plan, form_for, receipt_for
+from handlers.plans import current_plan, receipt_for
 from handlers.router import PermissionDenied
 from handlers.workdays import iso_week, parse_week
 from storage import events, outbox
 from storage.db import transaction
 from storage.models import Person
+from storage.outbox import Target
 from storage.people import person_target
 
 log = logging.getLogger("planloop.pages")
 
-PAGES = ("plan-form", "plan", "appraisal")
+
+@dataclass(frozen=True)
+class Opener:
+    """How a form page gets its form: the chat event that shows that form, run through the router,
+    so the page is always the handler's own form (fields, hidden values, action)."""
+
+    kind: Kind
+    action: str = ""
+    text: str = ""
+    claims: tuple[str, ...] = ()  # link claims passed on as the event's values
+    fresh: bool = False  # the opener is the submit itself: show its form without the validation message
+
+
+FORMS: dict[str, Opener] = {
+    "plan-form": Opener("action", "plan.form"),
+    "appeal-form": Opener("action", "appraisal.appeal", claims=("appraisal", "kpi")),
+    "appeal-review": Opener("form", "appraisal.appeal.decide", claims=("appeal",), fresh=True),
+    "rating-form": Opener("text", text="评分"),
+}
+PAGES = (*FORMS, "plan", "appraisal")
 WEB = "web"  # the bot id of a web submission by someone no configured bot knows
 MAX_TOKEN = 2048
 MAX_VALUE = 4000
@@ -168,26 +189,74 @@ def blueprint(services: Services) -> Blueprint:
         with services.sessions() as session:
             viewer = viewer_of(session, claims)
             subject = subject_of(session, viewer, claims)
-            if claims.page == "plan-form":
+            if claims.page in FORMS:
                 if subject.id != viewer.id:
-                    raise Refusal(403, "没有权限", "计划只能由本人填写。")
-                body, script_nonce = form_page(session, token, claims, viewer)
+                    raise Refusal(403, "没有权限", "表单只能由本人填写。")
+                card = open_form(session, claims, viewer)
+                if card.form is None:  # the handler said why not (already decided, not a leader …)
+                    return html(pages.card_page(card))
+                body, script_nonce = render_form(session, token, claims, viewer, card, uuid.uuid4().hex)
+                session.rollback()  # opening a form never changes anything
                 return html(body, script_nonce=script_nonce)
             if claims.page == "plan":
                 return html(plan_page(session, claims, viewer, subject))
             return html(appraisal_page(session, claims, viewer, subject))
 
-    def form_page(
-        session: Session, token: str, claims: Claims, person: Person, *, card_error: str = ""
-    ) -> tuple[str, str]:
-        ctx = services.context(session, WEB)
+    def chat_event(
+        session: Session,
+        person: Person,
+        event_id: str,
+        kind: Kind,
+        *,
+        action: str = "",
+        text: str = "",
+        values: dict[str, str] | None = None,
+    ) -> tuple[Inbound, Target | None]:
+        """An event as if ``person`` acted in their direct chat with their bot (the simulator's id
+        where that is the only bot that knows them); ``WEB`` when no configured bot does."""
+        target = person_target(session, person, services.platforms.keys())
+        actor = target.target if target else person.id
+        inbound = Inbound(
+            platform=WEB,
+            bot_id=target.bot_id if target else WEB,
+            event_id=event_id,
+            kind=kind,
+            actor=actor,
+            chat=actor,
+            chat_type="dm",
+            text=text,
+            action=action,
+            values=values or {},
+            received_at=services.clock(),
+        )
+        return inbound, target
+
+    def dispatch(session: Session, person: Person, inbound: Inbound) -> Card | None:
+        ctx = services.context(session, inbound.bot_id)
         ctx.person = person
-        card = form_for(ctx, person, error=card_error)
-        return render_form(session, token, claims, person, card, uuid.uuid4().hex)
+        return services.router.dispatch(inbound, ctx)
+
+    def open_form(session: Session, claims: Claims, person: Person) -> Card:
+        opener = FORMS[claims.page]
+        values = {k: claims.extra[k] for k in opener.claims if k in claims.extra}
+        inbound, _ = chat_event(
+            session, person, f"web-open-{uuid.uuid4().hex}", opener.kind,
+            action=opener.action, text=opener.text, values=values,
+        )  # fmt: skip
+        card = dispatch(session, person, inbound)
+        if card is None:
+            raise Refusal(404, "页面不存在", "这个表单已不可用。", REOPEN)
+        if opener.fresh and card.form is not None:
+            clean = tuple(replace(i, error="") for i in card.form.inputs)
+            card = replace(card, form=replace(card.form, error="", inputs=clean))
+        return card
 
     def render_form(
         session: Session, token: str, claims: Claims, person: Person, card: Card, nonce: str
     ) -> tuple[str, str]:
+        post_url = url_for("pages.submit", token=token)
+        if claims.page != "plan-form":
+            return pages.form_page(card, post_url=post_url, nonce=nonce), ""
         now = services.clock()
         week = week_now(person, now)
         kpis = form_kpis(session, person, now.astimezone(ZoneInfo(person.team.timezone)).date())
@@ -197,7 +266,7 @@ def blueprint(services: Services) -> Blueprint:
         script_nonce = secrets.token_urlsafe(16)
         body = pages.plan_form_page(
             card,
-            post_url=url_for("pages.submit", token=token),
+            post_url=post_url,
             nonce=nonce,
             kpis=kpis,
             previews=form_previews(card, kpis),
@@ -248,83 +317,87 @@ def blueprint(services: Services) -> Blueprint:
 
     @bp.post("/<token>")
     def submit(token: str) -> Response:
-        claims = claims_of(token, page="plan-form")
+        claims = claims_of(token)
+        if claims.page not in FORMS:
+            raise Refusal(403, "链接不能用于这里", "这个链接是为另一个页面签发的。", REOPEN)
         requested = claims.extra.get("of") or request.args.get("person", "")
         if requested and requested != claims.person:
-            raise Refusal(403, "没有权限", "计划只能由本人填写。")
+            raise Refusal(403, "没有权限", "表单只能由本人填写。")
         nonce = request.form.get("_nonce", "")
         if not _NONCE.match(nonce):
             raise Refusal(400, "表单已失效", "这份表单缺少校验信息，请重新打开后再提交。", REOPEN)
-        values: dict[str, str] = {}
+        posted: dict[str, str] = {}
         for key in request.form:
-            if not _FIELD.match(key):
-                continue
             value = request.form.get(key, "")
             if len(value) > MAX_VALUE:
                 raise Refusal(400, "内容太长", f"单个输入最多 {MAX_VALUE} 字，请精简后再提交。")
-            values[key] = value
-        if len(values) > MAX_FIELDS:
+            if key != "_nonce":
+                posted[key] = value
+        if len(posted) > MAX_FIELDS:
             raise Refusal(400, "内容太多", "这份表单的输入项太多，请重新打开表单填写。")
         try:
-            body = store(token, claims, nonce, values)
+            body = store(token, claims, nonce, posted)
         except _NotStored as shown:
             return html(shown.body, script_nonce=shown.script_nonce)
         except IntegrityError:
             # the same nonce committed by a concurrent request (a double POST racing itself)
             with services.sessions() as session:
-                body = already_page(session, viewer_of(session, claims))
+                body = already_page(session, claims, viewer_of(session, claims))
         return html(body)
 
-    def store(token: str, claims: Claims, nonce: str, values: dict[str, str]) -> str:
-        """plan.submit through the router in one transaction, as bot/dispatch.py process() does."""
+    def store(token: str, claims: Claims, nonce: str, posted: dict[str, str]) -> str:
+        """The form's action through the router in one transaction, as bot/dispatch.py process()
+        does: event-id dedupe on the nonce, the handler, the receipt queued to the person's chat."""
         now = services.clock()
         with transaction(services.sessions) as session:
             person = viewer_of(session, claims)
-            target = person_target(session, person, services.platforms.keys())
-            bot_id = target.bot_id if target else WEB
-            actor = target.target if target else person.id
-            if not events.first_time(session, f"{bot_id}:web-{nonce}", now):
-                return already_page(session, person)
-            ctx = services.context(session, bot_id)
-            ctx.person = person
+            if claims.page == "plan-form":
+                # the rows on the page may differ from a fresh form (a plan filed meanwhile): take every row
+                action, values = "plan.submit", {k: v for k, v in posted.items() if _FIELD.match(k)}
+            else:
+                form_card = open_form(session, claims, person)  # the handler's own form decides
+                if form_card.form is None:
+                    return pages.card_page(form_card)
+                names = {i.name for i in form_card.form.inputs}
+                action = form_card.form.action
+                values = {k: v for k, v in posted.items() if k in names} | dict(form_card.form.values)
+            inbound, target = chat_event(
+                session, person, f"web-{nonce}", "form", action=action, values=values
+            )
+            if not events.first_time(session, f"{inbound.bot_id}:web-{nonce}", now):
+                return already_page(session, claims, person)
             week = week_now(person, now)
             before = current_plan(session, person.id, week)
             before_id = before.id if before else None
-            inbound = Inbound(
-                platform=WEB,
-                bot_id=bot_id,
-                event_id=f"web-{nonce}",
-                kind="form",
-                actor=actor,
-                chat=actor,
-                chat_type="dm",
-                action="plan.submit",
-                values=values,
-                received_at=now,
-            )
-            card = services.router.dispatch(inbound, ctx)
+            card = dispatch(session, person, inbound)
             if card is None or card.form is not None:
-                body, script_nonce = (
-                    render_form(session, token, claims, person, card, nonce)
-                    if card is not None
-                    else form_page(session, token, claims, person)
-                )
-                raise _NotStored(body, script_nonce)
-            after = current_plan(session, person.id, week)
-            stored = after is not None and after.id != before_id
+                # not stored: roll back (the nonce stays usable) and show the messages in the form
+                shown = card if card is not None else open_form(session, claims, person)
+                raise _NotStored(*render_form(session, token, claims, person, shown, nonce))
+            if claims.page == "plan-form":
+                after = current_plan(session, person.id, week)
+                done = after is not None and after.id != before_id
+            else:
+                done = card.theme != "red"  # error cards are red; a refusal is not a receipt
             banner = ""
-            if stored:
-                banner = "计划已保存。"
+            if done:
+                banner = "计划已保存。" if claims.page == "plan-form" else "已提交。"
                 if target is not None:
-                    outbox.enqueue(session, target, card, dedupe_key=f"web-receipt:{bot_id}:{nonce}", now=now)
+                    outbox.enqueue(
+                        session, target, card, dedupe_key=f"web-receipt:{inbound.bot_id}:{nonce}", now=now
+                    )
                     banner += "回执已发送到你的聊天。"
-            links = [
-                ("查看计划详情", link(person.id, "plan", week)),
-                ("修改计划", url_for("pages.show", token=token)),
-            ]
+            links = []
+            if claims.page == "plan-form":
+                links = [
+                    ("查看计划详情", link(person.id, "plan", week)),
+                    ("修改计划", url_for("pages.show", token=token)),
+                ]
             return pages.receipt_page(card, banner=banner, links=links)
 
-    def already_page(session: Session, person: Person) -> str:
+    def already_page(session: Session, claims: Claims, person: Person) -> str:
+        if claims.page != "plan-form":
+            return pages.message_page("已提交", "这份表单已经提交过了，没有重复保存。")
         week = week_now(person, services.clock())
         plan = current_plan(session, person.id, week)
         if plan is None:

@@ -625,3 +625,81 @@ def test_each_team_row_links_to_that_persons_page_with_a_fresh_leader_link(servi
 def test_a_member_does_not_get_the_team_table(services, client, appraised):
     body = client.get(f"/p/{token(services, 'lilei', 'appraisal', LAST_WEEK)}").get_data(as_text=True)
     assert "teamtable" not in body and "赵强" not in body
+
+
+# ---------------------------------------------------------------- the other chat forms as pages
+
+
+def _form_link(card: dict) -> str:
+    return card["card"]["form"]["link"]
+
+
+def test_the_rating_form_opens_as_a_page_and_saves_through_its_handler(services, client, sim, demo_team, db):
+    from storage.models import Rating
+
+    (card,) = sim.say("zhangwei", "评分")
+    link = _form_link(card)
+    assert services.links.verify(link.split("/p/")[1], services.clock()).page == "rating-form"
+    page = client.get(link.replace("http://planloop.test", ""))
+    named = Tags(page.get_data(as_text=True)).named()
+    assert page.status_code == 200 and set(named) == {f["name"] for f in card["form"]["fields"]} | {"_nonce"}
+
+    tok = link.split("/p/")[1]
+    refused = _post(client, tok, {"week": WEEK, "person": "", "kpi": "leader_rating", "stars": "4"})
+    assert "请选择本团队的员工" in refused.get_data(as_text=True)
+    saved = _post(client, tok, {"week": WEEK, "person": "lilei", "kpi": "leader_rating", "stars": "4"})
+    body = saved.get_data(as_text=True)
+    assert "已提交。回执已发送到你的聊天。" in body and "李雷 · 2026-W48 · 主管评分：4 星" in body
+    with db() as s:
+        row = s.get(Rating, ("lilei", WEEK, "leader_rating"))
+        assert (row.stars, row.by) == (4, "zhangwei")
+        (sent,) = s.scalars(select(OutboxMessage)).all()
+        assert (sent.target, sent.card["title"]) == ("zhangwei", "已保存")
+
+
+def test_a_member_opening_a_rating_link_gets_the_handlers_refusal(services, client, demo_team):
+    res = client.get(f"/p/{token(services, 'lilei', 'rating-form')}")
+    body = res.get_data(as_text=True)
+    assert res.status_code == 200 and "只有团队主管可以做这件事。" in body and "<form" not in body
+
+
+def test_an_appeal_and_its_review_go_through_their_handlers(services, client, appraised, db):
+    from storage.models import Appeal
+
+    with db() as s:
+        mine = s.scalar(
+            select(Appraisal.id).where(
+                Appraisal.person_id == "lilei", Appraisal.week == LAST_WEEK, Appraisal.current.is_(True)
+            )
+        )
+        hers = s.scalar(select(Appraisal.id).where(Appraisal.person_id == "hanmeimei"))
+    tok = token(services, "lilei", "appeal-form", LAST_WEEK, appraisal=str(mine))
+    named = Tags(client.get(f"/p/{tok}").get_data(as_text=True)).named()
+    assert {"kpi", "note", "appraisal", "_nonce"} <= set(named) and named["appraisal"]["value"] == str(mine)
+    # the hidden values are the server's: a forged appraisal id in the POST is ignored
+    res = _post(client, tok, {"appraisal": str(hers), "kpi": "conversion_rate", "note": "周日的数据晚到了"})
+    assert "申诉已提交" in res.get_data(as_text=True)
+    with db() as s:
+        appeal = s.scalar(select(Appeal))
+        assert (appeal.appraisal_id, appeal.kpi_key, appeal.status) == (mine, "conversion_rate", "open")
+        sent = {(m.target, m.card["title"]) for m in s.scalars(select(OutboxMessage))}
+        review_card = next(m.card for m in s.scalars(select(OutboxMessage)) if m.target == "zhangwei")
+    assert ("lilei", f"申诉已提交 · {LAST_WEEK}") in sent and len(
+        sent
+    ) == 2  # the leader's review + the receipt
+
+    review = review_card["form"]["link"].split("/p/")[1]
+    assert services.links.verify(review, services.clock()).person == "zhangwei"
+    body = client.get(f"/p/{review}").get_data(as_text=True)
+    assert "请选择处理方式" not in body and 'name="decision"' in body  # a fresh form, not a refusal
+    no_reason = _post(client, review, {"decision": "reject", "reply": ""}, nonce="d" * 32)
+    assert "驳回时请写明理由" in no_reason.get_data(as_text=True)
+    done = _post(client, review, {"decision": "reject", "reply": "数据无误"}, nonce="d" * 32)
+    assert done.status_code == 200 and "<form" not in done.get_data(as_text=True)
+    with db() as s:
+        assert s.scalar(select(Appeal.status)) == "rejected"
+    # the member cannot open the review as if they were the leader
+    theirs = client.get(f"/p/{token(services, 'lilei', 'appeal-review', LAST_WEEK, appeal=str(appeal.id))}")
+    assert "只有该员工所在团队的主管可以处理。" in theirs.get_data(as_text=True)
+    with db() as s:
+        assert s.scalar(select(Appeal.status)) == "rejected"

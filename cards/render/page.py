@@ -69,6 +69,8 @@ svg.chart{display:block;max-width:100%;height:auto}
 .card .fields{display:grid;grid-template-columns:max-content 1fr;gap:2px 12px}
 .card .fields dt{color:var(--grey)}.card .fields dd{margin:0}
 code{background:#eef0f1;border-radius:4px;padding:0 4px;font-size:13px}
+.bare .card{border:0;margin:0 0 12px}.bare .card .title{display:none}
+textarea{min-height:96px}
 .buttons{display:flex;gap:8px;flex-wrap:wrap;margin:12px 0}
 @media (min-width:640px){.row2{display:grid;grid-template-columns:1fr 1fr;gap:0 12px}}
 """
@@ -274,9 +276,10 @@ PREVIEW_JS = r"""
   var node = document.getElementById('kpi-data');
   if (!node) { return; }
   var KPIS = JSON.parse(node.textContent || '{}');
-  var RE = /^([+\-=])\s*(\d+(?:\.\d+)?|\.\d+)\s*(pp|个百分点|百分点|%)?$/i;
+  var RE = /^([+\-]|=\s*-?)\s*(\d+(?:\.\d+)?|\.\d+)\s*(pp|个百分点|百分点|%)?$/i;
   function norm(t) {
-    return t.replace(/＋/g, '+').replace(/[－]/g, '-').replace(/％/g, '%').replace(/＝/g, '=')
+    if (t.normalize) { t = t.normalize('NFKC'); }  // full-width ２ｐｐ from a Chinese IME
+    return t.replace(/＋/g, '+').replace(/[－−]/g, '-').replace(/％/g, '%').replace(/＝/g, '=')
       .replace(/．/g, '.').replace(/，/g, ',').replace(/,/g, '');
   }
   function round2(v) {
@@ -313,11 +316,12 @@ PREVIEW_JS = r"""
     }
     var m = RE.exec(norm(raw));
     if (!m) { return ['目标“' + raw + '”看不懂：请写 +2pp（百分点）、+2%（相对）、+0.5（绝对变化）或 =3.5（目标值）', true]; }
-    var num = parseFloat(m[2]), sign = m[1], unit = (m[3] || '').toLowerCase(), kind, amount;
+    var num = parseFloat(m[2]), sign = m[1].replace(/ /g, ''), unit = (m[3] || '').toLowerCase();
+    var kind, amount, percent = false;
     if (num > 1e12) { return ['目标“' + raw + '”大得不合理', true]; }
-    if (sign === '=') {
-      if (unit) { return ['目标值“' + raw + '”不要带单位：写 =3.5', true]; }
-      kind = 'level'; amount = num;
+    if (sign.charAt(0) === '=') {
+      if (unit !== '' && unit !== '%') { return ['目标值“' + raw + '”不要带单位：写 =3.5', true]; }
+      kind = 'level'; amount = sign === '=-' ? -num : num; percent = unit === '%';
     } else {
       amount = sign === '+' ? num : -num;
       if (unit === 'pp' || unit === '个百分点' || unit === '百分点') { kind = 'pp'; }
@@ -337,16 +341,19 @@ PREVIEW_JS = r"""
     if (kind === 'pp' && k.unit !== '%') {
       return [name + '的单位是“' + (k.unit || '无') + '”，不能用百分点（pp）；请用 +数值 或 +%', true];
     }
-    if (scope && scope.replace(/^@/, '') !== k.scope) {
-      return ['范围“' + scope.replace(/^@/, '') + '”的基线在提交时按该范围的数据确定', false];
+    var where = scope.replace(/^@+/, '');
+    if (where && where !== k.scope) {
+      return ['范围“' + where + '”的基线在提交时按该范围的数据确定', false];
+    }
+    if (b === null && kind !== 'level') { return ['还没有数据：基线待首个数据确定', false]; }
+    if (kind === 'level' && percent && k.unit !== '%') {
+      return [name + '的单位是“' + (k.unit || '无') + '”，目标值不要带 %：写 =' + plain(amount), true];
     }
     var level;
     if (kind === 'level') { level = amount; }
-    else if (b === null) {
-      return ['还没有数据：基线待首个数据确定', false];
-    } else if (kind === 'relative') {
+    else if (kind === 'relative') {
       if (b === 0) { return [name + '当前为 0，相对目标没有意义；请用 +数值 或 =目标值', true]; }
-      level = b + b * amount / 100;
+      level = b + Math.abs(b) * amount / 100;
     } else { level = b + amount; }
     if (b !== null) {
       if (level === b) { return [name + '的目标等于基线（' + plain(b) + '），无法衡量完成度', true]; }
@@ -356,7 +363,7 @@ PREVIEW_JS = r"""
         return [name + way + '基线（' + plain(b) + '）', true];
       }
     }
-    if (k.unit === '%' && level < 0) { return [name + '的目标低于 0%', true]; }
+    if (k.unit === '%' && level < 0 && (b === null || b >= 0)) { return [name + '的目标低于 0%', true]; }
     if (b === null) { return ['目标 ' + value(level, k.unit) + '（基线待首个数据确定）', false]; }
     return [value(b, k.unit) + ' → ' + value(level, k.unit), false];
   }
@@ -380,6 +387,40 @@ PREVIEW_JS = r"""
   }
 })();
 """
+
+
+def _bare(card: Card) -> str:
+    """The card's blocks as on the chat card, without its title bar (the page header has it)."""
+    body = render_card(replace(card, form=None, buttons=tuple(b for b in card.buttons if b.url)))
+    return f'<div class="bare">{body}</div>'
+
+
+def card_page(card: Card) -> str:
+    """A handler's answer shown as a page (a refusal it explained, a confirmation)."""
+    return document(card.title, _bare(card))
+
+
+def form_page(card: Card, *, post_url: str, nonce: str) -> str:
+    """Any other chat form as a page (appeal, appeal review, rating): the same fields, no script."""
+    form = card.form
+    if form is None:  # pragma: no cover - the caller checks
+        raise ValueError("the card has no form")
+    parts = [_bare(replace(card, buttons=()))]
+    if form.error:
+        parts.append(f'<div class="alert" role="alert">{escape(form.error)}</div>')
+    parts.append(f'<form method="post" action="{escape(post_url)}" class="cardpage" accept-charset="utf-8">')
+    for name, value in form.values.items():
+        parts.append(f'<input type="hidden" name="{escape(name)}" value="{escape(value)}">')
+    parts.append(f'<input type="hidden" name="_nonce" value="{escape(nonce)}">')
+    parts.append('<section class="fields">')
+    for one in form.inputs:
+        label = f"{one.label}（必填）" if one.required else one.label
+        parts.append(_field(one, label))
+    parts.append("</section>")
+    parts.append(
+        f'<div class="submit"><button type="submit">{escape(form.submit_label)}</button></div></form>'
+    )
+    return document(card.title, "".join(parts))
 
 
 def receipt_page(card: Card, *, banner: str, links: Sequence[tuple[str, str]]) -> str:
