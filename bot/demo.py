@@ -164,6 +164,7 @@ def run_demo(data_dir: Path, *, port: int = 8000, host: str = "127.0.0.1") -> in
         f"planloop demo is running: open http://{host}:{port}/sim/  (data in {data_dir.resolve()}; Ctrl-C stops)",
         flush=True,
     )
+
     def on_signal(signum: int, _frame: object) -> None:
         # shutdown() waits for serve_forever() to return, so it must run on another thread.
         if not stop.is_set():
