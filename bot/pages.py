@@ -70,6 +70,7 @@ FORMS: dict[str, Opener] = {
     "appeal-form": Opener("action", "appraisal.appeal", claims=("appraisal", "kpi")),
     "appeal-review": Opener("form", "appraisal.appeal.decide", claims=("appeal",), fresh=True),
     "rating-form": Opener("text", text="评分"),
+    "progress-note": Opener("action", "progress.note", claims=("item",)),
 }
 PAGES = (*FORMS, "plan", "appraisal")
 WEB = "web"  # the bot id of a web submission by someone no configured bot knows

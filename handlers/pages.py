@@ -14,7 +14,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from appraisal.targets import TargetError, completion_ratio, parse_target, resolve
+from appraisal.targets import TargetError, parse_target, resolve
 from cards import format as fmt
 from cards.model import Card
 from cards.render.page import (
@@ -27,6 +27,7 @@ from cards.render.page import (
     TeamTable,
 )
 from handlers.plans import current_plan, latest_value
+from handlers.progress import completion, expected_pace, is_lagging
 from handlers.router import PermissionDenied
 from handlers.setup import team_kpis
 from handlers.workdays import Calendar, iso_week, week_dates
@@ -34,9 +35,6 @@ from storage.models import Appraisal, Kpi, MetricSample, Person, Team, Template
 
 WEEKDAYS = "一二三四五六日"
 HISTORY_WEEKS = 8
-# Until handlers/progress.py (the progress helper's module) is on main, the pace and lag rule is
-# computed here with the same definition: no verdict before two workdays are over.
-GRACE_WORKDAYS = 2
 SORTS = ("name", "score", "grade", "template")
 
 
@@ -128,28 +126,6 @@ def form_previews(card: Card, kpis: Sequence[KpiInfo]) -> dict[int, tuple[str, b
 
 
 # ---------------------------------------------------------------- pace and lag
-
-
-def expected_pace(elapsed: int, total: int) -> Decimal | None:
-    """Workdays behind us / workdays in the week; None for a week without workdays."""
-    if total <= 0:
-        return None
-    return Decimal(min(max(elapsed, 0), total)) / Decimal(total)
-
-
-def completion(
-    baseline: Decimal | None, target: Decimal | None, actual: Decimal | None, direction: str
-) -> Decimal | None:
-    if baseline is None or target is None or actual is None or target == baseline:
-        return None
-    return completion_ratio(baseline, target, actual, direction)
-
-
-def is_lagging(done: Decimal | None, pace: Decimal | None, elapsed: int, margin_points: int) -> bool:
-    """Completion trails the expected pace by more than the team's margin, after the grace days."""
-    if done is None or pace is None or elapsed < GRACE_WORKDAYS:
-        return False
-    return (pace - done) * 100 > Decimal(margin_points)
 
 
 def day_label(day: date) -> str:

@@ -16,11 +16,11 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.config import Secret
+from bot.delivery import drain
 from bot.demo import demo_value
 from bot.links import LinkSigner
 from cards import format as fmt
 from storage.models import Appraisal, MetricSample, OutboxMessage, Person, Plan, PlanItem
-from tests.fakes.relay import drain
 
 WEEK = "2026-W48"
 LAST_WEEK = "2026-W47"
@@ -359,7 +359,7 @@ def test_submitting_stores_the_plan_and_the_chat_gets_the_receipt(services, clie
         row = s.scalar(select(OutboxMessage))
         assert (row.bot_id, row.channel, row.target, row.status) == ("sim", "user", "lilei", "pending")
     assert sim.messages("lilei") == []  # nothing in the chat until the relay delivers
-    assert drain(services) == 1
+    assert drain(services).sent == 1
     (receipt,) = sim.messages("lilei")
     assert receipt["title"] == f"本周计划已提交 · {WEEK}"
     assert fmt.arrow(conv, conv + 2, "%") in receipt["text"]
@@ -703,3 +703,24 @@ def test_an_appeal_and_its_review_go_through_their_handlers(services, client, ap
     assert "只有该员工所在团队的主管可以处理。" in theirs.get_data(as_text=True)
     with db() as s:
         assert s.scalar(select(Appeal.status)) == "rejected"
+
+
+def test_a_progress_note_opens_as_a_page_and_is_saved_on_the_item(services, client, sim, demo_team, db):
+    sim.act("lilei", "plan.submit", form_values(*THREE))
+    with db() as s:
+        item = s.scalar(select(PlanItem.id).where(PlanItem.position == 1))
+    tok = token(services, "lilei", "progress-note", item=str(item))
+    assert 'name="note"' in client.get(f"/p/{tok}").get_data(as_text=True)
+    empty = _post(client, tok, {"note": ""})
+    assert "请写几句说明。" in empty.get_data(as_text=True)
+    saved = _post(client, tok, {"note": "周三上线新首图，数据周四可见"})
+    assert "说明已保存" in saved.get_data(as_text=True)
+    with db() as s:
+        assert s.get(PlanItem, item).note == "周三上线新首图，数据周四可见"
+    # someone else's item: the handler refuses, nothing changes
+    other = _post(
+        client, token(services, "hanmeimei", "progress-note", item=str(item)), {"note": "x"}, nonce="e" * 32
+    )
+    assert "这是别人的计划项。" in other.get_data(as_text=True)
+    with db() as s:
+        assert s.get(PlanItem, item).note == "周三上线新首图，数据周四可见"

@@ -12,12 +12,12 @@ import pytest
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
+from bot.delivery import drain
 from bot.demo import demo_value
 from cards import format as fmt
 from handlers.pages import form_kpis, preview
 from storage.models import Person, Plan
 from tests.browser import Chromium, find_chromium, png_pixels
-from tests.fakes.relay import drain
 from tests.test_pages import LAST_WEEK, LILEI_HISTORY, SUNDAY, WEEK, seed_appraisals
 
 CHROMIUM = find_chromium()
@@ -132,7 +132,7 @@ def test_plan_form_in_chromium_submits_and_the_receipt_reaches_the_chat(
             ["conversion_rate", "ctr", "complaint_rate"],
         )
 
-    assert drain(services) == 1
+    assert drain(services).sent == 1
     page.goto(f"{live}/sim/api/messages?chat=lilei")
     receipt = json.loads(page.js("document.body.innerText"))["messages"][-1]
     assert (receipt["from"], receipt["title"]) == ("bot", f"本周计划已提交 · {WEEK}")
