@@ -25,6 +25,8 @@ from pathlib import Path
 
 sys.path[0] = str(Path(__file__).resolve().parents[1])
 
+from sqlalchemy import func, select  # noqa: E402
+
 from bot.app import create_app  # noqa: E402
 from bot.config import Secret, Settings  # noqa: E402
 from bot.demo import seed_metrics  # noqa: E402
@@ -32,7 +34,7 @@ from bot.services import build_services  # noqa: E402
 from cards import charts  # noqa: E402
 from handlers.setup import apply, parse  # noqa: E402
 from storage.db import make_engine, upgrade  # noqa: E402
-from storage.models import Appraisal  # noqa: E402
+from storage.models import Appraisal, Plan  # noqa: E402
 
 KEY = "vExb5JuV_czKxZS0p-hDWNIgfPEeCPHkEzIkVmJknLA="
 NOW = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)  # Monday 11:00 Asia/Shanghai (2026-W48), before the deadline
@@ -122,6 +124,12 @@ def main() -> None:
     print(f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC, {args.n} requests each, database {engine.dialect.name}")
     report("GET plan form", timed(args.n, lambda i: ok(client.get(form))))
     report("POST plan form (+DB, outbox)", timed(args.n, lambda i: ok(client.post(form, data=values(i + 1)))))
+    with services.sessions() as s:
+        versions = s.scalar(select(func.count()).select_from(Plan).where(Plan.person_id == "lilei"))
+        if versions != args.n + 1:
+            raise SystemExit(
+                f"expected {args.n + 1} plan versions, found {versions}: the POSTs did not store"
+            )
     report("GET plan detail (3 charts)", timed(args.n, lambda i: ok(client.get(plan))))
     report("GET appraisal + team table", timed(args.n, lambda i: ok(client.get(leader + "?sort=name"))))
     days = [f"{d}\n11-{23 + d}" for d in range(7)]
