@@ -106,6 +106,10 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
     def internal(_e: Any) -> Response:
         return error(503, "temporarily unavailable, retry later")
 
+    from bot.pages import blueprint as pages_blueprint
+
+    app.register_blueprint(pages_blueprint(services))
+
     if settings.simulator or "sim" in services.platforms:
         from bot.sim import blueprint
 

@@ -59,7 +59,7 @@ class LinkSigner:
 
     def verify(self, token: str, now: datetime, page: str | None = None) -> Claims:
         payload, _, mac = token.partition(".")
-        if not payload or not mac:
+        if not payload or not mac or not token.isascii():  # compare_digest refuses non-ASCII text
             raise BadLink("malformed")
         # Any key of the rotation list may have signed it (newest first).
         if not any(hmac.compare_digest(_mac(k, payload), mac) for k in self.keys):

@@ -1,0 +1,184 @@
+"""The /p/ pages in a real headless Chromium against the app on a local port: fill and submit the
+plan form (the receipt reaches the simulator chat), and screenshot the appraisal chart."""
+
+from __future__ import annotations
+
+import json
+import threading
+from datetime import date
+from decimal import Decimal
+
+import pytest
+from sqlalchemy import select
+from werkzeug.serving import make_server
+
+from bot.delivery import drain
+from bot.demo import demo_value
+from cards import format as fmt
+from handlers.pages import form_kpis, preview
+from storage.models import Person, Plan
+from tests.browser import Chromium, find_chromium, png_pixels
+from tests.test_pages import LAST_WEEK, LILEI_HISTORY, SUNDAY, WEEK, seed_appraisals
+
+CHROMIUM = find_chromium()
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(
+        CHROMIUM is None,
+        reason="no Chromium installed (Debian: apt-get install chromium; .ci/run installs it)",
+    ),
+]
+
+
+@pytest.fixture
+def live(app, services):  # noqa: ANN001, ANN201
+    """The app served for real on 127.0.0.1; links in cards point at it."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    base = f"http://127.0.0.1:{server.server_port}"
+    services.links.public_url = base
+    thread = threading.Thread(target=server.serve_forever, name="pages-test-server", daemon=True)
+    thread.start()
+    yield base
+    server.shutdown()
+    thread.join(timeout=10)
+    server.server_close()
+
+
+@pytest.fixture
+def browser(tmp_path):  # noqa: ANN001, ANN201
+    chromium = Chromium(CHROMIUM, tmp_path / "profile", tmp_path / "chromium.log")
+    try:
+        yield chromium
+    finally:
+        chromium.close()
+
+
+# target text, scope: run through the page's script and through the Python preview
+PREVIEW_CASES = [
+    ("conversion_rate", "+2pp", ""),
+    ("conversion_rate", "+2个百分点", ""),
+    ("conversion_rate", "+2%", ""),
+    ("conversion_rate", "=3.5", ""),
+    ("conversion_rate", "＋0.5", ""),
+    ("conversion_rate", "-1pp", ""),
+    ("conversion_rate", "+abc", ""),
+    ("conversion_rate", "=3.5%", ""),
+    ("conversion_rate", "= 3.5 %", ""),
+    ("conversion_rate", "=-3", ""),
+    ("conversion_rate", "+２ｐｐ", ""),
+    ("complaint_rate", "−1pp", ""),
+    ("pay_amount", "=3.5%", ""),
+    ("pay_amount", "=120000元", ""),
+    ("conversion_rate", "+20000%", ""),
+    ("conversion_rate", "-100%", ""),
+    ("conversion_rate", "+2pp", "@双11主会场"),
+    ("conversion_rate", "", ""),
+    ("complaint_rate", "-10%", ""),
+    ("complaint_rate", "+10%", ""),
+    ("pay_amount", "+2pp", ""),
+    ("pay_amount", "+20%", ""),
+    ("pay_amount", "+1500", ""),
+    ("pay_amount", "=100000", ""),
+    ("avg_response", "-2.5", ""),
+    ("learning", "=5", ""),
+    ("learning", "+5", ""),
+    ("leader_rating", "", ""),
+]
+
+
+def test_plan_form_in_chromium_submits_and_the_receipt_reaches_the_chat(
+    live, browser, services, sim, demo_team, db, clock, tmp_path
+):
+    (card,) = sim.say("lilei", "写计划")
+    link = next(b["url"] for b in card["actions"] if b.get("url"))  # "在网页中填写", as tapped in chat
+    assert link.startswith(f"{live}/p/")
+    page = browser.new_page()
+    page.goto(link)
+    assert page.js("document.title") == f"填写本周计划 · {WEEK}"
+    assert page.js("window.innerWidth") == 390  # a phone screen; the form must still fit
+    assert page.js("document.documentElement.scrollWidth") <= 390
+
+    # the live preview computes in the browser exactly what the server would
+    with db() as s:
+        kpis = {k.key: k for k in form_kpis(s, s.get(Person, "lilei"), date(2026, 11, 23))}
+    got = page.js(
+        f"JSON.stringify({json.dumps(PREVIEW_CASES)}.map(function (c) {{ return planloopPreview(c[0], c[1], c[2]); }}))"
+    )
+    want = [list(preview(kpis[k], t, sc)) for k, t, sc in PREVIEW_CASES]
+    assert json.loads(got) == want
+
+    conv = demo_value("pay_conversion_rate", SUNDAY)
+    rows = [
+        ("优化详情页首屏", "conversion_rate", "+2pp"),
+        ("主图测试", "ctr", "+0.5pp"),
+        ("差评回访", "complaint_rate", "-10%"),
+    ]
+    for n, (text, kpi, target) in enumerate(rows, start=1):
+        page.type_into(f"#f-item{n}_text", text)
+        page.choose(f"#f-item{n}_kpi", kpi)
+        page.type_into(f"#f-item{n}_target", target)
+    assert page.js("document.getElementById('pv-1').textContent") == fmt.arrow(conv, conv + 2, "%")
+    page.screenshot(tmp_path / "plan-form.png")
+
+    page.click_and_wait("form.planform button[type=submit]")
+    text = page.js("document.body.innerText")
+    assert "计划已保存。回执已发送到你的聊天。" in text
+    assert fmt.arrow(conv, conv + 2, "%") in text
+    with db() as s:
+        plan = s.scalar(select(Plan))
+        assert (plan.person_id, plan.submitted_via, [i.kpi_key for i in plan.items]) == (
+            "lilei",
+            "form:web",
+            ["conversion_rate", "ctr", "complaint_rate"],
+        )
+
+    assert drain(services).sent == 1
+    page.goto(f"{live}/sim/api/messages?chat=lilei")
+    receipt = json.loads(page.js("document.body.innerText"))["messages"][-1]
+    assert (receipt["from"], receipt["title"]) == ("bot", f"本周计划已提交 · {WEEK}")
+    assert fmt.arrow(conv, conv + 2, "%") in receipt["text"]
+
+    # the receipt's detail link opens the plan page with one chart per metric item
+    detail = next(a["url"] for a in receipt["actions"] if a.get("url"))
+    page.goto(detail)
+    assert page.js("document.querySelectorAll('section.item').length") == 3
+    assert page.js("document.querySelectorAll('section.item svg.chart').length") == 3
+    page.screenshot(tmp_path / "plan.png")
+
+
+def test_appraisal_page_in_chromium_draws_the_chart_and_sorts_the_team(
+    live, browser, services, demo_team, db, clock, tmp_path
+):
+    seed_appraisals(db, clock())
+    page = browser.new_page()
+    page.goto(f"{live}/p/{services.links.token('lilei', 'appraisal', LAST_WEEK, clock())}")
+    assert page.js("document.querySelectorAll('section.history svg.chart rect.bar').length") == len(
+        LILEI_HISTORY
+    )
+    assert (
+        page.js("document.querySelector('section.history svg.chart title').textContent")
+        == "李雷 最近 8 周得分"
+    )
+    width = page.js("document.querySelector('section.history svg.chart').getBoundingClientRect().width")
+    assert 300 <= width <= 390
+
+    full = page.screenshot(tmp_path / "appraisal.png")
+    chart = page.screenshot(tmp_path / "appraisal-chart.png", clip_selector="section.history svg.chart")
+    w, h, pixels = png_pixels(chart)
+    assert abs(w - width * 2) <= 2 and h > 200  # device pixels: the emulated phone's 2×
+    bar_blue = sum(
+        1 for r, g, b in pixels if abs(r - 0x33) < 12 and abs(g - 0x70) < 12 and abs(b - 0xFF) < 12
+    )
+    assert bar_blue > 0.05 * w * h  # the bars are really painted, not an empty frame
+    assert len(set(pixels)) > 20  # text, grid, bars, the 100-line: not a flat image
+    assert len(full) > 20_000 and (tmp_path / "appraisal.png").stat().st_size == len(full)
+
+    # the leader's link: the team table, sorted on the server by clicking a header
+    page.goto(f"{live}/p/{services.links.token('zhangwei', 'appraisal', LAST_WEEK, clock())}")
+    order = "Array.prototype.map.call(document.querySelectorAll('tr[data-person]'), function (r) { return r.dataset.person; })"
+    assert page.js(order)[:4] == ["zhaoqiang", "lilei", "zhangwei", "hanmeimei"]
+    page.click_and_wait("table.teamtable th:nth-child(2) a")  # 得分 ▼ -> ascending
+    assert page.js(order)[:4] == ["hanmeimei", "zhangwei", "lilei", "zhaoqiang"]
+    page.click_and_wait("tr[data-person=lilei] a")
+    assert page.js("document.querySelector('.sub').textContent") == "李雷"
+    assert page.js("document.querySelector('section.score .grade').textContent") == str(Decimal("107.0"))
