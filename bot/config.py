@@ -79,25 +79,9 @@ def resolve_secret(raw: str, where: str, env: Mapping[str, str]) -> Secret:
     return Secret(raw)
 
 
-@dataclass(frozen=True)
-class BotConfig:
-    id: str
-    platform: str
-    values: Mapping[str, Any]  # plain settings (app_id, api_base, agent_id …)
-    secrets: Mapping[str, Secret]  # app_secret, encrypt_key, token, aes_key …
+class _Entry:
+    """A [[bots]] or [[sources]] entry: plain ``values`` and resolved ``secrets``."""
 
-    def get(self, key: str, default: Any = None) -> Any:
-        return self.values.get(key, default)
-
-    def secret(self, key: str) -> str:
-        s = self.secrets.get(key)
-        return s.get() if s else ""
-
-
-@dataclass(frozen=True)
-class SourceConfig:
-    id: str
-    kind: str
     values: Mapping[str, Any]
     secrets: Mapping[str, Secret]
 
@@ -107,6 +91,22 @@ class SourceConfig:
     def secret(self, key: str) -> str:
         s = self.secrets.get(key)
         return s.get() if s else ""
+
+
+@dataclass(frozen=True)
+class BotConfig(_Entry):
+    id: str
+    platform: str
+    values: Mapping[str, Any]  # plain settings (app_id, api_base, agent_id …)
+    secrets: Mapping[str, Secret]  # app_secret, encrypt_key, token, aes_key …
+
+
+@dataclass(frozen=True)
+class SourceConfig(_Entry):
+    id: str
+    kind: str
+    values: Mapping[str, Any]
+    secrets: Mapping[str, Secret]
 
 
 @dataclass(frozen=True)

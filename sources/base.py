@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Mapping, MutableMapping
+from collections.abc import Callable, Iterable, Iterator, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -89,6 +89,37 @@ class FetchResult:
         self.rows_refused += other.rows_refused
         self.rows_skipped += other.rows_skipped
         self.state.update(other.state)
+
+    def add_row(
+        self,
+        where: tuple[str, int],
+        scope: str,
+        day: date | None,
+        cells: Iterable[tuple[str, str, object]],
+        errors: list[RowError],
+        source: str,
+        now: datetime,
+    ) -> None:
+        """One data row at ``where`` (file, line): parse each (column, metric, raw) cell. A row with any
+        error is refused whole (the caller may pass errors found already), one with no value is skipped."""
+        from sources.values import ValueParseError, parse_value
+
+        samples = []
+        for column, metric, raw in cells:
+            try:
+                value = parse_value(raw)
+            except ValueParseError as exc:
+                errors.append(RowError(where[0], where[1], column, str(exc)))
+                continue
+            if value is not None and day is not None:
+                samples.append(MetricSample(metric, scope, day, value, source, now))
+        if errors:
+            self.rows_refused += 1
+            self.errors.extend(errors)
+        elif not samples:
+            self.rows_skipped += 1
+        else:
+            self.samples.extend(samples)
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,6 @@ import requests
 
 from sources.base import (
     FetchResult,
-    MetricSample,
     NeedsAdmin,
     RetryLater,
     RowError,
@@ -30,7 +29,7 @@ from sources.base import (
     Window,
 )
 from sources.presets import METRIC_KEY
-from sources.values import ValueParseError, parse_date, parse_value
+from sources.values import ValueParseError, parse_date
 
 MAX_BYTES = 5_000_000
 MAX_REDIRECTS = 3
@@ -261,22 +260,8 @@ class HttpJsonSource:
                     values.append((metric, (self.value_path, first(record, self.value_path))))
             else:
                 values = [(m, (p, first(record, p))) for m, p in self.metrics.items()]
-            samples = []
-            for metric, (path, raw_value) in values:
-                try:
-                    v = parse_value(raw_value)
-                except ValueParseError as exc:
-                    errors.append(RowError(label, n, path, str(exc)))
-                    continue
-                if v is not None and day is not None:
-                    samples.append(MetricSample(metric, scope, day, v, self.id, now))
-            if errors:
-                result.rows_refused += 1
-                result.errors.extend(errors)
-            elif not samples:
-                result.rows_skipped += 1
-            else:
-                result.samples.extend(samples)
+            cells = [(path, metric, raw_value) for metric, (path, raw_value) in values]
+            result.add_row((label, n), scope, day, cells, errors, self.id, now)
         return result
 
     def _date(self, record: Any, n: int, label: str, errors: list[RowError]) -> date | None:

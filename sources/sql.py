@@ -21,7 +21,6 @@ from sqlalchemy.pool import NullPool
 
 from sources.base import (
     FetchResult,
-    MetricSample,
     NeedsAdmin,
     RetryLater,
     RowError,
@@ -30,7 +29,7 @@ from sources.base import (
     Window,
 )
 from sources.presets import METRIC_KEY
-from sources.values import ValueParseError, parse_date, parse_value
+from sources.values import ValueParseError, parse_date
 
 DIALECTS = ("sqlite", "postgresql", "mysql")
 MAX_ROWS = 100_000
@@ -170,20 +169,6 @@ class SqlSource:
                     pairs = [(self.value_column, metric)]
             else:
                 pairs = list(self.columns.items())
-            samples = []
-            for column, metric in pairs:
-                try:
-                    v = parse_value(row[index[column]])
-                except ValueParseError as exc:
-                    errors.append(RowError(label, n, column, str(exc)))
-                    continue
-                if v is not None and day is not None:
-                    samples.append(MetricSample(metric, scope, day, v, self.id, now))
-            if errors:
-                result.rows_refused += 1
-                result.errors.extend(errors)
-            elif not samples:
-                result.rows_skipped += 1
-            else:
-                result.samples.extend(samples)
+            cells = [(column, metric, row[index[column]]) for column, metric in pairs]
+            result.add_row((label, n), scope, day, cells, errors, self.id, now)
         return result
