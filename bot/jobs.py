@@ -27,10 +27,11 @@ from bot.config import Settings
 from bot.delivery import worker_name
 from bot.services import Services
 from cards import builders_ops
-from handlers import workdays
+from handlers import digests, workdays
 from handlers.alerts import run_lag_alerts
 from handlers.ops import notify_admins
 from handlers.progress import week_progress
+from handlers.reminders import run_plan_reminders
 from storage.db import transaction
 from storage.jobs import claim_run, finish_run, recoverable
 from storage.models import SourceState, Team
@@ -228,23 +229,113 @@ def poll(services: Services, at: datetime) -> JobResult:
     )
 
 
-def not_built(name: str) -> JobFn:
-    def job(services: Services, at: datetime) -> JobResult:
-        return JobResult(name, status="skipped", reason="not built yet")
-
-    job.__name__ = name.replace("-", "_")
-    return job
+# --- digests and reminders (issue 11) ----------------------------------------------------------
 
 
-# The jobs `planloop run JOB` knows, by their CONTRACT.md names. The digests work (issue 11)
-# replaces the three placeholders with real jobs of the same shape.
+class TeamsFailed(RuntimeError):
+    """Some teams' runs failed (the others went out): the run is marked failed so ``recover`` runs it
+    again, and the outbox keys and the appraisal guard keep the teams already done from repeating."""
+
+
+def _per_team(
+    services: Services,
+    name: str,
+    due: list[tuple[str, str]],
+    skipped: dict[str, str],
+    one: Callable[[Any, str, str], int],
+) -> JobResult:
+    enqueued = 0
+    done: dict[str, str] = {}
+    errors: list[str] = []
+    for team_id, week in due:
+        try:
+            with transaction(services.sessions) as session:
+                enqueued += one(session, team_id, week)
+            done[team_id] = week
+        except Exception as exc:
+            log.exception("%s for team %s (%s) failed", name, team_id, week)
+            errors.append(f"{team_id}: {type(exc).__name__}: {exc}")
+    if errors:
+        raise TeamsFailed(
+            f"{len(errors)} of {len(due)} teams failed ({enqueued} messages queued): " + "; ".join(errors)
+        )
+    return JobResult(
+        name,
+        status="done" if due else "skipped",
+        enqueued=enqueued,
+        reason="" if due else "no team is due",
+        detail={"teams": done, "skipped": skipped},
+    )
+
+
+def monday_summary(services: Services, at: datetime) -> JobResult:
+    """On each team's first workday of the week: the leader's summary and the group chat's."""
+    with services.sessions() as session:
+        due, skipped = digests.summary_due(session, at)
+    bots, locale, suffix = frozenset(services.platforms), services.settings.locale, dedupe_suffix()
+
+    def one(session: Any, team_id: str, week: str) -> int:
+        return digests.send_monday_summary(
+            session, team_id, week, at, bots=bots, locale=locale, dedupe_suffix=suffix
+        )
+
+    return _per_team(services, "monday-summary", due, skipped, one)
+
+
+def appraisal(services: Services, at: datetime) -> JobResult:
+    """On each team's last workday of the week: freeze the week, send each person's card and the
+    leader's table, one transaction per team."""
+    with services.sessions() as session:
+        due, skipped = digests.appraisal_due(session, at)
+    bots, locale, suffix = frozenset(services.platforms), services.settings.locale, dedupe_suffix()
+    explicit = bool((run := current_run()) and run.explicit)
+
+    def one(session: Any, team_id: str, week: str) -> int:
+        result = digests.appraise_team(
+            session,
+            team_id,
+            week,
+            at,
+            bots=bots,
+            links=services.context(session).links,
+            locale=locale,
+            dedupe_suffix=suffix,
+            explicit=explicit,
+        )
+        if result.skipped:
+            skipped[team_id] = result.skipped
+        return result.enqueued
+
+    return _per_team(services, "appraisal", due, skipped, one)
+
+
+def reminders(services: Services, at: datetime) -> JobResult:
+    """Plan reminders on each team's plan day, and the leader's list at the deadline."""
+    with transaction(services.sessions) as session:
+        run = run_plan_reminders(
+            session,
+            at,
+            bots=frozenset(services.platforms),
+            links=services.context(session).links,
+            locale=services.settings.locale,
+            dedupe_suffix=dedupe_suffix(),
+        )
+    return JobResult(
+        "reminders",
+        status="done" if run.due else "skipped",
+        enqueued=run.enqueued,
+        detail={"reminded": run.reminded, "leaders": run.leaders, "skipped": run.skipped},
+    )
+
+
+# The jobs `planloop run JOB` knows, by their CONTRACT.md names.
 JOBS: dict[str, JobFn] = {
     "poll": poll,
     "progress": progress,
     "lag-alerts": lag_alerts,
-    "monday-summary": not_built("monday-summary"),
-    "appraisal": not_built("appraisal"),
-    "reminders": not_built("reminders"),
+    "monday-summary": monday_summary,
+    "appraisal": appraisal,
+    "reminders": reminders,
 }
 
 

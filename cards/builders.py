@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from cards import format as fmt
+from cards.i18n import Texts
 from cards.model import Button, Card, Field, Fields, Form, Input, Markdown, Note, Option, Table
 
 TARGET_HINT = "+2pp / +2% / +0.5 / =3.5"
@@ -604,4 +605,349 @@ def rating_form(
             error=error,
             link=link,
         ),
+    )
+
+
+# ---------------------------------------------------------------- digests and reminders (issue 11)
+# Plan reminders, the leader's "who has not planned" list, the weekly appraisal table and the
+# start-of-week summary (a leader card with personal scores, a group card with aggregates and
+# lag flags only). Texts come from cards.i18n, so every builder takes the locale's ``Texts``.
+# Dates and times arrive already formatted in the team's zone.
+
+MAX_DIGEST_LAG_ROWS = 20  # lagging items listed on a summary before "另有 N 项"
+MAX_LEAVE_BUTTONS = 3  # per-person leave buttons on the missing-plans card (DingTalk shows 5 buttons)
+GRADE_ORDER = ("S", "A", "B", "C", "D")
+
+
+def _signed(v: Decimal) -> str:
+    return f"+{points(v)}" if v > 0 else f"−{points(-v)}" if v < 0 else "±0.0"
+
+
+def grade_counts(grades: Mapping[str, int]) -> str:
+    """ "S 1 · A 3 · B 2 · C 0 · D 1" (every band, so a missing one reads as 0, not as forgotten)."""
+    bands = [*GRADE_ORDER, *sorted(g for g in grades if g not in GRADE_ORDER)]
+    return " · ".join(f"{g} {grades.get(g, 0)}" for g in bands)
+
+
+def plan_reminder_card(
+    tr: Texts,
+    *,
+    week: str,
+    days: str,
+    person_name: str,
+    deadline: str,
+    link: str = "",
+    late: bool = False,
+    leader_name: str = "",
+) -> Card:
+    """A direct reminder to file this week's plan: a button opens the form (``plan.form``), and the
+    signed web form for platforms whose cards have no text inputs. ``leader_name``: a leader's nudge."""
+    body = tr(
+        "reminder.late_body" if late else "reminder.body", name=person_name, days=days, deadline=deadline
+    )
+    buttons = [Button(tr("button.fill"), action="plan.form", style="primary")]
+    if link:
+        buttons.append(Button(tr("button.web"), url=link))
+    title = (
+        tr("reminder.nudge_title", leader=leader_name, week=week)
+        if leader_name
+        else tr("reminder.title", week=week)
+    )
+    return Card(
+        title=title,
+        theme="orange",
+        blocks=(Markdown(body), Note(tr("reminder.hint"))),
+        buttons=tuple(buttons),
+    )
+
+
+@dataclass(frozen=True)
+class MissingPlan:
+    """A member without a plan at the deadline; ``state``: reminded | paused | unreminded."""
+
+    person_id: str
+    name: str
+    state: str = "reminded"
+
+
+def plan_missing_card(
+    tr: Texts,
+    *,
+    team_id: str,
+    team_name: str,
+    week: str,
+    days: str,
+    deadline: str,
+    missing: Sequence[MissingPlan],
+    on_leave: Sequence[str] = (),
+    leave_until: str = "",
+) -> Card:
+    """To the leader at the deadline: who has not planned, with a remind-again button and, for a short
+    list, a one-click leave (to ``leave_until``, the week's Sunday) per person."""
+    rows = tuple((m.name, tr(f"missing.{m.state}")) for m in missing)
+    blocks: list[Markdown | Table | Note] = [
+        Markdown(tr("missing.body", deadline=deadline, days=days)),
+        Table((tr("missing.member"), tr("missing.state")), rows),
+    ]
+    if on_leave:
+        blocks.append(Note(tr("missing.on_leave", names=tr.names(on_leave))))
+    blocks.append(Note(tr("missing.hint")))
+    buttons: list[Button] = []
+    if any(m.state != "paused" for m in missing):
+        buttons.append(
+            Button(tr("button.remind_again"), "plan.remind", {"team": team_id, "week": week}, style="primary")
+        )
+    buttons.append(Button(tr("button.team_progress"), "progress.show"))
+    if len(missing) <= MAX_LEAVE_BUTTONS and leave_until:
+        buttons.extend(
+            Button(
+                tr("button.leave", name=m.name), "leave.mark", {"person": m.person_id, "until": leave_until}
+            )
+            for m in missing
+        )
+    return Card(
+        title=tr("missing.title", team=team_name, week=week, count=len(missing)),
+        theme="orange",
+        blocks=tuple(blocks),
+        buttons=tuple(buttons),
+    )
+
+
+@dataclass(frozen=True)
+class ScoreRow:
+    """One person's published result as the leader's table shows it."""
+
+    name: str
+    score: Decimal
+    grade: str
+    template: str
+    version: int = 1
+
+
+def appraisal_table_card(
+    tr: Texts, *, team_name: str, week: str, rows: Sequence[ScoreRow], published_at: str
+) -> Card:
+    """To the leader after the weekly run: score and grade per person, highest first."""
+    ordered = sorted(rows, key=lambda r: (-r.score, r.name))
+    table = tuple(
+        (
+            r.name,
+            points(r.score) + (tr("table.version", version=r.version) if r.version > 1 else ""),
+            r.grade,
+            r.template,
+        )
+        for r in ordered
+    )
+    grades: dict[str, int] = {}
+    for r in rows:
+        grades[r.grade] = grades.get(r.grade, 0) + 1
+    average = sum((r.score for r in rows), Decimal(0)) / len(rows) if rows else None
+    return Card(
+        title=tr("table.title", team=team_name, week=week),
+        theme="blue",
+        blocks=(
+            Markdown(tr("table.body", count=len(rows), at=published_at)),
+            Fields(
+                (
+                    Field(tr("table.average"), points(average) if average is not None else tr("no_data")),
+                    Field(tr("table.grades"), grade_counts(grades)),
+                )
+            ),
+            Table((tr("table.member"), tr("table.score"), tr("table.grade"), tr("table.template")), table),
+            Note(tr("table.note")),
+        ),
+    )
+
+
+@dataclass(frozen=True)
+class MemberWeek:
+    """One member's last week on the leader's summary; ``planned`` False: no plan that week."""
+
+    name: str
+    planned: bool
+    completion: Decimal | None = None  # average over the items with data
+    lagging: int = 0
+    score: Decimal | None = None
+    grade: str = ""
+    delta: Decimal | None = None  # score change vs the week before
+
+
+@dataclass(frozen=True)
+class Mover:
+    name: str
+    before: Decimal
+    after: Decimal
+
+
+@dataclass(frozen=True)
+class LagFlag:
+    name: str
+    text: str
+    kpi_name: str
+    completion: Decimal | None = None
+
+
+@dataclass(frozen=True)
+class TemplateLine:
+    """A template in force this week for ``count`` members, why, and whether it is new this week."""
+
+    template: str
+    reason: str
+    count: int
+    new: bool = False
+
+
+@dataclass(frozen=True)
+class WeekDigest:
+    """Everything the start-of-week summary says, computed by ``handlers.digests``."""
+
+    team_name: str
+    week: str  # this week
+    last_week: str
+    last_days: str  # "11-16–11-22"
+    members: Sequence[MemberWeek]
+    average_completion: Decimal | None
+    average_score: Decimal | None
+    grades: Mapping[str, int]
+    movers: Sequence[Mover]
+    lagging: Sequence[LagFlag]
+    not_planned: Sequence[str]
+    on_leave: Sequence[str]
+    templates: Sequence[TemplateLine]
+    planned: int  # plans filed this week so far
+    eligible: int  # members expected to plan this week
+
+    @property
+    def empty(self) -> bool:
+        return not any(m.planned or m.score is not None for m in self.members)
+
+
+def _overview(tr: Texts, d: WeekDigest) -> Fields:
+    return Fields(
+        (
+            Field(tr("summary.last_week"), tr("summary.week_days", week=d.last_week, days=d.last_days)),
+            Field(tr("summary.avg_completion"), tr.percent(d.average_completion)),
+            Field(
+                tr("summary.avg_score"),
+                points(d.average_score) if d.average_score is not None else tr("no_data"),
+            ),
+            Field(tr("summary.grades"), grade_counts(d.grades)),
+            Field(tr("summary.planned"), tr("summary.planned_value", planned=d.planned, eligible=d.eligible)),
+        )
+    )
+
+
+def _templates_block(tr: Texts, d: WeekDigest) -> Markdown:
+    lines = [tr("summary.templates")]
+    for t in d.templates:
+        line = tr(
+            "summary.template_line",
+            template=t.template,
+            reason=t.reason,
+            count=tr("people", count=t.count),
+        )
+        lines.append(line + (tr("summary.template_new") if t.new else ""))
+    return Markdown("\n".join(lines))
+
+
+def _lag_blocks(tr: Texts, d: WeekDigest, *, with_numbers: bool) -> list[Markdown | Table | Note]:
+    if not d.lagging:
+        return [Markdown(tr("summary.no_lagging"))]
+    shown = d.lagging[:MAX_DIGEST_LAG_ROWS]
+    out: list[Markdown | Table | Note] = [Markdown(tr("summary.lagging", count=len(d.lagging)))]
+    if with_numbers:
+        out.append(
+            Table(
+                (tr("summary.member"), tr("summary.lagging_items"), tr("summary.completion")),
+                tuple((f.name, f"{f.text}（{f.kpi_name}）", tr.percent(f.completion)) for f in shown),
+            )
+        )
+    else:
+        out.append(
+            Markdown(
+                "\n".join(tr("summary.lag_flag", name=f.name, text=f.text, kpi=f.kpi_name) for f in shown)
+            )
+        )
+    if len(d.lagging) > len(shown):
+        out.append(Note(tr("summary.more", count=len(d.lagging) - len(shown), week=d.last_week)))
+    return out
+
+
+def monday_summary_leader_card(tr: Texts, d: WeekDigest) -> Card:
+    """The leader's start-of-week card: last week per person (completion, score, grade, change), the
+    biggest movers, items still lagging, who has not planned yet, and the templates in force."""
+    blocks: list[Markdown | Fields | Table | Note] = [_overview(tr, d)]
+    if d.empty:
+        blocks.append(Markdown(tr("summary.nothing")))
+    else:
+
+        def key(m: MemberWeek) -> tuple[int, Decimal, str]:
+            return (m.score is None, -(m.score or Decimal(0)), m.name)
+
+        rows = tuple(
+            (
+                m.name,
+                tr.percent(m.completion) if m.planned else tr("summary.no_plan"),
+                str(m.lagging) if m.lagging else "—",
+                points(m.score) if m.score is not None else "—",
+                m.grade or "—",
+                _signed(m.delta) if m.delta is not None else "—",
+            )
+            for m in sorted(d.members, key=key)
+        )
+        blocks.append(
+            Table(
+                (
+                    tr("summary.member"),
+                    tr("summary.completion"),
+                    tr("summary.lagging_items"),
+                    tr("summary.score"),
+                    tr("summary.grade"),
+                    tr("summary.delta"),
+                ),
+                rows,
+            )
+        )
+        if d.movers:
+            movers = tr.table["sep"].join(
+                tr(
+                    "summary.mover",
+                    name=m.name,
+                    before=points(m.before),
+                    after=points(m.after),
+                    delta=_signed(m.after - m.before),
+                )
+                for m in d.movers
+            )
+            blocks.append(Markdown(tr("summary.movers", movers=movers)))
+        else:
+            blocks.append(Markdown(tr("summary.no_movers")))
+        blocks.extend(_lag_blocks(tr, d, with_numbers=True))
+    planning = [Field(tr("summary.not_planned"), tr.names(d.not_planned))]
+    if d.on_leave:
+        planning.append(Field(tr("summary.on_leave"), tr.names(d.on_leave)))
+    blocks.append(Fields(tuple(planning)))
+    blocks.append(_templates_block(tr, d))
+    blocks.append(Note(tr("summary.leader_note")))
+    return Card(
+        title=tr("summary.title_leader", team=d.team_name, week=d.week),
+        theme="orange" if d.lagging else "blue",
+        blocks=tuple(blocks),
+        buttons=(Button(tr("button.team_progress"), "progress.show"),),
+    )
+
+
+def monday_summary_chat_card(tr: Texts, d: WeekDigest) -> Card:
+    """The group chat's start-of-week card: team figures, lag flags and templates; no personal score."""
+    blocks: list[Markdown | Fields | Table | Note] = [_overview(tr, d)]
+    if d.empty:
+        blocks.append(Markdown(tr("summary.nothing")))
+    else:
+        blocks.extend(_lag_blocks(tr, d, with_numbers=False))
+    blocks.append(_templates_block(tr, d))
+    blocks.append(Note(tr("summary.private")))
+    return Card(
+        title=tr("summary.title", team=d.team_name, week=d.week),
+        theme="orange" if d.lagging else "blue",
+        blocks=tuple(blocks),
     )

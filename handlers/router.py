@@ -138,5 +138,6 @@ def default_router() -> Router:
     import handlers.commands  # noqa: F401
     import handlers.plans  # noqa: F401
     import handlers.progress  # noqa: F401
+    import handlers.reminders  # noqa: F401
 
     return router

@@ -1,0 +1,261 @@
+"""The texts of the digest, reminder and leave cards in zh-CN (the default) and en-US.
+
+One key, one sentence per locale, ``str.format`` placeholders. ``texts(locale)`` gives a
+small callable the builders and handlers use; an unknown locale falls back to zh-CN.
+``tests/test_digest_cards.py`` checks both catalogues have the same keys and placeholders.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import ROUND_HALF_UP, Decimal
+
+DEFAULT = "zh-CN"
+
+ZH: dict[str, str] = {
+    # shared words
+    "no_data": "暂无数据",
+    "none": "无",
+    "sep": "、",
+    "people": "{count} 人",
+    "button.fill": "填写计划",
+    "button.web": "在网页中填写",
+    "button.team_progress": "查看团队进度",
+    "button.remind_again": "再提醒一次",
+    "button.leave": "{name}本周请假",
+    # plan reminders
+    "reminder.title": "提醒：填写 {week} 周计划",
+    "reminder.nudge_title": "{leader}提醒：填写 {week} 周计划",
+    "reminder.body": (
+        "{name}，本周（{days}）的计划还没有提交，请在 **{deadline}** 前提交："
+        "每一项关联一个指标并写目标（+2pp / +2% / +0.5 / =3.5）。"
+    ),
+    "reminder.late_body": (
+        "{name}，本周（{days}）的计划还没有提交。截止时间 {deadline} 已过，现在提交会记为迟交。"
+    ),
+    "reminder.hint": (
+        "也可以直接发送“计划”，换行后每行一项：事项 指标 目标。"
+        "请假请发送“请假 至 12-01”；不想收到计划提醒可发送“暂停提醒”。"
+    ),
+    "missing.title": "{team} · {week} 未提交计划 {count} 人",
+    "missing.body": "截至 **{deadline}**，以下成员还没有提交本周（{days}）的计划：",
+    "missing.member": "成员",
+    "missing.state": "提醒",
+    "missing.reminded": "已提醒",
+    "missing.paused": "已暂停提醒",
+    "missing.unreminded": "—",
+    "missing.on_leave": "请假：{names}",
+    "missing.hint": "迟交的计划仍可提交（记为迟交）。为成员登记请假：请假 姓名 至 12-01。",
+    # the weekly appraisal table (leader)
+    "table.title": "{team} · {week} 考核汇总",
+    "table.body": "{count} 人的考核结果已于 {at} 发布，每人已私信收到自己的计算说明。",
+    "table.member": "成员",
+    "table.score": "得分",
+    "table.grade": "等级",
+    "table.template": "模板",
+    "table.average": "平均得分",
+    "table.grades": "等级分布",
+    "table.version": "（第 {version} 版）",
+    "table.note": "按得分从高到低排列。得分只发给本人和组长；成员可在自己的卡片上申诉。",
+    # the start-of-week summary
+    "summary.title": "{team} · 周初汇总 · {week}",
+    "summary.title_leader": "{team} · 周初汇总 · {week}（组长版）",
+    "summary.last_week": "上周",
+    "summary.week_days": "{week}（{days}）",
+    "summary.avg_completion": "平均完成度",
+    "summary.avg_score": "平均得分",
+    "summary.grades": "等级分布",
+    "summary.planned": "本周已提交计划",
+    "summary.planned_value": "{planned}/{eligible} 人",
+    "summary.member": "成员",
+    "summary.completion": "完成度",
+    "summary.lagging_items": "落后",
+    "summary.score": "得分",
+    "summary.grade": "等级",
+    "summary.delta": "较前一周",
+    "summary.no_plan": "未提交计划",
+    "summary.movers": "**变化最大**：{movers}",
+    "summary.mover": "{name} {before} → {after}（{delta}）",
+    "summary.no_movers": "**变化最大**：前一周没有可比较的考核结果。",
+    "summary.lagging": "**上周仍落后的事项（{count}）**",
+    "summary.no_lagging": "上周没有落后的事项。",
+    "summary.lag_flag": "· {name}：{text}（{kpi}）",
+    "summary.more": "另有 {count} 项未列出；发送“进度 {week}”查看全部。",
+    "summary.not_planned": "本周未提交计划",
+    "summary.on_leave": "请假",
+    "summary.templates": "**本周考核模板**",
+    "summary.template_line": "· {reason}（{count}）",
+    "summary.template_new": "（本周起）",
+    "summary.no_template": "没有适用的模板，请在团队文件里补充",
+    "summary.nothing": "上周没有计划，也没有考核结果。",
+    "summary.private": "个人得分只私信发给本人和组长；群里只有团队整体数据和落后提醒。",
+    "summary.leader_note": "这张卡片只发给组长。完成度只计有数据的事项；得分是上周发布的最新版本。",
+    # leave and pauses (command replies)
+    "leave.title": "请假",
+    "leave.set_self": "已登记请假至 {until}（含当天），期间不会收到计划提醒。提前回来请发送“销假”。",
+    "leave.set_other": "已登记 {name} 请假至 {until}（含当天），期间不提醒、不计入未提交名单。",
+    "leave.ended_self": "已销假，计划提醒恢复。",
+    "leave.ended_other": "已为 {name} 销假。",
+    "leave.not_on_leave": "{name} 当前没有请假。",
+    "leave.usage": "格式：请假 至 12-01（组长为成员登记：请假 姓名 至 12-01；提前结束：销假）",
+    "leave.past": "日期 {until} 已经过去，请写今天或以后的日期。",
+    "leave.too_far": "请假最长登记一年（到 {limit} 为止）。",
+    "leave.not_leader": "只有组长可以为其他成员登记请假或销假。",
+    "leave.unknown": "你带的团队里没有叫“{who}”的成员。",
+    "pause.title": "计划提醒",
+    "pause.done": "已暂停你的计划提醒。发送“恢复提醒”重新开启。",
+    "pause.already": "你的计划提醒已经是暂停状态。发送“恢复提醒”重新开启。",
+    "resume.done": "已恢复你的计划提醒。",
+    "resume.already": "你的计划提醒本来就是开启的。",
+    "team_pause.title": "团队计划提醒",
+    "team_pause.done": "{team} 的计划提醒暂停至 {until}（含当天）。发送“恢复团队提醒”可提前恢复。",
+    "team_pause.usage": "格式：暂停团队提醒 至 02-20（多个团队时加：团队 团队id）",
+    "team_pause.not_leader": "只有组长可以暂停或恢复团队的计划提醒。",
+    "team_pause.which": "你是多个团队的组长，请写明团队：暂停团队提醒 至 02-20 团队 团队id",
+    "team_resume.done": "{team} 的计划提醒已恢复。",
+    "team_resume.none": "{team} 的计划提醒没有暂停。",
+    "nudge.title": "再次提醒",
+    "nudge.done": "已再次提醒 {count} 人：{names}。",
+    "nudge.none": "没有需要再提醒的人（都已提交、请假或暂停了提醒）。",
+    "nudge.already": "这些成员本周已经再提醒过一次，不会重复发送。",
+    "nudge.stale": "这是 {week} 的名单，已经过期。",
+    "bad_date": "日期“{text}”看不懂：请写 12-01 或 2026-12-01。",
+}
+
+EN: dict[str, str] = {
+    "no_data": "no data",
+    "none": "none",
+    "sep": ", ",
+    "people": "{count} people",
+    "button.fill": "File my plan",
+    "button.web": "Open in browser",
+    "button.team_progress": "Team progress",
+    "button.remind_again": "Remind again",
+    "button.leave": "{name}: on leave",
+    "reminder.title": "Reminder: your plan for {week}",
+    "reminder.nudge_title": "{leader} asks for your plan for {week}",
+    "reminder.body": (
+        "{name}, your plan for this week ({days}) is not in yet. Please file it by **{deadline}**: "
+        "every item names a KPI and a target (+2pp / +2% / +0.5 / =3.5)."
+    ),
+    "reminder.late_body": (
+        "{name}, your plan for this week ({days}) is not in yet. The deadline ({deadline}) has passed; "
+        "a plan filed now is marked late."
+    ),
+    "reminder.hint": (
+        "You can also send “plan” with one item per line: what, KPI, target. "
+        "On leave? Send “leave until 12-01”. To stop plan reminders, send “pause-reminders”."
+    ),
+    "missing.title": "{team} · {week}: {count} without a plan",
+    "missing.body": "As of **{deadline}**, these members have not filed a plan for this week ({days}):",
+    "missing.member": "Member",
+    "missing.state": "Reminder",
+    "missing.reminded": "reminded",
+    "missing.paused": "reminders paused",
+    "missing.unreminded": "—",
+    "missing.on_leave": "On leave: {names}",
+    "missing.hint": "Late plans are still accepted (marked late). To record a leave: leave NAME until 12-01.",
+    "table.title": "{team} · {week} appraisals",
+    "table.body": "{count} results were published at {at}; each person got their own explanation by direct message.",
+    "table.member": "Member",
+    "table.score": "Score",
+    "table.grade": "Grade",
+    "table.template": "Template",
+    "table.average": "Average score",
+    "table.grades": "Grades",
+    "table.version": " (v{version})",
+    "table.note": "Highest score first. Scores go only to each person and the leader; people appeal on their own card.",
+    "summary.title": "{team} · Monday summary · {week}",
+    "summary.title_leader": "{team} · Monday summary · {week} (leader)",
+    "summary.last_week": "Last week",
+    "summary.week_days": "{week} ({days})",
+    "summary.avg_completion": "Average completion",
+    "summary.avg_score": "Average score",
+    "summary.grades": "Grades",
+    "summary.planned": "Plans filed this week",
+    "summary.planned_value": "{planned} of {eligible}",
+    "summary.member": "Member",
+    "summary.completion": "Completion",
+    "summary.lagging_items": "Lagging",
+    "summary.score": "Score",
+    "summary.grade": "Grade",
+    "summary.delta": "vs week before",
+    "summary.no_plan": "no plan",
+    "summary.movers": "**Biggest movers**: {movers}",
+    "summary.mover": "{name} {before} → {after} ({delta})",
+    "summary.no_movers": "**Biggest movers**: no results from the week before to compare with.",
+    "summary.lagging": "**Items still lagging last week ({count})**",
+    "summary.no_lagging": "Nothing was lagging last week.",
+    "summary.lag_flag": "· {name}: {text} ({kpi})",
+    "summary.more": "{count} more not shown; send “progress {week}” to see all.",
+    "summary.not_planned": "No plan yet this week",
+    "summary.on_leave": "On leave",
+    "summary.templates": "**Appraisal templates this week**",
+    "summary.template_line": "· {reason} ({count})",
+    "summary.template_new": " (from this week)",
+    "summary.no_template": "no template applies; add one to the team file",
+    "summary.nothing": "No plans and no appraisals last week.",
+    "summary.private": "Personal scores go only to each person and the leader; the group sees team figures and lag flags.",
+    "summary.leader_note": "Only the leader gets this card. Completion counts items with data; scores are last week's newest version.",
+    "leave.title": "Leave",
+    "leave.set_self": "Leave recorded until {until} (inclusive): no plan reminders until then. Back early? Send “back”.",
+    "leave.set_other": "Leave recorded for {name} until {until} (inclusive): no reminders, not listed as missing.",
+    "leave.ended_self": "Welcome back: plan reminders are on again.",
+    "leave.ended_other": "{name} is back from leave.",
+    "leave.not_on_leave": "{name} is not on leave.",
+    "leave.usage": "Usage: leave until 12-01 (a leader for a member: leave NAME until 12-01; to end it: back)",
+    "leave.past": "{until} is in the past; give today or a later day.",
+    "leave.too_far": "A leave can be recorded for at most a year (until {limit}).",
+    "leave.not_leader": "Only the team leader can record or end a member's leave.",
+    "leave.unknown": "No member called “{who}” in your team.",
+    "pause.title": "Plan reminders",
+    "pause.done": "Your plan reminders are paused. Send “resume-reminders” to turn them on again.",
+    "pause.already": "Your plan reminders are already paused. Send “resume-reminders” to turn them on.",
+    "resume.done": "Your plan reminders are on again.",
+    "resume.already": "Your plan reminders were on already.",
+    "team_pause.title": "Team plan reminders",
+    "team_pause.done": "Plan reminders for {team} are paused until {until} (inclusive). Send “resume-team-reminders” to resume early.",
+    "team_pause.usage": "Usage: pause-team-reminders until 02-20 (leading several teams? add: team TEAM_ID)",
+    "team_pause.not_leader": "Only a team leader can pause or resume the team's plan reminders.",
+    "team_pause.which": "You lead several teams; name one: pause-team-reminders until 02-20 team TEAM_ID",
+    "team_resume.done": "Plan reminders for {team} are on again.",
+    "team_resume.none": "Plan reminders for {team} were not paused.",
+    "nudge.title": "Reminded again",
+    "nudge.done": "Reminded {count} again: {names}.",
+    "nudge.none": "Nobody to remind (everyone filed, is on leave or paused reminders).",
+    "nudge.already": "They were already reminded again this week; nothing sent twice.",
+    "nudge.stale": "This list is for {week} and out of date.",
+    "bad_date": "Cannot read the date “{text}”: write 12-01 or 2026-12-01.",
+}
+
+CATALOGUES: dict[str, dict[str, str]] = {"zh-CN": ZH, "en-US": EN}
+
+
+@dataclass(frozen=True)
+class Texts:
+    """The catalogue of one locale: ``tr("reminder.title", week="2026-W48")``."""
+
+    locale: str
+
+    @property
+    def table(self) -> dict[str, str]:
+        return CATALOGUES.get(self.locale, ZH)
+
+    def __call__(self, key: str, **values: object) -> str:
+        return self.table[key].format(**values)
+
+    def names(self, names: Iterable[str]) -> str:
+        """ "李雷、韩梅梅" / "Li Lei, Han Meimei"; "无" / "none" for nobody."""
+        listed = list(names)
+        return self.table["sep"].join(listed) if listed else self.table["none"]
+
+    def percent(self, ratio: Decimal | None) -> str:
+        """0.834 -> "83 %"; None -> "暂无数据" / "no data" (never 0 %)."""
+        if ratio is None:
+            return self.table["no_data"]
+        return f"{(Decimal(str(ratio)) * 100).quantize(Decimal(1), ROUND_HALF_UP)} %"
+
+
+def texts(locale: str) -> Texts:
+    return Texts(locale if locale in CATALOGUES else DEFAULT)
