@@ -220,16 +220,22 @@ class WeekInputs:
             rating_q = rating_q.where(Rating.person_id.in_(people))
             appeal_q = appeal_q.where(Appraisal.person_id.in_(people))
         kpis = {k.key: k for k in session.scalars(select(Kpi))}
+        plans = {p.person_id: p for p in session.scalars(plan_q)}
         latest: dict[tuple[str, str], Decimal] = {}
         sums: dict[tuple[str, str], Decimal] = {}
         metrics = {k.metric for k in kpis.values() if k.metric}
-        samples = session.execute(
+        sample_q = (
             select(MetricSample.metric, MetricSample.scope, MetricSample.value)
             .where(
                 MetricSample.day >= days[0], MetricSample.day <= days[-1], MetricSample.metric.in_(metrics)
             )
             .order_by(MetricSample.day)
         )
+        if people is not None:
+            # the scopes these people's items name, and their own ids (per-person counts)
+            scopes = {i.scope for p in plans.values() for i in p.items} | set(people)
+            sample_q = sample_q.where(MetricSample.scope.in_(scopes))
+        samples = session.execute(sample_q)
         for metric, scope, value in samples:
             latest[(metric, scope)] = value  # ordered by day: the last one wins
             sums[(metric, scope)] = sums.get((metric, scope), Decimal(0)) + value
@@ -239,15 +245,20 @@ class WeekInputs:
         appeals: dict[str, list[Appeal]] = {}
         for appeal, person_id in session.execute(appeal_q):
             appeals.setdefault(person_id, []).append(appeal)
-        names = {p.id: p.name for p in session.scalars(select(Person))}
+        switch_rows = list(session.scalars(select(TemplateSwitch).where(TemplateSwitch.cancelled.is_(False))))
+        authors = {sw.by for sw in switch_rows}
+        names: dict[str, str] = {
+            pid: name
+            for pid, name in session.execute(select(Person.id, Person.name).where(Person.id.in_(authors)))
+        }
         switches: dict[str, list[Switch]] = {}
-        for sw in session.scalars(select(TemplateSwitch).where(TemplateSwitch.cancelled.is_(False))):
+        for sw in switch_rows:
             switches.setdefault(sw.team_id, []).append(_switch(session, sw, names))
         return cls(
             week=week,
             rules=Rules.load(session),
             kpis=kpis,
-            plans={p.person_id: p for p in session.scalars(plan_q)},
+            plans=plans,
             latest=latest,
             sums=sums,
             ratings=ratings,
@@ -469,11 +480,13 @@ def run_week(
         fill_baselines(session, now)  # pending baselines that data has since fixed
     except ImportError:  # pragma: no cover - the plans room ships with the package
         pass
-    inputs = WeekInputs.load(session, week)
-    current = {
-        a.person_id: a
-        for a in session.scalars(select(Appraisal).where(Appraisal.week == week, Appraisal.current.is_(True)))
-    }
+    # a team's run reads that team's plans, ratings and appeals only (runs go team by team)
+    members = None if team is None else list(session.scalars(select(Person.id).where(Person.team_id == team)))
+    inputs = WeekInputs.load(session, week, members)
+    current_q = select(Appraisal).where(Appraisal.week == week, Appraisal.current.is_(True))
+    if members is not None:
+        current_q = current_q.where(Appraisal.person_id.in_(members))
+    current = {a.person_id: a for a in session.scalars(current_q)}
     out = []
     for person in _appraised_people(session, week, team, inputs):
         try:
