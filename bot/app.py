@@ -10,7 +10,7 @@ from typing import Any
 from flask import Flask, Response, request
 
 from bot import metrics
-from bot.config import PLATFORMS, Secret, Settings
+from bot.config import PLATFORMS, Settings
 from bot.dispatch import process
 from bot.platforms.base import BadRequest, CaseInsensitiveDict, SignatureError, WebRequest, WebResponse
 from bot.services import Services, build_services
@@ -67,8 +67,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
             )
         return to_flask(WebResponse(200, {"status": "ready", "revision": head}))
 
-    token = settings.extra.get("metrics_token")
-    metrics_token = token.get() if isinstance(token, Secret) else ""
+    metrics_token = metrics.metrics_token(settings.extra)
 
     @app.get("/metrics")
     def prometheus() -> Response:

@@ -247,7 +247,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="the web app (production WSGI server)")
     p.add_argument("--host", default="0.0.0.0")  # noqa: S104 - a server listens on all interfaces in a container
-    p.add_argument("--port", type=int, default=8000)
+    port = os.environ.get("PORT", "")  # the image's HEALTHCHECK reads the same variable
+    p.add_argument(
+        "--port", type=int, default=int(port) if port.isdigit() else 8000, help="default $PORT or 8000"
+    )
     p.add_argument("--workers", type=int, default=None)
     p.set_defaults(func=cmd_serve)
 

@@ -156,7 +156,8 @@ def configure(
     root.addHandler(handler)
     root.setLevel(chosen.upper() if isinstance(chosen, str) else chosen)
     # Libraries that log request URLs (with tokens in the query) at INFO/DEBUG: keep them quiet.
-    for noisy in ("urllib3", "requests", "apscheduler.executors.default"):
+    # alembic: /readyz reads the revision on every probe and each read logs "Context impl …".
+    for noisy in ("urllib3", "requests", "apscheduler.executors.default", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     logging.captureWarnings(True)
     return handler

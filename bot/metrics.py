@@ -199,6 +199,23 @@ class _WorkerServer(ThreadingHTTPServer):
     token: str
 
 
+WORKER_PORT = 9100
+
+
+def worker_port(extra: Any) -> int:
+    """``[server] worker_port`` (default 9100; 0 = no HTTP port in the worker)."""
+    try:
+        return int(extra.get("worker_port", WORKER_PORT))
+    except (TypeError, ValueError):
+        return WORKER_PORT
+
+
+def metrics_token(extra: Any) -> str:
+    """``[server] metrics_token`` (resolved by bot.config into a Secret), or "" for none."""
+    token = extra.get("metrics_token")
+    return token.get() if token is not None and hasattr(token, "get") else ""
+
+
 def start_worker_server(
     port: int,
     host: str = "0.0.0.0",  # noqa: S104 - a probe reaches a container on its interface

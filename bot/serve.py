@@ -124,6 +124,9 @@ def gunicorn_options(settings: Settings, host: str, port: int, workers: int | No
         "when_ready": _when_ready,
         "preload_app": False,  # each worker opens its own DB pool after the fork
         "forwarded_allow_ips": str(server.get("forwarded_allow_ips", "127.0.0.1")),
+        # gunicorn ≥ 25.1 opens a control socket under $HOME; replicas sharing a home would
+        # fight over it, and a read-only container has no writable home. Nothing here uses it.
+        "control_socket_disable": True,
     }
     if Path("/dev/shm").is_dir():  # noqa: S108 - gunicorn's heartbeat file; Docker's /tmp may be a slow overlay
         options["worker_tmp_dir"] = "/dev/shm"  # noqa: S108
@@ -139,7 +142,8 @@ class PlanloopServer(BaseApplication):
     def load_config(self) -> None:
         assert self.cfg is not None
         for key, value in self.options.items():
-            self.cfg.set(key, value)
+            if key in self.cfg.settings:  # a setting older gunicorns lack is skipped
+                self.cfg.set(key, value)
         # Deployers' overrides, the way the gunicorn command reads them.
         env_args = os.environ.get("GUNICORN_CMD_ARGS", "")
         if env_args:
