@@ -28,6 +28,7 @@ import tempfile
 import time
 import urllib.request
 import uuid
+from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -88,7 +89,7 @@ end
 class Path_:
     name: str
     url: str
-    build: Callable[[int, str], tuple[str, dict[str, str], bytes]]  # (i, run id) -> method, headers, body
+    build: Callable[[int, str], tuple]  # (i, run id) -> method, headers, body[, query string]
     note: str
 
 
@@ -151,7 +152,9 @@ def database(kind: str, tmp: Path) -> Iterator[str]:
 
 
 def planloop(env: dict[str, str], *args: str) -> None:
-    subprocess.run([sys.executable, "-m", "bot.cli", *args], env=env, check=True, capture_output=True, timeout=300)
+    subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args], env=env, check=True, capture_output=True, timeout=300
+    )
 
 
 def raw_request(method: str, path: str, port: int, headers: dict[str, str], body: bytes) -> bytes:
@@ -164,8 +167,10 @@ def write_requests(path: Path_, port: int, count: int, out: Path) -> None:
     run = uuid.uuid4().hex[:8]
     with out.open("wb") as f:
         for i in range(count):
-            method, headers, body = path.build(i, run)
-            raw = raw_request(method, path.url, port, headers, body)
+            built = path.build(i, run)
+            method, headers, body = built[:3]
+            query = built[3] if len(built) > 3 else ""  # type: ignore[misc]
+            raw = raw_request(method, path.url + query, port, headers, body)
             f.write(f"{len(raw)}\n".encode() + raw)
 
 
@@ -238,7 +243,7 @@ def bench_db(kind: str, paths: list[Path_], args: argparse.Namespace) -> list[di
                 [sys.executable, "-m", "bot.cli", *serve_args],
                 env=env,
                 stdout=subprocess.DEVNULL,  # access log lines: wrk would be measuring the terminal
-                stderr=subprocess.DEVNULL,
+                stderr=(tmp / "serve.log").open("w"),
             )
             try:
                 wait_ready(port, proc)
@@ -250,14 +255,32 @@ def bench_db(kind: str, paths: list[Path_], args: argparse.Namespace) -> list[di
                     wrk(port, script, reqs, 3, args.threads, args.connections)  # warm-up
                     write_requests(path, port, args.pool, reqs)  # fresh event ids for the measured run
                     r = wrk(port, script, reqs, args.duration, args.threads, args.connections)
-                    r.update(db=kind, path=path.name, note=path.note, rps=r["requests"] / (r["duration_us"] / 1e6))
+                    r.update(
+                        db=kind, path=path.name, note=path.note, rps=r["requests"] / (r["duration_us"] / 1e6)
+                    )
                     r["repeats"] = max(0, r["requests"] - args.pool)
                     results.append(r)
                     print(row(r), flush=True)
             finally:
                 proc.send_signal(signal.SIGTERM)
                 proc.wait(timeout=60)
+                failures = summarize_errors(tmp / "serve.log")
+                for reason, n in failures.most_common(5):
+                    print(f"#   {kind}: {n} × {reason}")
     return results
+
+
+def summarize_errors(log: Path) -> Counter[str]:
+    """Why requests failed, from serve's JSON error lines: the last line of each traceback."""
+    reasons: Counter[str] = Counter()
+    for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
+        if not line.startswith("{"):
+            continue
+        record = json.loads(line)
+        if record.get("level") in ("error", "critical"):
+            exc = record.get("exc", "").strip().splitlines()
+            reasons[(exc[-1] if exc else record["message"])[:160]] += 1
+    return reasons
 
 
 PLATFORM_NAMES = ("feishu", "dingtalk", "wecom")

@@ -65,7 +65,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
                     },
                 )
             )
-        return to_flask(WebResponse(200, {"status": "ready", "revision": head}))
+        return to_flask(WebResponse(200, {"status": "ready"}))
 
     metrics_token = metrics.metrics_token(settings.extra)
 

@@ -17,6 +17,7 @@ import logging
 import os
 import threading
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -131,12 +132,14 @@ class OutboxCollector:
 
 def exposition(engine: Engine | None = None, clock: Callable[[], datetime] | None = None) -> bytes:
     """The /metrics body: this process's (or all gunicorn processes') counters + outbox gauges."""
-    if multiprocess_dir():
+    folder = multiprocess_dir()
+    if folder:
         from prometheus_client import multiprocess
 
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-        body = generate_latest(registry)
+        with _folder_lock(folder, exclusive=False):  # never half-way through a compaction
+            body = generate_latest(registry)
     else:
         body = generate_latest(REGISTRY)
     if engine is not None:
@@ -157,12 +160,48 @@ def authorized(header: str | None, token: str) -> bool:
     return hmac.compare_digest(presented.encode(), token.encode())
 
 
-def mark_process_dead(pid: int) -> None:
-    """gunicorn's child_exit hook: drop a dead worker's live gauges (multiprocess mode)."""
-    if multiprocess_dir():
-        from prometheus_client import multiprocess
+@contextmanager
+def _folder_lock(folder: str, *, exclusive: bool) -> Iterator[None]:
+    import fcntl
 
-        multiprocess.mark_process_dead(pid)
+    with open(os.path.join(folder, "compaction.lock"), "a+b") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def mark_process_dead(pid: int) -> None:
+    """gunicorn's child_exit hook (runs in the master): drop a dead worker's live gauges and
+    fold its counter and histogram files into one archive file per type.
+
+    prometheus_client keeps a dead process's files so totals never go down; with workers
+    recycled every few thousand requests (max_requests) that would be hundreds of files a
+    day, every one read on every scrape. Folding keeps the folder at one file per live
+    process plus one archive, with the same totals. Scrapes hold a shared lock on the
+    folder, so none sees a value counted twice or missing mid-fold.
+    """
+    folder = multiprocess_dir()
+    if not folder:
+        return
+    from prometheus_client import multiprocess
+    from prometheus_client.mmap_dict import MmapedDict
+
+    multiprocess.mark_process_dead(pid, folder)
+    with _folder_lock(folder, exclusive=True):
+        for kind in ("counter", "histogram"):
+            dead = os.path.join(folder, f"{kind}_{pid}.db")
+            if not os.path.exists(dead):
+                continue
+            archive = MmapedDict(os.path.join(folder, f"{kind}_archive.db"))
+            try:
+                for key, value, timestamp, _pos in MmapedDict.read_all_values_from_file(dead):
+                    total, _ = archive.read_value(key)
+                    archive.write_value(key, total + value, timestamp)
+            finally:
+                archive.close()
+            os.remove(dead)
 
 
 class _WorkerHandler(BaseHTTPRequestHandler):

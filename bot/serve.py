@@ -182,20 +182,23 @@ def check_database(settings: Settings) -> str | None:
     return None
 
 
-def _multiprocess_metrics(workers: int) -> None:
-    """Several processes answer /metrics: give prometheus_client a shared folder, emptied at start."""
+def _multiprocess_metrics(workers: int) -> str | None:
+    """Several processes answer /metrics: give prometheus_client a shared folder, emptied at
+    start. Returns the folder if this function made it (then the master removes it at exit)."""
     path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    made = None
     if not path and workers > 1:
         if "prometheus_client.values" in sys.modules:  # too late: its value class is chosen on import
             log.warning("metrics: prometheus_client already imported; /metrics shows one worker per scrape")
-            return
-        path = tempfile.mkdtemp(prefix="planloop-metrics-")
+            return None
+        path = made = tempfile.mkdtemp(prefix="planloop-metrics-")
         os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
     if not path:
-        return
+        return None
     Path(path).mkdir(parents=True, exist_ok=True)
     for entry in Path(path).glob("*.db"):  # counters of a previous run must not be added in
         entry.unlink()
+    return made
 
 
 def run_serve(settings: Settings, host: str = "0.0.0.0", port: int = 8000, workers: int | None = None) -> int:  # noqa: S104
@@ -206,14 +209,16 @@ def run_serve(settings: Settings, host: str = "0.0.0.0", port: int = 8000, worke
         print(f"planloop serve: {problem}", file=sys.stderr, flush=True)
         return 1
     options = gunicorn_options(settings, host, port, workers)
-    _multiprocess_metrics(options["workers"])
+    made = _multiprocess_metrics(options["workers"])
+    master = os.getpid()
     try:
         PlanloopServer(settings, options).run()
-    except SystemExit as exc:  # gunicorn's arbiter exits through sys.exit
+    except SystemExit as exc:  # gunicorn's arbiter (and each forked worker) exits through sys.exit
         code = exc.code
         return code if isinstance(code, int) else (0 if code is None else 1)
     finally:
-        path = os.environ.get("PROMETHEUS_MULTIPROC_DIR", "")
-        if path.startswith(tempfile.gettempdir()) and Path(path).name.startswith("planloop-metrics-"):
-            shutil.rmtree(path, ignore_errors=True)
+        # Forked workers unwind through here too (a worker recycled after max_requests):
+        # only the master may remove the folder every process writes its counters into.
+        if made and os.getpid() == master:
+            shutil.rmtree(made, ignore_errors=True)
     return 0

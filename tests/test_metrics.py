@@ -180,23 +180,52 @@ def test_worker_server_health_and_metrics(engine):
         server.server_close()
 
 
-def test_multiprocess_mode_adds_up_every_process(tmp_path):
-    """Two processes count into PROMETHEUS_MULTIPROC_DIR; one exposition shows the sum; a dead
-    process's files are cleaned by the child_exit hook without losing its counts."""
+def test_multiprocess_mode_adds_up_every_process(tmp_path, monkeypatch):
+    """Three processes count into PROMETHEUS_MULTIPROC_DIR; one exposition shows the sum; the
+    child_exit hook folds dead processes' files into an archive without changing any total."""
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "PYTHONPATH": str(ROOT)}
     count = (
-        "from bot import metrics; metrics.count_delivery('sent'); metrics.observe_webhook('feishu', 200, 0.2)"
+        "import os; from bot import metrics; metrics.count_delivery('sent'); "
+        "metrics.observe_webhook('feishu', 200, 0.2); print(os.getpid())"
     )
-    for _ in range(2):
-        subprocess.run([sys.executable, "-c", count], env=env, check=True, timeout=60)
+    pids = [
+        int(
+            subprocess.run(
+                [sys.executable, "-c", count], env=env, check=True, timeout=60, capture_output=True
+            ).stdout
+        )
+        for _ in range(3)
+    ]
     show = "import sys; from bot import metrics; sys.stdout.write(metrics.exposition().decode())"
-    out = subprocess.run(
-        [sys.executable, "-c", show], env=env, check=True, capture_output=True, text=True, timeout=60
-    ).stdout
-    assert value(out, "planloop_deliveries_total", result="sent") == 2
-    assert value(out, "planloop_webhook_requests_total", platform="feishu", status="200") == 2
-    assert value(out, "planloop_webhook_duration_seconds_bucket", platform="feishu", le="0.25") == 2
-    assert value(out, "planloop_webhook_duration_seconds_bucket", platform="feishu", le="0.1") == 0
+
+    def scrape_all() -> str:
+        return subprocess.run(
+            [sys.executable, "-c", show], env=env, check=True, capture_output=True, text=True, timeout=60
+        ).stdout
+
+    def files() -> set[str]:
+        return {p.name for p in tmp_path.glob("*.db")}
+
+    def check(out: str) -> None:
+        assert value(out, "planloop_deliveries_total", result="sent") == 3
+        assert value(out, "planloop_webhook_requests_total", platform="feishu", status="200") == 3
+        assert value(out, "planloop_webhook_duration_seconds_bucket", platform="feishu", le="0.25") == 3
+        assert value(out, "planloop_webhook_duration_seconds_bucket", platform="feishu", le="0.1") == 0
+
+    check(scrape_all())
+    assert {f"counter_{p}.db" for p in pids} <= files()
+    # gunicorn's child_exit for two of them (it runs in the master, i.e. here)
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    metrics.mark_process_dead(pids[0])
+    metrics.mark_process_dead(pids[1])
+    metrics.mark_process_dead(pids[1])  # twice is harmless
+    assert files() == {
+        "counter_archive.db",
+        "histogram_archive.db",
+        f"counter_{pids[2]}.db",
+        f"histogram_{pids[2]}.db",
+    }
+    check(scrape_all())
 
 
 def test_age_uses_the_clock_given(db, clock, engine):

@@ -239,3 +239,59 @@ def test_healthcheck_fails_when_nothing_listens():
     problem = check(f"http://127.0.0.1:{port}/healthz", timeout=1)
     assert problem is not None and str(port) in problem
     assert check("file:///etc/passwd") == "not an http(s) URL: file:///etc/passwd"
+
+
+def test_recycled_workers_keep_serving_and_counting(tmp_path):
+    """Workers recycled after a few requests (max_requests) must neither break /metrics nor lose
+    counts: the shared metrics folder outlives every worker and dead workers' counts are kept."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    with fresh_database("sqlite", tmp_path) as url:
+        config = write_config(tmp_path, url)
+        env = env_for(config, url, GUNICORN_CMD_ARGS="--max-requests 3 --max-requests-jitter 1")
+        assert planloop("db", "upgrade", env=env).returncode == 0
+        port = free_port()
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "bot.cli",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--workers",
+                "2",
+            ],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            wait_until_up(port, proc)
+            for n in range(20):
+                req = urllib.request.Request(
+                    f"http://127.0.0.1:{port}/sim/api/say",
+                    data=json.dumps({"as": "nobody", "chat": "dm", "text": "帮助", "id": f"r{n}"}).encode(),
+                    headers={"Content-Type": "application/json", "Connection": "close"},
+                )
+                with urllib.request.urlopen(req, timeout=10) as resp:
+                    assert resp.status == 200
+            time.sleep(1)  # let the master reap the last recycled worker
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
+                body = resp.read().decode()
+        finally:
+            proc.send_signal(signal.SIGTERM)
+            _out, err = proc.communicate(timeout=GRACEFUL_TIMEOUT + 10)
+        total = sum(
+            s.value
+            for family in text_string_to_metric_families(body)
+            for s in family.samples
+            if s.name == "planloop_webhook_requests_total"
+            and s.labels == {"platform": "simulator", "status": "200"}
+        )
+        assert total == 20
+        assert "Autorestarting worker" in err or "max requests" in err.lower()
+        assert '"level": "error"' not in err
