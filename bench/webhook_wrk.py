@@ -278,8 +278,9 @@ def summarize_errors(log: Path) -> Counter[str]:
             continue
         record = json.loads(line)
         if record.get("level") in ("error", "critical"):
-            exc = record.get("exc", "").strip().splitlines()
-            reasons[(exc[-1] if exc else record["message"])[:160]] += 1
+            exc = [x for x in record.get("exc", "").strip().splitlines() if not x.startswith("(Background")]
+            last = next((x for x in reversed(exc) if not x.startswith((" ", "[SQL", "[parameters"))), "")
+            reasons[f"{record['message']}: {last}"[:200]] += 1
     return reasons
 
 
