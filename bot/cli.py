@@ -195,10 +195,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from bot import logs
     from bot.worker import main as worker_main
 
     settings = _settings(args)
     _require_key(settings, "worker")
+    logs.configure(settings)  # JSON lines, secrets redacted (serve does the same in run_serve)
     return worker_main(_services(settings))
 
 
