@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from typing import Any
 
 from flask import Flask, Response, request
 
-from bot.config import Settings
+from bot import metrics
+from bot.config import PLATFORMS, Settings
 from bot.dispatch import process
 from bot.platforms.base import BadRequest, CaseInsensitiveDict, SignatureError, WebRequest, WebResponse
 from bot.services import Services, build_services
@@ -41,26 +43,57 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
 
     @app.get("/readyz")
     def readyz() -> Response:
-        from storage.db import NotMigrated, require_current
+        from storage.db import NotMigrated, migration_status
 
         try:
-            require_current(services.engine)
-        except NotMigrated as exc:
-            return error(503, str(exc))
-        except Exception as exc:  # the database does not answer
+            current, head = migration_status(services.engine)
+        except Exception as exc:  # the database does not answer; the driver's text may hold the URL
             log.warning("readyz: database unavailable: %s", type(exc).__name__)
-            return error(503, f"database unavailable ({type(exc).__name__})")
+            reason = f"database unavailable ({type(exc).__name__})"
+            return to_flask(WebResponse(503, {"status": "unavailable", "reason": reason, "error": reason}))
+        if current != head:
+            reason = str(NotMigrated.between(current, head))
+            return to_flask(
+                WebResponse(
+                    503,
+                    {
+                        "status": "not migrated",
+                        "reason": reason,
+                        "error": reason,
+                        "database": current,
+                        "code": head,
+                    },
+                )
+            )
         return to_flask(WebResponse(200, {"status": "ready"}))
+
+    metrics_token = metrics.metrics_token(settings.extra)
+
+    @app.get("/metrics")
+    def prometheus() -> Response:
+        if not metrics.authorized(request.headers.get("Authorization"), metrics_token):
+            return error(401, "metrics token required (Authorization: Bearer …)")
+        return Response(
+            metrics.exposition(services.engine, services.clock), content_type=metrics.CONTENT_TYPE
+        )
 
     @app.route("/webhooks/<platform>/<bot_id>", methods=["GET", "POST"])
     @app.route("/webhooks/<platform>/<bot_id>/<sub>", methods=["GET", "POST"])
     def webhook(platform: str, bot_id: str, sub: str = "") -> Response:
         adapter = services.platforms.get(bot_id)
         if adapter is None or adapter.name != platform or platform == "simulator":
+            # Counted too (a misconfigured callback URL shows up as 404s), with a bounded label.
+            metrics.observe_webhook(platform if platform in PLATFORMS else "other", 404, 0.0)
             return error(404, f"no {platform} bot named {bot_id!r}")
         return handle(adapter, sub)
 
     def handle(adapter: Any, sub: str) -> Response:
+        started = time.perf_counter()
+        response = answer(adapter, sub)
+        metrics.observe_webhook(adapter.name, response.status_code, time.perf_counter() - started)
+        return response
+
+    def answer(adapter: Any, sub: str) -> Response:
         body = request.get_data(cache=False)
         web = WebRequest(
             method=request.method,

@@ -155,6 +155,31 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_keys(args: argparse.Namespace) -> int:
+    from storage.secrets import Sealer, SecretsUnavailable, rotate_all
+
+    if args.keys_command == "generate":
+        from cryptography.fernet import Fernet
+
+        print(Fernet.generate_key().decode())
+        return 0
+    settings = _settings(args)
+    _require_key(settings, "keys rotate")
+    services = _services(settings)
+    try:
+        sealer = Sealer([k.get() for k in settings.secret_keys])
+        with services.sessions() as session, session.begin():
+            report = rotate_all(session, sealer)
+    except SecretsUnavailable as exc:
+        raise Failure(
+            f"{exc}; nothing was changed (keep the old key in server.secret_key until rotated)"
+        ) from None
+    for line in report.lines():
+        print(line)
+    print(f"{report.total_resealed} re-sealed with the newest key")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from bot.demo import run_demo
 
@@ -170,10 +195,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from bot import logs
     from bot.worker import main as worker_main
 
     settings = _settings(args)
     _require_key(settings, "worker")
+    logs.configure(settings)  # JSON lines, secrets redacted (serve does the same in run_serve)
     return worker_main(_services(settings))
 
 
@@ -222,7 +249,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="the web app (production WSGI server)")
     p.add_argument("--host", default="0.0.0.0")  # noqa: S104 - a server listens on all interfaces in a container
-    p.add_argument("--port", type=int, default=8000)
+    port = os.environ.get("PORT", "")  # the image's HEALTHCHECK reads the same variable
+    p.add_argument(
+        "--port", type=int, default=int(port) if port.isdigit() else 8000, help="default $PORT or 8000"
+    )
     p.add_argument("--workers", type=int, default=None)
     p.set_defaults(func=cmd_serve)
 
@@ -251,6 +281,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["json", "csv", "xlsx"], default="json")
     p.add_argument("-o", "--output")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("keys", help="secret keys: generate one, re-seal stored secrets with the newest")
+    keysub = p.add_subparsers(dest="keys_command", required=True)
+    keysub.add_parser("generate", help="print a new Fernet key").set_defaults(func=cmd_keys)
+    keysub.add_parser(
+        "rotate", help="re-seal every stored secret with the newest server.secret_key (idempotent)"
+    ).set_defaults(func=cmd_keys)
 
     for hook in EXTRA_COMMANDS:
         hook(sub)

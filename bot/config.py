@@ -126,12 +126,29 @@ class Settings:
     def tz(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
+    def __repr__(self) -> str:
+        # The database URL may carry a password; secrets already print as ***.
+        from sqlalchemy.engine import make_url
+
+        try:
+            url = make_url(self.database_url).render_as_string(hide_password=True)
+        except Exception:  # noqa: BLE001 - a repr must not fail
+            url = "<unparsable>"
+        return (
+            f"Settings(database_url={url!r}, timezone={self.timezone!r}, locale={self.locale!r}, "
+            f"public_url={self.public_url!r}, secret_keys={len(self.secret_keys)} key(s), "
+            f"simulator={self.simulator}, bots={[b.id for b in self.bots]}, "
+            f"sources={[s.id for s in self.sources]}, path={self.path!r})"
+        )
+
     def bot(self, bot_id: str) -> BotConfig | None:
         return next((b for b in self.bots if b.id == bot_id), None)
 
     def source(self, source_id: str) -> SourceConfig | None:
         return next((s for s in self.sources if s.id == source_id), None)
 
+
+SERVER_SECRET_KEYS = ("metrics_token",)
 
 SOURCE_SECRET_KEYS = (
     "app_secret",
@@ -179,13 +196,14 @@ def parse(
     if locale not in LOCALES:
         problems.append(f"server.locale: {locale!r} is not one of {', '.join(LOCALES)}")
     db_url = server.get("database_url", "sqlite:///planloop.db")
+    if isinstance(db_url, str) and db_url.startswith(("env:", "file:")):
+        # A URL with a password is a secret: containers pass it as env:PLANLOOP_DATABASE_URL.
+        db_url = secret(db_url, "server.database_url").get() or "sqlite:///planloop.db"
     if not isinstance(db_url, str) or "://" not in db_url:
         problems.append(
             "server.database_url: expected a URL such as sqlite:///planloop.db or postgresql+psycopg://…"
         )
         db_url = "sqlite:///planloop.db"
-    elif db_url.startswith(("env:", "file:")):
-        db_url = secret(db_url, "server.database_url").get()
     keys: tuple[Secret, ...] = ()
     if "secret_key" in server:
         raw_keys = secret(server["secret_key"], "server.secret_key").get()
@@ -251,7 +269,12 @@ def parse(
         bots=tuple(bots),
         sources=tuple(sources),
         path=path,
-        extra={k: v for k, v in server.items()},
+        # Secret-bearing server keys are kept resolved and wrapped, never as the raw literal.
+        extra={
+            k: (secret(v, f"server.{k}") if k in SERVER_SECRET_KEYS else v)
+            for k, v in server.items()
+            if k not in ("secret_key", "database_url")
+        },
     )
 
 

@@ -150,11 +150,13 @@ def prepare(data_dir: Path, port: int, host: str = "127.0.0.1") -> Settings:
 def run_demo(data_dir: Path, *, port: int = 8000, host: str = "127.0.0.1") -> int:
     from werkzeug.serving import make_server
 
+    from bot import logs
     from bot.app import create_app
     from bot.services import build_services
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logs.configure()
     settings = prepare(data_dir, port, host)
+    logs.add_secrets(logs.settings_secrets(settings))
     services = build_services(settings)
     app = create_app(settings, services)
     server = make_server(host, port, app, threaded=True)

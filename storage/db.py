@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -46,6 +47,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
         return engine
     kwargs.setdefault("pool_pre_ping", True)
+    if make_url(url).get_driver_name() == "psycopg":
+        # A dead database must fail a probe in seconds, not hang it for the OS's TCP timeout.
+        kwargs.setdefault("connect_args", {"connect_timeout": 5})
     return create_engine(url, **kwargs)
 
 
@@ -76,25 +80,36 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
     command.upgrade(alembic_config(engine), revision)
 
 
+@functools.cache
+def head_revision() -> str:
+    """The newest migration in the code (read once per process: /readyz asks often)."""
+    from alembic.config import Config
+    from alembic.script import ScriptDirectory
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS))
+    return ScriptDirectory.from_config(cfg).get_current_head() or ""
+
+
 def migration_status(engine: Engine) -> tuple[str | None, str]:
     """(current revision in the database, head revision of the code)."""
     from alembic.runtime.migration import MigrationContext
-    from alembic.script import ScriptDirectory
 
-    head = ScriptDirectory.from_config(alembic_config(engine)).get_current_head() or ""
     with engine.connect() as conn:
         current = MigrationContext.configure(conn).get_current_revision()
-    return current, head
+    return current, head_revision()
 
 
 class NotMigrated(RuntimeError):
     """The database is behind the code; the message says which command fixes it."""
 
+    @classmethod
+    def between(cls, current: str | None, head: str) -> NotMigrated:
+        where = "empty" if current is None else f"at revision {current}"
+        return cls(f"the database is {where} but the code needs {head}: run `planloop db upgrade` first")
+
 
 def require_current(engine: Engine) -> None:
     current, head = migration_status(engine)
     if current != head:
-        where = "empty" if current is None else f"at revision {current}"
-        raise NotMigrated(
-            f"the database is {where} but the code needs {head}: run `planloop db upgrade` first"
-        )
+        raise NotMigrated.between(current, head)

@@ -1,0 +1,335 @@
+"""Webhook throughput and latency of `planloop serve` (gunicorn) under wrk, per platform path,
+on SQLite and on PostgreSQL. Run by hand; the numbers go in docs/readme/production.md.
+
+    apt-get install wrk
+    python bench/webhook_wrk.py                      # both databases, every path, 15 s each
+    python bench/webhook_wrk.py --db sqlite --duration 5 --paths sim-help
+
+What it does, per database: creates an empty one (a temp SQLite file, or a fresh database on
+the PostgreSQL at $PLANLOOP_TEST_PG), runs `planloop db upgrade` and `planloop apply
+examples/team.toml` as an operator would, starts `planloop serve` on a free loopback port,
+and points wrk at each path with pre-built requests: every request carries a new event id
+(so each one is a real first delivery: dedupe insert, handler, answer, commit — not the
+cheap duplicate path) and, for a signed platform, a valid signature made with the
+adapter's own ``sign_…`` twin. A platform whose adapter is not in this checkout is
+skipped with a note. Traffic goes only to 127.0.0.1, and every run stops by itself.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+KEY = "vExb5JuV_czKxZS0p-hDWNIgfPEeCPHkEzIkVmJknLA="  # bench only
+PG_ADMIN = os.environ.get("PLANLOOP_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+PEOPLE = ["lilei", "hanmeimei", "zhangwei", "liuyang", "chenjing", "wangfang"]
+
+# wrk: each thread takes every n-th pre-built request, cycling if it runs out (then the
+# repeats are duplicates, reported as "repeats" so a too-small pool is visible).
+LUA = r"""
+local reqs, idx, count = {}, 0, 0
+local counts = {}
+function setup(thread)
+  thread:set("tid", #counts)
+  thread:set("nthreads", tonumber(os.getenv("WRK_THREADS")))
+  table.insert(counts, thread)
+end
+function init(args)
+  local f = assert(io.open(args[1], "rb"))
+  local data = f:read("*a")
+  f:close()
+  local pos, k = 1, 0
+  while pos <= #data do
+    local nl = data:find("\n", pos, true)
+    local len = tonumber(data:sub(pos, nl - 1))
+    if k % nthreads == tid then
+      reqs[#reqs + 1] = data:sub(nl + 1, nl + len)
+    end
+    k = k + 1
+    pos = nl + 1 + len
+  end
+end
+function request()
+  idx = idx + 1
+  if idx > #reqs then idx = 1 end
+  count = count + 1
+  return reqs[idx]
+end
+function done(summary, latency, requests)
+  local out = string.format(
+    '{"requests": %d, "duration_us": %d, "connect": %d, "read": %d, "write": %d, "status": %d, "timeout": %d, ' ..
+    '"p50": %d, "p90": %d, "p99": %d, "p999": %d, "max": %d, "mean": %.1f}',
+    summary.requests, summary.duration, summary.errors.connect, summary.errors.read, summary.errors.write,
+    summary.errors.status, summary.errors.timeout,
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency:percentile(99.9),
+    latency.max, latency.mean)
+  io.write("WRKJSON " .. out .. "\n")
+end
+"""
+
+
+@dataclass
+class Path_:
+    name: str
+    url: str
+    build: Callable[[int, str], tuple]  # (i, run id) -> method, headers, body[, query string]
+    note: str
+
+
+def sim_say(text: str) -> Callable[[int, str], tuple[str, dict[str, str], bytes]]:
+    def build(i: int, run: str) -> tuple[str, dict[str, str], bytes]:
+        body = {"as": PEOPLE[i % len(PEOPLE)], "chat": "dm", "text": text, "id": f"{run}-{i}"}
+        return "POST", {"Content-Type": "application/json"}, json.dumps(body, ensure_ascii=False).encode()
+
+    return build
+
+
+def available_paths() -> tuple[list[Path_], list[str]]:
+    """The simulator paths always; a platform's path when its adapter and signing twin exist."""
+    paths = [
+        Path_("sim-help", "/sim/api/say", sim_say("帮助"), "simulator, 帮助 (read-only handler)"),
+        Path_(
+            "sim-plan",
+            "/sim/api/say",
+            sim_say("计划\n优化详情页首屏 支付转化率 +2pp\n差评回访 投诉率 -10%"),
+            "simulator, a two-line text plan (writes a plan version)",
+        ),
+    ]
+    skipped: list[str] = []
+    try:
+        from bench import webhook_platforms  # the signed platform builders (added when adapters land)
+
+        more, missing = webhook_platforms.paths()
+        paths.extend(Path_(**p) for p in more)
+        skipped.extend(missing)
+    except ImportError:
+        skipped.append("feishu/dingtalk/wecom: no adapters in this checkout")
+    return paths, skipped
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def database(kind: str, tmp: Path) -> Iterator[str]:
+    if kind == "sqlite":
+        yield f"sqlite:///{tmp / 'bench.db'}"
+        return
+    from sqlalchemy import text
+
+    from storage.db import make_engine
+
+    admin = make_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
+    name = f"planloop_bench_{uuid.uuid4().hex[:8]}"
+    with admin.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield PG_ADMIN.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def planloop(env: dict[str, str], *args: str) -> None:
+    subprocess.run(
+        [sys.executable, "-m", "bot.cli", *args], env=env, check=True, capture_output=True, timeout=300
+    )
+
+
+def raw_request(method: str, path: str, port: int, headers: dict[str, str], body: bytes) -> bytes:
+    lines = [f"{method} {path} HTTP/1.1", f"Host: 127.0.0.1:{port}", f"Content-Length: {len(body)}"]
+    lines += [f"{k}: {v}" for k, v in headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+def write_requests(path: Path_, port: int, count: int, out: Path) -> None:
+    run = uuid.uuid4().hex[:8]
+    with out.open("wb") as f:
+        for i in range(count):
+            built = path.build(i, run)
+            method, headers, body = built[:3]
+            query = built[3] if len(built) > 3 else ""  # type: ignore[misc]
+            raw = raw_request(method, path.url + query, port, headers, body)
+            f.write(f"{len(raw)}\n".encode() + raw)
+
+
+def wrk(port: int, script: Path, requests: Path, seconds: int, threads: int, connections: int) -> dict:
+    out = subprocess.run(
+        [
+            "wrk",
+            f"-t{threads}",
+            f"-c{connections}",
+            f"-d{seconds}s",
+            "--timeout",
+            "10s",
+            "-s",
+            str(script),
+            f"http://127.0.0.1:{port}",
+            "--",
+            str(requests),
+        ],
+        env={**os.environ, "WRK_THREADS": str(threads)},
+        capture_output=True,
+        text=True,
+        timeout=seconds + 60,
+        check=True,
+    ).stdout
+    line = next(line for line in out.splitlines() if line.startswith("WRKJSON "))
+    return json.loads(line.removeprefix("WRKJSON "))
+
+
+def wait_ready(port: int, proc: subprocess.Popen, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"serve exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=2) as resp:
+                if resp.status == 200:
+                    return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit("serve did not become ready")
+
+
+def bench_db(kind: str, paths: list[Path_], args: argparse.Namespace) -> list[dict]:
+    results = []
+    with tempfile.TemporaryDirectory(prefix="planloop-bench-") as tmpdir:
+        tmp = Path(tmpdir)
+        with database(kind, tmp) as url:
+            config = tmp / "planloop.toml"
+            config.write_text(
+                '[server]\ndatabase_url = "env:BENCH_DB"\nsecret_key = "env:BENCH_KEY"\n'
+                'public_url = "http://127.0.0.1"\n[simulator]\nenabled = true\n'
+                + (webhook_bots_toml() if any(p.name.split("-")[0] in PLATFORM_NAMES for p in paths) else ""),
+                encoding="utf-8",
+            )
+            env = {
+                **{k: v for k, v in os.environ.items() if not k.startswith("PROMETHEUS_")},
+                "PLANLOOP_CONFIG": str(config),
+                "BENCH_DB": url,
+                "BENCH_KEY": KEY,
+                "PYTHONPATH": str(ROOT),
+                "PLANLOOP_LOG_LEVEL": "warning",
+            }
+            planloop(env, "db", "upgrade")
+            planloop(env, "apply", str(ROOT / "examples" / "team.toml"))
+            port = free_port()
+            serve_args = ["serve", "--host", "127.0.0.1", "--port", str(port)]
+            if args.workers:
+                serve_args += ["--workers", str(args.workers)]
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "bot.cli", *serve_args],
+                env=env,
+                stdout=subprocess.DEVNULL,  # access log lines: wrk would be measuring the terminal
+                stderr=(tmp / "serve.log").open("w"),
+            )
+            try:
+                wait_ready(port, proc)
+                script = tmp / "bench.lua"
+                script.write_text(LUA, encoding="utf-8")
+                for path in paths:
+                    reqs = tmp / f"{path.name}.reqs"
+                    write_requests(path, port, args.pool, reqs)
+                    wrk(port, script, reqs, 3, args.threads, args.connections)  # warm-up
+                    write_requests(path, port, args.pool, reqs)  # fresh event ids for the measured run
+                    r = wrk(port, script, reqs, args.duration, args.threads, args.connections)
+                    r.update(
+                        db=kind, path=path.name, note=path.note, rps=r["requests"] / (r["duration_us"] / 1e6)
+                    )
+                    r["repeats"] = max(0, r["requests"] - args.pool)
+                    results.append(r)
+                    print(row(r), flush=True)
+            finally:
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(timeout=60)
+                failures = summarize_errors(tmp / "serve.log")
+                for reason, n in failures.most_common(5):
+                    print(f"#   {kind}: {n} × {reason}")
+    return results
+
+
+def summarize_errors(log: Path) -> Counter[str]:
+    """Why requests failed, from serve's JSON error lines: the last line of each traceback."""
+    reasons: Counter[str] = Counter()
+    for line in log.read_text(encoding="utf-8", errors="replace").splitlines():
+        if not line.startswith("{"):
+            continue
+        record = json.loads(line)
+        if record.get("level") in ("error", "critical"):
+            exc = [x for x in record.get("exc", "").strip().splitlines() if not x.startswith("(Background")]
+            last = next((x for x in reversed(exc) if not x.startswith((" ", "[SQL", "[parameters"))), "")
+            reasons[f"{record['message']}: {last}"[:200]] += 1
+    return reasons
+
+
+PLATFORM_NAMES = ("feishu", "dingtalk", "wecom")
+
+
+def webhook_bots_toml() -> str:
+    from bench import webhook_platforms
+
+    return webhook_platforms.BOTS_TOML
+
+
+def row(r: dict) -> str:
+    errors = r["connect"] + r["read"] + r["write"] + r["timeout"]
+    return (
+        f"| {r['db']} | {r['path']} | {r['rps']:.0f} | {r['p50'] / 1000:.1f} | {r['p90'] / 1000:.1f} | "
+        f"{r['p99'] / 1000:.1f} | {r['max'] / 1000:.0f} | {r['status']} | {errors} | {r['repeats']} |"
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--db", choices=["sqlite", "postgresql", "both"], default="both")
+    parser.add_argument("--paths", help="comma-separated path names (default: all available)")
+    parser.add_argument("--duration", type=int, default=15, help="seconds per path")
+    parser.add_argument("--threads", type=int, default=2, help="wrk threads")
+    parser.add_argument("--connections", type=int, default=16, help="wrk connections")
+    parser.add_argument("--workers", type=int, help="gunicorn workers (default: planloop's default)")
+    parser.add_argument("--pool", type=int, default=40000, help="distinct requests per path")
+    args = parser.parse_args()
+
+    paths, skipped = available_paths()
+    if args.paths:
+        wanted = args.paths.split(",")
+        paths = [p for p in paths if p.name in wanted]
+    from bot.serve import default_workers
+
+    print(
+        f"# machine: {os.cpu_count()} cores; wrk -t{args.threads} -c{args.connections} -d{args.duration}s; "
+        f"gunicorn gthread, {args.workers or default_workers()} workers x 4 threads; same machine as wrk"
+    )
+    for note in skipped:
+        print(f"# skipped: {note}")
+    print("| db | path | req/s | p50 ms | p90 ms | p99 ms | max ms | non-2xx | socket errors | repeats |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    kinds = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
+    for kind in kinds:
+        bench_db(kind, paths, args)
+
+
+if __name__ == "__main__":
+    main()
