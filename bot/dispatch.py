@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 
+from sqlalchemy.exc import IntegrityError
+
 from bot.platforms.base import Platform, WebResponse
 from bot.services import Services
 from handlers.inbound import Inbound
@@ -15,7 +17,21 @@ log = logging.getLogger("planloop.inbound")
 
 def process(services: Services, platform: Platform, inbound: Inbound) -> WebResponse:
     """Handle one verified event in one transaction: the dedupe record, the handler's writes and
-    any outbox rows commit together, so a crash means the platform's retry starts clean."""
+    any outbox rows commit together, so a crash means the platform's retry starts clean.
+
+    Two requests racing on the same row (a platform retry arriving while the first is still
+    running, a double click on PostgreSQL) make the loser's commit fail on a unique key; it is
+    run once more, sees the winner's rows, and answers as a duplicate or a no-op would."""
+    try:
+        return _process_once(services, platform, inbound)
+    except IntegrityError:
+        log.info(
+            "conflict with a concurrent request; running once more", extra={"event_id": inbound.event_id}
+        )
+        return _process_once(services, platform, inbound)
+
+
+def _process_once(services: Services, platform: Platform, inbound: Inbound) -> WebResponse:
     now = services.clock()
     with transaction(services.sessions) as session:
         if not events.first_time(session, f"{inbound.bot_id}:{inbound.event_id}", now):

@@ -275,3 +275,32 @@ def test_the_transcript_keeps_what_was_said_and_answered(sim, demo_team):
     sim.say("lilei", "写计划")
     messages = sim.messages("lilei")
     assert [(m["from"], m["title"]) for m in messages] == [("lilei", ""), ("bot", "填写本周计划 · 2026-W48")]
+
+
+def test_a_request_that_loses_a_race_on_a_unique_key_is_run_once_more(sim, demo_team, db, monkeypatch):
+    """The loser of two simultaneous submits sees the winner's plan and stores nothing twice."""
+    import dataclasses
+
+    from sqlalchemy.exc import IntegrityError
+
+    from bot import dispatch
+
+    real = dispatch._process_once
+    attempts = []
+
+    def racing(services, platform, inbound):
+        attempts.append(inbound.event_id)
+        if len(attempts) == 1:
+            # the other click commits first; our own commit then fails on (person_id, week, version)
+            real(services, platform, dataclasses.replace(inbound, event_id="the-other-click"))
+            raise IntegrityError(
+                "INSERT INTO plans", {}, Exception("duplicate key (person_id, week, version)")
+            )
+        return real(services, platform, inbound)
+
+    monkeypatch.setattr(dispatch, "_process_once", racing)
+    (card,) = sim.act("lilei", "plan.submit", _form_values(*THREE), id="this-click")
+    assert attempts == ["this-click", "this-click"]
+    assert "内容与当前版本相同" in card["text"]
+    with db() as s:
+        assert s.scalar(select(func.count()).select_from(Plan)) == 1
