@@ -98,15 +98,19 @@ class TokenBuckets:
     """One bucket of ``count`` tokens per ``RateLimit.key``; a spent token returns ``per_seconds``
     after it was spent. So a burst may use the whole bucket, yet no window of ``per_seconds``
     ever sees more than ``count`` sends (a refill-rate bucket would allow up to twice that,
-    enough to trip DingTalk's 20-per-minute ban). Shared by the relay threads of a process."""
+    enough to trip DingTalk's 20-per-minute ban). Shared by the relay threads of a process.
+
+    One key may carry several windows (Feishu's robot: 5 a second and 100 a minute); each
+    window keeps its own history, or the short one would forget what the long one must count."""
 
     def __init__(self) -> None:
-        self._spent: dict[str, deque[float]] = {}  # key -> times tokens were spent, oldest first
+        # (key, window) -> times tokens were spent, oldest first
+        self._spent: dict[tuple[str, float], deque[float]] = {}
         self._blocked: dict[str, float] = {}  # key -> until (the platform said "slow down")
         self._lock = threading.Lock()
 
     def _live(self, limit: RateLimit, now: float) -> deque[float]:
-        spent = self._spent.setdefault(limit.key, deque())
+        spent = self._spent.setdefault((limit.key, float(limit.per_seconds)), deque())
         while spent and spent[0] <= now - limit.per_seconds:
             spent.popleft()
         return spent
@@ -133,16 +137,20 @@ class TokenBuckets:
         with self._lock:
             wait = self._wait(limits, now)
             if wait == 0:
-                for limit in limits:
-                    if limit.count > 0 and limit.per_seconds > 0:
-                        self._live(limit, now).append(now)
+                self._take(limits, now)
             return wait
 
     def take(self, limits: Iterable[RateLimit], now: float) -> None:
         with self._lock:
-            for limit in limits:
-                if limit.count > 0 and limit.per_seconds > 0:
-                    self._live(limit, now).append(now)
+            self._take(list(limits), now)
+
+    def _take(self, limits: list[RateLimit], now: float) -> None:
+        """One spend per (key, window), however many limits name it."""
+        windows = {
+            (lim.key, float(lim.per_seconds)): lim for lim in limits if lim.count > 0 and lim.per_seconds > 0
+        }
+        for limit in windows.values():
+            self._live(limit, now).append(now)
 
     def block(self, keys: Iterable[str], until: float) -> None:
         with self._lock:

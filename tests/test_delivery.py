@@ -117,6 +117,27 @@ def test_acquire_takes_from_every_bucket_or_from_none() -> None:
     assert buckets.acquire([app], 0.3) == pytest.approx(0.7)
 
 
+@pytest.mark.parametrize(
+    ("sends", "at", "expected"),
+    [
+        ([0.0] * 5, 0.5, 0.5),  # 5 a second: the 6th waits for the first to age out
+        ([i / 5 for i in range(100)], 20.0, 40.0),  # 100 a minute: the 101st waits until 60 s
+        ([i / 5 for i in range(100)], 60.0, 0.0),
+        ([i / 5 for i in range(99)], 20.0, 0.0),
+    ],
+)
+def test_two_windows_on_one_key_each_keep_their_own_history(
+    sends: list[float], at: float, expected: float
+) -> None:
+    """Feishu's robot declares 5/s and 100/min under one key; the 1 s window must not make the
+    bucket forget sends the 60 s window still counts, nor count one send twice."""
+    limits = [RateLimit("robot", 5, 1.0), RateLimit("robot", 100, 60.0)]
+    buckets = TokenBuckets()
+    for t in sends:
+        assert buckets.acquire(limits, t) == 0.0
+    assert buckets.wait(limits, at) == pytest.approx(expected)
+
+
 def test_token_bucket_block_and_independent_keys() -> None:
     a, b = RateLimit("a", 1, 10), RateLimit("b", 5, 10)
     buckets = TokenBuckets()
