@@ -36,6 +36,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from bot import logs, metrics
 from bot.platforms.base import DeliveryError, Outbound, RateLimit, SendResult
 from bot.services import Services
 from cards import builders_ops
@@ -46,6 +47,10 @@ from storage.db import is_sqlite, transaction
 from storage.models import OutboxMessage, Team
 
 log = logging.getLogger("planloop.delivery")
+
+# deliver()'s outcome -> planloop_deliveries_total{result}: a deferred (rate-limited) or lost
+# (lease ran out, settled elsewhere) attempt sent nothing and is not a failure: "skipped".
+DELIVERY_METRIC = {"sent": "sent", "retried": "retry", "dead": "dead", "waited": "skipped", "lost": "skipped"}
 
 # Keys of Outbound.extra for ``webhook`` rows: the team's group-robot URL and signing secret.
 WEBHOOK_URL = "url"
@@ -156,6 +161,11 @@ class TokenBuckets:
         with self._lock:
             for key in keys:
                 self._blocked[key] = max(self._blocked.get(key, 0.0), until)
+
+
+def _ctx(claimed: Claimed) -> dict[str, str]:
+    """The structured-log fields of one outbox row."""
+    return {"outbox_id": claimed.id, "bot": claimed.bot_id}
 
 
 def backoff(attempts: int, policy: RelayPolicy, rng: Callable[[], float], retry_after: float | None) -> float:
@@ -298,12 +308,19 @@ class Relay:
             return stored  # written before sealing existed, or by hand
         try:
             keys = [k.get() for k in self.services.settings.secret_keys]
-            return secrets.Sealer(keys).open(stored)
+            opened = secrets.Sealer(keys).open(stored)
         except secrets.SecretsUnavailable as exc:
             raise DeliveryError(f"cannot open the team's webhook: {exc}", retry=True, code="secret") from exc
+        logs.add_secret(opened)  # from now on the log redacts it wherever it shows up
+        return opened
 
     def deliver(self, claimed: Claimed) -> str:
         """Send one claimed row; returns the outcome: sent | retried | dead | waited | lost."""
+        outcome = self._deliver(claimed)
+        metrics.count_delivery(DELIVERY_METRIC.get(outcome, "skipped"))
+        return outcome
+
+    def _deliver(self, claimed: Claimed) -> str:
         platform = self.services.platforms.get(claimed.bot_id)
         try:
             if platform is None:
@@ -319,10 +336,12 @@ class Relay:
             try:
                 limits = list(platform.limits(message))
             except Exception:  # a limits bug must not stop delivery
-                log.exception("limits() failed for %s", claimed.bot_id)
+                log.exception("limits() failed for %s", claimed.bot_id, extra=_ctx(claimed))
                 limits = []
             if self.services.clock() >= claimed.claimed_until:
-                log.warning("lease on %s ran out before sending; leaving it to the next claim", claimed.id)
+                log.warning(
+                    "lease on %s ran out before sending; leaving it to the next claim", claimed.id, extra=_ctx(claimed)
+                )
                 return "lost"
             now_ts = self.services.clock().timestamp()
             wait = self.buckets.acquire(limits, now_ts)
@@ -340,7 +359,12 @@ class Relay:
             )
         except Exception as exc:  # timeouts, connection resets, adapter bugs: try again later
             log.warning(
-                "send %s on %s raised %s", claimed.id, claimed.bot_id, type(exc).__name__, exc_info=True
+                "send %s on %s raised %s",
+                claimed.id,
+                claimed.bot_id,
+                type(exc).__name__,
+                exc_info=True,
+                extra=_ctx(claimed),
             )
             return self._failed(
                 claimed, f"{type(exc).__name__}: {exc}", retry=True, retry_after=None, code="exception"
@@ -370,8 +394,12 @@ class Relay:
                 .execution_options(synchronize_session=False)
             )
             if (done.rowcount or 0) != 1:  # type: ignore[attr-defined]
-                log.warning("outbox %s was already settled by another relay (sent twice?)", claimed.id)
-        log.info("sent %s via %s (%s)", claimed.id, claimed.bot_id, result.platform_message_id)
+                log.warning(
+                    "outbox %s was already settled by another relay (sent twice?)", claimed.id, extra=_ctx(claimed)
+                )
+        log.info(
+            "sent %s via %s (%s)", claimed.id, claimed.bot_id, result.platform_message_id, extra=_ctx(claimed)
+        )
         return "sent"
 
     def _release(self, session: Session, claimed: Claimed, **values: Any) -> bool:
@@ -409,11 +437,20 @@ class Relay:
                     last_error=text[:2000],
                     next_attempt_at=now + timedelta(seconds=delay),
                 )
-                log.info("send %s failed (attempt %d), retry in %.1fs: %s", claimed.id, attempts, delay, text)
+                log.info(
+                    "send %s failed (attempt %d), retry in %.1fs: %s",
+                    claimed.id,
+                    attempts,
+                    delay,
+                    text,
+                    extra=_ctx(claimed),
+                )
                 return "retried"
             if not self._release(session, claimed, attempts=attempts, last_error=text[:2000], status="dead"):
                 return "lost"
-            log.error("outbox %s is dead after %d attempts: %s", claimed.id, attempts, text)
+            log.error(
+                "outbox %s is dead after %d attempts: %s", claimed.id, attempts, text, extra=_ctx(claimed)
+            )
             self._tell_admins(session, claimed, attempts, text, now)
         return "dead"
 

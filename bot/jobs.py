@@ -23,6 +23,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
+from bot import metrics
 from bot.config import Settings
 from bot.delivery import worker_name
 from bot.services import Services
@@ -403,6 +404,7 @@ def run_job(
         run = claim_run(session, name, period, services.clock(), who, explicit, detail={"at": at.isoformat()})
         claimed = (run.id, run.attempt) if run is not None else None
     if claimed is None:
+        metrics.count_job(name, "skipped")
         return JobResult(name, period, status="skipped", reason="already claimed for this period")
     run_id, attempt = claimed
     token = _current.set(RunInfo(name, period, attempt, at))
@@ -414,6 +416,7 @@ def run_job(
             finish_run(
                 session, run_id, services.clock(), ok=False, detail={"error": f"{type(exc).__name__}: {exc}"}
             )
+        metrics.count_job(name, "failed")
         return JobResult(name, period, status="failed", reason=f"{type(exc).__name__}: {exc}")
     finally:
         _current.reset(token)
@@ -424,5 +427,13 @@ def run_job(
         finish_run(
             session, run_id, services.clock(), ok=True, detail=json.loads(json.dumps(summary, default=str))
         )
-    log.info("job %s for %s: %s (%d messages)", name, period, result.status, result.enqueued)
+    log.info(
+        "job %s for %s: %s (%d messages)",
+        name,
+        period,
+        result.status,
+        result.enqueued,
+        extra={"job": name, "period": period},
+    )
+    metrics.count_job(name, result.status if result.status in metrics.JOB_STATUSES else "done")
     return result

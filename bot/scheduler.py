@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.base import BaseTrigger
@@ -29,6 +31,8 @@ log = logging.getLogger("planloop.scheduler")
 ORIGIN = datetime(2000, 1, 3)  # a Monday; interval slots count from local midnight of this day  # noqa: DTZ001
 CATCH_UP_WITHIN = timedelta(hours=6)  # on start, a slot missed this recently still runs
 DEFAULT_POLL = "1h"
+TICK_SECONDS = 30  # [server] scheduler_tick_seconds: how often the leader checks for due slots
+TICK_JOB = "tick"
 
 _INTERVAL = re.compile(r"^\s*(\d+)\s*([smhd]?)\s*$", re.IGNORECASE)
 _UNITS = {"s": 1, "": 1, "m": 60, "h": 3600, "d": 86400}
@@ -139,8 +143,59 @@ def catch_up(services: Services, within: timedelta = CATCH_UP_WITHIN) -> list[Jo
     return results
 
 
-def build_scheduler(services: Services) -> BackgroundScheduler:
-    """The scheduler with every slot added (not started)."""
+def tick_seconds(extra: Any) -> float:
+    """``[server] scheduler_tick_seconds`` (default 30; at least 0.1)."""
+    try:
+        return max(0.1, float(extra.get("scheduler_tick_seconds", TICK_SECONDS)))
+    except (TypeError, ValueError):
+        return float(TICK_SECONDS)
+
+
+def due_in(services: Services, start: datetime, end: datetime) -> list[tuple[datetime, Slot]]:
+    """The runs a scheduler would have made in (start, end], in time order: every time of a
+    cron slot, the latest time of a ``catch_up=False`` slot (polls and ``recover`` coalesce)."""
+    due: list[tuple[datetime, Slot]] = []
+    for slot in slots(services):
+        times = list(fire_times(slot.trigger, start, end))
+        due.extend((t, slot) for t in (times if slot.catch_up else times[-1:]))
+    return sorted(due, key=lambda pair: (pair[0], pair[1].job))
+
+
+class Ticker:
+    """The leader's periodic sweep: run every slot that became due since the last tick.
+
+    APScheduler's own triggers follow the wall clock and drop runs older than their grace
+    time (a paused scheduler, a slow leader, a takeover after the leader died). The tick
+    looks at ``services.clock()`` instead, from the last tick it finished to now (at most
+    ``CATCH_UP_WITHIN`` back), so no slot is lost; the ``(job, period)`` claim makes a slot
+    that the trigger (or another leader) already ran a no-op.
+    """
+
+    def __init__(self, services: Services, since: datetime | None = None):
+        self.services = services
+        self.last = since or services.clock()
+        self._lock = threading.Lock()
+
+    def __call__(self) -> list[JobResult]:
+        with self._lock:  # max_instances=1 already; this also guards a direct call
+            now = self.services.clock()
+            start = max(self.last, now - CATCH_UP_WITHIN)
+            if now <= start:
+                return []
+            results = []
+            try:
+                for at, slot in due_in(self.services, start, now):
+                    results.append(run_job(self.services, slot.job, at))
+                    self.last = at  # a failure part-way resumes from here on the next tick
+            except Exception:  # the database went away: the next tick takes the same window again
+                log.exception("scheduler tick over (%s, %s] failed", start.isoformat(), now.isoformat())
+                return results
+            self.last = now
+            return results
+
+
+def build_scheduler(services: Services, ticker: Ticker | None = None) -> BackgroundScheduler:
+    """The scheduler with every slot and the tick added (not started)."""
     tz = services.settings.tz
     scheduler = BackgroundScheduler(
         timezone=tz,
@@ -148,4 +203,11 @@ def build_scheduler(services: Services) -> BackgroundScheduler:
     )
     for slot in slots(services):
         scheduler.add_job(fire, trigger=slot.trigger, args=[services, slot], id=slot.job, name=slot.job)
+    scheduler.add_job(
+        ticker or Ticker(services),
+        trigger=IntervalTrigger(seconds=tick_seconds(services.settings.extra), timezone=tz),
+        id=TICK_JOB,
+        name=TICK_JOB,
+        misfire_grace_time=None,  # a late tick still runs: it is the safety net
+    )
     return scheduler

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+import os
 from datetime import UTC, datetime
+from pathlib import Path
 
 import requests
 from sqlalchemy import Engine
@@ -20,8 +22,37 @@ from storage.db import make_engine, make_sessionmaker
 SIM_BOT = BotConfig("sim", "simulator", {}, {})
 
 
+CLOCK_FILE_ENV = "PLANLOOP_CLOCK_FILE"
+
+
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+def file_clock(path: str) -> Callable[[], datetime]:
+    """FOR TESTS ONLY: a clock that reads an ISO datetime (with its offset) from ``path`` on
+    every call, so a test can move the time of processes it started (serve, worker). A naive
+    datetime is taken as UTC. Write the file atomically (write a temporary file, rename it);
+    a read that fails keeps the last time read (the real time before the first good read)."""
+    file = Path(path)
+    last: list[datetime] = []
+
+    def now() -> datetime:
+        try:
+            at = datetime.fromisoformat(file.read_text(encoding="utf-8").strip())
+        except (OSError, ValueError):
+            return last[0] if last else utcnow()
+        at = at if at.tzinfo is not None else at.replace(tzinfo=UTC)
+        last[:] = [at]
+        return at
+
+    return now
+
+
+def default_clock() -> Callable[[], datetime]:
+    """The real UTC clock, unless the test-only ``PLANLOOP_CLOCK_FILE`` is set (see file_clock)."""
+    path = os.environ.get(CLOCK_FILE_ENV)
+    return file_clock(path) if path else utcnow
 
 
 @dataclass
@@ -55,11 +86,12 @@ class Services:
 def build_services(
     settings: Settings,
     *,
-    clock: Callable[[], datetime] = utcnow,
+    clock: Callable[[], datetime] | None = None,
     http: requests.Session | None = None,
     engine: Engine | None = None,
 ) -> Services:
     """Wire everything from settings. Makes no connection: SQLAlchemy engines connect lazily."""
+    clock = clock or default_clock()
     engine = engine or make_engine(settings.database_url)
     sessions = make_sessionmaker(engine)
     http = http or requests.Session()

@@ -2,21 +2,28 @@
 
 ``planloop worker`` calls ``main``; ``planloop demo`` runs ``run_worker`` in a
 thread next to the web app; ``planloop run JOB --at`` calls ``run_now``.
+
+Every worker relays the outbox. Only the elected leader schedules (``bot.leader``): the
+APScheduler instance starts paused and is resumed while this worker holds the leadership
+and paused when it loses it. On SQLite ``main`` refuses a second worker on the same file.
+The demo runs ``run_worker`` without an election: it is the only worker of its database.
 """
 
 from __future__ import annotations
 
 import logging
 import signal
+import sys
 import threading
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import update
 
+from bot import leader, metrics
 from bot.delivery import Relay, RelayStats, TokenBuckets, drain, run_relay, worker_name
 from bot.jobs import JobResult, run_job
-from bot.scheduler import build_scheduler, catch_up
+from bot.scheduler import Ticker, build_scheduler, catch_up
 from bot.services import Services
 from storage.db import transaction
 from storage.models import OutboxMessage
@@ -26,6 +33,98 @@ log = logging.getLogger("planloop.worker")
 RUN_DELIVERY_DEADLINE = timedelta(minutes=1)
 
 
+class Worker:
+    """One worker process's loops: ``relays`` delivery threads (always) and the scheduler
+    (while ``election`` says this worker leads; always when there is no election)."""
+
+    def __init__(
+        self,
+        services: Services,
+        *,
+        scheduler: bool = True,
+        relays: int = 1,
+        election: leader.LeaderElection | None = None,
+        poll: float = leader.POLL_SECONDS,
+    ):
+        self.services = services
+        self.election = election
+        self.poll = poll
+        self.name = worker_name()
+        self.ticker = Ticker(services)
+        self.scheduler = build_scheduler(services, self.ticker) if scheduler else None
+        self.leading = False
+        buckets = TokenBuckets()  # one set of rate limits for every relay thread of this process
+        self._relays = max(1, relays)
+        self._buckets = buckets
+        self.threads: list[threading.Thread] = []
+
+    def alive(self) -> bool:
+        """For /healthz: every relay thread still turns."""
+        relays = [t for t in self.threads if t.name.startswith("planloop-relay-")]
+        return bool(relays) and all(t.is_alive() for t in relays)
+
+    def _start_relays(self, stop: threading.Event) -> None:
+        for n in range(self._relays):
+            relay = Relay(self.services, name=f"{self.name}/relay{n}", buckets=self._buckets)
+            thread = threading.Thread(
+                target=run_relay,
+                args=(self.services, stop),
+                kwargs={"relay": relay},
+                name=f"planloop-relay-{n}",
+                daemon=True,
+            )
+            thread.start()
+            self.threads.append(thread)
+
+    def update_leadership(self) -> bool:
+        """Resume the scheduler when this worker (still) leads, pause it when not."""
+        if self.scheduler is None:
+            return False
+        try:
+            leads = self.election.try_acquire() if self.election is not None else True
+        except Exception:  # an election that cannot tell is not a leader
+            log.exception("leader election failed; not scheduling")
+            leads = False
+        if leads and not self.leading:
+            self.scheduler.resume()
+            self.leading = True
+            log.info("leading: scheduler resumed with %d jobs", len(self.scheduler.get_jobs()))
+            # a slot missed while no worker led still runs (its claim keeps it single)
+            thread = threading.Thread(
+                target=_catch_up, args=(self.services,), name="planloop-catch-up", daemon=True
+            )
+            thread.start()
+            self.threads.append(thread)
+        elif not leads and self.leading:
+            self.scheduler.pause()
+            self.leading = False
+            log.warning("no longer leading: scheduler paused")
+        return leads
+
+    def run(self, stop: threading.Event, ready: threading.Event | None = None) -> None:
+        """Run until ``stop`` is set; then stop the loops and give the leadership up."""
+        self._start_relays(stop)
+        try:
+            if self.scheduler is not None:
+                self.scheduler.start(paused=True)
+                log.info("scheduler ready (%s), waiting for the leadership", self.services.settings.timezone)
+                self.update_leadership()
+            if ready is not None:
+                ready.set()
+            while not stop.wait(self.poll):
+                self.update_leadership()
+        finally:
+            stop.set()
+            if self.scheduler is not None and self.scheduler.running:
+                self.scheduler.shutdown(wait=True)
+            self.leading = False
+            if self.election is not None:
+                self.election.release()  # the next worker takes over at once
+            for thread in self.threads:
+                thread.join(timeout=30)
+            log.info("worker stopped")
+
+
 def run_worker(
     services: Services,
     stop_event: threading.Event,
@@ -33,42 +132,12 @@ def run_worker(
     scheduler: bool = True,
     relays: int = 1,
     ready: threading.Event | None = None,
+    election: leader.LeaderElection | None = None,
 ) -> None:
-    """Run until ``stop_event`` is set: scheduled jobs (unless ``scheduler=False``, for a worker
-    that only relays) and ``relays`` delivery loops. Returns after a clean shutdown."""
-    name = worker_name()
-    sched = build_scheduler(services) if scheduler else None
-    buckets = TokenBuckets()  # one set of rate limits for every relay thread of this process
-    threads = [
-        threading.Thread(
-            target=run_relay,
-            args=(services, stop_event),
-            kwargs={"relay": Relay(services, name=f"{name}/relay{n}", buckets=buckets)},
-            name=f"planloop-relay-{n}",
-            daemon=True,
-        )
-        for n in range(max(1, relays))
-    ]
-    for thread in threads:
-        thread.start()
-    if sched is not None:
-        sched.start()
-        log.info("scheduler started (%s) with %d slots", services.settings.timezone, len(sched.get_jobs()))
-        # a slot missed while no worker was up still runs (its claim keeps it single)
-        threads.append(
-            threading.Thread(target=_catch_up, args=(services,), name="planloop-catch-up", daemon=True)
-        )
-        threads[-1].start()
-    if ready is not None:
-        ready.set()
-    try:
-        stop_event.wait()
-    finally:
-        if sched is not None:
-            sched.shutdown(wait=True)
-        for thread in threads:
-            thread.join(timeout=30)
-        log.info("worker stopped")
+    """Run until ``stop_event`` is set: ``relays`` delivery loops, and scheduled jobs (unless
+    ``scheduler=False``) while ``election`` makes this worker the leader. Without an election
+    (the demo: one worker in-process) the scheduler always runs. Releases the election on return."""
+    Worker(services, scheduler=scheduler, relays=relays, election=election).run(stop_event, ready)
 
 
 def _catch_up(services: Services) -> None:
@@ -79,7 +148,13 @@ def _catch_up(services: Services) -> None:
 
 
 def main(services: Services) -> int:
-    """``planloop worker``: run until SIGTERM or Ctrl-C."""
+    """``planloop worker``: run until SIGTERM or Ctrl-C. On SQLite, exits 1 if another worker
+    already runs against the same database file."""
+    try:
+        election = leader.elect(services.engine)  # SQLite: takes the file lock now
+    except leader.WorkerRefused as exc:
+        print(f"planloop worker: {exc}", file=sys.stderr, flush=True)
+        return 1
     stop = threading.Event()
 
     def on_signal(signum: int, _frame: Any) -> None:
@@ -88,7 +163,24 @@ def main(services: Services) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    run_worker(services, stop)
+    worker = Worker(services, election=election)
+    extra = services.settings.extra
+    port = metrics.worker_port(extra)
+    server = None
+    if port:
+        try:
+            server = metrics.start_worker_server(
+                port, alive=worker.alive, engine=services.engine, token=metrics.metrics_token(extra)
+            )
+            log.info("worker /healthz and /metrics on port %d", server.server_port)
+        except OSError as exc:  # the relay matters more than the probe port: keep going, loudly
+            log.error("cannot serve /healthz and /metrics on port %d: %s", port, exc)
+    try:
+        worker.run(stop)
+    finally:
+        if server is not None:
+            server.shutdown()
+            server.server_close()
     return 0
 
 
