@@ -340,7 +340,9 @@ class Relay:
                 limits = []
             if self.services.clock() >= claimed.claimed_until:
                 log.warning(
-                    "lease on %s ran out before sending; leaving it to the next claim", claimed.id, extra=_ctx(claimed)
+                    "lease on %s ran out before sending; leaving it to the next claim",
+                    claimed.id,
+                    extra=_ctx(claimed),
                 )
                 return "lost"
             now_ts = self.services.clock().timestamp()
@@ -395,7 +397,9 @@ class Relay:
             )
             if (done.rowcount or 0) != 1:  # type: ignore[attr-defined]
                 log.warning(
-                    "outbox %s was already settled by another relay (sent twice?)", claimed.id, extra=_ctx(claimed)
+                    "outbox %s was already settled by another relay (sent twice?)",
+                    claimed.id,
+                    extra=_ctx(claimed),
                 )
         log.info(
             "sent %s via %s (%s)", claimed.id, claimed.bot_id, result.platform_message_id, extra=_ctx(claimed)

@@ -164,7 +164,15 @@ def test_every_trigger_and_the_scheduler_carry_the_zone(services) -> None:
     sched = scheduler.build_scheduler(services)
     assert str(sched.timezone) == "Asia/Shanghai"
     triggers = {job.id: job.trigger for job in sched.get_jobs()}
-    assert set(triggers) == {"lag-alerts", "monday-summary", "reminders", "appraisal", "recover", "poll:shop", "tick"}
+    assert set(triggers) == {
+        "lag-alerts",
+        "monday-summary",
+        "reminders",
+        "appraisal",
+        "recover",
+        "poll:shop",
+        "tick",
+    }
     assert {str(t.timezone) for t in triggers.values()} == {"Asia/Shanghai"}
     assert not sched.running  # building is not starting
 
