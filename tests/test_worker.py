@@ -324,3 +324,34 @@ def test_a_second_sqlite_worker_is_refused_with_exit_1(tmp_path) -> None:
     assert third.poll() is None, third.stderr.read() if third.stderr else ""
     third.send_signal(signal.SIGTERM)
     assert third.wait(30) == 0
+
+
+# --- a platform retry racing its original on another web replica --------------------------------
+
+
+def test_a_retry_racing_the_original_is_a_duplicate_not_an_error(engine, clock) -> None:
+    """The retry's lookup ran before the original committed; its insert then meets the key."""
+    from sqlalchemy import event as sa_event
+
+    from storage import events
+    from storage.db import make_sessionmaker
+
+    sessions = make_sessionmaker(engine)
+    with sessions() as session, session.begin():
+        assert events.first_time(session, "sim:ev-1", clock())
+    # the retry's SELECT happened "before" the commit above: make it see nothing
+    hide = "inbound_events.key = "
+
+    def blind(conn, cursor, statement, parameters, context, executemany):  # noqa: ANN001, ANN202, ARG001
+        if statement.lstrip().upper().startswith("SELECT") and hide in statement:
+            statement = statement.replace(hide, "inbound_events.key IS NULL AND inbound_events.key = ")
+        return statement, parameters
+
+    sa_event.listen(engine, "before_cursor_execute", blind, retval=True)
+    try:
+        with sessions() as session, session.begin():
+            assert events.first_time(session, "sim:ev-1", clock()) is False
+            # the transaction is still usable: the handler's writes would go on
+            assert events.first_time(session, "sim:ev-2", clock()) is True  # a new key still goes in
+    finally:
+        sa_event.remove(engine, "before_cursor_execute", blind)
