@@ -224,8 +224,7 @@ def _require_key(settings: Settings, what: str) -> None:
     if not settings.secret_keys:
         print(
             f"planloop {what}: server.secret_key is not set (it signs page links and encrypts secrets "
-            'at rest); generate one with: python -c "from cryptography.fernet import Fernet; '
-            'print(Fernet.generate_key().decode())"',
+            "at rest); generate one with: planloop keys generate",
             file=sys.stderr,
         )
         raise SystemExit(2)
