@@ -8,6 +8,7 @@ from sqlalchemy.exc import IntegrityError
 
 from bot.platforms.base import Platform, WebResponse
 from bot.services import Services
+from cards.builders import private_reply_notice
 from handlers.inbound import Inbound
 from storage import events, outbox
 from storage.db import transaction
@@ -39,6 +40,14 @@ def _process_once(services: Services, platform: Platform, inbound: Inbound) -> W
             return platform.ack_duplicate(inbound)
         ctx = services.context(session, inbound.bot_id)
         card = services.router.dispatch(inbound, ctx)
+        if card is not None and inbound.chat_type == "group" and inbound.kind == "text":
+            # A command's answer is the asker's own (their plan, progress, score, and links signed
+            # for them): it goes to their direct chat; the group only sees that it was sent.
+            private = outbox.Target(inbound.bot_id, "user", inbound.actor)
+            outbox.enqueue(
+                session, private, card, dedupe_key=f"dm:{inbound.bot_id}:{inbound.event_id}", now=now
+            )
+            card = private_reply_notice(card.title)
         response, via_outbox = platform.answer(inbound, card)
         if card is not None and via_outbox:
             group = inbound.chat_type == "group"

@@ -188,6 +188,15 @@ def plan_receipt(
     )
 
 
+def private_reply_notice(title: str) -> Card:
+    """What a group sees when someone's command was answered in their direct chat (no data, no links)."""
+    return Card(
+        title="已私信回复",
+        theme="grey",
+        blocks=(Markdown(f"“{title}”已通过私聊发给你，请在与机器人的私聊中查看。"),),
+    )
+
+
 def text_plan_errors(errors: Sequence[str]) -> Card:
     """The answer to a text plan with problems: numbered by line, nothing stored."""
     body = "\n".join(errors)

@@ -344,26 +344,33 @@ def test_unknown_callback_path_is_400(dt):
     assert post_robot(dt, headers, body, sub="outgoing").status_code == 400
 
 
-def test_group_robot_message_gets_the_plan_form_on_its_session_webhook(dt):
+def test_group_robot_message_sends_the_plan_form_privately_and_a_notice_to_the_group(dt):
     headers, body = dt.fake.robot_callback("@计划助手 写计划", conversation_type="2")
     response = post_robot(dt, headers, body)
     assert response.status_code == 200
-    [row] = outbox_rows(dt)
-    assert (row.channel, row.target) == ("chat", GROUP)
-    assert row.card["form"]["action"] == "plan.submit" and row.card["form"]["link"]
+    rows = outbox_rows(dt)
+    assert sorted((r.channel, r.target) for r in rows) == [("chat", GROUP), ("user", LILEI)]
+    private = next(r for r in rows if r.channel == "user")
+    notice = next(r for r in rows if r.channel == "chat")
+    assert private.card["form"]["action"] == "plan.submit" and private.card["form"]["link"]
+    # the group's notice goes back on the message's session webhook and carries no link
     session_url = json.loads(body)["sessionWebhook"]
-    assert decode_handle(row.reply_handle)["session"] == session_url
-
-    deliver(dt, row)
+    assert decode_handle(notice.reply_handle)["session"] == session_url
+    deliver(dt, notice)
     [sent] = dt.fake.session_messages
     assert sent["session"] == session_url.split("session=")[1]
-    card = sent["body"]["actionCard"]
+    assert "/p/" not in json.dumps(sent["body"], ensure_ascii=False)
+
+    deliver(dt, private)
+    [dm] = dt.fake.user_messages
+    assert dm["userIds"] == [LILEI]
+    card = json.loads(dm["msgParam"])
     assert "2026-W48" in card["title"] and "李雷" in card["text"]
     # the form is a link to the signed web page for this person, plan page, this week
     token = card["singleURL"].rsplit("/p/", 1)[1]
     claims = dt.services.links.verify(token, dt.clock(), page="plan-form")
     assert (claims.person, claims.week) == ("lilei", "2026-W48")
-    assert dt.fake.group_messages == [] and dt.fake.tokens_issued == 0
+    assert dt.fake.group_messages == []
 
 
 def test_direct_message_reply_falls_back_to_the_api_when_the_session_webhook_expired(dt):
@@ -390,7 +397,7 @@ def test_a_session_webhook_outside_dingtalk_is_never_used(dt):
     msg = {**json.loads(body), "sessionWebhook": "https://attacker.example/robot/sendBySession?session=x"}
     headers, body = _robot_signed(dt.fake, dt.clock, json.dumps(msg, ensure_ascii=False).encode())
     assert post_robot(dt, headers, body).status_code == 200
-    [row] = outbox_rows(dt)
+    [row] = [r for r in outbox_rows(dt) if r.channel == "chat"]  # the group's notice
     assert row.reply_handle is None
     deliver(dt, row)
     assert len(dt.fake.group_messages) == 1 and dt.fake.session_messages == []
@@ -403,7 +410,8 @@ def test_a_retried_robot_message_takes_effect_once(dt):
     headers, body = dt.fake.robot_callback("写计划", msg_id="msgSAME")
     second = post_robot(dt, headers, body)
     assert second.status_code == 200
-    assert len(outbox_rows(dt)) == 1 and event_count(dt) == 1
+    # one effect: the private answer and the group's notice, once each
+    assert sorted(r.channel for r in outbox_rows(dt)) == ["chat", "user"] and event_count(dt) == 1
 
 
 def test_an_unknown_sender_is_told_so(dt):

@@ -304,3 +304,18 @@ def test_a_request_that_loses_a_race_on_a_unique_key_is_run_once_more(sim, demo_
     assert "内容与当前版本相同" in card["text"]
     with db() as s:
         assert s.scalar(select(func.count()).select_from(Plan)) == 1
+
+
+@pytest.mark.parametrize("text", ["写计划", "计划", "进度", "考核"])
+def test_a_command_in_the_group_is_answered_privately(sim, demo_team, services, text):
+    """Answers carry the asker's data and links signed for them: the group sees only a notice."""
+    from bot.delivery import drain
+
+    sim.act("lilei", "plan.submit", _form_values(*THREE))  # so 计划 has something to show
+    (notice,) = sim.say("lilei", text, chat="ops")
+    assert notice["title"] == "已私信回复" and "/p/" not in notice["text"] and not notice["actions"]
+    drain(services)
+    group = sim.messages("ops")
+    assert all("/p/" not in m["text"] for m in group)
+    private = sim.messages("lilei")
+    assert private[-1]["from"] == "bot" and private[-1]["title"] != "已私信回复"
