@@ -654,3 +654,15 @@ def test_legacy_card_callback_is_answered_with_the_card_itself(feishu_app, clock
     assert [c.action for c in calls] == ["plan.open"]
     forged = ff.deliver(ff.legacy_card({"action": "plan.open"}), now=clock(), legacy=True, token="guess")
     assert post(app.test_client(), forged).status_code == 401
+
+
+@pytest.mark.parametrize(
+    "content",
+    ['{"zh_cn": {"content": 5}}', '{"content": "not a list"}', '{"content": {"a": 1}}'],
+)
+def test_a_malformed_rich_text_post_is_a_bad_request_not_a_retry(content):
+    from bot.platforms.base import BadRequest
+    from bot.platforms.feishu import message_text
+
+    with pytest.raises(BadRequest, match="not a list of paragraphs"):
+        message_text("post", content, [])

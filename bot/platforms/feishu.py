@@ -212,8 +212,11 @@ def message_text(message_type: str, content: str, mention_keys: list[str]) -> st
             raise BadRequest("text message without text")
     elif message_type == "post":
         post = body if "content" in body else next((v for v in body.values() if isinstance(v, dict)), {})
+        paragraphs = post.get("content") or []
+        if not isinstance(paragraphs, list):
+            raise BadRequest("post message content is not a list of paragraphs")
         lines = []
-        for paragraph in post.get("content") or []:
+        for paragraph in paragraphs:
             if isinstance(paragraph, list):
                 lines.append(
                     "".join(
