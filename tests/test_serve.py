@@ -67,6 +67,23 @@ def get(url: str) -> tuple[int, dict]:
         return exc.code, json.loads(exc.read())
 
 
+def start_serve(port: int, env: dict[str, str], *, stdout: int) -> subprocess.Popen:
+    """`planloop serve` with two workers on 127.0.0.1:port, as a deployer starts it."""
+    cmd = [
+        sys.executable,
+        "-m",
+        "bot.cli",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "2",
+    ]
+    return subprocess.Popen(cmd, env=env, stdout=stdout, stderr=subprocess.PIPE, text=True)
+
+
 def wait_until_up(port: int, proc: subprocess.Popen, seconds: float = 30) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -96,24 +113,7 @@ def test_serve_refuses_an_unmigrated_database_then_runs_after_db_upgrade(kind, t
         assert upgraded.returncode == 0, upgraded.stderr
         assert "database is at revision" in upgraded.stdout
 
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "bot.cli",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                "2",
-            ],
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        proc = start_serve(port, env, stdout=subprocess.PIPE)
         try:
             wait_until_up(port, proc)
             assert get(f"http://127.0.0.1:{port}/healthz") == (200, {"status": "ok"})
@@ -251,24 +251,7 @@ def test_recycled_workers_keep_serving_and_counting(tmp_path):
         env = env_for(config, url, GUNICORN_CMD_ARGS="--max-requests 3 --max-requests-jitter 1")
         assert planloop("db", "upgrade", env=env).returncode == 0
         port = free_port()
-        proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "bot.cli",
-                "serve",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--workers",
-                "2",
-            ],
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+        proc = start_serve(port, env, stdout=subprocess.DEVNULL)
         try:
             wait_until_up(port, proc)
             for n in range(20):
