@@ -17,9 +17,18 @@ SOURCE_KINDS = ("file", "http_json", "sql", "taobao", "jd", "pdd", "doudian")
 # Per platform: which keys a bot needs, and which of them are secrets.
 BOT_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "feishu": (("app_id", "app_secret"), ("app_secret", "encrypt_key", "verification_token")),
-    "dingtalk": (("app_key", "app_secret"), ("app_secret", "token", "aes_key")),
+    "dingtalk": (("app_key", "app_secret"), ("app_secret", "token", "aes_key", "card_callback_secret")),
     "wecom": (("corp_id", "agent_id", "secret", "token", "aes_key"), ("secret", "token", "aes_key")),
     "simulator": ((), ()),
+}
+CONNECTIONS = ("webhook", "stream")
+# A bot on a long connection (connection = "stream") needs no inbound URL, so no callback
+# token or AES key; WeCom's long connection is the 智能机器人's, with its own id and secret
+# (corp_id / agent_id / secret stay optional there: the corp app pushes what the bot cannot).
+STREAM_BOT_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "feishu": (("app_id", "app_secret"), ("app_secret", "encrypt_key", "verification_token")),
+    "dingtalk": (("app_key", "app_secret"), ("app_secret", "token", "aes_key", "card_callback_secret")),
+    "wecom": (("aibot_id", "aibot_secret"), ("aibot_secret", "secret", "token", "aes_key")),
 }
 DEFAULT_API = {
     "feishu": {"api_base": "https://open.feishu.cn"},
@@ -228,11 +237,20 @@ def parse(
         if platform not in PLATFORMS:
             problems.append(f"{where}.platform: {platform!r} is not one of {', '.join(PLATFORMS)}")
             continue
-        required, secret_keys = BOT_KEYS[platform]
+        connection = raw.get("connection", "webhook")
+        if connection not in CONNECTIONS or (connection == "stream" and platform not in STREAM_BOT_KEYS):
+            allowed = CONNECTIONS if platform in STREAM_BOT_KEYS else ("webhook",)
+            problems.append(f"{where}.connection: {connection!r} is not one of {', '.join(allowed)}")
+            continue
+        required, secret_keys = (STREAM_BOT_KEYS if connection == "stream" else BOT_KEYS)[platform]
         for key in required:
             if key not in raw:
                 problems.append(f"{where}.{key}: required for a {platform} bot")
-        values = {**DEFAULT_API[platform], **{k: v for k, v in raw.items() if k not in secret_keys}}
+        values = {
+            **DEFAULT_API[platform],
+            "connection": connection,
+            **{k: v for k, v in raw.items() if k not in secret_keys},
+        }
         secrets = {k: secret(raw[k], f"{where}.{k}") for k in secret_keys if k in raw}
         if (
             platform in ("wecom", "dingtalk")
