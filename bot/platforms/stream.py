@@ -15,6 +15,7 @@ before the commit means the platform redelivers and the dedupe absorbs it.
 
 from __future__ import annotations
 
+import importlib
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -69,5 +70,10 @@ class StreamClient(Protocol):
 
 def build_stream(bot: BotConfig, deps: Deps, platform: Platform) -> StreamClient:
     """The long-connection client of a ``connection = "stream"`` bot; ``platform`` is its adapter,
-    which parses what arrives and sends what goes out over HTTP."""
-    raise NotImplementedError(f"{bot.platform}: no long connection yet")
+    which parses what arrives and sends what goes out over HTTP.
+
+    Each platform's client lives beside its adapter as ``bot/platforms/<platform>_stream.py``
+    with a ``build(bot, deps, platform)`` of this signature."""
+    module = importlib.import_module(f"bot.platforms.{bot.platform}_stream")
+    client: StreamClient = module.build(bot, deps, platform)
+    return client
