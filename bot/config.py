@@ -23,17 +23,18 @@ BOT_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
 }
 CONNECTIONS = ("webhook", "stream")
 # A bot on a long connection (connection = "stream") needs no inbound URL, so no callback
-# token or AES key; WeCom's long connection is the 智能机器人's, with its own id and secret
-# (corp_id / agent_id / secret stay optional there: the corp app pushes what the bot cannot).
+# token or AES key; WeCom's long connection is the 智能机器人's, with its own bot_id and
+# bot_secret (CONTRACT.md; corp_id / agent_id / secret stay optional there: the corp app
+# pushes what the bot cannot, and serves the directory and sign-in).
 STREAM_BOT_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "feishu": (("app_id", "app_secret"), ("app_secret", "encrypt_key", "verification_token")),
     "dingtalk": (("app_key", "app_secret"), ("app_secret", "token", "aes_key", "card_callback_secret")),
-    "wecom": (("aibot_id", "aibot_secret"), ("aibot_secret", "secret", "token", "aes_key")),
+    "wecom": (("bot_id", "bot_secret"), ("bot_secret", "secret", "token", "aes_key")),
 }
 DEFAULT_API = {
     "feishu": {"api_base": "https://open.feishu.cn"},
     "dingtalk": {"api_base": "https://api.dingtalk.com", "oapi_base": "https://oapi.dingtalk.com"},
-    "wecom": {"api_base": "https://qyapi.weixin.qq.com"},
+    "wecom": {"api_base": "https://qyapi.weixin.qq.com", "ws_url": "wss://openws.work.weixin.qq.com"},
     "simulator": {},
 }
 

@@ -129,3 +129,46 @@ def test_broken_toml_is_one_line(tmp_path):
 def test_secret_never_shows_itself():
     s = Secret("hunter2")
     assert "hunter2" not in f"{s} {s!r} {[s]}"
+
+
+# connection = "stream": what each platform's long connection needs, and what it no longer needs
+@pytest.mark.parametrize(
+    "bot, problem",
+    [
+        ({"platform": "feishu", "connection": "stream", "app_id": "cli_1", "app_secret": "s"}, None),
+        ({"platform": "dingtalk", "connection": "stream", "app_key": "k", "app_secret": "s"}, None),
+        ({"platform": "wecom", "connection": "stream", "bot_id": "aib1", "bot_secret": "s"}, None),
+        (
+            {"platform": "wecom", "connection": "stream", "corp_id": "ww1", "agent_id": 1, "secret": "s"},
+            "bots[1] (b).bot_id: required for a wecom bot",
+        ),
+        (
+            {"platform": "feishu", "connection": "socket", "app_id": "cli_1", "app_secret": "s"},
+            "bots[1] (b).connection: 'socket' is not one of webhook, stream",
+        ),
+        (
+            {"platform": "simulator", "connection": "stream"},
+            "bots[1] (b).connection: 'stream' is not one of webhook",
+        ),
+    ],
+)
+def test_stream_bots_need_their_own_keys(bot, problem):
+    data = {"bots": [{"id": "b", **bot}]}
+    if problem is None:
+        (parsed,) = parse(data, env={}).bots
+        assert parsed.get("connection") == "stream"
+        return
+    with pytest.raises(ConfigError) as err:
+        parse(data, env={})
+    assert problem in err.value.problems
+
+
+def test_a_webhook_bot_is_the_default_and_wecom_streams_dial_the_public_gateway():
+    wecom = {"id": "w", "platform": "wecom", "connection": "stream", "bot_id": "aib1", "bot_secret": "s"}
+    feishu = {"id": "f", "platform": "feishu", "app_id": "cli_1", "app_secret": "s"}
+    w, f = parse({"bots": [wecom, feishu]}, env={}).bots
+    assert (w.get("ws_url"), w.secret("bot_secret"), f.get("connection")) == (
+        "wss://openws.work.weixin.qq.com",
+        "s",
+        "webhook",
+    )
