@@ -203,7 +203,9 @@ class Page:
         self.js(f"document.querySelector({json.dumps(selector)}).click()")
         self.browser.wait_event("Page.loadEventFired", self.session)
 
-    def screenshot(self, path: Path, clip_selector: str = "") -> bytes:
+    def screenshot(self, path: Path, clip_selector: str = "", doc_image: str = "") -> bytes:
+        """A PNG of the page (or of one element); with ``doc_image`` and $PLANLOOP_DOC_IMAGES set
+        (``docs/screenshots.sh``), also written there, so the docs show what the tests saw."""
         params: dict[str, Any] = {"format": "png", "captureBeyondViewport": True}
         if clip_selector:
             box = self.js(
@@ -214,7 +216,18 @@ class Page:
             params["clip"] = {**box, "scale": 1}
         png = base64.b64decode(self.send("Page.captureScreenshot", params)["data"])
         path.write_bytes(png)
+        doc_images = os.environ.get("PLANLOOP_DOC_IMAGES")
+        if doc_image and doc_images:
+            (Path(doc_images) / doc_image).write_bytes(png)
         return png
+
+    def wait_for(self, expression: str, timeout: float = 10) -> None:
+        """Poll a JavaScript expression until it is truthy (the simulator page renders on a timer)."""
+        deadline = time.monotonic() + timeout
+        while not self.js(expression):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"still false after {timeout} s: {expression}")
+            time.sleep(0.1)
 
 
 # ---------------------------------------------------------------- reading a PNG without Pillow

@@ -118,7 +118,7 @@ def test_plan_form_in_chromium_submits_and_the_receipt_reaches_the_chat(
         page.choose(f"#f-item{n}_kpi", kpi)
         page.type_into(f"#f-item{n}_target", target)
     assert page.js("document.getElementById('pv-1').textContent") == fmt.arrow(conv, conv + 2, "%")
-    page.screenshot(tmp_path / "plan-form.png")
+    page.screenshot(tmp_path / "plan-form.png", doc_image="page-plan-form.png")
 
     page.click_and_wait("form.planform button[type=submit]")
     text = page.js("document.body.innerText")
@@ -143,7 +143,7 @@ def test_plan_form_in_chromium_submits_and_the_receipt_reaches_the_chat(
     page.goto(detail)
     assert page.js("document.querySelectorAll('section.item').length") == 3
     assert page.js("document.querySelectorAll('section.item svg.chart').length") == 3
-    page.screenshot(tmp_path / "plan.png")
+    page.screenshot(tmp_path / "plan.png", doc_image="page-plan.png")
 
 
 def test_appraisal_page_in_chromium_draws_the_chart_and_sorts_the_team(
@@ -162,7 +162,7 @@ def test_appraisal_page_in_chromium_draws_the_chart_and_sorts_the_team(
     width = page.js("document.querySelector('section.history svg.chart').getBoundingClientRect().width")
     assert 300 <= width <= 390
 
-    full = page.screenshot(tmp_path / "appraisal.png")
+    full = page.screenshot(tmp_path / "appraisal.png", doc_image="page-appraisal.png")
     chart = page.screenshot(tmp_path / "appraisal-chart.png", clip_selector="section.history svg.chart")
     w, h, pixels = png_pixels(chart)
     assert abs(w - width * 2) <= 2 and h > 200  # device pixels: the emulated phone's 2×
@@ -182,3 +182,20 @@ def test_appraisal_page_in_chromium_draws_the_chart_and_sorts_the_team(
     page.click_and_wait("tr[data-person=lilei] a")
     assert page.js("document.querySelector('.sub').textContent") == "李雷"
     assert page.js("document.querySelector('section.score .grade').textContent") == str(Decimal("107.0"))
+
+
+def test_simulator_page_shows_the_plan_card_and_the_receipt_as_a_chat_would(
+    live, browser, services, sim, demo_team, db, clock, tmp_path
+):
+    (card,) = sim.say("lilei", "写计划")
+    page = browser.new_page(width=900, height=900)
+    page.goto(f"{live}/sim/?as=lilei")
+    page.wait_for(f"document.getElementById('log').innerText.includes({json.dumps(card['title'])})")
+    assert page.js("document.getElementById('me').value") == "lilei"
+    assert "填写本周计划" in page.js("document.getElementById('log').innerText")
+    page.screenshot(tmp_path / "sim-plan-card.png", doc_image="sim-plan-card.png")
+
+    sim.say("lilei", "计划\n优化详情页首屏 支付转化率 +2pp\n差评回访 投诉率 -10%")
+    drain(services)
+    page.wait_for("document.getElementById('log').innerText.includes('本周计划已提交')")
+    page.screenshot(tmp_path / "sim-receipt.png", doc_image="sim-receipt.png")
