@@ -1,5 +1,6 @@
-"""`planloop demo`: SQLite in a data dir, the example team, four weeks of synthetic metrics,
-the web app and the worker in one process, the simulator on. Starts again on the same data."""
+"""`planloop demo`: SQLite in a data dir, the example team, four weeks of synthetic metrics and
+the team's story over them (``bot.demo_story``), the web app and the worker in one process, the
+simulator on. Starts again on the same data."""
 
 from __future__ import annotations
 
@@ -43,21 +44,29 @@ DEMO_METRICS: dict[str, tuple[float, float, float, int]] = {
     "mis_shipment_rate": (0.3, -0.001, 0.04, 2),
 }
 HISTORY_DAYS = 28
+STORY_DAYS = 42
 
 
-def demo_value(metric: str, day: date) -> Decimal:
-    """A deterministic value per (metric, day): the same history every time the demo starts."""
+def demo_value(metric: str, day: date, *, effort: bool = False) -> Decimal:
+    """A deterministic value per (metric, day): the same history every time the demo starts.
+
+    ``effort``: the week's work shows: from Monday to Sunday the value moves its good way (the
+    sign of its drift) by twice its noise, so most weekly plans of the demo's story are met."""
     typical, drift, noise, decimals = DEMO_METRICS[metric]
     seed = int(hashlib.sha256(f"{metric}|{day.isoformat()}".encode()).hexdigest()[:12], 16)
     # A slow ~8-week wave around the typical value (drift is its slope at the crossing), plus noise.
     offset = (day - date(2026, 1, 1)).days
     value = typical + drift * 9 * math.sin(offset / 9) + random.Random(seed).uniform(-noise, noise)  # noqa: S311
+    if effort:
+        value += math.copysign(2 * noise, drift) * day.weekday() / 6
     return Decimal(str(round(max(value, 0.0), decimals)))
 
 
-def seed_metrics(session: Session, today: date, now: datetime) -> int:
-    """Fill the last four weeks up to yesterday (reports arrive the next day); adds only missing rows."""
-    start = today - timedelta(days=HISTORY_DAYS)
+def seed_metrics(
+    session: Session, today: date, now: datetime, *, days: int = HISTORY_DAYS, effort: bool = False
+) -> int:
+    """Fill the last ``days`` days up to yesterday (reports arrive the next day); adds only missing rows."""
+    start = today - timedelta(days=days)
     have = set(
         session.execute(
             select(MetricSample.metric, MetricSample.day).where(
@@ -66,7 +75,7 @@ def seed_metrics(session: Session, today: date, now: datetime) -> int:
         ).all()
     )
     added = 0
-    for offset in range(HISTORY_DAYS):
+    for offset in range(days):
         day = start + timedelta(days=offset)
         for metric in DEMO_METRICS:
             if (metric, day) in have:
@@ -76,7 +85,7 @@ def seed_metrics(session: Session, today: date, now: datetime) -> int:
                     metric=metric,
                     scope="shop",
                     day=day,
-                    value=demo_value(metric, day),
+                    value=demo_value(metric, day, effort=effort),
                     source="demo",
                     fetched_at=now,
                 )
@@ -118,8 +127,9 @@ def team_file() -> Path:
     raise FileNotFoundError("examples/team.toml not found: run the demo from the planloop source tree")
 
 
-def prepare(data_dir: Path, port: int, host: str = "127.0.0.1") -> Settings:
-    """Create or upgrade the demo database, apply the team file, seed metrics. Idempotent."""
+def prepare(data_dir: Path, port: int, host: str = "127.0.0.1", *, now: datetime | None = None) -> Settings:
+    """Create or upgrade the demo database, apply the team file, seed metrics and tell the
+    team's story up to ``now`` (default: the real time). Idempotent."""
     from bot.services import build_services
     from handlers.setup import apply, parse
     from storage.db import upgrade
@@ -138,12 +148,17 @@ def prepare(data_dir: Path, port: int, host: str = "127.0.0.1") -> Settings:
     upgrade(services.engine)
     spec = parse(tomllib.loads(team_file().read_text(encoding="utf-8")))
     sealer = Sealer([key])
-    now = datetime.now(UTC)
+    now = now or datetime.now(UTC)
     with services.sessions() as session, session.begin():
         apply(session, spec, now=now, actor="demo", seal=sealer.seal, open_sealed=sealer.open)
-        added = seed_metrics(session, now.astimezone(settings.tz).date(), now)
+        # the story's four past weeks and the one before them (the first week's baselines)
+        added = seed_metrics(session, now.astimezone(settings.tz).date(), now, days=STORY_DAYS, effort=True)
     log.info("demo data ready (%d metric samples added)", added)
     services.engine.dispose()
+    from bot.demo_story import tell
+
+    if tell(settings, now):
+        log.info("demo story told: four weeks of plans, appraisals and summaries, and this week")
     return settings
 
 

@@ -57,10 +57,11 @@ def test_demo_runs_stops_on_sigterm_and_restarts_on_the_same_data(tmp_path):
     port = _free_port()
     proc = _start(tmp_path / "demo", port)
     try:
-        (receipt,) = _say(port, "lilei", "计划\n优化详情页首屏 支付转化率 +2%\n差评回访 投诉率 -10%")[
+        # 赵强 is the one the demo's story leaves without a plan this week
+        (receipt,) = _say(port, "zhaoqiang", "计划\n优化详情页首屏 支付转化率 +2%\n差评回访 投诉率 -10%")[
             "replies"
         ]
-        assert receipt["title"].startswith("本周计划已提交")
+        assert receipt["title"].startswith("本周计划已提交"), receipt["text"]
     finally:
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=30)
@@ -69,7 +70,7 @@ def test_demo_runs_stops_on_sigterm_and_restarts_on_the_same_data(tmp_path):
 
     proc = _start(tmp_path / "demo", port)
     try:
-        (shown,) = _say(port, "lilei", "计划")["replies"]
+        (shown,) = _say(port, "zhaoqiang", "计划")["replies"]
         assert shown["title"].startswith("我的本周计划") and "优化详情页首屏" in shown["text"]
     finally:
         proc.send_signal(signal.SIGINT)
