@@ -27,10 +27,28 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load(find_config(args.config))
 
 
+def _require_database(settings: Settings) -> None:
+    """A command that reads or writes data against a SQLite file that is not there is pointed
+    at its config instead of leaving an empty planloop.db behind (``db upgrade`` creates it)."""
+    from sqlalchemy.engine import make_url
+
+    from storage.db import is_sqlite
+
+    if not is_sqlite(settings.database_url):
+        return
+    name = make_url(settings.database_url).database
+    if name and name != ":memory:" and not Path(name).exists():
+        raise Failure(
+            f"no database at {Path(name).resolve()}: run `planloop db upgrade` first, "
+            "or pass --config PATH to the team's planloop.toml"
+        )
+
+
 def _services(settings: Settings, *, migrate_check: bool = True):  # noqa: ANN202
     from bot.services import build_services
     from storage.db import NotMigrated, require_current
 
+    _require_database(settings)
     services = build_services(settings)
     if migrate_check:
         try:
@@ -139,6 +157,9 @@ def cmd_export(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"--week: {exc}", file=sys.stderr)
         return 2
+    if args.format == "xlsx" and not args.output and sys.stdout.isatty():
+        print("--format xlsx writes a binary file: add -o FILE.xlsx", file=sys.stderr)
+        return 2
     services = _services(_settings(args))
     with services.sessions() as session:
         try:
@@ -183,7 +204,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
 def cmd_demo(args: argparse.Namespace) -> int:
     from bot.demo import run_demo
 
-    return run_demo(Path(args.data_dir), port=args.port, host=args.host)
+    return run_demo(Path(args.data_dir), port=args.port, host=args.host, verbose=args.verbose)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
@@ -233,26 +254,62 @@ def _require_key(settings: Settings, what: str) -> None:
 # ---------------------------------------------------------------- parser
 
 
+CONFIG_HELP = "path to planloop.toml (else $PLANLOOP_CONFIG, else ./planloop.toml)"
+
+
+class _HelpFormatter(argparse.HelpFormatter):
+    """Shows an option's default where it has one worth showing."""
+
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        text = action.help or ""
+        shown = action.default not in (None, False, argparse.SUPPRESS) and "default" not in text
+        if action.option_strings and shown:
+            text += " (default: %(default)s)"
+        return text
+
+
+class _Subcommands(argparse._SubParsersAction):
+    """Every subcommand gets its help line as its description, the defaults in its --help, and
+    --config after its name as well as before it (``planloop cmd --config X``)."""
+
+    def add_parser(self, name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        kwargs.setdefault("description", kwargs.get("help"))
+        parser = super().add_parser(name, **kwargs)
+        parser.add_argument("--config", default=argparse.SUPPRESS, help=CONFIG_HELP)
+        return parser
+
+
+class _Parser(argparse.ArgumentParser):
+    def __init__(self, *args: Any, **kwargs: Any):
+        kwargs.setdefault("formatter_class", _HelpFormatter)
+        super().__init__(*args, **kwargs)
+        self.register("action", "parsers", _Subcommands)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="planloop", description="plan → execute → appraise, in work chat")
-    parser.add_argument(
-        "--config", help="path to planloop.toml (else $PLANLOOP_CONFIG, else ./planloop.toml)"
-    )
+    parser = _Parser(prog="planloop", description="plan → execute → appraise, in work chat")
+    parser.add_argument("--config", help=CONFIG_HELP)
     sub = parser.add_subparsers(dest="command", required=True)
 
-    p = sub.add_parser("demo", help="everything in one process on SQLite, simulator on")
-    p.add_argument("--port", type=int, default=8000)
-    p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--data-dir", default="planloop-demo")
+    p = sub.add_parser(
+        "demo",
+        help="everything in one process on SQLite with an example team and its story, simulator on",
+    )
+    p.add_argument("--port", type=int, default=8000, help="port of the web app and the simulator")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on")
+    p.add_argument("--data-dir", default="planloop-demo", help="where the demo keeps its database and key")
+    p.add_argument("--verbose", action="store_true", help="also show the access log and delivery details")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("serve", help="the web app (production WSGI server)")
-    p.add_argument("--host", default="0.0.0.0")  # noqa: S104 - a server listens on all interfaces in a container
+    p.add_argument("--host", default="0.0.0.0", help="address to listen on")  # noqa: S104 - a server listens on all interfaces in a container
     port = os.environ.get("PORT", "")  # the image's HEALTHCHECK reads the same variable
     p.add_argument(
         "--port", type=int, default=int(port) if port.isdigit() else 8000, help="default $PORT or 8000"
     )
-    p.add_argument("--workers", type=int, default=None)
+    p.add_argument(
+        "--workers", type=int, default=None, help="gunicorn workers (default: [server] workers, else 2)"
+    )
     p.set_defaults(func=cmd_serve)
 
     p = sub.add_parser("worker", help="scheduler + outbox delivery")
@@ -269,16 +326,16 @@ def build_parser() -> argparse.ArgumentParser:
     up.set_defaults(func=cmd_db)
 
     p = sub.add_parser("apply", help="apply a team file (teams, people, KPIs, templates)")
-    p.add_argument("file")
+    p.add_argument("file", help="the team file, e.g. examples/team.toml")
     p.add_argument("--dry-run", action="store_true", help="show what would change, change nothing")
     p.set_defaults(func=cmd_apply)
 
     p = sub.add_parser("export", help="export plans, progress or appraisals of a week")
-    p.add_argument("what", choices=["plans", "progress", "appraisals"])
+    p.add_argument("what", choices=["plans", "progress", "appraisals"], help="what to export")
     p.add_argument("--week", required=True, help="ISO week, e.g. 2026-W48")
-    p.add_argument("--team")
-    p.add_argument("--format", choices=["json", "csv", "xlsx"], default="json")
-    p.add_argument("-o", "--output")
+    p.add_argument("--team", help="one team's id (default: every team)")
+    p.add_argument("--format", choices=["json", "csv", "xlsx"], default="json", help="file format")
+    p.add_argument("-o", "--output", help="write to this file (default: standard output)")
     p.set_defaults(func=cmd_export)
 
     p = sub.add_parser("keys", help="secret keys: generate one, re-seal stored secrets with the newest")
@@ -326,7 +383,7 @@ def _template_command(sub: Any) -> None:
     p = sub.add_parser("template", help="appraisal templates: a leader's manual switch")
     tsub = p.add_subparsers(dest="template_command", required=True)
     sw = tsub.add_parser("switch", help="switch a team's template (audited); wins over every rule")
-    sw.add_argument("--team", required=True)
+    sw.add_argument("--team", required=True, help="team id")
     sw.add_argument("--to", required=True, help="template id")
     sw.add_argument("--until", help="last day, inclusive: 2026-12-01 or 12-01 (default: until switched back)")
     sw.add_argument("--by", default="admin", help="who switches, for the audit log (default: admin)")

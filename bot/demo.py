@@ -158,27 +158,49 @@ def prepare(data_dir: Path, port: int, host: str = "127.0.0.1", *, now: datetime
     from bot.demo_story import tell
 
     if tell(settings, now):
-        log.info("demo story told: four weeks of plans, appraisals and summaries, and this week")
+        print(
+            "示例团队已就绪：过去四周的计划、考核和周初汇总，以及本周的计划（1 人未交、1 项落后）", flush=True
+        )
     return settings
 
 
-def run_demo(data_dir: Path, *, port: int = 8000, host: str = "127.0.0.1") -> int:
+def run_demo(data_dir: Path, *, port: int = 8000, host: str = "127.0.0.1", verbose: bool = False) -> int:
     from werkzeug.serving import make_server
 
     from bot import logs
     from bot.app import create_app
     from bot.services import build_services
 
-    logs.configure()
-    settings = prepare(data_dir, port, host)
+    logs.configure_console(verbose=verbose)
+    problem = _port_problem(host, port)
+    if problem:
+        print(
+            f"端口 {port} 无法使用（{problem}）：换一个端口，例如 planloop demo --port {port + 1}", flush=True
+        )
+        return 2
+    quiet = logging.getLogger("planloop")  # the story's hundreds of cards: one summary line instead
+    level = quiet.level
+    quiet.setLevel(logging.INFO if verbose else logging.WARNING)
+    try:
+        settings = prepare(data_dir, port, host)
+    finally:
+        quiet.setLevel(level)
     logs.add_secrets(logs.settings_secrets(settings))
     services = build_services(settings)
     app = create_app(settings, services)
-    server = make_server(host, port, app, threaded=True)
+    try:
+        server = make_server(host, port, app, threaded=True)
+    except OSError as exc:
+        services.engine.dispose()
+        print(
+            f"端口 {port} 无法使用（{exc.strerror}）：换一个端口，例如 planloop demo --port {port + 1}",
+            flush=True,
+        )
+        return 2
     stop = threading.Event()
     worker = _start_worker(services, stop)
     print(
-        f"planloop demo is running: open http://{host}:{port}/sim/  (data in {data_dir.resolve()}; Ctrl-C stops)",
+        f"planloop demo 已启动：打开 http://{host}:{port}/sim/ （数据在 {data_dir.resolve()}；Ctrl-C 停止）",
         flush=True,
     )
 
@@ -200,8 +222,21 @@ def run_demo(data_dir: Path, *, port: int = 8000, host: str = "127.0.0.1") -> in
         if worker is not None:
             worker.join(timeout=10)
         services.engine.dispose()
-        print("planloop demo stopped", flush=True)
+        print("planloop demo 已停止", flush=True)
     return 0
+
+
+def _port_problem(host: str, port: int) -> str:
+    """Why ``host:port`` cannot be listened on ("" when it can): asked before the demo prepares
+    its data, so a busy port is said at once and in words a person can act on."""
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return ""
 
 
 def _start_worker(services, stop: threading.Event) -> threading.Thread | None:  # noqa: ANN001

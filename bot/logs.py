@@ -128,6 +128,37 @@ class TextFormatter(logging.Formatter):
         return redact(f"{line} [{context}]" if context else line)
 
 
+class ConsoleFormatter(logging.Formatter):
+    """`planloop demo`'s console: one short line per thing that happens, in local time."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s  %(message)s", datefmt="%H:%M:%S")
+
+    def format(self, record: logging.LogRecord) -> str:
+        line = super().format(record)
+        if record.levelno >= logging.WARNING:
+            line = f"{line}  [{record.levelname.lower()}]"
+        return redact(line)
+
+
+# What the demo's console shows by default: the jobs that ran, the cards the simulator got,
+# and every warning. The scheduler's bookkeeping, each delivery's outbox id and the web
+# server's access log (the simulator page polls every 2 s) only with --verbose.
+DEMO_QUIET = ("apscheduler", "werkzeug", "planloop.delivery", "planloop.worker", "planloop.inbound")
+
+
+def configure_console(*, verbose: bool = False, stream: TextIO | None = None) -> logging.Handler:
+    """Logging for a person watching `planloop demo`: ConsoleFormatter, quiet unless ``verbose``."""
+    handler = configure(
+        level="DEBUG" if os.environ.get("PLANLOOP_LOG_LEVEL") == "DEBUG" else "INFO", stream=stream
+    )
+    if not os.environ.get("PLANLOOP_LOG_FORMAT"):
+        handler.setFormatter(ConsoleFormatter())
+    for name in DEMO_QUIET:
+        logging.getLogger(name).setLevel(logging.INFO if verbose else logging.WARNING)
+    return handler
+
+
 def formatter(fmt: str | None = None) -> logging.Formatter:
     fmt = (fmt or os.environ.get("PLANLOOP_LOG_FORMAT") or "json").lower()
     return TextFormatter() if fmt == "text" else JsonFormatter()

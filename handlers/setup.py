@@ -305,6 +305,11 @@ def parse(data: Mapping[str, Any], resolve_secret: Callable[[str, str], str] | N
     calendar: dict[date, dict[str, Any]] = {}
     for n, entry in enumerate(data.get("calendar", []), start=1):
         day = entry.get("date")
+        if isinstance(day, str):  # the quoted form CONTRACT.md shows: "2026-12-05"
+            try:
+                day = date.fromisoformat(day.strip())
+            except ValueError:
+                day = None
         if not isinstance(day, date) or isinstance(day, datetime):
             problems.append(f"calendar[{n}].date: expected a date such as 2027-02-06")
             continue

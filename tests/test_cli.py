@@ -175,3 +175,54 @@ def test_export_progress_shows_actual_and_completion_per_item(config, client, de
     assert Decimal(str(conv["progress"])).quantize(Decimal("0.01")) == Decimal("0.50")
     complaint = next(i for i in lilei["items"] if i["kpi"] == "complaint_rate")
     assert (complaint["actual"], complaint["progress"], complaint["status"]) == (None, None, "no data")
+
+
+# ---------------------------------------------------------------- the first hour (issue 20)
+
+
+def _all_parsers(parser, path=("planloop",)):  # noqa: ANN001, ANN202
+    import argparse
+
+    yield path, parser
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _all_parsers(sub, (*path, name))
+
+
+def test_every_subcommand_describes_itself_and_every_option_has_help():
+    from bot.cli import build_parser
+
+    undocumented = []
+    for path, parser in _all_parsers(build_parser()):
+        if len(path) > 1 and not parser.description:
+            undocumented.append(" ".join(path))
+        for action in parser._actions:
+            if action.option_strings and not action.help and action.dest != "help":
+                undocumented.append(f"{' '.join(path)} {action.option_strings[0]}")
+    assert undocumented == []
+
+
+@pytest.mark.parametrize("where", ["before", "after"])
+def test_config_is_accepted_before_and_after_the_subcommand(tmp_path, capsys, where):
+    path = tmp_path / "p.toml"
+    path.write_text(f'[server]\ndatabase_url = "sqlite:///{tmp_path / "x.db"}"\n')
+    args = ["db", "upgrade"]
+    argv = ["--config", str(path), *args] if where == "before" else [*args, "--config", str(path)]
+    assert main(argv) == 0
+    assert (tmp_path / "x.db").exists()
+
+
+def test_a_command_without_a_config_leaves_no_empty_database_behind(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("PLANLOOP_CONFIG", raising=False)
+    assert main(["export", "plans", "--week", "2026-W48"]) == 1
+    err = capsys.readouterr().err
+    assert f"no database at {tmp_path / 'planloop.db'}" in err and "planloop db upgrade" in err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_xlsx_is_not_written_to_a_terminal(config, monkeypatch, capsys):
+    monkeypatch.setattr("sys.stdout.isatty", lambda: True)
+    assert main(["--config", config, "export", "plans", "--week", "2026-W48", "--format", "xlsx"]) == 2
+    assert "add -o FILE.xlsx" in capsys.readouterr().err

@@ -33,8 +33,10 @@ def _start(data_dir: Path, port: int) -> subprocess.Popen:
     )
     deadline = time.monotonic() + 60
     assert proc.stdout is not None
+    proc.startup = []  # type: ignore[attr-defined]  # what the console showed up to the address
     for line in proc.stdout:
-        if "planloop demo is running" in line:
+        proc.startup.append(line)  # type: ignore[attr-defined]
+        if "planloop demo 已启动" in line:
             assert f"http://127.0.0.1:{port}/sim/" in line
             return proc
         if time.monotonic() > deadline:
@@ -65,7 +67,7 @@ def test_demo_runs_stops_on_sigterm_and_restarts_on_the_same_data(tmp_path):
     finally:
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=30)
-    assert proc.returncode == 0 and "planloop demo stopped" in out
+    assert proc.returncode == 0 and "planloop demo 已停止" in out
     assert (tmp_path / "demo" / "planloop.toml").exists()
 
     proc = _start(tmp_path / "demo", port)
@@ -76,3 +78,37 @@ def test_demo_runs_stops_on_sigterm_and_restarts_on_the_same_data(tmp_path):
         proc.send_signal(signal.SIGINT)
         proc.communicate(timeout=30)
     assert proc.returncode == 0
+
+
+def test_a_port_in_use_says_how_to_choose_another(tmp_path):
+    import socket
+
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        proc = subprocess.run(
+            [sys.executable, "-m", "bot.cli", "demo", "--data-dir", str(tmp_path / "d"), "--port", str(port)],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=Path(__file__).parents[1],
+        )
+    assert proc.returncode == 2
+    assert f"端口 {port} 无法使用" in proc.stdout and f"planloop demo --port {port + 1}" in proc.stdout
+
+
+def test_the_console_of_a_demo_start_fits_on_one_screen(tmp_path):
+    port = _free_port()
+    proc = _start(tmp_path / "demo", port)
+    try:
+        _say(port, "zhaoqiang", "帮助")
+        for _ in range(3):  # the page polls every 2 s: no access log without --verbose
+            url = f"http://127.0.0.1:{port}/sim/api/messages?chat=lilei"
+            urllib.request.urlopen(url, timeout=5).read()  # noqa: S310 - loopback
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=30)
+    lines = "".join([*proc.startup, out]).strip().splitlines()
+    assert len(lines) <= 24, out
+    assert not any("Adding job" in line or "GET /sim" in line for line in lines), out

@@ -112,3 +112,27 @@ def test_all_problems_are_reported_at_once():
     with pytest.raises(TeamFileError) as info:
         parse(raw)
     assert len(info.value.problems) == 2
+
+
+@pytest.mark.parametrize(
+    "written, problem",
+    [
+        (__import__("datetime").date(2026, 12, 5), None),  # a bare TOML date
+        ("2026-12-05", None),  # the quoted form CONTRACT.md shows
+        (" 2026-12-05 ", None),
+        ("12-05", "calendar[1].date: expected a date such as 2027-02-06"),
+        ("2026-13-05", "calendar[1].date: expected a date such as 2027-02-06"),
+        (20261205, "calendar[1].date: expected a date such as 2027-02-06"),
+    ],
+)
+def test_a_calendar_day_may_be_a_toml_date_or_a_quoted_iso_date(written, problem):
+    from datetime import date
+
+    raw = _raw()
+    raw["calendar"] = [{"date": written, "workday": True, "name": "调休"}]
+    if problem is None:
+        assert parse(raw)["calendar"] == {date(2026, 12, 5): {"workday": True, "name": "调休"}}
+        return
+    with pytest.raises(TeamFileError) as info:
+        parse(raw)
+    assert problem in info.value.problems

@@ -8,6 +8,7 @@ which the /sim page and ``GET /sim/api/messages`` read.
 from __future__ import annotations
 
 import hashlib
+import logging
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
     from bot.platforms import Deps
 
 BOT_ID = "sim"
+log = logging.getLogger("planloop.sim")
 MAX_TEXT = 4000
 
 
@@ -166,6 +168,7 @@ class SimulatorPlatform:
             )
             session.add(row)
             session.flush()
+            log.info("→ %s：%s", message.target, message.card.title or text_render.render(message.card)[:40])
             return SendResult(platform_message_id=f"sim-{row.id}")
 
 
