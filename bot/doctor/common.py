@@ -142,11 +142,12 @@ def stream_line(ctx: Context, fix: str) -> Line:
     while not connected.is_set() and not done.is_set() and time.monotonic() - started < ctx.stream_timeout:
         connected.wait(0.05)
     took = time.monotonic() - started
+    opened, ended = connected.is_set(), done.is_set()  # as at the deadline, not after the close
     stop.set()
     thread.join(CLOSE_TIMEOUT)
-    if connected.is_set():
+    if opened:
         return ok(check, tr("stream.ok", seconds=f"{took:.1f}"))
-    if errors:
+    if ended and errors:
         error = errors[0]
         code = f" ({error.code})" if isinstance(error, StreamError) and error.code else ""
         if isinstance(error, StreamAuthError):
@@ -155,7 +156,7 @@ def stream_line(ctx: Context, fix: str) -> Line:
             return fail(check, tr("stream.failed", error=f"{error}{code}"), fix)
         log.debug("stream client crashed", exc_info=error)
         return fail(check, tr("stream.broken", error=f"{type(error).__name__}: {error}"))
-    if done.is_set():
+    if ended:
         return fail(check, tr("stream.ended"), fix)
     return fail(check, tr("stream.timeout", seconds=f"{ctx.stream_timeout:g}"), fix)
 

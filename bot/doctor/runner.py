@@ -32,9 +32,10 @@ def run(
     *,
     bot_id: str | None = None,
     fix: bool = False,
-    out: TextIO = sys.stdout,
+    out: TextIO | None = None,
     stream_timeout: float = STREAM_TIMEOUT,
 ) -> int:
+    out = out or sys.stdout
     tr = texts(settings.locale)
     bots = [b for b in settings.bots if b.platform in CHECKS]
     if bot_id is not None:

@@ -256,7 +256,7 @@ DEFAULT = "zh-CN"
 class Texts:
     locale: str
 
-    def __call__(self, key: str, **values: Any) -> str:
+    def __call__(self, key: str, /, **values: Any) -> str:
         return CATALOGUES.get(self.locale, ZH)[key].format(**values)
 
 

@@ -87,7 +87,7 @@ def check(ctx: Context) -> Iterator[Line]:
     code, msg = _code(reply)
     token = reply.body.get("access_token")
     if code != 0 or not isinstance(token, str) or not token:
-        yield fail(name, refused(code, msg), tr("wecom.fix.credentials"))
+        yield fail(name, refused(code, msg), "" if code == RATE_LIMITED else tr("wecom.fix.credentials"))
         yield skip(tr("check.rest"), tr("rest.skipped"))
         return
     yield ok(name, tr("wecom.credentials.ok"))
