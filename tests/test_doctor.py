@@ -109,7 +109,7 @@ def test_feishu_all_pass_prints_the_whole_checklist(db, engine, clock, feishu):
         "请求地址（事件配置和回调配置各一处）",
         "✓ 群 运营组（oc_team）：群存在，机器人在群里",
         "✓ 成员 ID：2 人的 ID 都能找到",
-        "全部 8 项通过",
+        "6 项通过、0 项未通过、1 项不适用、1 项需自己确认",
     ]
 
 
@@ -238,7 +238,7 @@ def test_feishu_checklist_in_english_follows_the_server_locale(db, engine, clock
         "✗ group 运营组 (oc_team): the group exists but the bot is not in it → "
         "add the app's bot in the Feishu group's Settings › Bots › Add Bot"
     ]
-    assert result.lines[-1] == "1 of 8 checks failed"
+    assert result.lines[-1] == "5 passed, 1 failed, 1 not applicable, 1 to confirm by hand"
 
 
 def test_a_loopback_public_url_fails_the_webhook_line(db, engine, clock, feishu):
@@ -343,6 +343,15 @@ DING_ROWS: list[tuple[str, Callable[[FakeDingTalk, DingTalkTenant], None], list[
         [
             f"✗ 群 运营组（{GROUP}）：群存在，但机器人不在群里 → 在钉钉群 设置 › 机器人 › 添加机器人 里加上这个应用的机器人"
         ],
+    ),
+    (
+        "rate limited",
+        lambda f, t: f.fail_next(
+            "/v1.0/oauth2/accessToken",
+            403,
+            {"code": "Forbidden.AccessDenied.QpsLimitForAppkeyAndApi", "message": "调用频率超限"},
+        ),
+        ["✗ 凭证：钉钉限流（Forbidden.AccessDenied.QpsLimitForAppkeyAndApi），稍后再运行一次"],
     ),
     (
         "unknown person id",
@@ -635,7 +644,7 @@ def test_cli_doctor_exit_codes(tmp_path, feishu, capsys):
     assert main(["--config", str(config), "db", "upgrade"]) == 0
     capsys.readouterr()
     assert main(["--config", str(config), "doctor"]) == 0
-    assert capsys.readouterr().out.splitlines()[-1] == "全部 7 项通过"
+    assert capsys.readouterr().out.splitlines()[-1] == "4 项通过、0 项未通过、2 项不适用、1 项需自己确认"
     fake.app_secret = "rotated"
     assert main(["--config", str(config), "doctor", "--bot", "feishu-main"]) == 1
     assert main(["--config", str(config), "doctor", "--bot", "nope"]) == 2

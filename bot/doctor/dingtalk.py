@@ -53,6 +53,12 @@ def _required(reply: Reply) -> list[str]:
     return [str(s) for s in scopes] if isinstance(scopes, list) else []
 
 
+def _rate_limited(reply: Reply) -> bool:
+    """HTTP 403 Forbidden.AccessDenied.QpsLimitForAppkeyAndApi (new API) or errcode 90018 (oapi)."""
+    code, _msg = _refusal(reply)
+    return "QpsLimit" in code or code == "90018"
+
+
 def check(ctx: Context) -> Iterator[Line]:
     tr = ctx.tr
     api = str(ctx.bot.get("api_base", "https://api.dingtalk.com")).rstrip("/")
@@ -66,6 +72,8 @@ def check(ctx: Context) -> Iterator[Line]:
 
     def refused(reply: Reply) -> str:
         code, msg = _refusal(reply)
+        if _rate_limited(reply):
+            return tr("rate_limited_code", platform=tr("platform.dingtalk"), code=code)
         return tr("refused", platform=tr("platform.dingtalk"), code=code or f"HTTP {reply.status}", msg=msg)
 
     # 1. credentials
@@ -82,7 +90,8 @@ def check(ctx: Context) -> Iterator[Line]:
         return
     token = reply.body.get("accessToken")
     if reply.status != 200 or not isinstance(token, str) or not token:
-        yield fail(name, refused(reply), tr("dingtalk.fix.credentials", console=CONSOLE))
+        fix = "" if _rate_limited(reply) else tr("dingtalk.fix.credentials", console=CONSOLE)
+        yield fail(name, refused(reply), fix)
         yield skip(tr("check.rest"), tr("rest.skipped"))
         return
     yield ok(name, tr("dingtalk.credentials.ok"))

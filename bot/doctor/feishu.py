@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from typing import Any
+from urllib.parse import quote
 
 from bot.doctor.common import Context, host_of, stream_line, unreachable, webhook_line
 from bot.doctor.http import Http, Reply, Unreachable
@@ -25,6 +26,7 @@ from bot.doctor.model import Line, fail, ok, skip
 
 REQUIRED_SCOPES = ("im:message", "im:message:send_as_bot", "contact:user.id:readonly")
 MISSING_SCOPE = 99991672
+RATE_LIMITED = 99991400  # older APIs answer it with HTTP 400 rather than 429
 NOT_IN_CONTACT_RANGE = 41050
 CHAT_ERRORS = {
     232006: "group.unknown",
@@ -72,6 +74,8 @@ def check(ctx: Context) -> Iterator[Line]:
         scopes = missing_scopes(reply.body) if code == MISSING_SCOPE else []
         if scopes:
             return tr("feishu.scope_missing_call", scopes=", ".join(scopes), code=code)
+        if code == RATE_LIMITED:
+            return tr("rate_limited_code", platform=tr("platform.feishu"), code=code)
         return tr("refused", platform=tr("platform.feishu"), code=code, msg=msg)
 
     # 1. credentials
@@ -107,7 +111,9 @@ def check(ctx: Context) -> Iterator[Line]:
         name = tr("check.group", team=group.team_name, chat=group.chat_id)
         try:
             reply = http.call(
-                "GET", f"{base}/open-apis/im/v1/chats/{group.chat_id}/members/is_in_chat", headers=auth
+                "GET",
+                f"{base}/open-apis/im/v1/chats/{quote(group.chat_id, safe='')}/members/is_in_chat",
+                headers=auth,
             )
         except Unreachable as exc:
             yield fail(name, gone(exc))
@@ -169,7 +175,7 @@ def _people(ctx, http, base, auth, gone, refused, app) -> Iterator[Line]:  # noq
         try:
             reply = http.call(
                 "GET",
-                f"{base}/open-apis/contact/v3/users/{member.external_id}",
+                f"{base}/open-apis/contact/v3/users/{quote(member.external_id, safe='')}",
                 params={"user_id_type": "open_id"},
                 headers=auth,
             )

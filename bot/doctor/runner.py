@@ -48,7 +48,7 @@ def run(
     if not bots:
         print(tr("no_bots"), file=out)
         return 0
-    total = failed = 0
+    counts = dict.fromkeys(Status, 0)
     sep = tr("sep")
     for n, bot in enumerate(bots):
         with services.sessions() as session:
@@ -63,12 +63,17 @@ def run(
         )
         for line in lines:
             print(f"  {line.render(sep)}", file=out)
-        total += len(lines)
-        failed += sum(1 for line in lines if line.status is Status.FAIL)
+            counts[line.status] += 1
+    failed = counts[Status.FAIL]
     print(file=out)
-    print(
-        tr("summary.fail", failed=failed, count=total) if failed else tr("summary.ok", count=total), file=out
+    summary = tr(
+        "summary",
+        ok=counts[Status.OK],
+        failed=failed,
+        skipped=counts[Status.SKIP],
+        unknown=counts[Status.UNKNOWN],
     )
+    print(summary, file=out)
     return 1 if failed else 0
 
 

@@ -53,7 +53,7 @@ def check(ctx: Context) -> Iterator[Line]:
 
     def refused(code: int, msg: str) -> str:
         if code == RATE_LIMITED:
-            return tr("wecom.rate_limited", code=code)
+            return tr("rate_limited_code", platform=tr("platform.wecom"), code=code)
         return tr("refused", platform=tr("platform.wecom"), code=code, msg=msg.split(",")[0])
 
     def untrusted(check_name: str, msg: str) -> Line:
