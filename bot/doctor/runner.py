@@ -15,7 +15,7 @@ from bot.config import Settings
 from bot.doctor import dingtalk, feishu, wecom
 from bot.doctor.common import STREAM_TIMEOUT, Context, collect
 from bot.doctor.model import Line, Status
-from bot.doctor.team import TeamData, load
+from bot.doctor.team import load
 from bot.doctor.texts import texts
 from bot.services import Services
 
@@ -77,11 +77,6 @@ def run(
     return 1 if failed else 0
 
 
-def checklist(ctx: Context) -> list[Line]:
-    """One bot's lines (tests call this to compare lines without the header)."""
-    return collect(ctx, CHECKS[ctx.bot.platform](ctx))
-
-
 def cmd_doctor(args: argparse.Namespace) -> int:
     from bot.cli import _services, _settings
 
@@ -108,6 +103,3 @@ def add_command(sub: Any) -> None:
         help=f"seconds to wait for a long connection to open (default {STREAM_TIMEOUT:g})",
     )
     p.set_defaults(func=cmd_doctor)
-
-
-__all__ = ["TeamData", "add_command", "checklist", "run"]
