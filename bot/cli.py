@@ -402,6 +402,15 @@ def _sources_commands(sub: Any) -> None:
 EXTRA_COMMANDS.append(_sources_commands)  # import, sources check
 
 
+def _doctor_command(sub: Any) -> None:
+    from bot.doctor.runner import add_command
+
+    add_command(sub)
+
+
+EXTRA_COMMANDS.append(_doctor_command)  # doctor [--bot ID] [--fix] (issue 15)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
