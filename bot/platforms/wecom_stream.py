@@ -40,6 +40,7 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
+from websockets.protocol import State
 
 from bot.config import BotConfig
 from bot.platforms import Deps
@@ -174,6 +175,11 @@ class WeComStreamClient:
             for task in done:
                 if task.exception() is not None:
                     raise task.exception()  # type: ignore[misc]
+            # The connection ended: finish what already arrived (its commit stands; its reply is
+            # kept and pushed on the next connection), then report the loss.
+            draining.set()
+            await queue.put({})
+            await asyncio.wait({server}, timeout=30)
             raise self._lost(ws)
         finally:
             with _LIVE_LOCK:
@@ -182,9 +188,7 @@ class WeComStreamClient:
             self._ws = None
             for task in tasks:
                 task.cancel()
-            for waiter in self._waiting.values():
-                if not waiter.done():
-                    waiter.set_exception(ConnectionError("connection closed"))
+            self._fail_waiters()
             self._waiting.clear()
             await ws.close()
 
@@ -227,7 +231,7 @@ class WeComStreamClient:
     ) -> dict[str, Any]:
         """Send one frame and wait for the answer carrying its req_id."""
         conn = ws or self._ws
-        if conn is None:
+        if conn is None or conn.state is not State.OPEN:
             raise ConnectionError("not connected")
         loop = asyncio.get_running_loop()
         waiter: asyncio.Future[dict[str, Any]] = loop.create_future()
@@ -275,6 +279,14 @@ class WeComStreamClient:
                     log.debug("WeCom AI bot %s: an answer nobody waits for (%s)", self.bot_id, rid)
         except ConnectionClosed:
             pass
+        finally:
+            self._fail_waiters()
+
+    def _fail_waiters(self) -> None:
+        """Nothing more will be answered on this connection: whoever waits learns it now."""
+        for waiter in self._waiting.values():
+            if not waiter.done():
+                waiter.set_exception(ConnectionError("connection closed"))
 
     async def _heartbeat(self, ws: ClientConnection) -> None:
         while True:
@@ -347,7 +359,7 @@ class WeComStreamClient:
             len(pushes),
         )
         self._undelivered.extend({"chatid": chat, **p} for p in pushes)
-        if pushes and self._ws is not None and self._ws.state.name == "OPEN":
+        if pushes and self._ws is not None and self._ws.state is State.OPEN:
             await self._resend_undelivered()
 
     async def _resend_undelivered(self) -> None:
