@@ -246,6 +246,34 @@ def test_a_push_without_the_connection_in_this_process_is_retried(platform):
     assert later.value.code == "no_connection" and later.value.retry
 
 
+def test_with_the_corp_app_a_card_without_callbacks_is_pushed_through_it(fake, services):
+    """Someone who only wrote in a group has no direct chat with the AI bot: the private answer
+    (the form's link, no callback buttons) goes through the corp app's message/send instead."""
+    from bot.platforms.wecom_aibot import WeComAIBotPlatform
+    from tests.fakes.wecom import FakeWeCom
+
+    app = FakeWeCom().start()
+    try:
+        values = {"corp_id": app.corp_id, "agent_id": app.agent_id, "api_base": app.url}
+        bot = stream_bot(fake, **values)
+        bot = BotConfig(bot.id, bot.platform, bot.values, {**bot.secrets, "secret": Secret(app.secret)})
+        platform = WeComAIBotPlatform(bot, services.platforms["wecom-main"].deps)
+        link = Card(
+            "填写本周计划",
+            blocks=(Markdown("请在网页中填写"),),
+            buttons=(Button("在网页中填写", url="http://planloop.test/p/x"),),
+        )
+        platform.send(Outbound("o-3", "user", "LiLei", link))
+        (sent,) = app.sent
+        assert (sent["touser"], sent["template_card"]["card_type"]) == ("LiLei", "text_notice")
+        clickable = Card("进度提醒", blocks=(Markdown("还没提交"),), buttons=(Button("去填写", "plan.form"),))
+        with pytest.raises(DeliveryError) as later:  # its click would go to the app's callback URL
+            platform.send(Outbound("o-4", "user", "LiLei", clickable))
+        assert later.value.code == "no_connection" and len(app.sent) == 1
+    finally:
+        app.stop()
+
+
 def test_entering_the_chat_gets_the_welcome(fake, live):
     rid = fake.enter_chat("LiLei")
     (reply,) = answered(fake, rid)
