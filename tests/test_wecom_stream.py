@@ -274,6 +274,19 @@ def test_with_the_corp_app_a_card_without_callbacks_is_pushed_through_it(fake, s
         app.stop()
 
 
+def test_a_failure_while_handling_is_answered_with_a_clear_retry_hint(fake, client):
+    def broken(inbound: Inbound) -> WebResponse:
+        raise RuntimeError("database is down")
+
+    running = start(client, broken)
+    running.wait_connected()
+    rid, _ = fake.send_text("LiLei", "写计划")
+    (reply,) = answered(fake, rid)
+    assert reply.errcode == 0 and "请稍后再发一次" in reply.frame["body"]["stream"]["content"]
+    running.stop.set()
+    assert running.wait_ended() is None
+
+
 def test_entering_the_chat_gets_the_welcome(fake, live):
     rid = fake.enter_chat("LiLei")
     (reply,) = answered(fake, rid)
