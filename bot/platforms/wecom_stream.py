@@ -172,15 +172,15 @@ class WeComStreamClient:
                 await ws.close(1000, "planloop worker stopping")
                 log.info("WeCom AI bot %s closed its connection (stopping)", self.bot_id)
                 return
-            for task in done:
-                if task.exception() is not None:
-                    raise task.exception()  # type: ignore[misc]
-            # The connection ended: finish what already arrived (its commit stands; its reply is
-            # kept and pushed on the next connection), then report the loss.
+            if server in done and server.exception() is not None:
+                raise server.exception()  # type: ignore[misc]
+            error = next((t.exception() for t in done if t.exception() is not None), None)
+            # The connection ended (or its heartbeat did): finish what already arrived (its commit
+            # stands; its reply is kept and pushed on the next connection), then report the loss.
             draining.set()
             await queue.put({})
             await asyncio.wait({server}, timeout=30)
-            raise self._lost(ws)
+            raise error or self._lost(ws)
         finally:
             with _LIVE_LOCK:
                 if _LIVE.get(self.bot_id) is self:
