@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 
 from bot import dispatch
 from bot.config import BotConfig, Secret, Settings
+from bot.delivery import Relay, RelayPolicy
 from bot.platforms.base import DeliveryError, Outbound, WebResponse
 from bot.platforms.stream import StreamAuthError, StreamError, build_stream
 from bot.platforms.wecom_aibot import parse_callback, reply_body, update_body
@@ -227,9 +228,11 @@ def test_a_group_message_is_taken_as_a_command(fake, live, demo_team, db, servic
     with db() as s:
         (row,) = s.scalars(select(OutboxMessage).where(OutboxMessage.channel == "user"))
     assert row.target == "LiLei" and row.card["form"]["action"] == "plan.submit"
-    platform.send(Outbound(row.id, row.channel, row.target, Card.from_dict(row.card)))
+    stats = Relay(services, name="A", policy=RelayPolicy(), rng=lambda: 0.5).run_once()  # the worker's relay
+    assert stats.sent == 1
     (push,) = fake.pushes
     assert push["chatid"] == "LiLei" and push["template_card"]["card_type"] == "text_notice"
+    assert push["template_card"]["card_action"]["url"] == row.card["form"]["link"]
 
 
 def test_a_push_to_someone_who_never_talked_to_the_bot_is_refused(fake, live, platform):
