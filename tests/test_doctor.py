@@ -604,12 +604,12 @@ def test_wecom_all_pass_shows_the_visible_range(db, engine, clock, wecom):
 
 def test_wecom_ai_bot_alone_says_what_cannot_be_checked(db, engine, clock, monkeypatch):
     monkeypatch.setitem(sys.modules, "bot.platforms.wecom_stream", None)
-    secrets = {"aibot_secret": Secret("s"), "token": Secret("t"), "aes_key": Secret("a" * 43)}
-    bot = BotConfig("wecom-ai", "wecom", {"aibot_id": "aib-1", "connection": "stream"}, secrets)
+    secrets = {"bot_secret": Secret("s"), "token": Secret("t"), "aes_key": Secret("a" * 43)}
+    bot = BotConfig("wecom-ai", "wecom", {"bot_id": "aib-1", "connection": "stream"}, secrets)
     result = doctor(engine, clock, bot)
     assert result.code == 0
     assert result.lines[1:6] == [
-        "– 凭证：只配置了智能机器人（aibot_id），凭证由长连接检查",
+        "– 凭证：只配置了智能机器人（bot_id），凭证由长连接检查",
         "– 长连接：这个版本还没有企业微信长连接客户端，无法检查",
         "– 回调地址：长连接模式不需要公网回调地址",
         "? 群：智能机器人没有查询所在群的接口，无法检查 → 在企业微信群 设置 › 群机器人 › 添加 里确认加了这个智能机器人",

@@ -11,7 +11,7 @@ Facts (docs/doctor.md lists which were confirmed only from documentation):
   (outside the app's visible range), 60020 untrusted IP (global error codes).
 - groups: ``GET /cgi-bin/appchat/get?chatid=``: 86003 chatid does not exist, 86008 the chat was
   not created by this app (an app can only send to chats it created).
-- a ``connection = "stream"`` bot is the 智能机器人 (aibot_id / aibot_secret): its credentials are
+- a ``connection = "stream"`` bot is the 智能机器人 (bot_id / bot_secret): its credentials are
   checked by opening the connection; the corp app checks run when corp_id / secret are set too.
 """
 

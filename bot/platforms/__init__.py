@@ -38,6 +38,10 @@ def build(bot: BotConfig, deps: Deps) -> Platform:
         from bot.platforms.dingtalk import DingTalkPlatform
 
         return DingTalkPlatform(bot, deps)
+    if bot.platform == "wecom" and bot.get("connection") == "stream":
+        from bot.platforms.wecom_aibot import WeComAIBotPlatform
+
+        return WeComAIBotPlatform(bot, deps)
     if bot.platform == "wecom":
         from bot.platforms.wecom import WeComPlatform
 

@@ -213,7 +213,9 @@ class WeComPlatform:
         self.api_base = str(bot.get("api_base", "https://qyapi.weixin.qq.com")).rstrip("/")
         self.timeout = float(bot.get("timeout", 10))
         self._secret = bot.secret("secret")
-        self.envelope = WxEnvelope(bot.secret("token"), bot.secret("aes_key"), self.corp_id)
+        # A long-connection (智能机器人) entry has no callback URL, so no token or AES key.
+        aes_key = bot.secret("aes_key")
+        self.envelope = WxEnvelope(bot.secret("token"), aes_key, self.corp_id) if aes_key else None
         self._tokens = TokenCache(self._fetch_token, deps.clock, TOKEN_EARLY)
         self._progress: OrderedDict[str, int] = OrderedDict()
         self._progress_lock = threading.Lock()
@@ -229,6 +231,8 @@ class WeComPlatform:
         nonce = args.get("nonce", "")
         if request.method == "GET":
             return self._verify_url(signature, timestamp, nonce, args.get("echostr", ""), now)
+        if self.envelope is None:
+            return WebResponse(404, {"error": "this WeCom bot takes no callbacks (connection = stream)"})
         outer = parse_xml(request.body)
         encrypt = outer.value("Encrypt")
         if not encrypt:
@@ -240,6 +244,8 @@ class WeComPlatform:
     def _verify_url(
         self, signature: str, timestamp: str, nonce: str, echostr: str, now: datetime
     ) -> WebResponse:
+        if self.envelope is None:
+            return WebResponse(404, {"error": "this WeCom bot takes no callbacks (connection = stream)"})
         if not echostr:
             raise BadRequest("echostr is required")
         try:
@@ -323,6 +329,7 @@ class WeComPlatform:
             f"<Button><ReplaceName>{cdata(render.ellipsize(label, render.BUTTON_TEXT))}</ReplaceName>"
             "</Button></xml>"
         )
+        assert self.envelope is not None  # only a callback (which needs the envelope) is answered here
         body = passive_reply(self.envelope, plain, now, secrets.token_hex(8))
         # A toast-only card said all it had to say on the button.
         rest = card is not None and bool(card.blocks or card.buttons or card.form)

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode
 
@@ -50,6 +51,21 @@ OPTION_TEXT = 16
 APP_MARKDOWN_BYTES = 2048
 ROBOT_MARKDOWN_BYTES = 4096
 TEXT_BYTES = 2048
+
+
+@dataclass(frozen=True)
+class CardLimits:
+    """The lengths one channel's template cards hold (characters)."""
+
+    title: int
+    subtitle: int
+    value: int
+    jump_title: int
+
+
+APP = CardLimits(APP_TITLE, APP_SUBTITLE, APP_VALUE, APP_JUMP_TITLE)
+# The 智能机器人 (AI bot) documents the group robot's "建议" lengths (aibot-node-sdk types/api.ts).
+AIBOT = CardLimits(ROBOT_TITLE, ROBOT_SUBTITLE, ROBOT_VALUE, ROBOT_JUMP_TITLE)
 
 _TASK_ID = re.compile(r"^[0-9A-Za-z_\-@]{1,128}$")
 _STYLE = {"primary": 1, "danger": 2, "default": 4}  # 1 blue, 2 red, 3 green, 4 grey
@@ -300,7 +316,9 @@ def _jump(b: Button, title_limit: int) -> dict[str, Any]:
     return {"type": 1, "title": ellipsize(b.label, title_limit), "url": b.url}
 
 
-def template_card(card: Card, *, task_id: str, fallback_url: str = "") -> tuple[dict[str, Any], bool]:
+def template_card(
+    card: Card, *, task_id: str, fallback_url: str = "", limits: CardLimits = APP
+) -> tuple[dict[str, Any], bool]:
     """The app template card for ``card`` and whether its text is complete (False: the full text
     must be sent before it as markdown, see ``app_messages``)."""
     _check_task_id(task_id)
@@ -308,17 +326,19 @@ def template_card(card: Card, *, task_id: str, fallback_url: str = "") -> tuple[
     links = _link_buttons(card)
     form = card.form
     selects = form is not None and _select_only(form)
-    horizontal = _fields_fit(card, APP_VALUE)
+    horizontal = _fields_fit(card, limits.value)
     lines = _plain_lines(card, skip_fields=horizontal)
     text = "\n".join(lines)
-    complete = len(text) <= APP_SUBTITLE and len(card.title or card.toast) <= APP_TITLE
+    complete = len(text) <= limits.subtitle and len(card.title or card.toast) <= limits.title
     title = card.title or card.toast
     if not title and not text:
         raise WeComLimitError("an empty card (no title, text or toast) cannot be sent")
-    out: dict[str, Any] = {"main_title": {"title": ellipsize(title, APP_TITLE)}} if title else {}
+    out: dict[str, Any] = {"main_title": {"title": ellipsize(title, limits.title)}} if title else {}
     if text:
         out["sub_title_text"] = (
-            text if len(text) <= APP_SUBTITLE else _cut_at_line(lines, APP_SUBTITLE, "（全文见上方消息）")
+            text
+            if len(text) <= limits.subtitle
+            else _cut_at_line(lines, limits.subtitle, "（全文见上方消息）")
         )
     if horizontal:
         out["horizontal_content_list"] = _rows(card)
@@ -358,7 +378,7 @@ def template_card(card: Card, *, task_id: str, fallback_url: str = "") -> tuple[
     if len(jumps) > JUMPS:
         raise WeComLimitError(f"a WeCom card holds at most {JUMPS} links besides its buttons")
     if jumps:
-        out["jump_list"] = [_jump(b, APP_JUMP_TITLE) for b in jumps]
+        out["jump_list"] = [_jump(b, limits.jump_title) for b in jumps]
     out["task_id"] = task_id
     return _ordered(out), complete
 
