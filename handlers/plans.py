@@ -19,7 +19,9 @@ from handlers.inbound import Inbound
 from handlers.router import Context, PermissionDenied, error_card, router
 from handlers.setup import COMPLAINT_CAUSES, team_kpis
 from handlers.workdays import Calendar, iso_week, week_dates
+from storage import outbox
 from storage.models import AuditLog, Kpi, MetricSample, Person, Plan, PlanItem, Role, Team
+from storage.people import person_target
 
 MAX_ITEMS = 20
 MAX_TEXT = 200
@@ -550,11 +552,11 @@ def plan_submit(event: Inbound, ctx: Context) -> Card:
 
 @router.command("解锁")
 def unlock_command(event: Inbound, ctx: Context) -> Card:
-    """A leader lets a member re-submit after the deadline: `解锁 lilei`."""
+    """A leader lets a member re-submit after the deadline: `解锁 李雷` (or the id, `解锁 lilei`)."""
     words = event.text.split()
     if len(words) < 2:
-        return error_card("用法：解锁 员工id（例如：解锁 lilei）")
-    return _unlock(ctx, words[1])
+        return error_card("用法：解锁 姓名（例如：解锁 李雷）")
+    return _unlock(ctx, " ".join(words[1:]))
 
 
 @router.action("plan.unlock")
@@ -562,11 +564,18 @@ def unlock_action(event: Inbound, ctx: Context) -> Card:
     return _unlock(ctx, event.values.get("person", ""))
 
 
-def _unlock(ctx: Context, person_id: str) -> Card:
+def _unlock(ctx: Context, who: str) -> Card:
     leader = _me(ctx)
-    member = ctx.session.get(Person, person_id)
-    if member is None or member.team.leader_id != leader.id:
-        raise PermissionDenied("只有该员工所在团队的主管可以解锁计划。")
+    led = list(ctx.session.scalars(select(Team.id).where(Team.leader_id == leader.id)))
+    if not led:
+        raise PermissionDenied("只有团队主管可以解锁成员的计划。")
+    member = ctx.session.scalars(
+        select(Person)
+        .where(Person.team_id.in_(led), Person.active.is_(True), (Person.id == who) | (Person.name == who))
+        .order_by(Person.id)
+    ).first()
+    if member is None:
+        return error_card(f"你的团队里没有叫“{who}”的成员。", title="找不到成员")
     week, _ = _week_now(ctx, member)
     plan = current_plan(ctx.session, member.id, week)
     if plan is None:
@@ -575,5 +584,21 @@ def _unlock(ctx: Context, person_id: str) -> Card:
     ctx.session.add(
         AuditLog(at=ctx.now, actor=leader.id, action="plan.unlock", subject=f"{member.id}/{week}")
     )
+    sunday = week_dates(week)[-1]
+    target = person_target(ctx.session, member, ctx.bots)
+    if target is not None:
+        told = Card(
+            title=f"计划已解锁 · {week}",
+            theme="green",
+            blocks=(
+                Markdown(
+                    f"{leader.name} 允许你重新提交 {week} 的计划一次，"
+                    f"在 {sunday:%m-%d}（周日）24:00 前有效。发送“写计划”修改。"
+                ),
+            ),
+        )
+        outbox.enqueue(
+            ctx.session, target, told, dedupe_key=f"unlock:{plan.id}:{ctx.now.isoformat()}", now=ctx.now
+        )
     text = f"{member.name} 现在可以重新提交 {week} 的计划（一次）。"
     return Card(title="已解锁", theme="green", blocks=(Markdown(text),))

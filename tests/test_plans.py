@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
+from bot.delivery import drain
 from bot.demo import demo_value
 from handlers.plans import Draft, parse_text_plan, validate
 from storage.models import AuditLog, Kpi, Plan, PlanItem
@@ -228,6 +229,32 @@ def test_after_the_deadline_the_leader_must_unlock(sim, demo_team, db, clock):
     assert "第 2 版" in again["text"]
     (relocked,) = sim.act("lilei", "plan.submit", _form_values(*THREE[1:2]))
     assert "需要主管解锁" in relocked["form"]["error"]
+
+
+@pytest.mark.parametrize(
+    "said, title, text",
+    [
+        ("解锁 李雷", "已解锁", "李雷 现在可以重新提交 2026-W48 的计划（一次）。"),
+        ("解锁 lilei", "已解锁", "李雷 现在可以重新提交 2026-W48 的计划（一次）。"),
+        ("解锁 李蕾", "找不到成员", "你的团队里没有叫“李蕾”的成员。"),
+        ("解锁 王芳", "找不到成员", "你的团队里没有叫“王芳”的成员。"),  # another team's leader
+        ("解锁", "操作未完成", "用法：解锁 姓名（例如：解锁 李雷）"),
+    ],
+)
+def test_unlock_takes_a_name_and_tells_the_member_until_when(
+    sim, services, demo_team, clock, said, title, text
+):
+    sim.act("lilei", "plan.submit", _form_values(*THREE))
+    clock.set(datetime(2026, 11, 24, 3, 0, tzinfo=UTC))  # Tuesday 11:00, past Monday 14:00
+    (card,) = sim.say("zhangwei", said)
+    assert (card["title"], card["text"].splitlines()[1]) == (title, text)
+    drain(services)
+    told = [m for m in sim.messages("lilei") if m["title"] == "计划已解锁 · 2026-W48"]
+    if title == "已解锁":
+        (message,) = told
+        assert "张伟 允许你重新提交 2026-W48 的计划一次，在 11-29（周日）24:00 前有效。" in message["text"]
+    else:
+        assert told == []
 
 
 def test_a_first_plan_after_the_deadline_is_accepted_as_late(sim, demo_team, db, clock):

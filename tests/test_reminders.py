@@ -389,20 +389,16 @@ def test_the_leave_button(services, db, clock, shop, sim) -> None:
     ]
 
 
-def test_help_lists_the_new_commands(sim) -> None:
-    text = sim.say("nobody", "帮助")[0]["text"]
-    for word in (
-        "请假",
-        "销假",
-        "暂停提醒",
-        "恢复提醒",
-        "暂停团队提醒",
-        "恢复团队提醒",
-        "进度",
-        "考核",
-        "评分",
-        "切换模板",
-        "恢复模板",
-        "解锁",
-    ):
-        assert word in text, word
+MEMBER_COMMANDS = ("写计划", "进度", "考核", "请假", "销假", "暂停提醒", "恢复提醒", "帮助")
+LEADER_COMMANDS = ("暂停团队提醒", "恢复团队提醒", "评分", "切换模板", "恢复模板", "解锁 姓名", "请假 姓名")
+
+
+@pytest.mark.parametrize(
+    "who, leader",
+    [("zhangwei", True), ("wangfang", True), ("lilei", False), ("zhoumin", False), ("nobody", False)],
+)
+def test_help_lists_the_commands_this_person_may_use(sim, demo_team, who, leader) -> None:
+    text = sim.say(who, "帮助")[0]["text"]
+    assert [w for w in MEMBER_COMMANDS if w not in text] == []
+    assert [w for w in LEADER_COMMANDS if w in text] == (list(LEADER_COMMANDS) if leader else [])
+    assert ("组长命令" in text) == leader
