@@ -79,6 +79,8 @@ class FakeStreamGateway:
         self.connections = 0  # websockets accepted
         self.max_live = 0
         self.opens_refused = 0
+        self.lose_acks = 0  # knob: drop the connection on the next N acks, before recording them
+        self.lost_acks = 0
         self._turn = 0
         self.server: Server = serve(
             self._session, "127.0.0.1", 0, process_request=self._check_ticket, ping_interval=None
@@ -174,6 +176,15 @@ class FakeStreamGateway:
         except (ValueError, KeyError, TypeError):
             ok, message_id, ack = False, "", {}
         with self.lock:
+            if ok and message_id in self.pending and self.lose_acks > 0:
+                # the ack is lost on the way (the link failed): DingTalk still counts it pending
+                self.lose_acks -= 1
+                self.lost_acks += 1
+                try:
+                    live.ws.socket.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                return
             if not ok:
                 self.bad_acks.append(raw if isinstance(raw, str) else raw.decode())
             elif message_id.startswith("ping-"):
