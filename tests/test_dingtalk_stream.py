@@ -14,6 +14,7 @@ import logging
 import random
 import threading
 from dataclasses import replace
+from datetime import timedelta
 from types import SimpleNamespace
 
 import pytest
@@ -232,3 +233,66 @@ def test_a_wrong_secret_is_a_stream_auth_error_naming_the_keys(fake, clock):
     with pytest.raises(StreamAuthError) as caught:
         client.open_connection()
     assert "app_key" in str(caught.value) and "401" in caught.value.code
+
+
+# ---------------------------------------------------------------- HTTP mode: the documented card route
+
+ROUTE = "planloop-dingtalk-main"
+CARD_SECRET = "card-callback-api-secret"
+
+
+@pytest.fixture
+def served(settings, engine, clock, fake, demo_team):
+    """Webhook mode with the card callback route, the web app on a real port."""
+    from werkzeug.serving import make_server
+
+    from bot.app import create_app
+
+    plain = {
+        **stream_bot(fake).values,
+        "connection": "webhook",
+        "card_callback_route_key": ROUTE,
+    }
+    secrets = {"app_secret": Secret(fake.app_secret), "card_callback_secret": Secret(CARD_SECRET)}
+    cfg = replace(settings, bots=(BotConfig(BOT, "dingtalk", plain, secrets),), simulator=False)
+    services = build_services(cfg, clock=clock, engine=engine)
+    server = make_server("127.0.0.1", 0, create_app(cfg, services), threaded=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.server_port}/webhooks/dingtalk/{BOT}"
+    yield SimpleNamespace(services=services, base=base, fake=fake, adapter=services.platforms[BOT])
+    server.shutdown()
+    thread.join(5)
+
+
+def test_http_card_route_end_to_end_signed_stale_and_replayed(served, clock):
+    fake = served.fake
+    served.adapter.register_card_callback(served.base + "/card")  # what doctor --fix does
+    assert fake.callback_routes[ROUTE] == {"callbackUrl": served.base + "/card", "apiSecret": CARD_SECRET}
+
+    headers, body = fake.robot_callback(PLAN, sender=LILEI, conversation_type="1")
+    assert requests.post(served.base + "/robot", data=body, headers=headers, timeout=5).status_code == 200
+    drain(served.services, until_empty=True)
+    [(out_track_id, card)] = fake.cards.items()
+    assert (card["callbackType"], card["callbackRouteKey"]) == ("HTTP", ROUTE)
+
+    before = card["cardData"]["cardParamMap"]["title"]
+    answer = fake.click(out_track_id, 0, LILEI)  # DingTalk POSTs the click to the registered URL
+    assert answer is not None and answer["cardData"]["cardParamMap"]["form_link"]
+    assert fake.cards[out_track_id]["cardData"]["cardParamMap"]["title"] != before
+    assert fake.card_updates == []
+
+    click = fake.action_callback(out_track_id, 0, LILEI)
+    signed = fake.card_request(click, ROUTE)
+    replies = [
+        requests.post(served.base + "/card", data=signed[1], headers=signed[0], timeout=5) for _ in range(2)
+    ]
+    assert [r.status_code for r in replies] == [200, 200]
+    assert "cardData" in replies[0].json() and replies[1].json() == {}  # the replay takes no effect
+    forged = fake.card_request(click, ROUTE, secret="guessed")
+    stale = fake.card_request(click, ROUTE, at=clock() - timedelta(hours=2))
+    for headers, body in (forged, stale):
+        assert requests.post(served.base + "/card", data=body, headers=headers, timeout=5).status_code == 401
+    with served.services.sessions() as session:
+        assert session.scalar(select(func.count()).select_from(InboundEvent)) == 3  # plan, click, click
+        assert session.scalar(select(func.count()).select_from(Plan)) == 1
