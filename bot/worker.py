@@ -20,7 +20,7 @@ from typing import Any
 
 from sqlalchemy import update
 
-from bot import leader, metrics, streams
+from bot import leader, metrics
 from bot.delivery import Relay, RelayStats, TokenBuckets, drain, run_relay, worker_name
 from bot.jobs import JobResult, run_job
 from bot.scheduler import Ticker, build_scheduler, catch_up
@@ -57,7 +57,9 @@ class Worker:
         self._relays = max(1, relays)
         self._buckets = buckets
         self.threads: list[threading.Thread] = []
-        self.streams = streams.Supervisor(services, lease_poll=poll)  # the stream bots' connections
+        from bot.streams import Supervisor  # here: `planloop worker` installs its signal handlers first
+
+        self.streams = Supervisor(services, lease_poll=poll)  # the stream bots' connections
 
     def alive(self) -> bool:
         """For /healthz: every relay thread still turns."""
