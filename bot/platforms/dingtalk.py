@@ -260,6 +260,12 @@ class DingTalkPlatform:
         self.card_route_key = str(bot.get("card_callback_route_key") or "")
         self.card_callback_secret = bot.secret("card_callback_secret")
         self.stream = bot.get("connection", "webhook") == "stream"
+        if self.card_template_id and not self.stream and not self.card_route_key:
+            log.warning(
+                "%s: cards are created without a callback (no card_callback_route_key): "
+                "their buttons will not reach planloop (docs/dingtalk.md)",
+                bot.id,
+            )
         self.timeout = float(bot.get("timeout", 10))
         token, aes_key = bot.secret("token"), bot.secret("aes_key")
         self.envelope = WxEnvelope(token, aes_key, self.app_key) if token and aes_key else None
