@@ -134,7 +134,12 @@ class Supervisor:
 
     def supervise(self, bot: BotConfig, stop: threading.Event) -> None:
         platform = self.services.platforms[bot.id]
-        deps = Deps(http=self.services.http, clock=self.services.clock, sessions=self.services.sessions)
+        deps = Deps(
+            http=self.services.http,
+            clock=self.services.clock,
+            sessions=self.services.sessions,
+            public_url=self.services.settings.public_url,
+        )
         client = self._build(bot, deps, platform)
 
         def handle(inbound: Inbound) -> WebResponse:

@@ -207,6 +207,27 @@ def test_health_and_metrics_show_each_stream_bot(env, clock):
     assert f'planloop_stream_reconnects_total{{bot="{BOT}",platform="dingtalk"}} 0' in text
 
 
+def test_the_worker_port_serves_the_stream_state(env):
+    from bot.metrics import start_worker_server
+
+    server = start_worker_server(0, "127.0.0.1", engine=env.services.engine, streams=env.supervisor.states)
+    try:
+        base = f"http://127.0.0.1:{server.server_port}"
+        [shown] = requests.get(f"{base}/healthz", timeout=5).json()["streams"]
+        assert (shown["bot"], shown["connected"], shown["holder"], shown["reconnects"]) == (
+            BOT,
+            True,
+            True,
+            0,
+        )
+        text = requests.get(f"{base}/metrics", timeout=5).text
+        assert f'planloop_stream_holder{{bot="{BOT}",platform="dingtalk"}} 1' in text
+        assert "planloop_outbox_pending" in text  # the existing gauges are still there
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 # ---------------------------------------------------------------- pure pieces
 
 
