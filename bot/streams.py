@@ -95,12 +95,14 @@ class Supervisor:
         cap: float = BACKOFF_CAP,
         auth_tries: int = AUTH_TRIES,
         build: Callable[[BotConfig, Deps, Any], StreamClient] = build_stream,
+        lease: Callable[[Any, str], leader.LeaderElection] = lease_for,
     ):
         self.services = services
         self.lease_poll = lease_poll
         self.base, self.cap, self.auth_tries = base, cap, auth_tries
         self.bots = stream_bots(services.settings.bots)
         self._build = build
+        self._lease = lease
         self._states = {b.id: StreamState(b.id, b.platform) for b in self.bots}
         self._lock = threading.Lock()
         self.threads: list[threading.Thread] = []
@@ -145,7 +147,7 @@ class Supervisor:
         def handle(inbound: Inbound) -> WebResponse:
             return process(self.services, platform, inbound)
 
-        lease = lease_for(self.services.engine, bot.id)
+        lease = self._lease(self.services.engine, bot.id)
         failures = auth_failures = 0
         try:
             while not stop.is_set():
@@ -225,7 +227,11 @@ class Supervisor:
                 log.warning("stream %s: lease lost; closing the connection for the new holder", bot.id)
                 conn_stop.set()
         self._update(bot.id, connected=False)
-        return outcome[0] if outcome else None
+        if outcome:
+            return outcome[0]
+        if not conn_stop.is_set():  # a client must not return on its own: count it as a failure
+            return StreamError("the connection ended without an error", code="ended")
+        return None
 
 
 def _acquire(lease: leader.LeaderElection) -> bool:
