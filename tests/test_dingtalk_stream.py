@@ -150,6 +150,16 @@ def test_gateway_disconnect_opens_a_new_connection(env):
     assert env.gw.opened == 2
 
 
+def test_a_message_taken_over_http_before_the_switch_is_not_taken_again(env):
+    from bot.app import create_app
+
+    client = create_app(env.services.settings, env.services).test_client()
+    headers, body = env.fake.robot_callback(PLAN, sender=LILEI, conversation_type="1", msg_id="msgSwitch1")
+    assert client.post(f"/webhooks/dingtalk/{BOT}/robot", data=body, headers=headers).status_code == 200
+    say(env, PLAN, conversation_type="1", msg_id="msgSwitch1")  # DingTalk redelivers it on the stream
+    assert count(env, InboundEvent) == 1 and count(env, Plan) == 1 and count(env, OutboxMessage) == 1
+
+
 # ---------------------------------------------------------------- failures
 
 
