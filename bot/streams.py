@@ -163,7 +163,8 @@ class Supervisor:
                 if time.monotonic() - started > STABLE_SECONDS:
                     failures = 0
                 failures += 1
-                code = f" [{error.code}]" if isinstance(error, StreamError) and error.code else ""
+                said = error.code if isinstance(error, StreamError) else ""
+                code = f" [{said}]" if said and said not in str(error) else ""  # the platform's own words
                 self._update(bot.id, last_error=f"{error}{code}"[:300])
                 if isinstance(error, StreamAuthError):
                     auth_failures += 1
