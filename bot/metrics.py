@@ -13,6 +13,7 @@ to files in that folder and /metrics adds them up.
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import os
 import threading
@@ -211,12 +212,23 @@ class _WorkerHandler(BaseHTTPRequestHandler):
         path = self.path.split("?", 1)[0]
         if path == "/healthz":
             ok = self.server.alive()
-            self._answer(200 if ok else 503, b'{"status": "ok"}' if ok else b'{"status": "down"}')
+            status: dict[str, Any] = {"status": "ok" if ok else "down"}
+            states = self.server.streams() if self.server.streams is not None else []
+            if states:  # each stream bot's connection (bot/streams.py)
+                from bot.streams import health
+
+                status["streams"] = health(states)
+            self._answer(200 if ok else 503, json.dumps(status).encode())
         elif path == "/metrics":
             if not authorized(self.headers.get("Authorization"), self.server.token):
                 self._answer(401, b'{"error": "metrics token required"}')
                 return
-            self._answer(200, exposition(self.server.engine), CONTENT_TYPE)
+            body = exposition(self.server.engine)
+            if self.server.streams is not None:
+                from bot.streams import metrics_text
+
+                body += metrics_text(self.server.streams(), datetime.now(UTC))
+            self._answer(200, body, CONTENT_TYPE)
         else:
             self._answer(404, b'{"error": "not found"}')
 
@@ -236,6 +248,7 @@ class _WorkerServer(ThreadingHTTPServer):
     alive: Callable[[], bool]
     engine: Engine | None
     token: str
+    streams: Callable[[], list[Any]] | None
 
 
 WORKER_PORT = 9100
@@ -262,6 +275,7 @@ def start_worker_server(
     alive: Callable[[], bool] = lambda: True,
     engine: Engine | None = None,
     token: str = "",
+    streams: Callable[[], list[Any]] | None = None,
 ) -> _WorkerServer:
     """/healthz and /metrics for `planloop worker` on a small HTTP server in a daemon thread.
 
@@ -273,6 +287,7 @@ def start_worker_server(
     server.alive = alive
     server.engine = engine
     server.token = token
+    server.streams = streams  # each stream bot's StreamState (bot/streams.py)
     thread = threading.Thread(target=server.serve_forever, name="planloop-metrics", daemon=True)
     thread.start()
     return server

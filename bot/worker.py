@@ -57,6 +57,9 @@ class Worker:
         self._relays = max(1, relays)
         self._buckets = buckets
         self.threads: list[threading.Thread] = []
+        from bot.streams import Supervisor  # here: `planloop worker` installs its signal handlers first
+
+        self.streams = Supervisor(services, lease_poll=poll)  # the stream bots' connections
 
     def alive(self) -> bool:
         """For /healthz: every relay thread still turns."""
@@ -104,6 +107,7 @@ class Worker:
     def run(self, stop: threading.Event, ready: threading.Event | None = None) -> None:
         """Run until ``stop`` is set; then stop the loops and give the leadership up."""
         self._start_relays(stop)
+        self.threads.extend(self.streams.start(stop))
         try:
             if self.scheduler is not None:
                 self.scheduler.start(paused=True)
@@ -170,7 +174,11 @@ def main(services: Services) -> int:
     if port:
         try:
             server = metrics.start_worker_server(
-                port, alive=worker.alive, engine=services.engine, token=metrics.metrics_token(extra)
+                port,
+                alive=worker.alive,
+                engine=services.engine,
+                token=metrics.metrics_token(extra),
+                streams=worker.streams.states,
             )
             log.info("worker /healthz and /metrics on port %d", server.server_port)
         except OSError as exc:  # the relay matters more than the probe port: keep going, loudly

@@ -11,7 +11,7 @@ import base64
 import json
 import threading
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from urllib.parse import urlencode
 
@@ -40,11 +40,15 @@ BOT = "dingtalk-main"
 GROUP = "cidTeamOps=="
 LILEI = "staff-lilei"
 TEMPLATE = "tpl-planloop.schema"
+ROUTE = "planloop-dingtalk-main"
+CARD_SECRET = "card-callback-api-secret"
 
 
 @pytest.fixture
 def fake(clock):
     server = FakeDingTalk(clock).start()
+    # what `POST /v1.0/card/callbacks/register` leaves behind (planloop doctor --fix registers it)
+    server.callback_routes[ROUTE] = {"callbackUrl": "https://planloop.example/card", "apiSecret": CARD_SECRET}
     yield server
     server.stop()
 
@@ -56,12 +60,14 @@ def bot_config(fake: FakeDingTalk, **values: object) -> BotConfig:
         "api_base": fake.url,
         "oapi_base": fake.url,
         "card_template_id": TEMPLATE,
+        "card_callback_route_key": ROUTE,
         **values,
     }
     secrets = {
         "app_secret": Secret(fake.app_secret),
         "token": Secret(fake.token),
         "aes_key": Secret(fake.aes_key),
+        "card_callback_secret": Secret(CARD_SECRET),
     }
     return BotConfig(BOT, "dingtalk", plain, secrets)
 
@@ -209,20 +215,6 @@ def _without(name):
     return make
 
 
-def _card_content(content):
-    def make(fake, clock):
-        plain = {
-            "type": "actionCallback",
-            "userId": LILEI,
-            "outTrackId": "t1",
-            "content": content,
-            "extension": "{}",
-        }
-        return fake.event(plain)
-
-    return make
-
-
 EVENT_REJECTIONS = [
     ("forged signature", _forged, 401),
     ("stale timestamp", lambda f, c: f.event({"EventType": "check_url"}, at=c() - timedelta(hours=2)), 401),
@@ -244,13 +236,6 @@ EVENT_REJECTIONS = [
     ("plaintext a list", lambda f, c: _sealed_for(f, c, "[1, 2]", f.app_key), 400),
     ("body not JSON", lambda f, c: (f.event({"EventType": "check_url"})[0], b"{not json"), 400),
     ("body without encrypt", lambda f, c: (f.event({"EventType": "check_url"})[0], b'{"enc": "x"}'), 400),
-    ("card content broken JSON", _card_content("{broken"), 400),
-    ("card content not a string", _card_content(42), 400),
-    (
-        "card callback without action",
-        _card_content(json.dumps({"cardPrivateData": {"actionIds": [], "params": {}}})),
-        400,
-    ),
     (
         "oversize body",
         lambda f, c: (f.event({"EventType": "check_url"})[0], b'{"encrypt": "' + b"A" * 70_000 + b'"}'),
@@ -441,33 +426,151 @@ def test_leading_mentions_are_stripped(text, expected):
 # ---------------------------------------------------------------- card callbacks
 
 
-def test_card_action_is_routed_and_updates_the_card_in_place(dt):
+def post_card(dt, headers: dict[str, str], body: bytes):
+    return dt.client.post(f"/webhooks/dingtalk/{BOT}/card", data=body, headers=headers)
+
+
+def test_card_action_is_answered_with_the_card_update(dt):
     adapter = dt.adapter
     result = adapter.send(Outbound("m-1", "chat", GROUP, progress_card(0.83)))
     out_track_id = result.platform_message_id
     delivered = dt.fake.cards[out_track_id]
     assert delivered["openSpaceId"] == f"dtv1.card//IM_GROUP.{GROUP}"
+    assert (delivered["callbackType"], delivered["callbackRouteKey"]) == ("HTTP", ROUTE)
     assert all(isinstance(v, str) for v in delivered["cardData"]["cardParamMap"].values())
     assert "83%" in delivered["cardData"]["cardParamMap"]["markdown"]
 
-    plain = dt.fake.click(out_track_id, 0, LILEI, space=("IM_GROUP", GROUP))
-    args, body = dt.fake.event(plain)
-    assert_success_reply(dt.fake, post_event(dt, args, body))
-
-    [row] = outbox_rows(dt)
-    assert row.reply_handle and decode_handle(row.reply_handle)["card"] == out_track_id
-    deliver(dt, row)
-    params = dt.fake.cards[out_track_id]["cardData"]["cardParamMap"]
+    headers, body = dt.fake.card_request(dt.fake.action_callback(out_track_id, 0, LILEI), ROUTE)
+    response = post_card(dt, headers, body)
+    assert response.status_code == 200
+    answer = response.get_json()
+    params = answer["cardData"]["cardParamMap"]
     assert "84%" in params["markdown"] and "2026-W48" in params["title"]
-    assert len(dt.fake.card_updates) == 1 and len(dt.fake.cards) == 1
+    assert all(isinstance(v, str) for v in params.values())
+    assert answer["cardUpdateOptions"] == {"updateCardDataByKey": False, "updatePrivateDataByKey": False}
+    # the update travels in the answer: nothing queued, no update API call while answering
+    assert outbox_rows(dt) == [] and dt.fake.card_updates == []
+    assert event_count(dt) == 1
 
 
 def test_a_replayed_card_callback_takes_effect_once(dt):
     result = dt.adapter.send(Outbound("m-2", "user", LILEI, progress_card(0.5)))
-    args, body = dt.fake.event(dt.fake.click(result.platform_message_id, 0, LILEI))
+    headers, body = dt.fake.card_request(dt.fake.action_callback(result.platform_message_id, 0, LILEI), ROUTE)
+    first, again = post_card(dt, headers, body), post_card(dt, headers, body)
+    assert first.status_code == again.status_code == 200
+    assert "cardData" in first.get_json() and again.get_json() == {}
+    assert event_count(dt) == 1
+
+
+def test_the_same_button_clicked_later_is_a_new_event(dt):
+    result = dt.adapter.send(Outbound("m-2b", "user", LILEI, progress_card(0.5)))
+    click = dt.fake.action_callback(result.platform_message_id, 0, LILEI)
+    post_card(dt, *dt.fake.card_request(click, ROUTE))
+    post_card(dt, *dt.fake.card_request(click, ROUTE, at=dt.clock() + timedelta(seconds=5)))
+    assert event_count(dt) == 2
+
+
+def test_a_card_click_in_the_event_subscription_is_not_taken(dt):
+    # DingTalk never sends clicks there; one that did arrive would not be a signed card callback
+    result = dt.adapter.send(Outbound("m-2c", "user", LILEI, progress_card(0.5)))
+    args, body = dt.fake.event(dt.fake.action_callback(result.platform_message_id, 0, LILEI))
     assert_success_reply(dt.fake, post_event(dt, args, body))
-    assert_success_reply(dt.fake, post_event(dt, args, body))  # the same push again
-    assert len(outbox_rows(dt)) == 1
+    assert event_count(dt) == 0 and outbox_rows(dt) == []
+
+
+def _card_click(**changes):
+    def make(fake, clock):
+        out = next(iter(fake.cards))
+        options = dict(changes)
+        body = {**fake.action_callback(out, 0, LILEI), **options.pop("body", {})}
+        return fake.card_request(body, ROUTE, **options)
+
+    return make
+
+
+def _card_headers(**replace_headers):
+    def make(fake, clock):
+        headers, body = _card_click()(fake, clock)
+        return {**headers, **replace_headers}, body
+
+    return make
+
+
+def _card_without(name):
+    def make(fake, clock):
+        headers, body = _card_click()(fake, clock)
+        return {k: v for k, v in headers.items() if k != name}, body
+
+    return make
+
+
+CARD_REJECTIONS = [
+    ("signed with another secret", _card_click(secret="not-the-api-secret"), 401),
+    (
+        "signature of another timestamp",
+        _card_headers(**{"x-ddpaas-signature-timestamp": "1795000000000"}),
+        401,
+    ),
+    ("stale timestamp", lambda f, c: _card_click(at=c() - timedelta(hours=2))(f, c), 401),
+    ("future timestamp", lambda f, c: _card_click(at=c() + timedelta(minutes=61))(f, c), 401),
+    ("no signature", _card_without("x-ddpaas-signature"), 401),
+    ("no timestamp", _card_without("x-ddpaas-signature-timestamp"), 401),
+    ("content broken JSON", _card_click(body={"content": "{broken"}), 400),
+    ("content not a string", _card_click(body={"content": 42}), 400),
+    (
+        "no action",
+        _card_click(body={"content": json.dumps({"cardPrivateData": {"actionIds": [], "params": {}}})}),
+        400,
+    ),
+    ("no userId", _card_click(body={"userId": ""}), 400),
+    ("another callback type", _card_click(body={"type": "dynamicDataSource"}), 400),
+    ("body not JSON", lambda f, c: (_card_click()(f, c)[0], b"{not json"), 400),
+]
+
+
+@pytest.mark.parametrize(
+    "make, status", [r[1:] for r in CARD_REJECTIONS], ids=[r[0] for r in CARD_REJECTIONS]
+)
+def test_card_callback_rejections(dt, make, status):
+    dt.adapter.send(Outbound("m-r", "user", LILEI, progress_card(0.5)))
+    headers, body = make(dt.fake, dt.clock)
+    response = post_card(dt, headers, body)
+    assert response.status_code == status
+    assert "error" in response.get_json()
+    assert event_count(dt) == 0 and outbox_rows(dt) == []
+
+
+def test_without_a_card_callback_secret_clicks_are_refused(settings, engine, clock, fake, db):
+    from bot.app import create_app
+    from bot.services import build_services
+
+    cfg = bot_config(fake)
+    cfg = BotConfig(
+        cfg.id,
+        cfg.platform,
+        cfg.values,
+        {k: v for k, v in cfg.secrets.items() if k != "card_callback_secret"},
+    )
+    services = build_services(replace(settings, bots=(cfg,), simulator=False), clock=clock, engine=engine)
+    client = create_app(replace(settings, bots=(cfg,), simulator=False), services).test_client()
+    services.platforms[BOT].send(Outbound("m-s", "user", LILEI, progress_card(0.5)))
+    headers, body = fake.card_request(fake.action_callback(next(iter(fake.cards)), 0, LILEI), ROUTE)
+    response = client.post(f"/webhooks/dingtalk/{BOT}/card", data=body, headers=headers)
+    assert response.status_code == 401
+    assert "card_callback_secret" in response.get_json()["error"]
+
+
+def test_card_signature_matches_the_documented_recipe():
+    # DingTalk's 事件回调 page: Base64(HmacSHA256(key=apiSecret, msg=str(ts)))
+    from bot.platforms.dingtalk import sign_card_callback, verify_card_callback
+    from tests.fakes.dingtalk import card_signature
+
+    assert sign_card_callback("mySecret", "1795000000000") == card_signature("mySecret", "1795000000000")
+    at = datetime(2026, 11, 16, 2, 0, tzinfo=UTC)
+    stamp = str(int(at.timestamp() * 1000))
+    verify_card_callback("mySecret", stamp, card_signature("mySecret", stamp), at)
+    with pytest.raises(SignatureError):
+        verify_card_callback("mySecret", stamp, card_signature("other", stamp), at)
 
 
 def test_card_values_arrive_as_strings_and_the_chat_is_the_space():
@@ -487,7 +590,7 @@ def test_card_values_arrive_as_strings_and_the_chat_is_the_space():
         "spaceId": "cidX",
         "content": json.dumps(content),
     }
-    inbound = adapter._card_inbound(event, None, "1", "n")  # type: ignore[arg-type]
+    inbound = adapter.card_inbound(event, None, "http:1")  # type: ignore[arg-type]
     assert (inbound.kind, inbound.action, dict(inbound.values)) == (
         "form",
         "plan.confirm",

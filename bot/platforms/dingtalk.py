@@ -1,21 +1,30 @@
 """DingTalk (钉钉): the encrypted event subscription, robot messages, cards and every send path.
 
-Inbound, two URLs (CONTRACT.md):
+Inbound over HTTP, three URLs (CONTRACT.md):
 - ``POST /webhooks/dingtalk/<bot>``: the HTTP event subscription. Query ``signature``/
   ``timestamp``/``nonce`` (legacy ``msg_signature``/``timeStamp``), body ``{"encrypt"}``,
   the WeCom envelope with the app key as trailing id. Every answer, ``check_url``
   included, is ``{"msg_signature","timeStamp","nonce","encrypt": Enc("success")}``
-  within 1.5 s, so replies go through the outbox. Card-platform callbacks
-  (``actionCallback``) arrive here and become card actions.
+  within 1.5 s. No event planloop uses arrives here: DingTalk never sends card clicks
+  through the event subscription.
 - ``POST /webhooks/dingtalk/<bot>/robot``: robot messages with ``timestamp``/``sign``
   headers (HMAC-SHA256 keyed by the app secret); text commands, group (@bot) and 1:1.
+- ``POST /webhooks/dingtalk/<bot>/card``: card clicks (互动卡片 事件回调, HTTP mode), plain JSON
+  ``{"type":"actionCallback","outTrackId","corpId","userId","content":"<JSON string>"}`` to the
+  URL registered with ``POST /v1.0/card/callbacks/register`` under ``card_callback_route_key``,
+  signed with headers ``x-ddpaas-signature-timestamp`` (ms) and ``x-ddpaas-signature`` =
+  Base64(HMAC-SHA256(key=apiSecret, msg=timestamp)); ``card_callback_secret`` is that apiSecret.
+  The answer (within 2 s) carries the card update: ``cardData`` / ``cardUpdateOptions``.
+
+Over a Stream connection (``connection = "stream"``, ``bot/platforms/dingtalk_stream.py``) the
+same robot message and card callback JSON arrive as frames and go through the same parsers
+(``robot_inbound``, ``card_inbound``); the card update travels back in the frame's ack.
 
 Outbound (``send``): the app robot API (group and 1:1 markdown/ActionCard), the card
 platform (``createAndDeliver`` and ``PUT /v1.0/card/instances``) for cards whose buttons
 call back, the message's ``sessionWebhook`` while it is valid, and a team's custom
-group robot (``webhook`` channel, signed URL). Facts: shared/PROTOCOLS.md §3; the card
-callback's HTTP signing is unconfirmed there, which is why callbacks are taken only
-through the encrypted, signed event subscription.
+group robot (``webhook`` channel, signed URL). Facts: shared/PROTOCOLS.md §3 and DingTalk's
+互动卡片 事件回调 page (HTTP and Stream modes, the ``x-ddpaas-*`` signature, the 2 s answer).
 """
 
 from __future__ import annotations
@@ -101,6 +110,30 @@ def verify_robot(app_secret: str, timestamp: str, sign: str, now: datetime) -> N
     if not hmac.compare_digest(expected.encode(), sign.encode()):
         raise SignatureError("robot sign does not match")
     check_window(timestamp, now)
+
+
+def sign_card_callback(api_secret: str, timestamp_ms: str) -> str:
+    """Base64(HMAC-SHA256(key=apiSecret, msg=timestamp)): a card callback's ``x-ddpaas-signature``."""
+    mac = hmac.new(api_secret.encode(), timestamp_ms.encode(), hashlib.sha256)
+    return base64.b64encode(mac.digest()).decode()
+
+
+def verify_card_callback(api_secret: str, timestamp: str, signature: str, now: datetime) -> None:
+    """Check an HTTP card callback's ``x-ddpaas-signature(-timestamp)`` headers; raise SignatureError."""
+    if not timestamp or not signature:
+        raise SignatureError("missing x-ddpaas-signature-timestamp / x-ddpaas-signature headers")
+    expected = sign_card_callback(api_secret, timestamp)
+    if not hmac.compare_digest(expected.encode(), signature.encode()):
+        raise SignatureError("card callback signature does not match")
+    check_window(timestamp, now)
+
+
+def card_update(card: Card) -> dict[str, Any]:
+    """The answer to a card callback that replaces the clicked card's data with ``card``."""
+    return {
+        "cardData": {"cardParamMap": render.card_params(card)},
+        "cardUpdateOptions": {"updateCardDataByKey": False, "updatePrivateDataByKey": False},
+    }
 
 
 def sign_custom_robot_url(url: str, secret: str, timestamp_ms: str) -> str:
@@ -225,6 +258,14 @@ class DingTalkPlatform:
         self.oapi_base = str(bot.get("oapi_base", "https://oapi.dingtalk.com")).rstrip("/")
         self.card_template_id = str(bot.get("card_template_id") or "")
         self.card_route_key = str(bot.get("card_callback_route_key") or "")
+        self.card_callback_secret = bot.secret("card_callback_secret")
+        self.stream = bot.get("connection", "webhook") == "stream"
+        if self.card_template_id and not self.stream and not self.card_route_key:
+            log.warning(
+                "%s: cards are created without a callback (no card_callback_route_key): "
+                "their buttons will not reach planloop (docs/dingtalk.md)",
+                bot.id,
+            )
         self.timeout = float(bot.get("timeout", 10))
         token, aes_key = bot.secret("token"), bot.secret("aes_key")
         self.envelope = WxEnvelope(token, aes_key, self.app_key) if token and aes_key else None
@@ -243,6 +284,8 @@ class DingTalkPlatform:
             return self._parse_event(request, now)
         if request.path == "robot":
             return self._parse_robot(request, now)
+        if request.path == "card":
+            return self._parse_card(request, now)
         raise BadRequest(f"unknown DingTalk callback path {request.path!r}")
 
     def _parse_event(self, request: WebRequest, now: datetime) -> Inbound | WebResponse:
@@ -265,23 +308,43 @@ class DingTalkPlatform:
         if not isinstance(event, dict):
             raise BadRequest("decrypted event must be a JSON object")
         kind = event.get("EventType") or event.get("type")
-        if kind == "actionCallback":
-            return self._card_inbound(event, now, timestamp, nonce)
         if kind == "check_url":
             log.info("check_url answered for %s", self.bot_id)
         else:
+            # Card clicks never come this way (DingTalk posts them to the registered card
+            # callback URL, or over Stream); anything else here is not used by planloop.
             log.info("event %s acknowledged (not used) on %s", kind, self.bot_id)
         return WebResponse(200, success_reply(self.envelope, now))
 
-    def _card_inbound(self, event: dict[str, Any], now: datetime, timestamp: str, nonce: str) -> Inbound:
+    def _parse_card(self, request: WebRequest, now: datetime) -> Inbound:
+        if not self.card_callback_secret:
+            raise SignatureError(
+                "card_callback_secret is not configured: set it to the apiSecret the card callback "
+                "route was registered with"
+            )
+        timestamp = request.headers.get("x-ddpaas-signature-timestamp", "")
+        verify_card_callback(
+            self.card_callback_secret, timestamp, request.headers.get("x-ddpaas-signature", ""), now
+        )
+        event = request.json()
+        if not isinstance(event, dict):
+            raise BadRequest("card callback must be a JSON object")
+        # The signature covers only the timestamp: the replay key is (timestamp, click).
+        return self.card_inbound(event, now, f"http:{timestamp}")
+
+    def card_inbound(self, event: dict[str, Any], now: datetime, delivery: str) -> Inbound:
+        """A card click (``actionCallback``, HTTP or Stream) as an Inbound. ``delivery`` names this
+        delivery of it (the signed timestamp, or the Stream frame's messageId), so a redelivery
+        of the same push collapses onto one event id while a later click of the same button is new."""
+        if event.get("type", "actionCallback") != "actionCallback":
+            raise BadRequest(f"card callback type {event.get('type')!r} is not actionCallback")
         user = event.get("userId")
         out_track_id = event.get("outTrackId") or ""
         if not isinstance(user, str) or not user:
             raise BadRequest("card callback without userId")
         if not isinstance(out_track_id, str):
             raise BadRequest("outTrackId must be a string")
-        raw_content = event.get("content") if event.get("content") not in (None, "") else event.get("value")
-        content = _json_field(raw_content, "content")
+        content = _json_field(event.get("content"), "content")
         _json_field(event.get("extension"), "extension")  # validated; nothing in it is needed
         private = content.get("cardPrivateData") or {}
         if not isinstance(private, dict):
@@ -302,13 +365,12 @@ class DingTalkPlatform:
         values.update({str(k): _text_value(v) for k, v in params.items() if k not in ("action", "value")})
         if len(action) > 200 or any(len(v) > MAX_TEXT for v in values.values()):
             raise BadRequest(f"a card value is longer than {MAX_TEXT} characters")
+        # The documented body has no space; the Stream SDK's model knows spaceType/spaceId.
         group = event.get("spaceType") == "IM_GROUP" and isinstance(event.get("spaceId"), str)
         chat_type: ChatType = "group" if group else "dm"
         chat = str(event["spaceId"]) if group else user
-        # No event id in the payload: the signed (timestamp, nonce) makes a replay of the
-        # same push collapse onto one id while a later click of the same button is new.
         digest = hashlib.sha256(
-            f"{out_track_id}|{user}|{json.dumps(content, sort_keys=True)}|{timestamp}|{nonce}".encode()
+            f"{out_track_id}|{user}|{json.dumps(content, sort_keys=True)}|{delivery}".encode()
         ).hexdigest()[:40]
         kind: Kind = "form" if values else "action"
         return Inbound(
@@ -332,6 +394,12 @@ class DingTalkPlatform:
         msg = request.json()
         if not isinstance(msg, dict):
             raise BadRequest("robot message must be a JSON object")
+        inbound = self.robot_inbound(msg, now)
+        return WebResponse(200, {}) if inbound is None else inbound
+
+    def robot_inbound(self, msg: dict[str, Any], now: datetime) -> Inbound | None:
+        """A robot message (HTTP or Stream) as an Inbound; None for one planloop does not take
+        (not text, or a group message that does not @ the robot)."""
         msg_id = msg.get("msgId")
         conversation_type = msg.get("conversationType")
         actor = msg.get("senderStaffId") or msg.get("senderId")
@@ -345,10 +413,13 @@ class DingTalkPlatform:
         chat = msg.get("conversationId") if group else actor
         if not isinstance(chat, str) or not chat:
             raise BadRequest("group message without conversationId")
+        if group and msg.get("isInAtList") is False:
+            log.info("group message not addressed to the robot ignored on %s", self.bot_id)
+            return None
         text = self._message_text(msg)
         if text is None:
             log.info("robot message type %r ignored on %s", msg.get("msgtype"), self.bot_id)
-            return WebResponse(200, {})
+            return None
         if len(text) > MAX_TEXT:
             raise BadRequest(f"message longer than {MAX_TEXT} characters")
         handle = None
@@ -392,15 +463,14 @@ class DingTalkPlatform:
         return None
 
     def answer(self, inbound: Inbound, card: Card | None) -> tuple[WebResponse, bool]:
-        # Both callbacks must be answered fast and neither answer can carry a card.
-        return self._ack(inbound), True
+        if inbound.event_id.startswith("card:"):
+            # A click's answer updates the clicked card in place, in the callback's own answer
+            # (DingTalk: do not call the update API while answering a callback).
+            return WebResponse(200, card_update(card) if card is not None else {}), False
+        # A robot message is answered at once; the reply goes out through the outbox.
+        return WebResponse(200, {}), True
 
     def ack_duplicate(self, inbound: Inbound) -> WebResponse:
-        return self._ack(inbound)
-
-    def _ack(self, inbound: Inbound) -> WebResponse:
-        if inbound.event_id.startswith("card:") and self.envelope is not None:
-            return WebResponse(200, success_reply(self.envelope, self.clock()))
         return WebResponse(200, {})
 
     # ------------------------------------------------------------ outbound
@@ -482,7 +552,9 @@ class DingTalkPlatform:
             "cardData": {"cardParamMap": render.card_params(card)},
             "userIdType": 1,
         }
-        if self.card_route_key:
+        if self.stream:
+            body["callbackType"] = "STREAM"  # clicks come back over this bot's Stream connection
+        elif self.card_route_key:
             body["callbackType"] = "HTTP"
             body["callbackRouteKey"] = self.card_route_key
         if message.channel == "chat":
@@ -507,6 +579,21 @@ class DingTalkPlatform:
                 f"card not delivered: {failed[0].get('errorMsg', '')}", retry=False, code="deliver_failed"
             )
         return SendResult(platform_message_id=out_track_id, reply_handle=card_handle(out_track_id))
+
+    def register_card_callback(self, callback_url: str, *, force: bool = True) -> dict[str, Any]:
+        """``POST /v1.0/card/callbacks/register``: route this bot's ``card_callback_route_key`` to
+        ``callback_url`` (…/webhooks/dingtalk/<bot>/card), signed with ``card_callback_secret``."""
+        if not self.card_route_key or not self.card_callback_secret:
+            raise DeliveryError(
+                "set card_callback_route_key and card_callback_secret first", retry=False, code="no_route"
+            )
+        body = {
+            "callbackRouteKey": self.card_route_key,
+            "callbackUrl": callback_url,
+            "apiSecret": self.card_callback_secret,
+            "forceUpdate": force,
+        }
+        return self._api("POST", "/v1.0/card/callbacks/register", body)
 
     def _update_card(self, out_track_id: str, card: Card) -> SendResult:
         body = {

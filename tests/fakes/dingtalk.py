@@ -1,10 +1,22 @@
 """A fake DingTalk on 127.0.0.1: the token, robot, card and custom-robot endpoints, checked the way
-DingTalk checks them, plus DingTalk's side of the callbacks (encrypted events, signed robot messages).
+DingTalk checks them, plus DingTalk's side of the callbacks (encrypted events, signed robot
+messages, card clicks) and, on demand (``stream()``), the Stream gateway (fakes/dingtalk_stream.py).
 
 It runs for real (threaded werkzeug) and uses the test's clock, so its one-hour signature
 window and its custom-robot limit (20 messages in any 60 s, then ``130101`` for ten
 minutes) move with the frozen clock. Events are encrypted with dingtalk-sdk (an
 independent oracle) and robot signatures are computed here, not with planloop's code.
+
+Card clicks follow DingTalk's 互动卡片 事件回调 page (HTTP and Stream modes): a card is created with
+``callbackType`` ``"HTTP"`` + a ``callbackRouteKey`` registered with
+``POST /v1.0/card/callbacks/register {callbackRouteKey, callbackUrl, apiSecret, forceUpdate}``, or
+``"STREAM"``. ``click`` then POSTs the documented plain JSON ``{type: "actionCallback", outTrackId,
+corpId, userId, content: "<JSON string>"}`` to the route's URL with ``x-ddpaas-signature-timestamp``
+(ms) and ``x-ddpaas-signature`` = Base64(HMAC-SHA256(key=apiSecret, msg=timestamp)), allowing 2 s
+for the answer; or pushes the same JSON as a CALLBACK frame on topic
+``/v1.0/card/instances/callback``. Either answer may carry ``cardData`` / ``userPrivateData`` /
+``cardUpdateOptions``, which update the card in place. DingTalk never sends a click through the
+encrypted event subscription.
 """
 
 from __future__ import annotations
@@ -22,6 +34,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
+import requests
 from flask import Flask, Response, request
 from werkzeug.serving import make_server
 
@@ -37,6 +50,16 @@ MSG_KEYS = {
     },
 }
 ROBOT_TYPES = {"text", "markdown", "actionCard", "link", "feedCard"}
+ROBOT_TOPIC = "/v1.0/im/bot/messages/get"
+CARD_TOPIC = "/v1.0/card/instances/callback"
+CALLBACK_SECONDS = 2.0  # a card callback's answer must arrive within 2 s
+
+
+def card_signature(api_secret: str, timestamp: str) -> str:
+    """x-ddpaas-signature as the 事件回调 page computes it: Base64(HMAC-SHA256(apiSecret, ts))."""
+    return base64.b64encode(
+        hmac.new(api_secret.encode(), timestamp.encode(), hashlib.sha256).digest()
+    ).decode()
 
 
 def robot_sign(secret: str, timestamp: str) -> str:
@@ -79,6 +102,9 @@ class FakeDingTalk:
         self.cards: dict[str, dict[str, Any]] = {}  # outTrackId -> the createAndDeliver body, updated
         self.card_updates: list[dict[str, Any]] = []
         self.robots: dict[str, Robot] = {}
+        self.callback_routes: dict[str, dict[str, str]] = {}  # callbackRouteKey -> url, apiSecret
+        self.card_callbacks: list[dict[str, Any]] = []  # every click delivered, with its answer
+        self.gateway: Any = None  # the Stream gateway, once stream() started it
         self.calls: defaultdict[str, int] = defaultdict(int)
         self.faults: defaultdict[str, deque[tuple[int, dict[str, Any], float]]] = defaultdict(deque)
         self.app = self._build()
@@ -95,8 +121,18 @@ class FakeDingTalk:
         return self
 
     def stop(self) -> None:
+        if self.gateway is not None:
+            self.gateway.stop()
         self.server.shutdown()
         self.thread.join(5)
+
+    def stream(self) -> Any:
+        """The Stream gateway (started on first use); connections/open answers 503 without it."""
+        if self.gateway is None:
+            from tests.fakes.dingtalk_stream import FakeStreamGateway
+
+            self.gateway = FakeStreamGateway(self.app_key, self.app_secret)
+        return self.gateway
 
     def fail_next(
         self, path: str, status: int, body: dict[str, Any], *, times: int = 1, delay: float = 0
@@ -159,7 +195,7 @@ class FakeDingTalk:
             reply["msg_signature"], reply["timeStamp"], reply["nonce"], reply["encrypt"]
         )
 
-    def robot_callback(
+    def robot_message(
         self,
         text: str,
         *,
@@ -169,17 +205,18 @@ class FakeDingTalk:
         msg_id: str | None = None,
         session_valid_for: timedelta = timedelta(minutes=90),
         at: datetime | None = None,
-    ) -> tuple[dict[str, str], bytes]:
-        """``(headers, body)`` of a robot message as DingTalk posts it (HTTP mode)."""
+        at_bot: bool = True,
+    ) -> dict[str, Any]:
+        """A robot message as DingTalk sends it (the HTTP body, or a Stream frame's data)."""
         when = at or self.clock()
-        timestamp = str(int(when.timestamp() * 1000))
-        msg = {
+        group = conversation_type == "2"
+        return {
             "msgId": msg_id or f"msg{uuid.uuid4().hex}",
             "msgtype": "text",
             "text": {"content": text},
             "conversationType": conversation_type,
-            "conversationId": conversation_id if conversation_type == "2" else f"cid{sender}",
-            "conversationTitle": "运营组" if conversation_type == "2" else "",
+            "conversationId": conversation_id if group else f"cid{sender}",
+            "conversationTitle": "运营组" if group else "",
             "senderStaffId": sender,
             "senderId": f"$:LWCP_v1:${sender}",
             "senderNick": "李雷",
@@ -188,12 +225,20 @@ class FakeDingTalk:
             "chatbotUserId": "$:LWCP_v1:$bot",
             "robotCode": self.robot_code,
             "isAdmin": False,
-            "isInAtList": conversation_type == "2",
-            "atUsers": [{"dingtalkId": "$:LWCP_v1:$bot"}] if conversation_type == "2" else [],
+            "isInAtList": group and at_bot,
+            "atUsers": [{"dingtalkId": "$:LWCP_v1:$bot"}] if group and at_bot else [],
             "createAt": int(when.timestamp() * 1000),
             "sessionWebhook": self.session_webhook(),
             "sessionWebhookExpiredTime": int((self.clock() + session_valid_for).timestamp() * 1000),
         }
+
+    def robot_callback(
+        self, text: str, *, at: datetime | None = None, **options: Any
+    ) -> tuple[dict[str, str], bytes]:
+        """``(headers, body)`` of a robot message as DingTalk posts it (HTTP mode)."""
+        when = at or self.clock()
+        msg = self.robot_message(text, at=at, **options)
+        timestamp = str(int(when.timestamp() * 1000))
         headers = {
             "timestamp": timestamp,
             "sign": robot_sign(self.app_secret, timestamp),
@@ -201,11 +246,9 @@ class FakeDingTalk:
         }
         return headers, json.dumps(msg, ensure_ascii=False).encode()
 
-    def click(
-        self, out_track_id: str, button: int, user: str, *, space: tuple[str, str] = ("", "")
-    ) -> dict[str, Any]:
-        """The ``actionCallback`` a click on a delivered card's button makes: the template sends the
-        button's ``action`` and ``value`` as params (see docs/readme/dingtalk.md)."""
+    def action_callback(self, out_track_id: str, button: int, user: str) -> dict[str, Any]:
+        """The ``actionCallback`` body a click on a delivered card's button makes. The template
+        (ours, see docs/dingtalk.md) sends the button's ``action`` and ``value`` as params."""
         params_map = self.cards[out_track_id]["cardData"]["cardParamMap"]
         spec = json.loads(params_map["buttons"])[button]
         content = {
@@ -216,15 +259,71 @@ class FakeDingTalk:
         }
         return {
             "type": "actionCallback",
+            "outTrackId": out_track_id,
             "corpId": self.corp_id,
             "userId": user,
-            "userIdType": 1,
-            "outTrackId": out_track_id,
-            "spaceType": space[0],
-            "spaceId": space[1],
             "content": json.dumps(content, ensure_ascii=False),
-            "extension": "{}",
         }
+
+    def card_request(
+        self, body: dict[str, Any], route_key: str, *, at: datetime | None = None, secret: str | None = None
+    ) -> tuple[dict[str, str], bytes]:
+        """``(headers, body)`` of an HTTP card callback on ``route_key``, signed with its apiSecret
+        (or ``secret``), at ``at`` (default now)."""
+        when = at or self.clock()
+        timestamp = str(int(when.timestamp() * 1000))
+        api_secret = secret if secret is not None else self.callback_routes[route_key]["apiSecret"]
+        headers = {
+            "Content-Type": "application/json",
+            "x-ddpaas-signature-timestamp": timestamp,
+            "x-ddpaas-signature": card_signature(api_secret, timestamp),
+        }
+        return headers, json.dumps(body, ensure_ascii=False).encode()
+
+    def click(self, out_track_id: str, button: int, user: str) -> dict[str, Any] | None:
+        """A person clicks button ``button`` of a delivered card: DingTalk calls back the way the card
+        was created (HTTP route or Stream) and applies the answer's card update. Returns the answer
+        (None when none came within 2 s: the card stays as it was)."""
+        card = self.cards[out_track_id]
+        body = self.action_callback(out_track_id, button, user)
+        mode = card.get("callbackType")
+        answer: dict[str, Any] | None = None
+        if mode == "HTTP":
+            route = self.callback_routes[card["callbackRouteKey"]]
+            headers, raw = self.card_request(body, card["callbackRouteKey"])
+            try:
+                resp = requests.post(
+                    route["callbackUrl"], data=raw, headers=headers, timeout=CALLBACK_SECONDS
+                )
+                answer = resp.json() if resp.status_code == 200 else None
+            except (requests.RequestException, ValueError):
+                answer = None
+        elif mode == "STREAM":
+            gateway = self.stream()
+            message_id = gateway.push(CARD_TOPIC, body)
+            ack = gateway.wait_ack(message_id, CALLBACK_SECONDS)
+            if ack is not None and ack.get("code") == 200:
+                answer = (json.loads(ack["data"] or "{}") or {}).get("response")
+        else:
+            raise AssertionError(f"card {out_track_id} was created without callbackType: clicks go nowhere")
+        with self.lock:
+            self.card_callbacks.append({"mode": mode, "body": body, "answer": answer})
+            if isinstance(answer, dict):
+                self._apply_update(card, answer)
+        return answer
+
+    @staticmethod
+    def _apply_update(card: dict[str, Any], answer: dict[str, Any]) -> None:
+        options = answer.get("cardUpdateOptions") or {}
+        data = (answer.get("cardData") or {}).get("cardParamMap")
+        if isinstance(data, dict):
+            if not all(isinstance(v, str) for v in data.values()):
+                raise AssertionError("cardParamMap values must be strings")
+            params = card["cardData"]["cardParamMap"]
+            if options.get("updateCardDataByKey"):
+                params.update(data)
+            else:
+                card["cardData"]["cardParamMap"] = dict(data)
 
     # ------------------------------------------------------------ the server
 
@@ -299,6 +398,31 @@ class FakeDingTalk:
                 self.tokens_issued += 1
             return ok({"accessToken": token, "expireIn": 7200})
 
+        @app.post("/v1.0/gateway/connections/open")
+        def open_stream() -> Response:
+            if self.gateway is None:
+                return api_error(503, "ServiceUnavailable", "stream gateway not started")
+            status, answer = self.gateway.open_connection(request.get_json(silent=True))
+            return Response(json.dumps(answer, ensure_ascii=False), status, content_type="application/json")
+
+        @app.post("/v1.0/card/callbacks/register")
+        def register_callback() -> Response:
+            if (denied := authorised()) is not None:
+                return denied
+            data = body_object()
+            if isinstance(data, Response):
+                return data
+            key, url = data.get("callbackRouteKey"), data.get("callbackUrl")
+            if not isinstance(key, str) or not key or not isinstance(url, str) or not url.startswith("http"):
+                return api_error(400, "param.invalid", "callbackRouteKey 和 callbackUrl 必填")
+            with self.lock:
+                known = self.callback_routes.get(key)
+                if known is None or data.get("forceUpdate"):
+                    known = {"callbackUrl": url, "apiSecret": str(data.get("apiSecret") or "")}
+                    self.callback_routes[key] = known
+            # the answer's shape is not documented; the registration's values are what matters
+            return ok({"success": True, "result": {"callbackRouteKey": key, **known}})
+
         @app.post("/v1.0/robot/groupMessages/send")
         def group_send() -> Response:
             if (denied := authorised()) is not None:
@@ -363,6 +487,11 @@ class FakeDingTalk:
                 return api_error(400, "param.invalid", "cardTemplateId 和 outTrackId 必填")
             if (bad := check_params(data)) is not None:
                 return bad
+            mode = data.get("callbackType")
+            if mode not in (None, "STREAM", "HTTP"):
+                return api_error(400, "param.callbackType.invalid", "callbackType 只能是 STREAM 或 HTTP")
+            if mode == "HTTP" and data.get("callbackRouteKey") not in self.callback_routes:
+                return api_error(400, "param.callbackRouteKey.invalid", "callbackRouteKey 未注册")
             space = str(data.get("openSpaceId", ""))
             if space.startswith("dtv1.card//IM_GROUP."):
                 deliver = data.get("imGroupOpenDeliverModel")
