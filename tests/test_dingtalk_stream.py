@@ -298,7 +298,19 @@ def served(settings, engine, clock, fake, demo_team):
 
 def test_http_card_route_end_to_end_signed_stale_and_replayed(served, clock):
     fake = served.fake
-    served.adapter.register_card_callback(served.base + "/card")  # what doctor --fix does
+    # the registration `planloop doctor --fix` makes (tests/test_doctor.py drives --fix itself)
+    registered = requests.post(
+        f"{fake.url}/v1.0/card/callbacks/register",
+        json={
+            "callbackRouteKey": ROUTE,
+            "callbackUrl": served.base + "/card",
+            "apiSecret": CARD_SECRET,
+            "forceUpdate": True,
+        },
+        headers={"x-acs-dingtalk-access-token": served.adapter.access_token()},
+        timeout=5,
+    )
+    assert registered.status_code == 200, registered.text
     assert fake.callback_routes[ROUTE] == {"callbackUrl": served.base + "/card", "apiSecret": CARD_SECRET}
 
     headers, body = fake.robot_callback(PLAN, sender=LILEI, conversation_type="1")

@@ -580,21 +580,6 @@ class DingTalkPlatform:
             )
         return SendResult(platform_message_id=out_track_id, reply_handle=card_handle(out_track_id))
 
-    def register_card_callback(self, callback_url: str, *, force: bool = True) -> dict[str, Any]:
-        """``POST /v1.0/card/callbacks/register``: route this bot's ``card_callback_route_key`` to
-        ``callback_url`` (…/webhooks/dingtalk/<bot>/card), signed with ``card_callback_secret``."""
-        if not self.card_route_key or not self.card_callback_secret:
-            raise DeliveryError(
-                "set card_callback_route_key and card_callback_secret first", retry=False, code="no_route"
-            )
-        body = {
-            "callbackRouteKey": self.card_route_key,
-            "callbackUrl": callback_url,
-            "apiSecret": self.card_callback_secret,
-            "forceUpdate": force,
-        }
-        return self._api("POST", "/v1.0/card/callbacks/register", body)
-
     def _update_card(self, out_track_id: str, card: Card) -> SendResult:
         body = {
             "outTrackId": out_track_id,
