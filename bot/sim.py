@@ -63,7 +63,9 @@ def blueprint(services: Services, handle: Callable[[Any, str], Response]) -> Blu
                 select(Person).where(Person.active.is_(True)).order_by(Person.team_id, Person.id)
             )
             body = {
-                "teams": [{"id": t.id, "name": t.name, "leader": t.leader_id} for t in teams],
+                "teams": [
+                    {"id": t.id, "name": t.name, "leader": t.leader_id, "timezone": t.timezone} for t in teams
+                ],
                 "people": [{"id": p.id, "name": p.name, "team": p.team_id, "role": p.role} for p in persons],
             }
         return to_flask(WebResponse(200, body))

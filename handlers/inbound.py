@@ -21,7 +21,8 @@ class Inbound:
     ``action`` names a card action (``"plan.submit"``); ``values`` carries the button
     value merged with form fields. ``reply_handle`` is an opaque token the adapter needs
     to update the card later (Feishu callback token, WeCom response_code, DingTalk
-    outTrackId); handlers pass it on but never read it.
+    outTrackId); handlers pass it on but never read it. ``label`` is the clicked button's
+    text where the platform says it (the simulator shows it in the chat); handlers never read it.
     """
 
     platform: str
@@ -36,3 +37,4 @@ class Inbound:
     values: Mapping[str, str] = field(default_factory=dict)
     reply_handle: str | None = None
     received_at: datetime | None = None
+    label: str = ""

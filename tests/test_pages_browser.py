@@ -199,3 +199,30 @@ def test_simulator_page_shows_the_plan_card_and_the_receipt_as_a_chat_would(
     drain(services)
     page.wait_for("document.getElementById('log').innerText.includes('本周计划已提交')")
     page.screenshot(tmp_path / "sim-receipt.png", doc_image="sim-receipt.png")
+
+
+def test_simulator_shows_my_click_by_its_label_times_in_the_team_zone_and_refusals_inline(
+    live, browser, services, sim, demo_team, db, clock
+):
+    sim.say("zhangwei", "切换模板")  # the one-click card: pick a template, press 切换
+    page = browser.new_page(width=900, height=900)
+    page.goto(f"{live}/sim/?as=zhangwei")
+    page.wait_for("document.querySelector('#log form.cardform') !== null")
+    page.js("document.querySelector('#log form.cardform select[name=template]').value = 'ops-promo'")
+    page.js("document.querySelector('#log form.cardform button[type=submit]').click()")
+    page.wait_for("document.getElementById('log').innerText.includes('［切换］')")
+    assert "[template.switch]" not in page.js("document.getElementById('log').innerText")
+    # 2026-11-23 02:00 UTC is 10:00 in Shanghai, whatever the browser's own zone
+    stamps = page.js(
+        "Array.from(document.querySelectorAll('#log .who')).map(function (n) { return n.textContent; })"
+    )
+    assert stamps and all("10:00:00（北京时间）" in s for s in stamps), stamps
+
+    page.js(
+        "document.getElementById('text').value = '字'.repeat(5000); document.getElementById('send').click();"
+    )
+    page.wait_for("document.querySelector('#log .notice') !== null")
+    assert page.js("document.querySelector('#log .notice').textContent") == (
+        "没有发出：消息太长：最多 4000 字，这条 5000 字。请分几条发送。"
+    )
+    assert page.js("document.getElementById('text').value.length") == 5000  # kept, to shorten

@@ -90,7 +90,7 @@ class SimulatorPlatform:
             if not isinstance(text, str) or not text.strip():
                 raise BadRequest('"text" is required')
             if len(text) > MAX_TEXT:
-                raise BadRequest(f"text is longer than {MAX_TEXT} characters")
+                raise BadRequest(f"消息太长：最多 {MAX_TEXT} 字，这条 {len(text)} 字。请分几条发送。")
             event_id = str(body.get("id") or _auto_id(actor, chat_id, text, now))
             return Inbound(
                 "simulator",
@@ -112,11 +112,12 @@ class SimulatorPlatform:
                 raise BadRequest('"values" must be an object')
             clean = {str(k): "" if v is None else str(v) for k, v in values.items()}
             if any(len(v) > MAX_TEXT for v in clean.values()):
-                raise BadRequest(f"a value is longer than {MAX_TEXT} characters")
+                raise BadRequest(f"填写的内容太长：每一项最多 {MAX_TEXT} 字。")
             event_id = str(
                 body.get("id") or _auto_id(actor, chat_id, action + repr(sorted(clean.items())), now)
             )
             kind: Kind = "form" if clean else "action"
+            label = body.get("label")
             return Inbound(
                 "simulator",
                 self.bot_id,
@@ -128,6 +129,7 @@ class SimulatorPlatform:
                 action=action,
                 values=clean,
                 received_at=now,
+                label=label.strip()[:100] if isinstance(label, str) else "",
             )
         raise BadRequest("unknown simulator call")
 
@@ -143,7 +145,7 @@ class SimulatorPlatform:
 
     def record(self, session: Session, inbound: Inbound, card: Card | None, now: datetime) -> None:
         """Write what was said and the synchronous reply into the transcript (same transaction)."""
-        said = inbound.text or f"[{inbound.action}]"
+        said = inbound.text or (f"［{inbound.label}］" if inbound.label else f"[{inbound.action}]")
         session.add(SimMessage(chat=inbound.chat, sender=inbound.actor, text=said, card=None, at=now))
         if card is not None:
             session.add(
