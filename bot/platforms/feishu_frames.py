@@ -193,7 +193,9 @@ def decode(data: bytes) -> Frame:
             payload = reader.chunk()
         else:
             reader.skip(wire)
-    missing = [name for n, name in ((1, "SeqID"), (2, "LogID"), (3, "service"), (4, "method")) if n not in ints]
+    missing = [
+        name for n, name in ((1, "SeqID"), (2, "LogID"), (3, "service"), (4, "method")) if n not in ints
+    ]
     if missing:
         raise FrameError(f"frame without {', '.join(missing)}")
     return Frame(
