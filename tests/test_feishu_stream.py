@@ -238,6 +238,29 @@ def test_a_dropped_connection_loses_nothing_and_doubles_nothing(running, gateway
     assert gateway.wait(later, timeout=15)["code"] == 200
 
 
+@pytest.mark.parametrize(
+    "mentions, handled",
+    [
+        ([ff.bot_mention(open_id="ou_hanmeimei", name="韩梅梅")], False),
+        ([ff.bot_mention(open_id="ou_bot")], True),
+    ],
+)
+def test_in_a_group_only_an_at_of_the_bot_is_a_command(running, gateway, fake, db, mentions, handled):
+    running()
+    gateway.wait_connected()
+    # run() asked who the bot is before it opened the connection
+    assert fake.requests.index(("GET", "/open-apis/bot/v3/info")) < fake.requests.index(
+        ("POST", "/callback/ws/endpoint")
+    )
+    item = gateway.push(
+        ff.text_message("@_user_1 进度", open_id="ou_lilei", chat_type="group", mentions=mentions, token="")
+    )
+    assert gateway.wait(item)["code"] == 200
+    with db() as s:
+        assert s.scalar(select(func.count()).select_from(InboundEvent)) == (1 if handled else 0)
+        assert s.scalar(select(func.count()).select_from(OutboxMessage)) == (2 if handled else 0)
+
+
 # --- connection set-up and failures ------------------------------------------------------------
 
 
