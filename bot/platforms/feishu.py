@@ -15,6 +15,12 @@ Inbound (``POST /webhooks/feishu/<bot_id>``), in this order:
    ``Inbound``; anything else is acknowledged and ignored. v1 events (``uuid``) carry the token
    in the body; ``message`` events are understood.
 
+On the long connection (``connection = "stream"``, ``feishu_stream.py``) the same v2 events
+arrive unsigned and in plain JSON over a connection opened with the App Secret:
+``parse_stream`` takes them through the same parsers, and the client puts ``answer``'s body
+into the response frame. In groups only a message that @-mentions the bot itself is a
+command: its open_id is configured (``bot_open_id``) or learned from ``GET /open-apis/bot/v3/info``.
+
 Without an Encrypt Key Feishu signs nothing that we could check (the key is the secret in
 the signature), so only the verification token protects such a bot; configure both.
 
