@@ -395,3 +395,54 @@ def _walk(node):
     elif isinstance(node, list):
         for value in node:
             yield from _walk(value)
+
+
+def test_the_fake_gateway_serves_lark_oapis_own_client(fake, gateway):
+    """The official SDK's client against the fake: it connects, pings, gets an event and a card
+    callback, and its answer frames pass the same checks as ours (the fake is not fitted to us)."""
+    import asyncio
+
+    import lark_oapi as lark
+    from lark_oapi.event.callback.model.p2_card_action_trigger import P2CardActionTriggerResponse
+    from lark_oapi.ws import client as ws_client
+
+    seen: list[str] = []
+
+    def on_card(data):
+        seen.append(data.event.action.value["action"])
+        return P2CardActionTriggerResponse({"toast": {"type": "info", "content": "ok"}})
+
+    handler = (
+        lark.EventDispatcherHandler.builder("", "")
+        .register_p2_im_message_receive_v1(lambda data: seen.append(data.event.message.chat_id))
+        .register_p2_card_action_trigger(on_card)
+        .build()
+    )
+    sdk = ws_client.Client(
+        ff.APP_ID, ff.APP_SECRET, event_handler=handler, domain=fake.base_url, auto_reconnect=False
+    )
+    loop = ws_client.loop
+    done = threading.Event()
+
+    def serve() -> None:
+        asyncio.set_event_loop(loop)
+        loop.run_until_complete(sdk._connect())
+        ping = loop.create_task(sdk._ping_loop())
+        loop.run_until_complete(asyncio.to_thread(done.wait, 10))
+        ping.cancel()
+        loop.run_until_complete(sdk._disconnect())
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    try:
+        gateway.wait_connected()
+        said = gateway.wait(gateway.push(ff.text_message("写计划", chat_id="oc_sdk", token=""), parts=2))
+        clicked = gateway.wait(gateway.push(ff.card_action({"action": "plan.open"}, token="")))
+    finally:
+        done.set()
+        thread.join(timeout=10)
+    assert not thread.is_alive()
+    assert said["code"] == 200 and "data" not in said
+    assert clicked["code"] == 200 and clicked["data"] == {"toast": {"type": "info", "content": "ok"}}
+    assert seen == ["oc_sdk", "plan.open"]
+    assert gateway.pings >= 1 and gateway.problems == []
