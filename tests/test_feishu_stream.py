@@ -304,6 +304,39 @@ def test_the_connection_limit_and_a_closing_gateway_are_retryable_errors(service
     assert "50" in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    "refusal, error, code, words",
+    [
+        (
+            (401, "514", "exceed connection limit", "1000040350"),
+            StreamError,
+            "1000040350",
+            "50 long connections",
+        ),
+        ((403, "403", "forbidden", ""), StreamAuthError, "403", "企业自建应用"),
+        ((401, "514", "auth failed", "1000040351"), StreamError, "514", "auth failed"),
+        ((500, "500", "internal error", ""), StreamError, "500", "internal error"),
+        ((404, "", "not found", ""), StreamError, "http404", "HTTP 404"),
+    ],
+)
+def test_handshake_refusals_are_classified_like_the_sdk_does(services, gateway, refusal, error, code, words):
+    gateway.refuse_handshake = refusal
+    with pytest.raises(StreamError) as caught:
+        client_for(services).run(lambda inbound: None, threading.Event(), lambda: None)
+    assert type(caught.value) is error and caught.value.code == code
+    assert words in str(caught.value)
+
+
+def test_a_pong_brings_a_new_ping_interval(running, services, gateway):
+    state = running(client_for(services))
+    gateway.wait_connected()
+    gateway.client_config["PingInterval"] = 7
+    deadline = time.monotonic() + 5
+    while state.client.server_config.ping_interval != 7.0 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert state.client.server_config.ping_interval == 7.0
+
+
 def test_a_silent_gateway_is_noticed_after_a_ping(services, gateway):
     gateway.answer_pongs = False
     client = client_for(services)

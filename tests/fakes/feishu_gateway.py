@@ -76,6 +76,8 @@ class FakeGateway:
         self.answer_budget = 3.0
         self.answer_pongs = True
         self.discovery_answer: tuple[int, dict[str, Any]] | None = None  # a scripted discovery answer
+        # a scripted handshake refusal: (HTTP status, Handshake-Status, -Msg, -Autherrcode); "" = none
+        self.refuse_handshake: tuple[int, str, str, str] | None = None
         self.lose_next_answers = 0  # drop the line as soon as the next N answers arrive, unrecorded
         self.problems: list[str] = []
         self.discoveries = 0
@@ -187,6 +189,11 @@ class FakeGateway:
     def _handshake(self, connection: ServerConnection, request: Request) -> Response | None:
         with self._lock:
             self.handshakes += 1
+            if self.refuse_handshake is not None:
+                status, hs, msg, auth = self.refuse_handshake
+                if not hs:
+                    return connection.respond(status, msg)
+                return self._refuse(connection, status, hs, msg, auth)
             if not request.path.startswith("/ws/v2?"):
                 return connection.respond(404, "not found")
             query = dict(p.split("=", 1) for p in request.path.split("?", 1)[1].split("&") if "=" in p)
