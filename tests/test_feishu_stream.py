@@ -479,3 +479,30 @@ def test_the_fake_gateway_serves_lark_oapis_own_client(fake, gateway):
     assert clicked["code"] == 200 and clicked["data"] == {"toast": {"type": "info", "content": "ok"}}
     assert seen == ["oc_sdk", "plan.open"]
     assert gateway.pings >= 1 and gateway.problems == []
+
+
+@pytest.mark.parametrize(
+    "arrivals, joined",
+    [
+        ([("m", 1, 0, b"whole", 0.0)], [b"whole"]),
+        ([("m", 3, 2, b"c", 0.0), ("m", 3, 0, b"a", 0.1), ("m", 3, 1, b"b", 0.2)], [None, None, b"abc"]),
+        # two messages interleaved
+        ([("x", 2, 1, b"2", 0.0), ("y", 2, 0, b"Y", 0.0), ("x", 2, 0, b"1", 0.1)], [None, None, b"12"]),
+        # the rest came after the 5 s the SDKs wait: the old part is gone, the new one waits alone
+        ([("m", 2, 0, b"a", 0.0), ("m", 2, 1, b"b", 5.5)], [None, None]),
+    ],
+)
+def test_split_payloads_are_joined_by_message_id_and_seq(arrivals, joined):
+    from bot.platforms.feishu_stream import _Parts
+
+    parts = _Parts()
+    assert [parts.join(*arrival) for arrival in arrivals] == joined
+
+
+@pytest.mark.parametrize("total, seq", [(2, 2), (2, -1)])
+def test_a_part_outside_its_message_is_refused(total, seq):
+    from bot.platforms.base import BadRequest
+    from bot.platforms.feishu_stream import _Parts
+
+    with pytest.raises(BadRequest):
+        _Parts().join("m", total, seq, b"x", 0.0)
