@@ -337,6 +337,44 @@ def test_a_pong_brings_a_new_ping_interval(running, services, gateway):
     assert state.client.server_config.ping_interval == 7.0
 
 
+def test_probe_opens_and_closes_one_connection(services, gateway):
+    said = client_for(services).probe()
+    assert said.startswith("long connection opens (conn_id=") and "ping every 1 s" in said
+    assert (gateway.discoveries, gateway.handshakes) == (1, 1)
+    deadline = time.monotonic() + 3
+    while gateway.connections and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert gateway.connections == []
+
+
+def test_an_event_seen_by_webhook_is_not_applied_again_after_the_switch(services, fake, gateway, running, db):
+    """Moving a bot from webhook to stream: Feishu may deliver an event on both; it counts once."""
+    from bot.app import create_app
+
+    webhook_bot = ff.bot_config(fake.base_url, connection="stream")  # keeps its webhook keys
+    services.platforms[webhook_bot.id] = build_platform(webhook_bot, services)
+    web = create_app(services.settings, services).test_client()
+    event = ff.text_message("写计划", open_id="ou_lilei", event_id="ev-switch")
+    posted = ff.deliver(event, now=services.clock())
+    assert (
+        web.post("/webhooks/feishu/feishu-main", data=posted.body, headers=posted.headers).status_code == 200
+    )
+
+    running()
+    gateway.wait_connected()
+    again = gateway.push({**event, "header": {**event["header"], "token": ""}})
+    assert gateway.wait(again) == {"code": 200, "headers": {}}
+    with db() as s:
+        assert s.scalar(select(func.count()).select_from(InboundEvent)) == 1
+        assert s.scalar(select(func.count()).select_from(OutboxMessage)) == 1
+
+
+def build_platform(bot, services):
+    from bot.platforms import build
+
+    return build(bot, Deps(http=services.http, clock=services.clock, sessions=services.sessions))
+
+
 def test_a_silent_gateway_is_noticed_after_a_ping(services, gateway):
     gateway.answer_pongs = False
     client = client_for(services)

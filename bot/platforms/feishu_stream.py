@@ -167,6 +167,18 @@ class FeishuStreamClient:
             conn.close()
         log.info("bot %s: long connection closed (conn_id=%s)", self.bot_id, self.connection_id)
 
+    def probe(self) -> str:
+        """Discover and open the connection once, then close it (for ``planloop doctor``); raises
+        StreamError / StreamAuthError like ``run``. While it is open Feishu may push an event to
+        it, which goes unanswered and is pushed again after 3 s to the worker's connection."""
+        url = self.discover()
+        conn = self._open(url)
+        conn.close()
+        conn_id = (parse_qs(urlsplit(url).query).get("device_id") or [""])[0]
+        return (
+            f"long connection opens (conn_id={conn_id}, ping every {self.server_config.ping_interval:.0f} s)"
+        )
+
     # --- step 1: endpoint discovery -----------------------------------------------------------
 
     def discover(self) -> str:
