@@ -59,6 +59,15 @@ def services(fake, engine, clock, demo_team):
     return build_services(settings, clock=clock, engine=engine, http=requests.Session())
 
 
+@pytest.fixture
+def lone(fake, clock):
+    """Services without a database, for tests of the connection alone (no event is handled)."""
+    from bot.services import build_services
+
+    settings = Settings(database_url="sqlite://", bots=(stream_bot(fake.base_url),))
+    return build_services(settings, clock=clock, http=requests.Session())
+
+
 def client_for(services, bot=None) -> FeishuStreamClient:
     bot = bot or services.settings.bots[0]
     deps = Deps(http=services.http, clock=services.clock, sessions=services.sessions)
@@ -264,10 +273,10 @@ def test_in_a_group_only_an_at_of_the_bot_is_a_command(running, gateway, fake, d
 # --- connection set-up and failures ------------------------------------------------------------
 
 
-def test_bad_credentials_stop_with_a_message_naming_what_to_fix(services, fake, gateway):
+def test_bad_credentials_stop_with_a_message_naming_what_to_fix(lone, fake, gateway):
     bot = ff.bot_config(fake.base_url, encrypt_key=None, verification_token=None, connection="stream")
     bot = type(bot)(bot.id, bot.platform, bot.values, {"app_secret": Secret("wrong-secret")})
-    client = client_for(services, bot)
+    client = client_for(lone, bot)
     with pytest.raises(StreamAuthError) as caught:
         client.run(lambda inbound: None, threading.Event(), lambda: None)
     message = str(caught.value)
@@ -286,20 +295,18 @@ def test_bad_credentials_stop_with_a_message_naming_what_to_fix(services, fake, 
         (200, {"code": 10003, "msg": "invalid app_id"}, StreamAuthError, "10003", "invalid app_id"),
     ],
 )
-def test_discovery_answers_are_classified_like_the_sdk_does(
-    services, gateway, status, body, error, code, words
-):
+def test_discovery_answers_are_classified_like_the_sdk_does(lone, gateway, status, body, error, code, words):
     gateway.discovery_answer = (status, body)
     with pytest.raises(StreamError) as caught:
-        client_for(services).discover()
+        client_for(lone).discover()
     assert type(caught.value) is error and caught.value.code == code
     assert words in str(caught.value)
 
 
-def test_the_connection_limit_and_a_closing_gateway_are_retryable_errors(services, gateway):
+def test_the_connection_limit_and_a_closing_gateway_are_retryable_errors(lone, gateway):
     gateway.max_connections = 0
     with pytest.raises(StreamError) as caught:
-        client_for(services).run(lambda inbound: None, threading.Event(), lambda: None)
+        client_for(lone).run(lambda inbound: None, threading.Event(), lambda: None)
     assert type(caught.value) is StreamError and caught.value.code == "1000040350"
     assert "50" in str(caught.value)
 
@@ -319,10 +326,10 @@ def test_the_connection_limit_and_a_closing_gateway_are_retryable_errors(service
         ((404, "", "not found", ""), StreamError, "http404", "HTTP 404"),
     ],
 )
-def test_handshake_refusals_are_classified_like_the_sdk_does(services, gateway, refusal, error, code, words):
+def test_handshake_refusals_are_classified_like_the_sdk_does(lone, gateway, refusal, error, code, words):
     gateway.refuse_handshake = refusal
     with pytest.raises(StreamError) as caught:
-        client_for(services).run(lambda inbound: None, threading.Event(), lambda: None)
+        client_for(lone).run(lambda inbound: None, threading.Event(), lambda: None)
     assert type(caught.value) is error and caught.value.code == code
     assert words in str(caught.value)
 
@@ -337,8 +344,8 @@ def test_a_pong_brings_a_new_ping_interval(running, services, gateway):
     assert state.client.server_config.ping_interval == 7.0
 
 
-def test_probe_opens_and_closes_one_connection(services, gateway):
-    said = client_for(services).probe()
+def test_probe_opens_and_closes_one_connection(lone, gateway):
+    said = client_for(lone).probe()
     assert said.startswith("long connection opens (conn_id=") and "ping every 1 s" in said
     assert (gateway.discoveries, gateway.handshakes) == (1, 1)
     deadline = time.monotonic() + 3
@@ -375,9 +382,9 @@ def build_platform(bot, services):
     return build(bot, Deps(http=services.http, clock=services.clock, sessions=services.sessions))
 
 
-def test_a_silent_gateway_is_noticed_after_a_ping(services, gateway):
+def test_a_silent_gateway_is_noticed_after_a_ping(lone, gateway):
     gateway.answer_pongs = False
-    client = client_for(services)
+    client = client_for(lone)
     client.pong_timeout = 0.5
     started = time.monotonic()
     with pytest.raises(StreamError, match="no answer") as caught:
@@ -386,8 +393,8 @@ def test_a_silent_gateway_is_noticed_after_a_ping(services, gateway):
     assert gateway.pings >= 1
 
 
-def test_stop_closes_cleanly_and_run_returns(services, gateway):
-    client = client_for(services)
+def test_stop_closes_cleanly_and_run_returns(lone, gateway):
+    client = client_for(lone)
     stop, connected = threading.Event(), threading.Event()
     thread = threading.Thread(target=client.run, args=(lambda i: None, stop, connected.set), daemon=True)
     thread.start()
@@ -403,8 +410,8 @@ def test_stop_closes_cleanly_and_run_returns(services, gateway):
     assert gateway.connections == []
 
 
-def test_a_server_close_is_a_stream_error_with_its_code(services, gateway):
-    client = client_for(services)
+def test_a_server_close_is_a_stream_error_with_its_code(lone, gateway):
+    client = client_for(lone)
     connected = threading.Event()
     errors: list[StreamError] = []
 
