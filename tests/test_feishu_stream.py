@@ -344,16 +344,6 @@ def test_a_pong_brings_a_new_ping_interval(running, services, gateway):
     assert state.client.server_config.ping_interval == 7.0
 
 
-def test_probe_opens_and_closes_one_connection(lone, gateway):
-    said = client_for(lone).probe()
-    assert said.startswith("long connection opens (conn_id=") and "ping every 1 s" in said
-    assert (gateway.discoveries, gateway.handshakes) == (1, 1)
-    deadline = time.monotonic() + 3
-    while gateway.connections and time.monotonic() < deadline:
-        time.sleep(0.02)
-    assert gateway.connections == []
-
-
 def test_an_event_seen_by_webhook_is_not_applied_again_after_the_switch(services, fake, gateway, running, db):
     """Moving a bot from webhook to stream: Feishu may deliver an event on both; it counts once."""
     from bot.app import create_app

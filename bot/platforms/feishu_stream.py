@@ -22,6 +22,7 @@ oapi-sdk-go ``ws/`` and node-sdk ``ws-client/``, agree) [SRC]:
    ``sum`` / ``seq`` (a payload split into ``sum`` parts, ``seq`` from 0, joined per message_id;
    the SDKs drop an incomplete one after 5 s) and ``trace_id``. The payload is the plain JSON of
    the same v2 event a webhook gets; ``card.action.trigger`` comes as an ``event`` too.
+   (``payload_encoding`` / ``payload_type`` are not read by any SDK, so not here either.)
 4. Every data frame is answered with the same frame plus a ``biz_rt`` header (milliseconds of
    work) and the payload ``{"code": 200, "headers": {}, "data": base64(JSON)}``: ``data`` holds a
    callback's answer (toast / card, the same body a webhook answers), ``code`` 500 asks for a
@@ -45,6 +46,7 @@ gateway's ReconnectInterval / ReconnectNonce are kept in ``server_config`` for i
 from __future__ import annotations
 
 import base64
+import inspect
 import json
 import logging
 import threading
@@ -167,18 +169,6 @@ class FeishuStreamClient:
             conn.close()
         log.info("bot %s: long connection closed (conn_id=%s)", self.bot_id, self.connection_id)
 
-    def probe(self) -> str:
-        """Discover and open the connection once, then close it (for ``planloop doctor``); raises
-        StreamError / StreamAuthError like ``run``. While it is open Feishu may push an event to
-        it, which goes unanswered and is pushed again after 3 s to the worker's connection."""
-        url = self.discover()
-        conn = self._open(url)
-        conn.close()
-        conn_id = (parse_qs(urlsplit(url).query).get("device_id") or [""])[0]
-        return (
-            f"long connection opens (conn_id={conn_id}, ping every {self.server_config.ping_interval:.0f} s)"
-        )
-
     # --- step 1: endpoint discovery -----------------------------------------------------------
 
     def discover(self) -> str:
@@ -238,9 +228,7 @@ class FeishuStreamClient:
 
     def _open(self, url: str) -> ClientConnection:
         try:
-            # proxy=None: like the SDK, dial the gateway directly (websockets 15 would otherwise
-            # pick up HTTP(S)_PROXY, which office proxies rarely pass websockets through).
-            return connect(url, open_timeout=10, max_size=4 * 1024 * 1024, proxy=None, compression=None)
+            return connect(url, open_timeout=10, max_size=4 * 1024 * 1024, compression=None, **_DIRECT)
         except InvalidStatus as exc:
             raise self._refused(exc) from None
         except (InvalidHandshake, OSError, TimeoutError) as exc:
@@ -377,6 +365,11 @@ class FeishuStreamClient:
                 f"bot {self.bot_id}: the feishu connection broke while sending ({_closed(exc)})",
                 code="closed",
             ) from None
+
+
+# Like the SDK, dial the gateway directly: websockets 15 would otherwise pick up HTTP(S)_PROXY
+# (office proxies rarely pass websockets through); older versions have no ``proxy`` argument.
+_DIRECT: dict[str, Any] = {"proxy": None} if "proxy" in inspect.signature(connect).parameters else {}
 
 
 def _json_bytes(body: Any) -> bytes:
