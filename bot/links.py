@@ -6,7 +6,6 @@ import base64
 import hashlib
 import hmac
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -77,10 +76,3 @@ class LinkSigner:
         if page is not None and claims.page != page:
             raise BadLink("wrong page")
         return claims
-
-
-def public_url_configured(public_url: str, server: Mapping[str, object], default: str) -> bool:
-    """Whether cards may carry /p/ links: ``public_url`` was set (in ``[server]`` or given
-    explicitly), not left at the loopback ``default`` that no phone or colleague can reach.
-    Without it cards offer the chat-only paths (card forms and buttons, text plans) instead."""
-    return "public_url" in server or public_url.rstrip("/") != default.rstrip("/")

@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import BotConfig, Settings
-from bot.links import LinkSigner, public_url_configured
+from bot.links import LinkSigner
 from bot.platforms import Deps, build
 from bot.platforms.base import Platform
 from handlers.router import Context, Router, default_router
@@ -67,10 +67,8 @@ class Services:
     platforms: dict[str, Platform] = field(default_factory=dict)
 
     def context(self, session: Session, bot_id: str = "") -> Context:
-        linkable = public_url_configured(self.settings.public_url, self.settings.extra, Settings().public_url)
-
         def make_link(person_id: str, page: str, week: str = "", **extra: str) -> str:
-            if self.links is None or not linkable:  # a dead /p/ link is worse than none
+            if self.links is None or not self.settings.public_url_set:  # a dead /p/ link is worse than none
                 return ""
             return self.links.url(person_id, page, week, self.clock(), **extra)
 

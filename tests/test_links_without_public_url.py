@@ -7,31 +7,31 @@ from dataclasses import replace
 
 import pytest
 
-from bot.config import Secret, Settings
-from bot.links import public_url_configured
+from bot.config import Secret, Settings, parse
 from handlers.plans import TEXT_PLAN_HINT
 from tests.conftest import TEST_KEY
 
-DEFAULT = Settings().public_url
-
 
 @pytest.mark.parametrize(
-    "public_url, server, configured",
+    "server, is_set",
     [
-        (DEFAULT, {}, False),  # nothing set: the loopback default reaches no colleague's phone
-        (DEFAULT + "/", {}, False),
-        (DEFAULT, {"public_url": DEFAULT}, True),  # chosen on purpose (a one-machine trial)
-        ("http://192.168.1.20:8000", {}, True),  # an intranet address is enough
-        ("https://plan.example.com", {"public_url": "https://plan.example.com"}, True),
+        ({}, False),  # left out: the loopback default reaches no colleague's phone
+        ({"public_url": "http://127.0.0.1:8000"}, True),  # chosen on purpose (a one-machine trial)
+        ({"public_url": "http://192.168.1.20:8000"}, True),  # an intranet address is enough
+        ({"public_url": "https://plan.example.com/"}, True),
     ],
 )
-def test_public_url_configured(public_url, server, configured):
-    assert public_url_configured(public_url, server, DEFAULT) is configured
+def test_a_config_file_says_whether_public_url_was_set(server, is_set):
+    settings = parse({"server": server}, {})
+    assert settings.public_url_set is is_set
+    assert settings.public_url == server.get("public_url", "http://127.0.0.1:8000").rstrip("/")
 
 
 @pytest.fixture
-def settings() -> Settings:  # overrides conftest's: no public_url anywhere
-    return Settings(database_url="sqlite://", simulator=True, secret_keys=(Secret(TEST_KEY),))
+def settings() -> Settings:  # overrides conftest's: as a config file without public_url
+    return Settings(
+        database_url="sqlite://", simulator=True, secret_keys=(Secret(TEST_KEY),), public_url_set=False
+    )
 
 
 def _urls(card: dict) -> list[str]:
@@ -54,7 +54,7 @@ def test_the_plan_form_offers_the_text_plan_instead_of_a_dead_link(sim, demo_tea
 
 
 def test_with_a_configured_address_the_form_links_to_its_page(sim, demo_team, services):
-    services.settings = replace(services.settings, extra={"public_url": DEFAULT})  # as [server] sets it
+    services.settings = replace(services.settings, public_url_set=True)
     (form,) = sim.say("lilei", "写计划")
-    assert any(u.startswith(DEFAULT + "/p/") for u in _urls(form))
+    assert any(u.startswith("http://127.0.0.1:8000/p/") for u in _urls(form))
     assert TEXT_PLAN_HINT not in form["text"]
