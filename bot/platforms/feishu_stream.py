@@ -228,7 +228,14 @@ class FeishuStreamClient:
 
     def _open(self, url: str) -> ClientConnection:
         try:
-            return connect(url, open_timeout=10, max_size=4 * 1024 * 1024, compression=None, **_DIRECT)
+            return connect(
+                url,
+                open_timeout=10,
+                close_timeout=3,  # a stop (SIGTERM) waits at most this for the gateway's close frame
+                max_size=4 * 1024 * 1024,
+                compression=None,
+                **_DIRECT,
+            )
         except InvalidStatus as exc:
             raise self._refused(exc) from None
         except (InvalidHandshake, OSError, TimeoutError) as exc:
