@@ -125,6 +125,9 @@ class Settings:
     timezone: str = "Asia/Shanghai"
     locale: str = "zh-CN"
     public_url: str = "http://127.0.0.1:8000"
+    # False when a config file leaves public_url out: the default reaches no colleague's browser,
+    # so cards then carry no /p/ links and point to the chat-only paths instead
+    public_url_set: bool = True
     secret_keys: tuple[Secret, ...] = ()
     simulator: bool = False
     bots: tuple[BotConfig, ...] = ()
@@ -283,6 +286,7 @@ def parse(
         timezone=tz,
         locale=locale,
         public_url=str(server.get("public_url", "http://127.0.0.1:8000")).rstrip("/"),
+        public_url_set="public_url" in server,
         secret_keys=keys,
         simulator=sim_enabled,
         bots=tuple(bots),

@@ -68,7 +68,7 @@ class Services:
 
     def context(self, session: Session, bot_id: str = "") -> Context:
         def make_link(person_id: str, page: str, week: str = "", **extra: str) -> str:
-            if self.links is None:
+            if self.links is None or not self.settings.public_url_set:  # a dead /p/ link is worse than none
                 return ""
             return self.links.url(person_id, page, week, self.clock(), **extra)
 

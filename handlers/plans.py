@@ -353,6 +353,12 @@ def _rows_from_plan(plan: Plan) -> list[FormRow]:
     return rows + [FormRow() for _ in range(SPARE_ROWS)]
 
 
+TEXT_PLAN_HINT = (
+    "也可以直接在聊天里发送文字计划：第一行写“计划”，下面每行一项“事项 指标 目标”，"
+    "例如：优化详情页首屏 支付转化率 +2pp。"
+)
+
+
 def form_for(ctx: Context, person: Person, *, error: str = "", rows: list[FormRow] | None = None) -> Card:
     week, today = _week_now(ctx, person)
     kpis = team_kpis(ctx.session, person.team)
@@ -363,12 +369,15 @@ def form_for(ctx: Context, person: Person, *, error: str = "", rows: list[FormRo
     existing = current_plan(ctx.session, person.id, week)
     if existing is not None:
         note = f"你已提交第 {existing.version} 版；再次提交会生成新版本，旧版本保留。"
+    link = ctx.links(person.id, "plan-form", week)
+    if not link:  # no web page to offer (no public_url): say which chat paths remain
+        note = " ".join(p for p in (note, TEXT_PLAN_HINT) if p)
     return plan_form(
         week=week,
         person_name=person.name,
         rows=rows,
         kpis=_kpi_choices(kpis),
-        link=ctx.links(person.id, "plan-form", week),
+        link=link,
         error=error,
         with_causes=person.role == "customer_service",
         note=note,

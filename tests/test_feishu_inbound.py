@@ -194,6 +194,45 @@ def test_group_messages_need_the_bot_mentioned(clock, bot_open_id, mentions, han
     assert isinstance(result, WebResponse) != handled
 
 
+@pytest.mark.parametrize(
+    "mentions, handled",
+    [
+        ([ff.bot_mention(open_id="ou_hanmeimei", name="韩梅梅")], False),  # @ a colleague only
+        ([ff.bot_mention(open_id="ou_hanmeimei"), ff.bot_mention("@_user_2", open_id="ou_bot")], True),
+        ([ff.bot_mention(open_id="ou_bot")], True),
+    ],
+)
+def test_the_bot_learns_its_own_open_id_for_the_mention_check(clock, mentions, handled):
+    """No bot_open_id configured: the adapter asks GET /open-apis/bot/v3/info once and keeps it."""
+    fake = ff.FakeFeishu(clock=clock)
+    with fake.running():
+        p = platform(clock, api_base=fake.base_url)
+        payload = ff.text_message("@_user_1 写计划", chat_type="group", mentions=mentions)
+        for _ in range(2):
+            result = p.parse(web(ff.deliver(payload, now=clock())), clock())
+            assert isinstance(result, WebResponse) != handled
+    assert p.own_open_id() == "ou_bot"
+    assert fake.requests.count(("GET", "/open-apis/bot/v3/info")) == 1
+
+
+def test_an_unreachable_bot_info_falls_back_and_is_asked_again_later(clock):
+    fake = ff.FakeFeishu(clock=clock)
+    with fake.running():
+        p = platform(clock, api_base=fake.base_url)
+        fake.fail_next("/open-apis/bot/v3/info", status=500, code=1, msg="busy", reset=None)
+        someone = ff.text_message(
+            "@_user_1 写计划", chat_type="group", mentions=[ff.bot_mention(open_id="ou_x")]
+        )
+        # unknown: any mention counts (Feishu sends only @bot messages without the group-message scope)
+        assert not isinstance(p.parse(web(ff.deliver(someone, now=clock())), clock()), WebResponse)
+        clock.advance(seconds=30)  # within the retry pause: no second ask, still the fallback
+        assert not isinstance(p.parse(web(ff.deliver(someone, now=clock())), clock()), WebResponse)
+        assert fake.requests.count(("GET", "/open-apis/bot/v3/info")) == 1
+        clock.advance(minutes=2)
+        assert isinstance(p.parse(web(ff.deliver(someone, now=clock())), clock()), WebResponse)
+        assert fake.requests.count(("GET", "/open-apis/bot/v3/info")) == 2
+
+
 def test_image_message_and_unknown_events_are_acknowledged_and_ignored(clock):
     p = platform(clock)
     image = ff.text_message("", message_type="image", content=json.dumps({"image_key": "img_x"}))

@@ -15,6 +15,12 @@ Inbound (``POST /webhooks/feishu/<bot_id>``), in this order:
    ``Inbound``; anything else is acknowledged and ignored. v1 events (``uuid``) carry the token
    in the body; ``message`` events are understood.
 
+On the long connection (``connection = "stream"``, ``feishu_stream.py``) the same v2 events
+arrive unsigned and in plain JSON over a connection opened with the App Secret:
+``parse_stream`` takes them through the same parsers, and the client puts ``answer``'s body
+into the response frame. In groups only a message that @-mentions the bot itself is a
+command: its open_id is configured (``bot_open_id``) or learned from ``GET /open-apis/bot/v3/info``.
+
 Without an Encrypt Key Feishu signs nothing that we could check (the key is the secret in
 the signature), so only the verification token protects such a bot; configure both.
 
@@ -34,6 +40,7 @@ import hashlib
 import hmac
 import json
 import logging
+import threading
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -69,6 +76,7 @@ MAX_TEXT = 8000  # characters of one chat message we hand to the router
 MAX_VALUE = 4000  # characters of one card value / form field
 TOKEN_REFRESH_MARGIN = timedelta(minutes=30)  # Feishu hands out a new token in the last 30 min
 HTTP_TIMEOUT = (3.05, 10.0)  # connect, read (seconds)
+OWN_ID_RETRY = timedelta(minutes=1)  # how soon to ask for the bot's own open_id again after a failure
 
 HDR_TIMESTAMP = "X-Lark-Request-Timestamp"
 HDR_NONCE = "X-Lark-Request-Nonce"
@@ -248,7 +256,11 @@ class FeishuPlatform:
         self.deps = deps
         self.app_id = str(bot.get("app_id", ""))
         self.api_base = str(bot.get("api_base") or "https://open.feishu.cn").rstrip("/")
-        self.bot_open_id = str(bot.get("bot_open_id", ""))  # optional: exact @bot check in groups
+        # The bot's own open_id, for the exact @bot check in groups: configured, or learned from
+        # GET /open-apis/bot/v3/info on first need (``own_open_id``).
+        self.bot_open_id = str(bot.get("bot_open_id", ""))
+        self._own_lock = threading.Lock()
+        self._own_failed_at: datetime | None = None
         self._app_secret = bot.secret("app_secret")
         self._encrypt_key = bot.secret("encrypt_key")
         self._verification_token = bot.secret("verification_token")
@@ -294,6 +306,20 @@ class FeishuPlatform:
                 raise SignatureError("legacy card callback without a valid SHA-1 signature")
             return self._legacy_card(payload, now)
         raise BadRequest("not a Feishu event (no schema, uuid or card action)")
+
+    def parse_stream(self, payload: bytes, now: datetime) -> Inbound | WebResponse:
+        """One event or callback from the long connection (``feishu_stream``): the same v2 (or v1)
+        schema as a webhook, but in plain JSON and unsigned: the connection was authenticated
+        with the App Secret when it opened [DOC 使用长连接接收事件; SRC lark_oapi/ws/client.py
+        hands the payload to ``_do_without_validation``]."""
+        if len(payload) > MAX_BODY:
+            raise BadRequest(f"payload larger than {MAX_BODY} bytes")
+        data = _json_object(payload, "payload")
+        if data.get("schema") is not None:
+            return self._v2(data, now)
+        if data.get("uuid") is not None:
+            return self._v1(data, now)
+        raise BadRequest("not a Feishu event (no schema or uuid)")
 
     def _require(self, signed: str | None, scheme: str, token_holder: Any) -> None:
         """Events need the SHA-256 signature when we hold an Encrypt Key, and the token always
@@ -349,9 +375,46 @@ class FeishuPlatform:
         return self._text_inbound(event_id, actor, chat_id, group, text, message.get("message_id"), now)
 
     def _mentions_bot(self, mentions: list[dict[str, Any]]) -> bool:
-        if not self.bot_open_id:
-            return bool(mentions)  # group events only reach us when someone @-mentions the bot
-        return any(_obj(m, "id").get("open_id") == self.bot_open_id for m in mentions)
+        if not mentions:
+            return False
+        own = self.own_open_id()
+        if not own:
+            # Not known (bot info unreachable): without the group-messages permission Feishu
+            # only sends group messages that @ the bot, so any mention is the best guess.
+            return True
+        return any(_obj(m, "id").get("open_id") == own for m in mentions)
+
+    def own_open_id(self) -> str:
+        """The bot's open_id: configured as ``bot_open_id`` or fetched once from
+        ``GET /open-apis/bot/v3/info`` (``{"code":0,"bot":{"open_id":…}}``, tenant token, no
+        permission needed [DOC 获取机器人信息]). A failure is logged and retried at most every
+        ``OWN_ID_RETRY``; meanwhile "" (unknown)."""
+        if self.bot_open_id:
+            return self.bot_open_id
+        with self._own_lock:
+            if self.bot_open_id:
+                return self.bot_open_id
+            now = self.deps.clock()
+            if self._own_failed_at is not None and now - self._own_failed_at < OWN_ID_RETRY:
+                return ""
+            try:
+                data = self._call("GET", "/open-apis/bot/v3/info", None, what="bot info")
+                bot = data.get("bot")
+                open_id = bot.get("open_id") if isinstance(bot, dict) else None
+                if not isinstance(open_id, str) or not open_id:
+                    raise DeliveryError("feishu bot info: no bot.open_id in the answer", retry=True)
+            except DeliveryError as exc:
+                self._own_failed_at = now
+                log.warning(
+                    "bot %s: cannot learn its own open_id (%s); any @mention in a group counts as "
+                    "addressed to it until then (or set bot_open_id in the config)",
+                    self.bot_id,
+                    exc,
+                )
+                return ""
+            self.bot_open_id = open_id
+            log.info("bot %s: its own open_id is %s", self.bot_id, open_id)
+            return open_id
 
     def _text_inbound(
         self,
@@ -573,7 +636,7 @@ class FeishuPlatform:
 
     # --- HTTP plumbing ----------------------------------------------------------------------
 
-    def _call(self, method: str, path: str, body: Mapping[str, Any], *, what: str) -> dict[str, Any]:
+    def _call(self, method: str, path: str, body: Mapping[str, Any] | None, *, what: str) -> dict[str, Any]:
         """One authorised open-API call; on an invalid token, refresh once and try again."""
         token = self._tokens.get()
         for attempt in (1, 2):
@@ -591,14 +654,17 @@ class FeishuPlatform:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _http(
-        self, method: str, url: str, body: Mapping[str, Any], *, headers: dict[str, str], what: str
+        self, method: str, url: str, body: Mapping[str, Any] | None, *, headers: dict[str, str], what: str
     ) -> requests.Response:
+        data = None if body is None else json.dumps(body, ensure_ascii=False).encode("utf-8")
+        if data is not None:
+            headers = {"Content-Type": "application/json; charset=utf-8", **headers}
         try:
             return self.deps.http.request(
                 method,
                 url,
-                data=json.dumps(body, ensure_ascii=False).encode("utf-8"),
-                headers={"Content-Type": "application/json; charset=utf-8", **headers},
+                data=data,
+                headers=headers,
                 timeout=HTTP_TIMEOUT,
             )
         except requests.Timeout:

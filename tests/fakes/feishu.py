@@ -262,6 +262,8 @@ class FakeFeishu:
         self._server: Any = None
         self._thread: threading.Thread | None = None
         self.base_url = ""
+        self.bot_open_id = "ou_bot"  # what GET /open-apis/bot/v3/info says the bot is
+        self.gateway: Any = None  # a feishu_gateway.FakeGateway answers /callback/ws/endpoint
 
     # --- control --------------------------------------------------------------------------
 
@@ -404,6 +406,30 @@ class FakeFeishu:
                 self.token_requests += 1
             body = {"code": 0, "msg": "ok", "tenant_access_token": value, "expire": 7200}
             return Response(json.dumps(body), content_type="application/json")
+
+        @app.get("/open-apis/bot/v3/info")
+        def bot_info() -> Response:
+            # [DOC 获取机器人信息] the bot object sits beside code/msg, not under "data"
+            if (failed := self._injected()) is not None:
+                return failed
+            if (denied := self._authorised()) is not None:
+                return denied
+            info = {"activate_status": 2, "app_name": "planloop", "avatar_url": "", "ip_white_list": []}
+            body = {"code": 0, "msg": "ok", "bot": {**info, "open_id": self.bot_open_id}}
+            return Response(json.dumps(body), content_type="application/json")
+
+        @app.post("/callback/ws/endpoint")
+        def ws_endpoint() -> Response:
+            if (failed := self._injected()) is not None:
+                return failed
+            if self.gateway is None:
+                return self._answer(404, 404, "not found")
+            try:
+                body = json.loads(request.get_data())
+            except ValueError:
+                body = None
+            status, answer = self.gateway.discover(body)
+            return Response(json.dumps(answer), status=status, content_type="application/json")
 
         @app.post("/open-apis/im/v1/messages")
         def send() -> Response:
