@@ -142,6 +142,11 @@ def prepare(data_dir: Path, port: int, host: str = "127.0.0.1") -> Settings:
     with services.sessions() as session, session.begin():
         apply(session, spec, now=now, actor="demo", seal=sealer.seal, open_sealed=sealer.open)
         added = seed_metrics(session, now.astimezone(settings.tz).date(), now)
+        from bot.demo_cases import seed_cases
+
+        added += seed_cases(
+            session, now.astimezone(settings.tz).date(), now, settings.tz, settings.aftersales
+        )
     log.info("demo data ready (%d metric samples added)", added)
     services.engine.dispose()
     return settings

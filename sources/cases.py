@@ -27,6 +27,16 @@ CASE_METRICS = (COMPLAINTS, RESOLUTION_RATE, HANDLING_HOURS)
 ALL_CAUSES_SCOPE = "shop"
 CASES_SOURCE = "aftersales"  # the source name on samples computed from stored cases
 CENT = Decimal("0.01")
+# Older team files name the logistics KPI's metric this way; it is the rate with scope 物流.
+METRIC_ALIASES = {"logistics_issue_resolution_rate": (RESOLUTION_RATE, "物流")}
+
+
+def metric_alias(metric: object, scope: object) -> tuple[object, object]:
+    """A KPI's (metric, scope) with an old metric name read as what it now is."""
+    if isinstance(metric, str) and metric in METRIC_ALIASES:
+        new_metric, default_scope = METRIC_ALIASES[metric]
+        return new_metric, scope or default_scope
+    return metric, scope
 
 
 @dataclass(frozen=True)
