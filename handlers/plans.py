@@ -16,6 +16,7 @@ from appraisal.targets import TargetError, parse_target, resolve
 from cards.builders import FormRow, ItemView, KpiChoice, plan_form, plan_receipt, text_plan_errors
 from cards.model import Card, Markdown
 from handlers.inbound import Inbound
+from handlers.personal_scope import with_personal_scopes
 from handlers.router import Context, PermissionDenied, error_card, router
 from handlers.setup import COMPLAINT_CAUSES, team_kpis
 from handlers.workdays import Calendar, iso_week, week_dates
@@ -444,6 +445,7 @@ def submit(
                 },
                 "",
             )
+    drafts = with_personal_scopes(ctx.session, person.id, drafts, kpis)
     resolved, problems = validate(
         drafts, kpis, lambda k, scope: latest_value(ctx.session, k.metric, scope, today) if k.metric else None
     )
