@@ -223,9 +223,9 @@ def store_cases(
     remapped, all_days = remap_if_rules_changed(session, options, tz, now)
     result = upsert_cases(session, cases, options.cause_map, tz, now)
     result.remapped = remapped
-    days = result.days | all_days
-    if days:
-        result.samples = recompute_days(session, days, options, tz, now)
+    result.days |= all_days
+    if result.days:
+        result.samples = recompute_days(session, result.days, options, tz, now)
     return result
 
 
