@@ -358,6 +358,10 @@ def form_for(ctx: Context, person: Person, *, error: str = "", rows: list[FormRo
     if rows is None:
         existing = current_plan(ctx.session, person.id, week)
         rows = _rows_from_plan(existing) if existing else _default_rows(ctx.session, person, kpis, today)
+        if existing is None and person.role == "customer_service":
+            from handlers.aftersales_views import propose_causes
+
+            rows = propose_causes(ctx.session, rows, today, ctx.tz, ctx.now)
     note = ""
     existing = current_plan(ctx.session, person.id, week)
     if existing is not None:
