@@ -89,7 +89,13 @@ def parse_time(raw: object, tz: ZoneInfo) -> datetime | None:
         if 20_000 <= raw <= 80_000:  # a spreadsheet serial date-time
             return (_EXCEL_EPOCH + timedelta(days=float(raw))).replace(microsecond=0, tzinfo=tz)
         raise TimeParseError(f"不是时间：{raw!r}")
-    text = unicodedata.normalize("NFKC", str(raw)).strip()
+    text = str(raw).strip()
+    if len(text) in (16, 19) and text[4:5] == "-" and text[10:11] == " ":
+        try:  # the usual "2026-11-30 14:05[:09]", without the regex
+            return datetime.fromisoformat(text).replace(tzinfo=tz)
+        except ValueError:
+            pass
+    text = unicodedata.normalize("NFKC", text).strip()
     if text.lower() in _MISSING:
         return None
     m = _TIME.fullmatch(text)

@@ -16,7 +16,7 @@ from datetime import date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import and_, bindparam, delete, func, or_, select, tuple_, update
+from sqlalchemy import and_, delete, func, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -65,6 +65,7 @@ def upsert_cases(
     """Insert new cases, update changed ones; return the days (team zone) whose numbers may change."""
     result = CaseStoreResult()
     table = AftersaleCase.__table__
+    causes: dict[str, str] = {}  # reason → cause, looked up once per distinct reason
     latest: dict[tuple[str, str], Case] = {}
     for c in cases:
         latest[(c.shop, c.case_id)] = c  # within one batch of input the last word wins
@@ -86,7 +87,9 @@ def upsert_cases(
         }
         rows = []
         for c in batch:
-            cause = cause_map.cause_of(c.reason)
+            cause = causes.get(c.reason)
+            if cause is None:
+                cause = causes[c.reason] = cause_map.cause_of(c.reason)
             row = {
                 "shop": c.shop,
                 "case_id": c.case_id,
@@ -186,27 +189,26 @@ def remap_if_rules_changed(
     if setting is not None and setting.value.get("fingerprint") == fingerprint:
         return 0, set()
     cause_map = options.cause_map
-    changed = 0
-    days: set[date] = set()
     t = AftersaleCase
-    updates: list[dict[str, Any]] = []
-    for shop, cid, reason, cause, opened, closed in session.execute(
-        select(t.shop, t.case_id, t.reason, t.cause, t.opened, t.closed)
+    changed = 0
+    # few distinct reasons, many cases: one UPDATE per reason whose cause changes
+    for reason, cause, count in session.execute(
+        select(t.reason, t.cause, func.count()).group_by(t.reason, t.cause)
     ):
-        days.update(d for d in (_day(opened, tz), _day(closed, tz)) if d)
         new = cause_map.cause_of(reason)
         if new != cause:
-            updates.append({"k_shop": shop, "k_case": cid, "cause": new})
-    if updates:
-        table = AftersaleCase.__table__
-        stmt = (
-            update(table)  # type: ignore[arg-type]
-            .where(table.c.shop == bindparam("k_shop"), table.c.case_id == bindparam("k_case"))
-            .values(cause=bindparam("cause"))
-        )
-        for batch in _batches(updates, BATCH):
-            session.execute(stmt, batch)
-        changed = len(updates)
+            session.execute(update(t).where(t.reason == reason, t.cause == cause).values(cause=new))
+            changed += int(count)
+    first, last = session.execute(
+        select(func.min(t.opened), func.max(func.coalesce(t.closed, t.opened)))
+    ).one()
+    days: set[date] = set()
+    if first is not None and last is not None:
+        day, end_day = _day(first, tz), _day(last, tz)
+        assert day is not None and end_day is not None
+        while day <= end_day:
+            days.add(day)
+            day += timedelta(days=1)
     value = {"fingerprint": fingerprint, "resolution_hours": options.resolution_hours}
     if setting is None:
         session.add(Setting(key=MAPPING_KEY, value=value, updated_at=now))

@@ -297,3 +297,14 @@ def test_storing_the_same_cases_again_writes_nothing(session) -> None:
     got = store_cases(session, cases, AftersalesOptions(), TZ, NOW)
     assert (got.inserted, got.updated, got.unchanged) == (0, 0, 5)
     assert got.days == set()
+
+
+def test_planloop_toml_aftersales_section() -> None:
+    from bot.config import ConfigError, parse
+
+    settings = parse({"aftersales": {"resolution_hours": 24, "causes": {"缺货": "物流"}}}, env={})
+    assert settings.aftersales == AftersalesOptions(24, {"缺货": "物流"})
+    assert parse({}, env={}).aftersales == AftersalesOptions(48, {})
+    with pytest.raises(ConfigError) as err:
+        parse({"aftersales": {"causes": {"缺货": "仓库"}}}, env={})
+    assert err.value.problems == ["aftersales.causes.缺货: '仓库' is not one of 物流, 产品, 描述不符, 服务, 其他"]
