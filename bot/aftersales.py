@@ -13,7 +13,7 @@ from bot.config import Settings, SourceConfig
 from sources.aftersales_files import read_cases
 from sources.base import FetchResult
 from sources.cases import Case
-from storage.cases import store_cases
+from storage.cases import store_cases, unmapped_reasons
 
 
 def store_fetched_cases(
@@ -21,7 +21,9 @@ def store_fetched_cases(
 ) -> dict[str, Any]:
     """Store cases in the caller's transaction; what changed, for the run's detail."""
     stored = store_cases(session, cases, settings.aftersales, settings.tz, now)
+    unmapped = unmapped_reasons(session, settings.aftersales.cause_map, limit=10)
     return {
+        "unmapped_reasons": [[reason, count] for reason, count in unmapped],
         "cases_inserted": stored.inserted,
         "cases_updated": stored.updated,
         "cases_unchanged": stored.unchanged,

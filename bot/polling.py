@@ -231,6 +231,7 @@ def import_file_report(
         detail = _run_detail(result, upserted)
         if result.cases:
             detail.update(store_fetched_cases(services.settings, session, result.cases, now))
+            result.detail["unmapped_reasons"] = detail["unmapped_reasons"]
         detail["file"] = str(path)
         refused_file = result.detail.get("refused")
         finish_run(

@@ -105,3 +105,41 @@ def test_a_week_of_cases_scores_the_logistics_plan(
         # weight 50 × (60 − 50) / (60 − 50) = 50; complaint_rate and avg_response have no item
         completion = (actual - baseline) / (item.target - baseline)
         assert sunli.score == 50 * completion == Decimal(50)
+
+
+def test_cli_import_of_an_aftersales_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from bot.cli import main
+
+    config = tmp_path / "planloop.toml"
+    config.write_text(
+        f"""
+[server]
+database_url = "sqlite:///{tmp_path / "p.db"}"
+
+[aftersales]
+causes = {{ "缺货" = "物流" }}
+
+[[sources]]
+id = "pdd-after"
+kind = "file"
+preset = "aftersales"
+path = "{tmp_path}"
+""",
+        encoding="utf-8",
+    )
+    assert main(["--config", str(config), "db", "upgrade"]) == 0
+    cases = write(
+        tmp_path / "cases.csv",
+        [
+            "A1,2026-11-30 09:00,2026-11-30 10:00,缺货,done,",
+            "A2,2026-11-30 09:00,,买家要求修改地址,open,",
+            "A3,2026-11-30 09:00,,买家要求修改地址,open,",
+            "A4,30/11/2026,,质量问题,open,",
+        ],
+    )
+    capsys.readouterr()
+    assert main(["--config", str(config), "import", str(cases), "--source", "pdd-after"]) == 1
+    out, err = capsys.readouterr()
+    assert "载入 3 行，拒绝 1 行" in out
+    assert "未归类的售后原因（计入“其他”，可在 [aftersales] causes 里归类）：买家要求修改地址 ×2" in out
+    assert "cases.csv 第 5 行「opened」列" in err
