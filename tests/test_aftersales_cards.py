@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
+from decimal import Decimal
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -97,3 +98,40 @@ def test_leaders_monday_card_compares_causes_with_the_week_before(db, cases, clo
 def test_cause_lines(last: dict, this: dict, line: str, largest: list) -> None:
     assert cause_changes_line(last, this) == line
     assert largest_causes(last, 2) == largest
+
+
+def test_qianniu_report_gives_satisfaction_per_agent(tmp_path) -> None:  # noqa: ANN001
+    from sources.files import ReportOptions, read_report
+    from sources.presets import preset_for
+
+    f = tmp_path / "客服绩效.csv"
+    f.write_text(
+        "日期,旺旺,咨询人数,询单->最终付款成功率,平均响应(秒),客户满意比\n"
+        "2026-11-22,小店:孙丽,120,45.50%,32,96.30%\n"
+        "2026-11-22,小店:周敏,80,40.00%,41,88.00%\n",
+        encoding="utf-8",
+    )
+    result = read_report(f, ReportOptions(preset_for("qianniu"), "shop", "cs-report"), datetime.now(SH))
+    got = {(s.metric, s.scope): s.value for s in result.samples}
+    assert got[("satisfaction_rate", "小店:孙丽")] == Decimal("96.30")
+    assert got[("satisfaction_rate", "小店:周敏")] == Decimal("88.00")
+    assert got[("inquiry_conversion_rate", "小店:孙丽")] == Decimal("45.50")
+
+
+def test_a_kpi_scoped_to_the_persons_qianniu_account(sim, demo_team, db, clock) -> None:  # noqa: ANN001
+    from datetime import date
+
+    from storage.models import Identity, Kpi, MetricSample, PlanItem
+
+    with db() as s, s.begin():
+        s.add(Kpi(key="satisfaction", name="客户满意率", unit="%", direction="up",
+                  metric="satisfaction_rate", kind="metric", scope="@qianniu"))  # fmt: skip
+        s.add(Identity(bot_id="qianniu", external_id="小店:孙丽", person_id="sunli"))
+        for scope, value in (("小店:孙丽", "96.30"), ("小店:周敏", "88.00")):
+            s.add(MetricSample(metric="satisfaction_rate", scope=scope, day=date(2026, 11, 22),
+                               value=Decimal(value), source="cs-report", fetched_at=clock()))  # fmt: skip
+    (receipt,) = sim.say("sunli", "计划\n回访不满意客户 客户满意率 +1pp")
+    assert receipt["title"].startswith("本周计划已提交"), receipt
+    with db() as s:
+        (item,) = s.scalars(select(PlanItem)).all()
+    assert (item.scope, item.baseline, item.target) == ("小店:孙丽", Decimal("96.30"), Decimal("97.30"))
