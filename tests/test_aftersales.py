@@ -307,4 +307,6 @@ def test_planloop_toml_aftersales_section() -> None:
     assert parse({}, env={}).aftersales == AftersalesOptions(48, {})
     with pytest.raises(ConfigError) as err:
         parse({"aftersales": {"causes": {"缺货": "仓库"}}}, env={})
-    assert err.value.problems == ["aftersales.causes.缺货: '仓库' is not one of 物流, 产品, 描述不符, 服务, 其他"]
+    assert err.value.problems == [
+        "aftersales.causes.缺货: '仓库' is not one of 物流, 产品, 描述不符, 服务, 其他"
+    ]
