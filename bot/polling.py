@@ -313,6 +313,8 @@ def sources_check(
             check.rows_read, check.rows_refused = result.rows_read, result.rows_refused
             check.samples = len(result.samples)
             check.metrics = dict(Counter(s.metric for s in result.samples))
+            if result.cases:
+                check.metrics["售后单"] = len(result.cases)  # stored as cases; metrics computed from them
             check.first_day = days[0].isoformat() if days else ""
             check.last_day = days[-1].isoformat() if days else ""
             check.errors = result.errors

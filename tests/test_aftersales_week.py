@@ -143,3 +143,7 @@ path = "{tmp_path}"
     assert "载入 3 行，拒绝 1 行" in out
     assert "未归类的售后原因（计入“其他”，可在 [aftersales] causes 里归类）：买家要求修改地址 ×2" in out
     assert "cases.csv 第 5 行「opened」列" in err
+
+    assert main(["--config", str(config), "sources", "check"]) == 1  # the folder's file has a bad row
+    out, _ = capsys.readouterr()
+    assert "✗ pdd-after (file)" in out and "售后单: 3" in out  # a refused row marks the source
