@@ -213,15 +213,14 @@ def import_file_report(
     store its good rows; every refused row is listed. The run is recorded under the source id
     (``import`` without one)."""
     path = Path(path)
-    if source_id and _source_config(services, source_id).get("preset") == "aftersales":
-        options = ReportOptions(preset=GENERIC, scope="shop", source_id=source_id)
-    elif source_id:
-        options = options_from_config(_source_config(services, source_id))
+    config = _source_config(services, source_id) if source_id else None
+    cases_file = config is not None and config.get("preset") == "aftersales"
+    if config is not None and not cases_file:
+        options = options_from_config(config)
     else:
-        options = ReportOptions(preset=GENERIC, scope="shop", source_id="import")
+        options = ReportOptions(preset=GENERIC, scope="shop", source_id=source_id or "import")
     now = services.clock()
-    config = services.settings.source(source_id) if source_id else None
-    if config is not None and config.get("preset") == "aftersales":
+    if config is not None and cases_file:
         result = read_cases_for(config, path, services.settings.timezone)
     else:
         result = read_report(path, options, now, progress=progress)

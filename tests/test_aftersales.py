@@ -310,3 +310,26 @@ def test_planloop_toml_aftersales_section() -> None:
     assert err.value.problems == [
         "aftersales.causes.缺货: '仓库' is not one of 物流, 产品, 描述不符, 服务, 其他"
     ]
+
+
+def test_old_logistics_metric_name_is_read_as_the_rate_for_logistics() -> None:
+    import tomllib
+
+    from handlers.setup import parse as parse_team
+
+    text = (Path(__file__).parents[1] / "examples" / "team.toml").read_text("utf-8")
+    spec = parse_team(tomllib.loads(text))
+    assert (
+        spec["kpis"]["logistics_resolution"]["metric"],
+        spec["kpis"]["logistics_resolution"]["scope"],
+    ) == (
+        "complaint_resolution_rate",
+        "物流",
+    )
+    assert spec["kpis"]["product_resolution"]["scope"] == "产品"
+    old = text.replace(
+        'metric = "complaint_resolution_rate"\nscope = "物流"', 'metric = "logistics_issue_resolution_rate"'
+    )
+    assert old != text
+    kpi = parse_team(tomllib.loads(old))["kpis"]["logistics_resolution"]
+    assert (kpi["metric"], kpi["scope"]) == ("complaint_resolution_rate", "物流")
