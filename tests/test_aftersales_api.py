@@ -133,3 +133,16 @@ def test_pdd_asks_in_half_hour_slices(clock) -> None:  # noqa: ANN001
         assert len(spans) == 68 and max(spans) == 1800
     finally:
         gw.close()
+
+
+def test_doudian_self_app_lists_cases_without_orders(clock) -> None:  # noqa: ANN001
+    gw = AFTERSALES_FAKES["doudian"](clock)
+    try:
+        gw.cases = list(CASES)  # type: ignore[attr-defined]
+        cfg = config_for("doudian", gw, "", shop_id=gw.shop_id)  # type: ignore[attr-defined]
+        cfg = SourceConfig(cfg.id, cfg.kind, cfg.values, {"app_secret": Secret(gw.app_secret)})
+        result = fetch(cfg, clock())
+        assert len(result.cases) == 4
+        assert [name for name, _ in gw.calls][0] == "token.create"
+    finally:
+        gw.close()
