@@ -70,6 +70,9 @@ def cmd_import(args: argparse.Namespace) -> int:
     )
     if detail.get("unmapped"):
         print("未识别的列（未导入）：" + "、".join(detail["unmapped"]))
+    if detail.get("unmapped_reasons"):
+        listed = "、".join(f"{reason} ×{count}" for reason, count in detail["unmapped_reasons"])
+        print(f"未归类的售后原因（计入“其他”，可在 [aftersales] causes 里归类）：{listed}")
     for error in report.errors[:MAX_LISTED]:
         print(str(error), file=sys.stderr)
     hidden = len(report.errors) - MAX_LISTED + int(detail.get("errors_not_listed", 0))

@@ -10,6 +10,9 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from sources.causes import AftersalesOptions
+from sources.causes import parse_options as parse_aftersales
+
 PLATFORMS = ("feishu", "dingtalk", "wecom", "simulator")
 LOCALES = ("zh-CN", "en-US")
 SOURCE_KINDS = ("file", "http_json", "sql", "taobao", "jd", "pdd", "doudian")
@@ -134,6 +137,7 @@ class Settings:
     sources: tuple[SourceConfig, ...] = ()
     path: Path | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
+    aftersales: AftersalesOptions = field(default_factory=AftersalesOptions)
 
     @property
     def tz(self) -> ZoneInfo:
@@ -191,7 +195,7 @@ def parse(
             problems.extend(exc.problems)
             return Secret("")
 
-    known_top = {"server", "simulator", "bots", "sources"}
+    known_top = {"server", "simulator", "bots", "sources", "aftersales"}
     for key in data:
         if key not in known_top:
             problems.append(f"{key}: unknown section (expected one of {', '.join(sorted(known_top))})")
@@ -279,6 +283,9 @@ def parse(
         secrets = {k: secret(raw[k], f"{where}.{k}") for k in SOURCE_SECRET_KEYS if k in raw}
         sources.append(SourceConfig(source_id, kind, values, secrets))
 
+    aftersales, aftersales_problems = parse_aftersales(data.get("aftersales"))
+    problems.extend(aftersales_problems)
+
     if problems:
         raise ConfigError(problems)
     return Settings(
@@ -298,6 +305,7 @@ def parse(
             for k, v in server.items()
             if k not in ("secret_key", "database_url")
         },
+        aftersales=aftersales,
     )
 
 

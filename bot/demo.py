@@ -152,7 +152,11 @@ def prepare(data_dir: Path, port: int, host: str = "127.0.0.1", *, now: datetime
     with services.sessions() as session, session.begin():
         apply(session, spec, now=now, actor="demo", seal=sealer.seal, open_sealed=sealer.open)
         # the story's four past weeks and the one before them (the first week's baselines)
-        added = seed_metrics(session, now.astimezone(settings.tz).date(), now, days=STORY_DAYS, effort=True)
+        today = now.astimezone(settings.tz).date()
+        added = seed_metrics(session, today, now, days=STORY_DAYS, effort=True)
+        from bot.demo_cases import seed_cases
+
+        added += seed_cases(session, today, now, settings.tz, settings.aftersales)
     log.info("demo data ready (%d metric samples added)", added)
     services.engine.dispose()
     from bot.demo_story import tell

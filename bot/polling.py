@@ -16,6 +16,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from bot.aftersales import read_cases_for, store_fetched_cases
 from bot.config import Settings, SourceConfig
 from bot.services import Services
 from sources import build
@@ -154,6 +155,8 @@ def poll_source(
                 upserted.unchanged,
             )
         detail = _run_detail(result, upserted)
+        if result.cases and not outcome.error:
+            detail.update(store_fetched_cases(services.settings, session, result.cases, finished))
         detail["window"] = [window.start.isoformat(), window.end.isoformat()]
         if outcome.error:
             detail["retry"] = outcome.retry
@@ -210,16 +213,24 @@ def import_file_report(
     store its good rows; every refused row is listed. The run is recorded under the source id
     (``import`` without one)."""
     path = Path(path)
-    if source_id:
-        options = options_from_config(_source_config(services, source_id))
+    config = _source_config(services, source_id) if source_id else None
+    cases_file = config is not None and config.get("preset") == "aftersales"
+    if config is not None and not cases_file:
+        options = options_from_config(config)
     else:
-        options = ReportOptions(preset=GENERIC, scope="shop", source_id="import")
+        options = ReportOptions(preset=GENERIC, scope="shop", source_id=source_id or "import")
     now = services.clock()
-    result = read_report(path, options, now, progress=progress)
+    if config is not None and cases_file:
+        result = read_cases_for(config, path, services.settings.timezone)
+    else:
+        result = read_report(path, options, now, progress=progress)
     with transaction(services.sessions) as session:
         run = start_run(session, options.source_id, now)
         upserted = upsert_samples(session, result.samples, now=now, actor=f"import:{path.name}")
         detail = _run_detail(result, upserted)
+        if result.cases:
+            detail.update(store_fetched_cases(services.settings, session, result.cases, now))
+            result.detail["unmapped_reasons"] = detail["unmapped_reasons"]
         detail["file"] = str(path)
         refused_file = result.detail.get("refused")
         finish_run(
@@ -301,6 +312,8 @@ def sources_check(
             check.rows_read, check.rows_refused = result.rows_read, result.rows_refused
             check.samples = len(result.samples)
             check.metrics = dict(Counter(s.metric for s in result.samples))
+            if result.cases:
+                check.metrics["售后单"] = len(result.cases)  # stored as cases; metrics computed from them
             check.first_day = days[0].isoformat() if days else ""
             check.last_day = days[-1].isoformat() if days else ""
             check.errors = result.errors

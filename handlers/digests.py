@@ -344,6 +344,9 @@ def send_monday_summary(
         "chat": team_chat_target(team, bots),
     }
     cards = {"leader": monday_summary_leader_card(tr, digest), "chat": monday_summary_chat_card(tr, digest)}
+    from handlers.aftersales_views import with_cause_changes
+
+    cards["leader"] = with_cause_changes(session, cards["leader"], digest.last_week, zone(team), at)
     sent = 0
     for which, target in targets.items():
         if target is None:

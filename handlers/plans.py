@@ -16,6 +16,7 @@ from appraisal.targets import TargetError, parse_target, resolve
 from cards.builders import FormRow, ItemView, KpiChoice, plan_form, plan_receipt, text_plan_errors
 from cards.model import Card, Markdown
 from handlers.inbound import Inbound
+from handlers.personal_scope import with_personal_scopes
 from handlers.router import Context, PermissionDenied, error_card, router
 from handlers.setup import COMPLAINT_CAUSES, team_kpis
 from handlers.workdays import Calendar, iso_week, week_dates
@@ -365,6 +366,10 @@ def form_for(ctx: Context, person: Person, *, error: str = "", rows: list[FormRo
     if rows is None:
         existing = current_plan(ctx.session, person.id, week)
         rows = _rows_from_plan(existing) if existing else _default_rows(ctx.session, person, kpis, today)
+        if existing is None and person.role == "customer_service":
+            from handlers.aftersales_views import propose_causes
+
+            rows = propose_causes(ctx.session, rows, today, ctx.tz, ctx.now)
     note = ""
     existing = current_plan(ctx.session, person.id, week)
     if existing is not None:
@@ -455,6 +460,7 @@ def submit(
                 },
                 "",
             )
+    drafts = with_personal_scopes(ctx.session, person.id, drafts, kpis)
     resolved, problems = validate(
         drafts, kpis, lambda k, scope: latest_value(ctx.session, k.metric, scope, today) if k.metric else None
     )

@@ -317,7 +317,12 @@ def progress_command(event: Inbound, ctx: Context) -> Card:
         )
     subject = who or person
     items = week_progress(ctx.session, week, ctx.now, person_ids=[subject.id], overrides=overrides, tz=tz)
-    return cards.progress_card(subject.name, week, items, _pace_of(items, week, ctx, tz))
+    card = cards.progress_card(subject.name, week, items, _pace_of(items, week, ctx, tz))
+    if subject.role == "customer_service":
+        from handlers.aftersales_views import with_week_cases
+
+        card = with_week_cases(ctx.session, card, week, tz, ctx.now)
+    return card
 
 
 def _pace_of(items: list[ItemProgress], week: str, ctx: Context, tz: ZoneInfo) -> cards.Pace:

@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from sources.cases import metric_alias
 from storage.models import (
     AuditLog,
     CalendarDay,
@@ -162,13 +163,14 @@ def parse(data: Mapping[str, Any], resolve_secret: Callable[[str, str], str] | N
             problems.append(
                 f"{where}.metric: required for a metric KPI (a metric key such as pay_conversion_rate)"
             )
+        metric, scope = metric_alias(entry.get("metric"), entry.get("scope"))
         kpis[key] = {
             "name": str(entry.get("name", key)),
             "unit": str(entry.get("unit", "")),
             "direction": direction,
-            "metric": entry.get("metric") if kind == "metric" else None,
+            "metric": metric if kind == "metric" else None,
             "kind": kind,
-            "scope": str(entry.get("scope", "shop")),
+            "scope": str(scope or "shop"),
         }
 
     people_entries = entries("people")

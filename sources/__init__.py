@@ -40,6 +40,10 @@ def build(config: SourceConfigLike, deps: SourceDeps | None = None) -> Source:
     """The connector for one configured source; NeedsAdmin if its configuration is unusable."""
     deps = deps or SourceDeps()
     kind = config.kind
+    if config.get("preset") == "aftersales" or config.get("aftersales"):
+        from sources.aftersales_api import build_aftersales
+
+        return build_aftersales(config, deps)
     if kind == "file":
         from sources.files import FileSource
 

@@ -31,6 +31,10 @@ METRIC_KEYS = (
     "ship_within_24h_rate",
     "mis_shipment_rate",
     "inventory_turnover_days",
+    "satisfaction_rate",
+    "complaints",
+    "complaint_resolution_rate",
+    "complaint_handling_hours",
 )
 
 
@@ -77,6 +81,7 @@ class FetchResult:
     rows_skipped: int = 0  # totals rows, notes, blank rows: read, neither loaded nor refused
     state: dict[str, str] = field(default_factory=dict)
     detail: dict[str, Any] = field(default_factory=dict)
+    cases: list[Any] = field(default_factory=list)  # sources.cases.Case: after-sales cases to store
 
     @property
     def rows_loaded(self) -> int:
@@ -89,6 +94,7 @@ class FetchResult:
         self.rows_refused += other.rows_refused
         self.rows_skipped += other.rows_skipped
         self.state.update(other.state)
+        self.cases.extend(other.cases)
 
     def add_row(
         self,

@@ -140,6 +140,10 @@ class DoudianSource(PlatformSource):
         return self._token_from(data, now, token)
 
     def fetch(self, window: Window, now: datetime) -> FetchResult:
+        self.ensure_self_token(now)
+        return super().fetch(window, now)
+
+    def ensure_self_token(self, now: datetime) -> None:
         if self.tokens.current() is None and self.shop_id:
             # 自用型 apps create their own token from the shop id
             try:
@@ -158,7 +162,6 @@ class DoudianSource(PlatformSource):
                     platform_message=exc.platform_message,
                 ) from None
             self.tokens.save(self._token_from(data, now, None))
-        return super().fetch(window, now)
 
     def collect(self, window: Window, now: datetime) -> tuple[list[Order], list[Refund] | None]:
         start, end = self.day_bounds(window)

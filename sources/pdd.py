@@ -19,6 +19,7 @@ from sources.platform import MAX_PAGES, Order, PlatformError, PlatformSource, Re
 RESPONSE_KEYS = {
     "pdd.order.list.get": "order_list_get_response",
     "pdd.pop.auth.token.refresh": "pop_auth_token_refresh_response",
+    "pdd.refund.list.increment.get": "refund_increment_get_response",
 }
 RATE_CODES = {52101, 70031}
 BUSY_CODES = {52102, 52103, 70033}

@@ -158,6 +158,11 @@ CS = Preset(
         "平均响应时长": "avg_response_seconds",
         "平均响应(秒)": "avg_response_seconds",
         "平均人工响应时长": "avg_response_seconds",
+        # satisfaction, per agent: 千牛 客服绩效 客户满意比; 多多客服/咚咚 exports' wording [?]
+        "客户满意比": "satisfaction_rate",
+        "客户满意率": "satisfaction_rate",
+        "满意率": "satisfaction_rate",
+        "满意度": "satisfaction_rate",
     },
     scope_headers=("旺旺", "客服", "客服旺旺", "客服昵称", "子账号", "客服账号"),
     # 咨询人数 has no metric key in CONTRACT.md; map it with `columns` if a KPI needs it.

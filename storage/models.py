@@ -394,3 +394,23 @@ class SimMessage(Base):
     text: Mapped[str] = mapped_column(Text, default="")
     card: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     at: Mapped[datetime]
+
+
+class AftersaleCase(Base):
+    """One after-sales / complaint case as a shop reported it; metrics are recomputed from these."""
+
+    __tablename__ = "aftersale_cases"
+    __table_args__ = (
+        Index("ix_aftersale_cases_opened", "opened"),
+        Index("ix_aftersale_cases_closed", "closed"),
+    )
+
+    shop: Mapped[str] = mapped_column(String(64), primary_key=True)  # the source id, or the file's shop
+    case_id: Mapped[str] = mapped_column(String(100), primary_key=True)
+    source: Mapped[str] = mapped_column(String(64))  # who wrote it last
+    opened: Mapped[datetime]
+    closed: Mapped[datetime | None]
+    status: Mapped[str] = mapped_column(String(100), default="")
+    reason: Mapped[str] = mapped_column(String(300), default="")  # as the platform wrote it
+    cause: Mapped[str] = mapped_column(String(16))  # 物流 | 产品 | 描述不符 | 服务 | 其他
+    updated_at: Mapped[datetime]

@@ -6,7 +6,7 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 
-from storage.db import NotMigrated, make_engine, migration_status, require_current
+from storage.db import NotMigrated, head_revision, make_engine, migration_status, require_current
 from storage.models import Base
 
 
@@ -19,7 +19,7 @@ def test_migrations_match_models(engine):
 
 def test_database_is_at_head(engine):
     current, head = migration_status(engine)
-    assert current == head == "0001"
+    assert current == head == head_revision()
 
 
 def test_unmigrated_database_is_refused_with_the_command_to_run(tmp_path):
