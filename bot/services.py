@@ -80,6 +80,7 @@ class Services:
             links=make_link,
             bot_id=bot_id,
             bots=frozenset(self.platforms),
+            extra={"guide_url": self.settings.extra.get("guide_url", "")},
         )
 
 

@@ -68,6 +68,7 @@ class Router:
         self._actions: dict[str, tuple[Handler, bool]] = {}
         self._commands: dict[str, tuple[Handler, bool]] = {}
         self._fallback: Handler | None = None
+        self._after: list[Callable[[Inbound, Context], None]] = []
 
     def action(self, name: str, *, public: bool = False) -> Callable[[Handler], Handler]:
         """Register a card button / form handler for ``name`` (e.g. ``plan.submit``)."""
@@ -87,6 +88,11 @@ class Router:
             return fn
 
         return deco
+
+    def after(self, fn: Callable[[Inbound, Context], None]) -> Callable[[Inbound, Context], None]:
+        """Register a step run after every handled event of a known person (the first-message welcome)."""
+        self._after.append(fn)
+        return fn
 
     def fallback(self, fn: Handler) -> Handler:
         self._fallback = fn
@@ -114,9 +120,13 @@ class Router:
         if ctx.person is None and not public:
             return error_card(UNKNOWN_PERSON.format(actor=event.actor), title="未加入团队")
         try:
-            return handler(event, ctx)
+            card = handler(event, ctx)
         except PermissionDenied as exc:
             return error_card(str(exc) or "你没有权限做这件事。", title="没有权限")
+        if ctx.person is not None:
+            for step in self._after:
+                step(event, ctx)
+        return card
 
 
 def resolve_person(session: Session, bot_id: str, external_id: str) -> Person | None:
@@ -139,5 +149,6 @@ def default_router() -> Router:
     import handlers.plans  # noqa: F401
     import handlers.progress  # noqa: F401
     import handlers.reminders  # noqa: F401
+    import handlers.welcome  # noqa: F401
 
     return router

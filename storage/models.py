@@ -91,6 +91,7 @@ class Person(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     on_leave_until: Mapped[date | None] = mapped_column(Date)
     reminders_paused: Mapped[bool] = mapped_column(Boolean, default=False)
+    welcomed_at: Mapped[datetime | None]  # when the bot first greeted them (their first message)
 
     team: Mapped[Team] = relationship(lazy="joined")
     identities: Mapped[list[Identity]] = relationship(back_populates="person", cascade="all, delete-orphan")

@@ -17,11 +17,11 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, text, update
 
 from bot.config import Secret, Settings
 from storage.db import make_engine, make_sessionmaker, upgrade
-from storage.models import Base
+from storage.models import Base, Person
 
 PG_ADMIN_URL = os.environ.get("PLANLOOP_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 TEST_KEY = "vExb5JuV_czKxZS0p-hDWNIgfPEeCPHkEzIkVmJknLA="  # a Fernet key for tests only
@@ -188,6 +188,9 @@ def demo_team(db, clock: Clock, team_spec: dict) -> dict:  # noqa: ANN001
     with db() as session, session.begin():
         apply(session, team_spec, now=clock())
         seed_metrics(session, clock().astimezone(ZoneInfo("Asia/Shanghai")).date(), clock())
+        # Everyone has talked to the bot before: tests that count messages see no first-message
+        # welcome (tests/test_welcome.py starts from people the bot has never greeted).
+        session.execute(update(Person).values(welcomed_at=clock()))
     return team_spec
 
 
