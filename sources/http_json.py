@@ -9,7 +9,6 @@ network errors, then "retry later".
 from __future__ import annotations
 
 import ipaddress
-import json
 import re
 import socket
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
+from sources import jsonlimits
 from sources.base import (
     FetchResult,
     NeedsAdmin,
@@ -236,7 +236,9 @@ class HttpJsonSource:
         url, params = self._url(window)
         raw = self._get(url, params)
         try:
-            data = json.loads(raw)
+            data = jsonlimits.loads(raw, max_bytes=self.max_bytes)
+        except jsonlimits.JsonLimitError as exc:
+            raise NeedsAdmin(f"接口返回的 JSON 超出上限：{exc}") from None
         except ValueError:
             raise NeedsAdmin("接口返回的不是 JSON") from None
         records = select(data, self.records)

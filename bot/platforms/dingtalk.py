@@ -44,12 +44,14 @@ from bot.platforms.base import (
     SignatureError,
     WebRequest,
     WebResponse,
+    parse_json,
 )
 from bot.platforms.crypto import WxEnvelope
 from bot.platforms.tokens import TokenCache
 from cards.model import Card
 from cards.render import dingtalk as render
 from handlers.inbound import ChatType, Inbound, Kind
+from sources import jsonlimits
 
 if TYPE_CHECKING:
     from bot.platforms import Deps
@@ -186,10 +188,7 @@ def _json_field(value: Any, name: str) -> dict[str, Any]:
         return value
     if not isinstance(value, str):
         raise BadRequest(f"{name} must be a JSON string")
-    try:
-        data = json.loads(value)
-    except ValueError:
-        raise BadRequest(f"{name} is not valid JSON") from None
+    data = parse_json(value, name)
     if not isinstance(data, dict):
         raise BadRequest(f"{name} must be a JSON object")
     return data
@@ -258,10 +257,7 @@ class DingTalkPlatform:
         encrypt = body["encrypt"]
         verify_event(self.envelope, signature, timestamp, nonce, encrypt, now)
         plain = self.envelope.decrypt(encrypt)
-        try:
-            event = json.loads(plain)
-        except ValueError:
-            raise BadRequest("decrypted event is not valid JSON") from None
+        event = parse_json(plain, "decrypted event")
         if not isinstance(event, dict):
             raise BadRequest("decrypted event must be a JSON object")
         kind = event.get("EventType") or event.get("type")
@@ -561,7 +557,7 @@ class DingTalkPlatform:
     @staticmethod
     def _body(resp: requests.Response) -> dict[str, Any]:
         try:
-            data = resp.json()
+            data = jsonlimits.loads(resp.content)
         except ValueError:
             return {}
         return data if isinstance(data, dict) else {}

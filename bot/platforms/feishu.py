@@ -50,12 +50,14 @@ from bot.platforms.base import (
     SignatureError,
     WebRequest,
     WebResponse,
+    parse_json,
 )
 from bot.platforms.crypto import feishu_decrypt
 from bot.platforms.tokens import TokenCache
 from cards.model import Card, Markdown
 from cards.render import feishu as render_feishu
 from handlers.inbound import ChatType, Inbound, Kind
+from sources import jsonlimits
 
 if TYPE_CHECKING:
     from bot.platforms import Deps
@@ -156,10 +158,7 @@ def verify_signature(
 
 
 def _json_object(raw: bytes | str, what: str) -> dict[str, Any]:
-    try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, ValueError):
-        raise BadRequest(f"{what} is not valid JSON") from None
+    data = parse_json(raw, what)
     if not isinstance(data, dict):
         raise BadRequest(f"{what} is not a JSON object")
     return data
@@ -200,10 +199,7 @@ def _flat(value: Any) -> str:
 
 def message_text(message_type: str, content: str, mention_keys: list[str]) -> str | None:
     """The text of a received message with @mention placeholders removed; None if not text."""
-    try:
-        body = json.loads(content)
-    except ValueError:
-        raise BadRequest("message content is not valid JSON") from None
+    body = parse_json(content, "message content")
     if not isinstance(body, dict):
         raise BadRequest("message content is not a JSON object")
     if message_type == "text":
@@ -637,7 +633,7 @@ class FeishuPlatform:
 
 def _response_json(resp: requests.Response) -> dict[str, Any]:
     try:
-        data = resp.json()
+        data = jsonlimits.loads(resp.content)
     except ValueError:
         return {}
     return data if isinstance(data, dict) else {}

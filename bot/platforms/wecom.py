@@ -45,6 +45,7 @@ from bot.platforms.tokens import TokenCache
 from cards.model import Card
 from cards.render import wecom as render
 from handlers.inbound import Inbound, Kind
+from sources import jsonlimits
 
 if TYPE_CHECKING:
     from bot.platforms import Deps
@@ -513,7 +514,7 @@ class WeComPlatform:
                 code=f"http_{resp.status_code}",
             )
         try:
-            data = resp.json()
+            data = jsonlimits.loads(resp.content)
         except ValueError:
             data = None
         if not isinstance(data, dict):
