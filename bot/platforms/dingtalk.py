@@ -52,6 +52,7 @@ from cards.model import Card
 from cards.render import dingtalk as render
 from handlers.inbound import ChatType, Inbound, Kind
 from sources import jsonlimits
+from storage import replay
 
 if TYPE_CHECKING:
     from bot.platforms import Deps
@@ -333,6 +334,7 @@ class DingTalkPlatform:
         actor = msg.get("senderStaffId") or msg.get("senderId")
         if not isinstance(msg_id, str) or not msg_id:
             raise BadRequest("robot message without msgId")
+        self._bind_signature(request, msg_id, now)
         if conversation_type not in ("1", "2"):
             raise BadRequest('conversationType must be "1" (1:1) or "2" (group)')
         if not isinstance(actor, str) or not actor:
@@ -369,6 +371,23 @@ class DingTalkPlatform:
             reply_handle=handle,
             received_at=now,
         )
+
+    def _bind_signature(self, request: WebRequest, msg_id: str, now: datetime) -> None:
+        """The robot's (timestamp, sign) does not sign the body: bind it to this msgId for the
+        signature window, on every replica (storage/replay.py); another msgId is a replay (401)."""
+        timestamp, sign = request.headers.get("timestamp", ""), request.headers.get("sign", "")
+        key = replay.pair_key(self.bot_id, timestamp, sign)
+        expires = parse_timestamp(timestamp) + WINDOW
+        with self.deps.sessions() as session, session.begin():
+            bound_to = replay.bind(session, key, msg_id, expires, now)
+        if bound_to is None:
+            return
+        log.warning(
+            "robot callback on %s replays the signature of msg %s as %s", self.bot_id, bound_to, msg_id
+        )
+        with self.deps.sessions() as session, session.begin():
+            replay.audit_replay(session, f"dingtalk:{self.bot_id}", msg_id, bound_to, now)
+        raise SignatureError("timestamp/sign already used by another message")
 
     @staticmethod
     def _message_text(msg: dict[str, Any]) -> str | None:
