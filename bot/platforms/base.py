@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from cards.model import Card
 from handlers.inbound import Inbound
-from sources import jsonlimits
+from sources import jsonlimits, netguard
 
 
 class CaseInsensitiveDict(dict[str, str]):
@@ -53,6 +53,22 @@ class WebResponse:
     body: bytes | str | Mapping[str, Any] | list[Any] = b""
     content_type: str = "application/json"
     headers: Mapping[str, str] = field(default_factory=dict)
+
+
+ALLOW_PRIVATE = "allow_private"  # Outbound.extra: "true" when the team's robot may be inside the network
+
+
+def webhook_http(message: Outbound) -> netguard.GuardedSession:
+    """The session for a team's group-robot URL (a URL a user configured): guarded against
+    private addresses unless the team's chat says ``allow_private = true`` (sources/netguard.py)."""
+    return netguard.GuardedSession(allow_private=message.extra.get(ALLOW_PRIVATE) == "true")
+
+
+def guard_error(exc: Exception, what: str) -> DeliveryError:
+    """A refused or unresolvable robot URL as a DeliveryError: refused is for an admin, not a retry."""
+    if isinstance(exc, netguard.UrlRefused):
+        return DeliveryError(f"{what}: {exc}", retry=False, code="private_address")
+    return DeliveryError(f"{what}: {exc}", retry=True, code="resolve")
 
 
 class SignatureError(Exception):

@@ -44,14 +44,16 @@ from bot.platforms.base import (
     SignatureError,
     WebRequest,
     WebResponse,
+    guard_error,
     parse_json,
+    webhook_http,
 )
 from bot.platforms.crypto import WxEnvelope
 from bot.platforms.tokens import TokenCache
 from cards.model import Card
 from cards.render import dingtalk as render
 from handlers.inbound import ChatType, Inbound, Kind
-from sources import jsonlimits
+from sources import jsonlimits, netguard
 from storage import replay
 
 if TYPE_CHECKING:
@@ -437,7 +439,7 @@ class DingTalkPlatform:
             signed = sign_custom_robot_url(
                 url, message.extra.get("secret", ""), str(int(self.clock().timestamp() * 1000))
             )
-            self._post_robot(robot_key(url), signed, render.robot_message(card))
+            self._post_robot(robot_key(url), signed, render.robot_message(card), http=webhook_http(message))
             return SendResult()
         handle = decode_handle(message.reply_handle)
         if message.channel == "update" or (handle.get("card") and message.channel in ("chat", "user")):
@@ -534,9 +536,15 @@ class DingTalkPlatform:
 
     # ------------------------------------------------------------ HTTP plumbing
 
-    def _request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+    def _request(
+        self, method: str, url: str, http: requests.Session | None = None, **kwargs: Any
+    ) -> requests.Response:
         try:
-            return self.http.request(method, url, timeout=self.timeout, allow_redirects=False, **kwargs)
+            return (http or self.http).request(
+                method, url, timeout=self.timeout, allow_redirects=False, **kwargs
+            )
+        except (netguard.UrlRefused, netguard.UnresolvedHost) as exc:
+            raise guard_error(exc, "DingTalk robot") from None
         except requests.Timeout:
             raise DeliveryError("DingTalk did not answer in time", retry=True, code="timeout") from None
         except requests.RequestException as exc:
@@ -598,7 +606,9 @@ class DingTalkPlatform:
             raise DeliveryError(f"DingTalk server error {status}", retry=True, code=code)
         raise DeliveryError(f"DingTalk refused the request: {code} {message}".strip(), retry=False, code=code)
 
-    def _post_robot(self, key: str, url: str, payload: dict[str, Any]) -> None:
+    def _post_robot(
+        self, key: str, url: str, payload: dict[str, Any], http: requests.Session | None = None
+    ) -> None:
         """POST to a custom group robot or a session webhook (errcode in a 200 body)."""
         now = self.clock()
         with self._throttle_lock:
@@ -612,7 +622,7 @@ class DingTalkPlatform:
             raise DeliveryError(
                 "robot is throttled by DingTalk (130101)", retry=True, retry_after=wait, code="130101"
             )
-        resp = self._request("POST", url, json=payload)
+        resp = self._request("POST", url, http=http, json=payload)
         data = self._body(resp)
         errcode = str(data.get("errcode", ""))
         if resp.status_code == 200 and errcode in ("0", ""):

@@ -50,14 +50,16 @@ from bot.platforms.base import (
     SignatureError,
     WebRequest,
     WebResponse,
+    guard_error,
     parse_json,
+    webhook_http,
 )
 from bot.platforms.crypto import feishu_decrypt
 from bot.platforms.tokens import TokenCache
 from cards.model import Card, Markdown
 from cards.render import feishu as render_feishu
 from handlers.inbound import ChatType, Inbound, Kind
-from sources import jsonlimits
+from sources import jsonlimits, netguard
 
 if TYPE_CHECKING:
     from bot.platforms import Deps
@@ -560,7 +562,7 @@ class FeishuPlatform:
         if secret:
             ts = str(int(self.deps.clock().timestamp()))
             body = {"timestamp": ts, "sign": sign_webhook(ts, secret), **body}
-        resp = self._http("POST", url, body, headers={}, what="group robot")
+        resp = self._http("POST", url, body, headers={}, what="group robot", http=webhook_http(message))
         data = _response_json(resp)
         code = _code(data)
         if resp.status_code == 200 and code == 0:
@@ -587,16 +589,25 @@ class FeishuPlatform:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _http(
-        self, method: str, url: str, body: Mapping[str, Any], *, headers: dict[str, str], what: str
+        self,
+        method: str,
+        url: str,
+        body: Mapping[str, Any],
+        *,
+        headers: dict[str, str],
+        what: str,
+        http: requests.Session | None = None,
     ) -> requests.Response:
         try:
-            return self.deps.http.request(
+            return (http or self.deps.http).request(
                 method,
                 url,
                 data=json.dumps(body, ensure_ascii=False).encode("utf-8"),
                 headers={"Content-Type": "application/json; charset=utf-8", **headers},
                 timeout=HTTP_TIMEOUT,
             )
+        except (netguard.UrlRefused, netguard.UnresolvedHost) as exc:
+            raise guard_error(exc, f"feishu {what}") from None
         except requests.Timeout:
             raise DeliveryError(f"feishu {what}: timed out", retry=True, code="timeout") from None
         except requests.RequestException as exc:
