@@ -261,7 +261,9 @@ def test_a_429_storm_ends_with_every_message_delivered_once(fake, clock):
 
 def test_robot_gets_a_signed_card_object(fake, clock):
     url = fake.add_robot("robot-secret")
-    make(fake, clock).send(out("webhook", "ops", extra={"allow_private": "true", "url": url, "secret": "robot-secret"}))
+    make(fake, clock).send(
+        out("webhook", "ops", extra={"allow_private": "true", "url": url, "secret": "robot-secret"})
+    )
     [post] = fake.robot_posts
     ts = str(int(clock().timestamp()))
     assert post["timestamp"] == ts and post["sign"] == sign_webhook(ts, "robot-secret")
@@ -319,7 +321,9 @@ def test_robot_cards_turn_forms_into_links_and_drop_callbacks(fake, clock):
         form=Form("plan.submit", (Input("item1_text", "事项"),), link="https://plan.example.com/p/abc"),
         buttons=(Button("提醒我", "remind"), Button("说明", url="https://plan.example.com/help")),
     )
-    make(fake, clock).send(out("webhook", "ops", card=card, extra={"allow_private": "true", "url": url, "secret": "s"}))
+    make(fake, clock).send(
+        out("webhook", "ops", card=card, extra={"allow_private": "true", "url": url, "secret": "s"})
+    )
     text = json.dumps(fake.robot_posts[0]["card"], ensure_ascii=False)
     assert '"callback"' not in text and '"form"' not in text
     assert "https://plan.example.com/p/abc" in text and "https://plan.example.com/help" in text
