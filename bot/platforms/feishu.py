@@ -300,6 +300,8 @@ class FeishuPlatform:
             raise SignatureError("an event signed with the legacy card scheme")
         if self._encrypt_key and signed != scheme:
             raise SignatureError("unsigned event (X-Lark-Signature missing)")
+        if token_holder is not None and not isinstance(token_holder, Mapping):
+            raise BadRequest("the event header is not an object")
         if self._verification_token:
             verify_token(self._verification_token, (token_holder or {}).get("token"))
         elif not self._encrypt_key:
