@@ -149,3 +149,46 @@ def test_simulator_api_with_generated_calls(fuzz, demo_team, clock):
         _check(acted, recorder)
 
     run()
+
+
+WECOM_TAGS = st.sampled_from(
+    ["MsgType", "Content", "FromUserName", "ToUserName", "MsgId", "Event", "EventKey", "TaskId", "CardType",
+     "ResponseCode", "AgentID", "CreateTime", "SelectedItems", "SelectedItem", "QuestionKey", "OptionIds",
+     "OptionId", "ChatId", "ChatType"]
+)  # fmt: skip
+xml_nodes = st.recursive(
+    st.text(max_size=30).map(lambda t: t.replace("]]>", "")),
+    lambda inner: st.lists(st.tuples(WECOM_TAGS, inner), max_size=5).map(
+        lambda kids: "".join(f"<{k}>{v if v.startswith('<') else f'<![CDATA[{v}]]>'}</{k}>" for k, v in kids)
+    ),
+    max_leaves=15,
+)
+
+
+def test_signed_wecom_messages_with_any_xml(fuzz, clock):
+    """Sealed and signed by wechatpy (an independent implementation), so the XML parser is reached."""
+    from xml.etree import ElementTree
+
+    from wechatpy.enterprise.crypto import WeChatCrypto
+
+    client, recorder = fuzz
+    crypto = WeChatCrypto("wtoken", AES, "wwcorp")
+
+    @FUZZ
+    @given(
+        inner=xml_nodes,
+        kind=st.sampled_from(["text", "event", "template_card_event", "image", "x"]),
+        who=st.sampled_from(["LiLei", "ZhangWei"]) | st.text(max_size=10).map(lambda t: t.replace("]]>", "")),
+    )
+    def run(inner: str, kind: str, who: str) -> None:
+        clock.advance(seconds=1)
+        ts = str(int(clock().timestamp()))
+        head = f"<MsgType><![CDATA[{kind}]]></MsgType><FromUserName><![CDATA[{who}]]></FromUserName>"
+        xml = f"<xml>{head}{inner}</xml>"
+        sealed = ElementTree.fromstring(crypto.encrypt_message(xml, "nonce1", ts))
+        args = {"msg_signature": sealed.findtext("MsgSignature"), "timestamp": ts, "nonce": "nonce1"}
+        body = f"<xml><Encrypt><![CDATA[{sealed.findtext('Encrypt')}]]></Encrypt></xml>".encode()
+        url = f"{WEBHOOK_URLS['wecom']}?{urlencode(args)}"
+        _check(client.post(url, data=body, content_type="text/xml"), recorder)
+
+    run()
