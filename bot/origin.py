@@ -9,7 +9,7 @@ A POST without either header (an old browser, a tool) keeps working: the token s
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from typing import Any
 from urllib.parse import urlsplit
 
 DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -31,8 +31,9 @@ def origin_of(url: str) -> str:
     return f"{scheme}://{host}:{port}"
 
 
-def cross_site_reason(headers: Mapping[str, str], public_url: str) -> str | None:
-    """Why this POST is cross-site (refuse it), or None."""
+def cross_site_reason(headers: Any, public_url: str) -> str | None:
+    """Why this POST is cross-site (refuse it), or None. ``headers``: anything with ``get``
+    (werkzeug's Headers, a dict)."""
     fetch_site = (headers.get("Sec-Fetch-Site") or "").strip().lower()
     if fetch_site == "cross-site":
         return "Sec-Fetch-Site: cross-site"
