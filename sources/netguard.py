@@ -172,3 +172,9 @@ class GuardedSession(requests.Session):
     def get_adapter(self, url: str) -> HTTPAdapter:
         target = vet(url, self.allow_private, self.resolve)
         return _PinnedAdapter(target.address)
+
+    def send(self, request: requests.PreparedRequest, **kwargs: Any) -> requests.Response:
+        response = super().send(request, **kwargs)
+        if not kwargs.get("stream") and isinstance(response.connection, HTTPAdapter):
+            response.connection.close()  # its pinned pool served this one request; the body is read
+        return response

@@ -168,12 +168,20 @@ def test_dns_rebinding_never_reaches_loopback(listener, monkeypatch):
     that was vetted (refused by the offline test net), never to the listener."""
     resolve = answers(PUBLIC, "127.0.0.1")
     monkeypatch.setattr(socket, "getaddrinfo", resolve)  # also what urllib3 would ask on its own
+    attempted: list[object] = []
+
+    def connect(sock: socket.socket, address: object) -> None:
+        attempted.append(address)
+        raise ConnectionRefusedError("offline test: nothing leaves loopback")
+
+    monkeypatch.setattr(socket.socket, "connect", connect)
     source = _source(f"http://rebind.example:{listener.port}/api")
     source.resolve = resolve
     with pytest.raises(RetryLater):
         source.fetch(WINDOW, NOW)
     assert listener.seen == []
     assert resolve.calls == ["rebind.example"]  # resolved once
+    assert attempted == [(PUBLIC, listener.port)]  # and the vetted address is the one dialled
 
 
 def test_the_vetted_address_is_used_and_the_host_name_kept(listener):
