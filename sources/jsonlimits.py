@@ -17,8 +17,8 @@ from typing import Any
 MAX_DEPTH = 64  # the deepest platform event nests about 8 levels; a source's answer rarely 10
 MAX_BYTES = 1024 * 1024
 
-_STRUCTURE = re.compile(r'["\[\]{}]')
-_STRING_REST = re.compile(r'(?:[^"\\]++|\\.)*+"', re.DOTALL)  # possessive: no backtracking
+# a bracket, a whole string (possessive: no backtracking), or a lone quote (an unterminated string)
+_TOKENS = re.compile(r'[\[\]{}]|"(?:[^"\\]++|\\.)*+"|"', re.DOTALL)
 
 
 class JsonLimitError(ValueError):
@@ -33,29 +33,21 @@ def depth(text: str, stop_after: int = MAX_DEPTH) -> int:
     """The deepest nesting of arrays/objects in ``text`` (stops counting past ``stop_after``).
 
     Brackets inside strings do not count. Invalid JSON gives some number; the decoder then
-    refuses it anyway."""
-    deepest = level = pos = 0
-    search = _STRUCTURE.search
-    while True:
-        m = search(text, pos)
-        if m is None:
-            return deepest
+    refuses it anyway. Linear: an unterminated string ends the scan."""
+    deepest = level = 0
+    for m in _TOKENS.finditer(text):
         char = m.group()
-        if char == '"':
-            end = _STRING_REST.match(text, m.end())
-            if end is None:
-                return deepest  # unterminated string: invalid, the decoder says so
-            pos = end.end()
-            continue
         if char in "[{":
             level += 1
             if level > deepest:
                 deepest = level
                 if deepest > stop_after:
                     return deepest
-        else:
+        elif char in "]}":
             level -= 1
-        pos = m.end()
+        elif char == '"':
+            return deepest  # a quote that opens no complete string: invalid, the decoder says so
+    return deepest
 
 
 def loads(raw: bytes | str, *, max_bytes: int = MAX_BYTES, max_depth: int = MAX_DEPTH) -> Any:
@@ -66,6 +58,7 @@ def loads(raw: bytes | str, *, max_bytes: int = MAX_BYTES, max_depth: int = MAX_
         text = raw.decode(json.detect_encoding(raw), "surrogatepass")  # as json.loads does
     else:
         text = raw
-    if depth(text, max_depth) > max_depth:
+    openers = text.count("[") + text.count("{")  # C speed: most events cannot nest that deep at all
+    if openers > max_depth and depth(text, max_depth) > max_depth:
         raise JsonLimitError(f"JSON nested deeper than {max_depth} levels", "max_depth")
     return json.loads(text)
