@@ -12,7 +12,14 @@ from flask import Flask, Response, request
 from bot import metrics
 from bot.config import PLATFORMS, Settings
 from bot.dispatch import process
-from bot.platforms.base import BadRequest, CaseInsensitiveDict, SignatureError, WebRequest, WebResponse
+from bot.platforms.base import (
+    BadRequest,
+    CaseInsensitiveDict,
+    LimitExceeded,
+    SignatureError,
+    WebRequest,
+    WebResponse,
+)
 from bot.services import Services, build_services
 
 log = logging.getLogger("planloop.web")
@@ -110,6 +117,9 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
         except SignatureError as exc:
             log.info("rejected signature on %s: %s", adapter.bot_id, exc)
             return error(401, f"signature check failed: {exc}")
+        except LimitExceeded as exc:
+            log.warning("refused body on %s: %s", adapter.bot_id, exc)
+            return error(400, str(exc))
         except BadRequest as exc:
             return error(400, str(exc))
         except Exception:

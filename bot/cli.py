@@ -15,6 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from bot.config import ConfigError, Settings, find_config, load
+from bot.terminal import shown
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -73,13 +74,29 @@ def _now(services, at: str | None) -> datetime:  # noqa: ANN001
 # ---------------------------------------------------------------- commands
 
 
+def database_failure(engine: Any, exc: Any) -> str:
+    """One line: which database (password hidden) and the driver's reason, first line only."""
+    where = engine.url.render_as_string(hide_password=True)
+    reason = " ".join(str(exc.orig).split()) if exc.orig is not None else type(exc).__name__
+    if engine.dialect.name == "sqlite" and engine.url.database:
+        folder = Path(engine.url.database).expanduser().parent
+        if not folder.is_dir():
+            reason += f" (the folder {folder} does not exist)"
+    return f"cannot open the database {where}: {reason}"
+
+
 def cmd_db(args: argparse.Namespace) -> int:
+    from sqlalchemy.exc import DBAPIError
+
     from storage.db import make_engine, migration_status, upgrade
 
     settings = _settings(args)
     engine = make_engine(settings.database_url)
-    upgrade(engine)
-    current, _head = migration_status(engine)
+    try:
+        upgrade(engine)
+        current, _head = migration_status(engine)
+    except DBAPIError as exc:
+        raise Failure(database_failure(engine, exc)) from None
     print(f"database is at revision {current}")
     return 0
 
@@ -418,10 +435,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return int(args.func(args))
     except ConfigError as exc:
         for line in exc.problems:
-            print(f"config: {line}", file=sys.stderr)
+            print(f"config: {shown(line)}", file=sys.stderr)
         return 2
     except Failure as exc:
-        print(f"planloop: {exc}", file=sys.stderr)
+        print(f"planloop: {shown(exc)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

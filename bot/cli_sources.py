@@ -8,6 +8,8 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
+from bot.terminal import shown
+
 MAX_LISTED = 200  # refused rows printed; the rest are counted
 BAR_MIN_BYTES = 1 << 20  # files smaller than this load before a bar would be worth drawing
 
@@ -48,11 +50,11 @@ def cmd_import(args: argparse.Namespace) -> int:
     services = cli._services(cli._settings(args))
     progress = None
     if sys.stderr.isatty() and path.stat().st_size >= BAR_MIN_BYTES:
-        progress = TerminalProgress(path.name)
+        progress = TerminalProgress(shown(path.name))
     try:
         report = import_file_report(services, path, args.source, progress=progress)
     except KeyError as exc:
-        print(f"planloop import: {exc.args[0]}", file=sys.stderr)
+        print(f"planloop import: {shown(exc.args[0])}", file=sys.stderr)
         return 2
     finally:
         if progress:
@@ -63,18 +65,18 @@ def cmd_import(args: argparse.Namespace) -> int:
         how.append(f"编码 {detail['encoding_label']}")
     if detail.get("header_line"):
         how.append(f"表头在第 {detail['header_line']} 行")
-    print(f"{path.name}：{'，'.join(h for h in how if h)}")
+    print(f"{shown(path.name)}：{'，'.join(h for h in how if h)}")
     print(
         f"读取 {report.rows_read} 行：载入 {report.loaded} 行，拒绝 {report.refused} 行，跳过 {report.skipped} 行"
         f"（合计/空行/备注）；数值新增 {report.inserted}，更新 {report.updated}，未变 {report.unchanged}"
     )
     if detail.get("unmapped"):
-        print("未识别的列（未导入）：" + "、".join(detail["unmapped"]))
+        print("未识别的列（未导入）：" + shown("、".join(detail["unmapped"])))
     if detail.get("unmapped_reasons"):
         listed = "、".join(f"{reason} ×{count}" for reason, count in detail["unmapped_reasons"])
-        print(f"未归类的售后原因（计入“其他”，可在 [aftersales] causes 里归类）：{listed}")
+        print(shown(f"未归类的售后原因（计入“其他”，可在 [aftersales] causes 里归类）：{listed}"))
     for error in report.errors[:MAX_LISTED]:
-        print(str(error), file=sys.stderr)
+        print(shown(error), file=sys.stderr)
     hidden = len(report.errors) - MAX_LISTED + int(detail.get("errors_not_listed", 0))
     if hidden > 0:
         print(f"……另有 {hidden} 处错误未列出", file=sys.stderr)
@@ -94,14 +96,14 @@ def cmd_sources_check(args: argparse.Namespace) -> int:
         mark = "✓" if r.ok else "✗"
         print(f"{mark} {r.source_id} ({r.kind})")
         if r.error:
-            print(f"    {r.error}")
+            print(f"    {shown(r.error)}")
             continue
         days = f"{r.first_day} … {r.last_day}" if r.first_day else "无日期"
         print(f"    会载入 {r.samples} 个数值（{days}），读取 {r.rows_read} 行，拒绝 {r.rows_refused} 行")
         for metric, n in sorted(r.metrics.items()):
             print(f"      {metric}: {n}")
         for error in r.errors[:10]:
-            print(f"    {error}")
+            print(f"    {shown(error)}")
     return 0 if all(r.ok for r in results) else 1
 
 

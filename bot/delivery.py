@@ -37,7 +37,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from bot import logs, metrics
-from bot.platforms.base import DeliveryError, Outbound, RateLimit, SendResult
+from bot.platforms.base import ALLOW_PRIVATE, DeliveryError, Outbound, RateLimit, SendResult
 from bot.services import Services
 from cards import builders_ops
 from cards.model import Card
@@ -293,6 +293,7 @@ class Relay:
                 team = session.get(Team, claimed.target)
                 url = team.webhook_enc if team is not None else None
                 secret = team.webhook_secret_enc if team is not None else None
+                allow_private = team is not None and team.webhook_allow_private
             if not url:
                 raise DeliveryError(
                     f"team {claimed.target} has no group-robot webhook configured",
@@ -300,6 +301,8 @@ class Relay:
                     code="no_webhook",
                 )
             extra = {WEBHOOK_URL: self._open(url), WEBHOOK_SECRET: self._open(secret) if secret else ""}
+            if allow_private:
+                extra[ALLOW_PRIVATE] = "true"
         return Outbound(claimed.id, claimed.channel, claimed.target, card, claimed.reply_handle, extra)
 
     def _open(self, stored: str) -> str:

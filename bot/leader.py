@@ -36,6 +36,7 @@ import hashlib
 import logging
 import os
 import socket
+import tempfile
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -202,17 +203,18 @@ class AdvisoryLockElection:
 
 
 class SqliteWorkerLock:
-    """One worker per SQLite file: an exclusive flock the kernel releases when the holder dies."""
+    """One worker per SQLite file: an exclusive flock the kernel releases when the holder dies.
+
+    The lock belongs to the database file, whatever the URL spells (a symlink, ``./x/../x``, a
+    relative path, a hard link): ``<real path>.worker.lock`` beside the file the path resolves to,
+    and, once the file exists, ``planloop-worker-<device>-<inode>.lock`` in the temp directory."""
 
     def __init__(self, database: str | None):
         self.database = database or ""
         in_memory = self.database in ("", ":memory:") or self.database.startswith("file::memory:")
-        self.path: Path | None = (
-            None
-            if in_memory
-            else Path(self.database).resolve().with_name(Path(self.database).name + ".worker.lock")
-        )
-        self._fd: int | None = None
+        self.paths: list[Path] = [] if in_memory else lock_paths(self.database)
+        self.path: Path | None = self.paths[0] if self.paths else None
+        self._fds: list[int] = []
         self._leader = False
 
     @property
@@ -225,34 +227,51 @@ class SqliteWorkerLock:
 
         if self._leader:
             return True
-        if self.path is None:  # an in-memory database lives in this process only
+        if not self.paths:  # an in-memory database lives in this process only
             self._leader = True
             return True
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.read(fd, 200).decode("utf-8", "replace").strip() or "another process"
-            os.close(fd)
-            raise WorkerRefused(
-                f"another planloop worker ({holder}) already runs against {self.database}; "
-                "SQLite allows one worker: stop that one first, or move to PostgreSQL to run several"
-            ) from None
-        os.ftruncate(fd, 0)
         started = datetime.now(UTC).isoformat(timespec="seconds")
-        os.write(fd, f"pid {os.getpid()} on {socket.gethostname()} since {started}\n".encode())
-        self._fd = fd
+        for path in self.paths:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.read(fd, 200).decode("utf-8", "replace").strip() or "another process"
+                os.close(fd)
+                self._unlock()
+                raise WorkerRefused(
+                    f"another planloop worker ({holder}) already runs against {self.database}; "
+                    "SQLite allows one worker: stop that one first, or move to PostgreSQL to run several"
+                ) from None
+            os.ftruncate(fd, 0)
+            os.write(fd, f"pid {os.getpid()} on {socket.gethostname()} since {started}\n".encode())
+            self._fds.append(fd)
         self._leader = True
         return True
 
     def check(self) -> bool:
         return self._leader  # a held flock cannot be lost while the file stays open
 
-    def release(self) -> None:
+    def _unlock(self) -> None:
         import fcntl
 
-        if self._fd is not None:
-            fcntl.flock(self._fd, fcntl.LOCK_UN)
-            os.close(self._fd)
-            self._fd = None
+        for fd in self._fds:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+        self._fds = []
+
+    def release(self) -> None:
+        self._unlock()
         self._leader = False
+
+
+def lock_paths(database: str) -> list[Path]:
+    """The lock files of one SQLite database: by its real path, and by its identity when it exists."""
+    real = Path(database).resolve()  # symlinks, "..", relative paths: one spelling
+    paths = [real.with_name(real.name + ".worker.lock")]
+    try:
+        st = os.stat(real)
+    except OSError:
+        return paths  # not created yet: `planloop db upgrade` comes first anyway
+    paths.append(Path(tempfile.gettempdir()) / f"planloop-worker-{st.st_dev}-{st.st_ino}.lock")
+    return paths

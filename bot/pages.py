@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
 from bot.links import BadLink, Claims
+from bot.origin import cross_site_reason
 from bot.services import Services
 from cards.model import Card
 from cards.render import page as pages
@@ -318,6 +319,10 @@ def blueprint(services: Services) -> Blueprint:
 
     @bp.post("/<token>")
     def submit(token: str) -> Response:
+        cross_site = cross_site_reason(request.headers, services.settings.public_url)
+        if cross_site:
+            log.warning("refused a cross-site form post: %s", cross_site)
+            raise Refusal(403, "请在原页面提交", "这份表单只能在 planloop 自己的页面里提交。", REOPEN)
         claims = claims_of(token)
         if claims.page not in FORMS:
             raise Refusal(403, "链接不能用于这里", "这个链接是为另一个页面签发的。", REOPEN)

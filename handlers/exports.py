@@ -5,8 +5,6 @@
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 from collections.abc import Callable
 from datetime import datetime
@@ -17,6 +15,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from handlers import spreadsheets
 from handlers.progress import ItemProgress, week_progress
 from storage.models import Person, Plan, Team
 
@@ -191,20 +190,7 @@ def encode(data: dict[str, Any], what: str, fmt: str) -> bytes:
         return (json.dumps(data, ensure_ascii=False, indent=2) + "\n").encode("utf-8")
     header, rows = flat_rows(data, what)
     if fmt == "csv":
-        buf = io.StringIO()
-        writer = csv.writer(buf)
-        writer.writerow(header)
-        writer.writerows(rows)
-        return ("\ufeff" + buf.getvalue()).encode("utf-8")  # BOM: Excel on Windows opens it as UTF-8
+        return spreadsheets.write_csv(header, rows)
     if fmt == "xlsx":
-        from openpyxl import Workbook
-
-        book = Workbook(write_only=True)
-        sheet = book.create_sheet(what)
-        sheet.append(header)
-        for row in rows:
-            sheet.append(row)
-        out = io.BytesIO()
-        book.save(out)
-        return out.getvalue()
+        return spreadsheets.write_xlsx(what, header, rows)
     raise ExportError(f"unknown format {fmt!r}")

@@ -197,6 +197,8 @@ def parse(data: Mapping[str, Any], resolve_secret: Callable[[str, str], str] | N
                     webhook = value
                 else:
                     secret = value
+        if not isinstance(chat.get("allow_private", False), bool):
+            problems.append(f"{where}.chat.allow_private: expected true or false")
         team_kpis = entry.get("kpis")
         if team_kpis is not None:
             for k in team_kpis:
@@ -218,6 +220,7 @@ def parse(data: Mapping[str, Any], resolve_secret: Callable[[str, str], str] | N
             "chat_id": chat.get("chat_id"),
             "webhook": webhook,
             "webhook_secret": secret,
+            "webhook_allow_private": chat.get("allow_private", False),
             "timezone": str(entry.get("timezone", "Asia/Shanghai")),
             "lag_margin": margin if isinstance(margin, int) else 20,
             "kpis": list(team_kpis) if team_kpis is not None else None,
@@ -401,6 +404,7 @@ def apply(
             "kpi_keys": t["kpis"],
             "plan_day_time": t["plan_day_time"],
             "plan_deadline_time": t["plan_deadline_time"],
+            "webhook_allow_private": t["webhook_allow_private"] is True,
             "active": True,
         }
         if row is not None:

@@ -13,6 +13,7 @@ import csv
 import hashlib
 import io
 import json
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -31,6 +32,7 @@ from sources.base import (
     SourceDeps,
     Window,
 )
+from sources.import_limits import ImportLimits, LimitRefused, bounded_rows, check_file, count_rows
 from sources.presets import METRIC_KEY, Preset, is_total, normalise_header, preset_for
 from sources.values import ValueParseError, parse_date, parse_value
 
@@ -179,7 +181,7 @@ def _csv_rows(path: Path, encoding: str, progress: ProgressFn | None) -> Iterato
             yield start, list(record)
 
 
-def _xlsx_rows(path: Path, progress: ProgressFn | None) -> tuple[Iterator[Row], str]:
+def _xlsx_rows(path: Path, progress: ProgressFn | None, limits: ImportLimits) -> tuple[Iterator[Row], str]:
     import openpyxl
 
     try:
@@ -187,9 +189,18 @@ def _xlsx_rows(path: Path, progress: ProgressFn | None) -> tuple[Iterator[Row], 
     except Exception as exc:  # noqa: BLE001 - any broken zip/xml is the file's fault
         raise FileRefused(f"XLSX 文件损坏或无法打开：{exc}") from None
     ws = wb.worksheets[0]
+    member = getattr(ws, "_worksheet_path", None)
+    if member:
+        with zipfile.ZipFile(path) as archive, archive.open(member) as sheet_xml:
+            if count_rows(sheet_xml, limits.max_rows) > limits.max_rows:
+                wb.close()
+                raise LimitRefused(f"行数超过上限 {limits.max_rows}（max_rows），文件未导入")
+    declared = ws.max_row or 0  # the sheet's own <dimension>: only for the progress bar
+    if hasattr(ws, "reset_dimensions"):
+        ws.reset_dimensions()  # never pad rows to a declared A1:XFD1048576; read what is there
 
     def rows() -> Iterator[Row]:
-        total = ws.max_row or 0
+        total = declared
         try:
             for n, row in enumerate(ws.iter_rows(), start=1):
                 line = next((c.row for c in row if getattr(c, "row", None)), n)
@@ -303,13 +314,22 @@ def _html_rows(path: Path, encoding: str) -> Iterator[Row]:
     yield from enumerate(parser.rows, start=1)
 
 
-def open_table(path: Path, progress: ProgressFn | None = None) -> Table:
-    """Open any supported report file as rows; raise FileRefused with the reason."""
+def open_table(path: Path, progress: ProgressFn | None = None, limits: ImportLimits | None = None) -> Table:
+    """Open any supported report file as rows, within ``limits`` (sources/import_limits.py);
+    raise FileRefused (or LimitRefused, before parsing or while the rows stream) with the reason."""
+    limits = limits or ImportLimits()
     with path.open("rb") as f:
         head = f.read(512)
     kind = sniff_kind(head)
+    check_file(path, kind, limits)
+    table = _open_kind(path, kind, progress, limits)
+    table.rows = bounded_rows(table.rows, limits)
+    return table
+
+
+def _open_kind(path: Path, kind: str, progress: ProgressFn | None, limits: ImportLimits) -> Table:
     if kind == "xlsx":
-        rows, sheet = _xlsx_rows(path, progress)
+        rows, sheet = _xlsx_rows(path, progress, limits)
         return Table("xlsx", rows, spreadsheet=True, sheet=sheet)
     if kind == "xls":
         rows, sheet = _xls_rows(path)
@@ -402,6 +422,7 @@ class ReportOptions:
     preset: Preset
     scope: str = "shop"
     source_id: str = "import"
+    limits: ImportLimits = field(default_factory=ImportLimits)
 
 
 def samples_from_table(table: Table, options: ReportOptions, label: str, now: datetime) -> FetchResult:
@@ -572,9 +593,9 @@ def read_report(
     line where reading stopped) and no samples; otherwise good rows load and bad rows are listed."""
     label = label or path.name
     try:
-        table = open_table(path, progress)
+        table = open_table(path, progress, options.limits)
         result = samples_from_table(table, options, label, now)
-    except FileRefused as exc:
+    except (FileRefused, LimitRefused) as exc:
         result = FetchResult(errors=[RowError(label, exc.line, "", exc.reason)])
         result.detail["refused"] = exc.reason
         return result
@@ -604,9 +625,12 @@ def options_from_config(config: SourceConfigLike, preset_name: str | None = None
             date_column=str(config.get("date_column", "") or ""),
             scope_column=str(config.get("scope_column", "") or ""),
         )
+        limits = ImportLimits.from_config(config)
     except ValueError as exc:
         raise NeedsAdmin(f"sources.{config.id}: {exc}") from None
-    return ReportOptions(preset=preset, scope=str(config.get("scope", "shop")), source_id=config.id)
+    return ReportOptions(
+        preset=preset, scope=str(config.get("scope", "shop")), source_id=config.id, limits=limits
+    )
 
 
 def candidate_files(folder: Path) -> list[Path]:

@@ -1,15 +1,14 @@
 """A team's own HTTP endpoint (kind = "http_json"): GET JSON, map it to samples with small paths.
 
 Safety: only http(s); every address the host name resolves to must be public unless the admin
-sets ``allow_private = true`` (no loopback, private, link-local or metadata addresses), checked
-again on every redirect; a response size cap; timeouts; retries with backoff on 5xx/429 and
+sets ``allow_private = true`` (no loopback, private, link-local or metadata addresses, nor an
+IPv6 form embedding one), resolved once and connected to that address, checked again on every
+redirect (sources/netguard.py); a response size cap; timeouts; retries with backoff on 5xx/429 and
 network errors, then "retry later".
 """
 
 from __future__ import annotations
 
-import ipaddress
-import json
 import re
 import socket
 from collections.abc import Callable
@@ -19,6 +18,7 @@ from urllib.parse import urljoin, urlsplit
 
 import requests
 
+from sources import jsonlimits, netguard
 from sources.base import (
     FetchResult,
     NeedsAdmin,
@@ -96,26 +96,13 @@ def first(data: Any, path: str) -> Any:
 
 
 def check_url(url: str, allow_private: bool, resolve: Resolver = socket.getaddrinfo) -> None:
-    """Refuse URLs that could reach this machine or the team's private network."""
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise NeedsAdmin(f"只支持 http(s) 地址：{url}")
-    if allow_private:
-        return
+    """Refuse URLs that could reach this machine or the team's private network (sources/netguard.py)."""
     try:
-        port = parts.port or (443 if parts.scheme == "https" else 80)
-        infos = resolve(parts.hostname, port, proto=socket.IPPROTO_TCP)
-    except (socket.gaierror, UnicodeError, ValueError) as exc:
-        raise RetryLater(f"无法解析主机名 {parts.hostname}：{exc}") from None
-    for info in infos:
-        ip = ipaddress.ip_address(info[4][0].split("%", 1)[0])
-        mapped = getattr(ip, "ipv4_mapped", None)
-        if mapped is not None:
-            ip = mapped
-        if not ip.is_global:
-            raise NeedsAdmin(
-                f"拒绝访问内网或本机地址 {ip}（{parts.hostname}）；确需访问请在该数据源配置 allow_private = true"
-            )
+        netguard.vet(url, allow_private, resolve)
+    except netguard.UrlRefused as exc:
+        raise NeedsAdmin(str(exc)) from None
+    except netguard.UnresolvedHost as exc:
+        raise RetryLater(str(exc)) from None
 
 
 # ---------------------------------------------------------------- the source
@@ -188,10 +175,11 @@ class HttpJsonSource:
                 attempt += 1
 
     def _get_once(self, url: str, params: dict[str, str]) -> bytes:
+        # Resolved once per hop, connected to the vetted address (no DNS rebinding), each hop vetted.
+        http = netguard.GuardedSession(self.allow_private, self.resolve)
         for _ in range(MAX_REDIRECTS + 1):
-            check_url(url, self.allow_private, self.resolve)
             try:
-                response = self.deps.http.get(
+                response = http.get(
                     url,
                     params=params,
                     headers=self.headers,
@@ -199,6 +187,10 @@ class HttpJsonSource:
                     allow_redirects=False,
                     stream=True,
                 )
+            except netguard.UrlRefused as exc:
+                raise NeedsAdmin(str(exc)) from None
+            except netguard.UnresolvedHost as exc:
+                raise RetryLater(str(exc)) from None
             except requests.Timeout:
                 raise RetryLater(f"请求超时（{self.timeout:g} 秒）") from None
             except requests.ConnectionError as exc:
@@ -236,7 +228,9 @@ class HttpJsonSource:
         url, params = self._url(window)
         raw = self._get(url, params)
         try:
-            data = json.loads(raw)
+            data = jsonlimits.loads(raw, max_bytes=self.max_bytes)
+        except jsonlimits.JsonLimitError as exc:
+            raise NeedsAdmin(f"接口返回的 JSON 超出上限：{exc}") from None
         except ValueError:
             raise NeedsAdmin("接口返回的不是 JSON") from None
         records = select(data, self.records)

@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 
 import requests
 
+from sources import jsonlimits
 from sources.base import (
     FetchResult,
     MetricSample,
@@ -33,6 +34,7 @@ ErrorKind = Literal["rate", "busy", "auth", "admin"]
 TOKEN_KEY = "oauth"  # noqa: S105 - a state key, not a secret
 REFRESH_MARGIN = timedelta(minutes=10)  # refresh a token this long before it expires
 MAX_PAGES = 1000
+SHOP_MAX_BYTES = 20 * 1024 * 1024  # one page of a shop platform's answer; far above any real page
 T = TypeVar("T")
 
 
@@ -386,7 +388,11 @@ class PlatformSource:
                 retry_after=float(retry_after) if retry_after and retry_after.isdigit() else None,
             )
         try:
-            return response.json()
+            return jsonlimits.loads(response.content, max_bytes=SHOP_MAX_BYTES)
+        except jsonlimits.JsonLimitError as exc:
+            raise PlatformError(
+                "admin", f"HTTP {response.status_code}", f"返回的 JSON 超出上限：{exc}"
+            ) from None
         except ValueError:
             raise PlatformError("busy", f"HTTP {response.status_code}", "返回的不是 JSON") from None
 

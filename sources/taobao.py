@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import re
 from collections.abc import Mapping
 from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from sources import jsonlimits
 from sources.base import NeedsAdmin, SourceConfigLike, SourceDeps, Window
 from sources.platform import (
     MAX_PAGES,
@@ -130,7 +130,7 @@ class TaobaoSource(PlatformSource):
     def _refresh(self, token: Token, now: datetime) -> Token:
         body = self._send("taobao.top.auth.token.refresh", {"refresh_token": token.refresh_token}, None, now)
         raw = body.get("token_result")
-        result = json.loads(raw) if isinstance(raw, str) else (raw or {})
+        result = jsonlimits.loads(raw) if isinstance(raw, str) else (raw or {})
         if not result.get("access_token"):
             raise PlatformError("admin", "refresh", "续期结果里没有 access_token")
         expires_in = int(result.get("expires_in") or 0)

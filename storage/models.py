@@ -18,6 +18,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -67,6 +68,8 @@ class Team(Base):
     plan_deadline_time: Mapped[str] = mapped_column(String(5), default="14:00")
     reminders_paused_until: Mapped[date | None] = mapped_column(Date)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # chat = { …, allow_private = true }: the group robot may sit inside the network (docs/security.md)
+    webhook_allow_private: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class Role(Base):
@@ -320,6 +323,17 @@ class InboundEvent(Base):
 
     key: Mapped[str] = mapped_column(String(300), primary_key=True)  # "<bot_id>:<event id>"
     received_at: Mapped[datetime] = mapped_column(index=True)
+
+
+class SignedCallback(Base):
+    """A callback signature that signs no body (DingTalk robot: timestamp + sign) bound to the first
+    message id it came with, until the signature window closes (storage/replay.py)."""
+
+    __tablename__ = "signed_callbacks"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)  # "<bot_id>:<sha256 of the pair>"
+    message_id: Mapped[str] = mapped_column(String(200))
+    expires_at: Mapped[datetime] = mapped_column(index=True)
 
 
 class OutboxMessage(Base):

@@ -757,7 +757,11 @@ def monday_summary() -> Card:
 
 def webhook(url: str, secret: str, card: Card | None = None, n: int = 0) -> Outbound:
     return Outbound(
-        f"w-{n}", "webhook", "ops", card or monday_summary(), extra={"url": url, "secret": secret}
+        f"w-{n}",
+        "webhook",
+        "ops",
+        card or monday_summary(),
+        extra={"allow_private": "true", "url": url, "secret": secret},
     )
 
 

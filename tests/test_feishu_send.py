@@ -261,7 +261,9 @@ def test_a_429_storm_ends_with_every_message_delivered_once(fake, clock):
 
 def test_robot_gets_a_signed_card_object(fake, clock):
     url = fake.add_robot("robot-secret")
-    make(fake, clock).send(out("webhook", "ops", extra={"url": url, "secret": "robot-secret"}))
+    make(fake, clock).send(
+        out("webhook", "ops", extra={"allow_private": "true", "url": url, "secret": "robot-secret"})
+    )
     [post] = fake.robot_posts
     ts = str(int(clock().timestamp()))
     assert post["timestamp"] == ts and post["sign"] == sign_webhook(ts, "robot-secret")
@@ -288,14 +290,14 @@ def test_robot_refuses_a_bad_sign_or_timestamp_and_we_give_up(fake, clock, secre
     p = make(fake, clock)
     p.deps.clock = lambda: clock() + timedelta(seconds=skew)
     with pytest.raises(DeliveryError) as err:
-        p.send(out("webhook", "ops", extra={"url": url, "secret": secret}))
+        p.send(out("webhook", "ops", extra={"allow_private": "true", "url": url, "secret": secret}))
     assert not err.value.retry and err.value.code == code and fake.robot_posts == []
     assert "robot-secret" not in str(err.value) and url not in str(err.value)
 
 
 def test_unsigned_robot(fake, clock):
     url = fake.add_robot("")
-    make(fake, clock).send(out("webhook", "ops", extra={"url": url}))
+    make(fake, clock).send(out("webhook", "ops", extra={"allow_private": "true", "url": url}))
     assert "sign" not in fake.robot_posts[0] and "timestamp" not in fake.robot_posts[0]
 
 
@@ -303,12 +305,12 @@ def test_robot_throttle_11232_is_retried(fake, clock):
     url = fake.add_robot("s")
     p = make(fake, clock)
     for n in range(5):
-        p.send(out("webhook", "ops", id=f"r{n}", extra={"url": url, "secret": "s"}))
+        p.send(out("webhook", "ops", id=f"r{n}", extra={"allow_private": "true", "url": url, "secret": "s"}))
     with pytest.raises(DeliveryError) as err:
-        p.send(out("webhook", "ops", id="r5", extra={"url": url, "secret": "s"}))
+        p.send(out("webhook", "ops", id="r5", extra={"allow_private": "true", "url": url, "secret": "s"}))
     assert err.value.retry and err.value.code == "11232"
     clock.advance(seconds=1)
-    p.send(out("webhook", "ops", id="r5", extra={"url": url, "secret": "s"}))
+    p.send(out("webhook", "ops", id="r5", extra={"allow_private": "true", "url": url, "secret": "s"}))
     assert len(fake.robot_posts) == 6
 
 
@@ -319,7 +321,9 @@ def test_robot_cards_turn_forms_into_links_and_drop_callbacks(fake, clock):
         form=Form("plan.submit", (Input("item1_text", "事项"),), link="https://plan.example.com/p/abc"),
         buttons=(Button("提醒我", "remind"), Button("说明", url="https://plan.example.com/help")),
     )
-    make(fake, clock).send(out("webhook", "ops", card=card, extra={"url": url, "secret": "s"}))
+    make(fake, clock).send(
+        out("webhook", "ops", card=card, extra={"allow_private": "true", "url": url, "secret": "s"})
+    )
     text = json.dumps(fake.robot_posts[0]["card"], ensure_ascii=False)
     assert '"callback"' not in text and '"form"' not in text
     assert "https://plan.example.com/p/abc" in text and "https://plan.example.com/help" in text

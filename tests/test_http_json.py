@@ -197,15 +197,18 @@ def test_public_address_passes_and_bad_schemes_fail() -> None:
             check_url(bad, allow_private=True, resolve=resolve)
 
 
-def test_redirect_to_a_private_address_is_refused(erp: Erp) -> None:
-    """Every hop is checked: the first host passes (we pretend the fake is public), the redirect
-    to the cloud metadata address does not."""
+def test_redirect_to_a_private_address_is_refused(erp: Erp, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every hop is checked: the first host passes (we pretend the fake's loopback address is
+    public: the connection goes to the vetted address), the redirect to the metadata address does not."""
+    from sources import netguard
+
     checked: list[str] = []
+    real = netguard.refused_address
+    monkeypatch.setattr(netguard, "refused_address", lambda ip: str(ip) != "127.0.0.1" and real(ip))
 
     def resolve(host: str, port: int, **kw: Any) -> list[Any]:
         checked.append(host)
-        ip = "93.184.216.34" if host == "127.0.0.1" else host
-        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (ip, port))]
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", (host, port))]
 
     src = source(erp.base + "/api/hop?to=http://169.254.169.254/latest", allow_private=False)
     src.resolve = resolve

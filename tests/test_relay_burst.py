@@ -163,6 +163,7 @@ def burst(
                 leader=None,
                 chat_bot=robot.bot_id,
                 webhook_enc=sealer.seal(robot.url),
+                webhook_allow_private=True,  # the fake robot listens on 127.0.0.1
                 webhook_secret_enc=sealer.seal(robot.secret) if robot.secret else None,
             )
         yield spec, robot
@@ -242,6 +243,7 @@ def test_without_our_limits_the_dingtalk_robot_is_banned_and_the_relay_waits_it_
                 leader=None,
                 chat_bot=robot.bot_id,
                 webhook_enc=Sealer([TEST_KEY]).seal(robot.url),
+                webhook_allow_private=True,
                 webhook_secret_enc=Sealer([TEST_KEY]).seal(robot.secret),
             )
         monkeypatch.setattr(DingTalkPlatform, "limits", lambda self, message: [])

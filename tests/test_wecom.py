@@ -528,7 +528,10 @@ def test_errors_never_carry_the_secret_token_or_robot_key(clock):
                 lag_alert(),
                 channel="webhook",
                 target="ops",
-                extra={"url": "http://127.0.0.1:9/cgi-bin/webhook/send?key=SECRETKEY"},
+                extra={
+                    "allow_private": "true",
+                    "url": "http://127.0.0.1:9/cgi-bin/webhook/send?key=SECRETKEY",
+                },
             )
         )
     assert err.value.retry and "SECRETKEY" not in str(err.value)
@@ -583,8 +586,16 @@ def test_update_with_only_a_toast_turns_the_button_grey(wecom, fake):
 
 def test_lag_alert_and_monday_summary_reach_the_group_robot(wecom, fake):
     url = fake.add_robot("robot-ops")
-    wecom.send(out(lag_alert(), channel="webhook", target="ops", extra={"url": url}))
-    wecom.send(out(monday_summary(rows=60), channel="webhook", target="ops", extra={"url": url}, id="m2"))
+    wecom.send(out(lag_alert(), channel="webhook", target="ops", extra={"allow_private": "true", "url": url}))
+    wecom.send(
+        out(
+            monday_summary(rows=60),
+            channel="webhook",
+            target="ops",
+            extra={"allow_private": "true", "url": url},
+            id="m2",
+        )
+    )
     got = fake.robot["robot-ops"]
     assert got[0]["msgtype"] == "markdown" and "进度落后提醒：李雷" in got[0]["markdown"]["content"]
     assert got[0]["markdown"]["content"].endswith("<@LiLei>")
@@ -598,12 +609,36 @@ def test_lag_alert_and_monday_summary_reach_the_group_robot(wecom, fake):
 def test_the_robot_allows_twenty_a_minute_and_the_21st_waits(wecom, fake, clock):
     url = fake.add_robot("busy")
     for n in range(20):
-        wecom.send(out(lag_alert(), channel="webhook", target="ops", extra={"url": url}, id=f"r{n}"))
+        wecom.send(
+            out(
+                lag_alert(),
+                channel="webhook",
+                target="ops",
+                extra={"allow_private": "true", "url": url},
+                id=f"r{n}",
+            )
+        )
     with pytest.raises(DeliveryError) as err:
-        wecom.send(out(lag_alert(), channel="webhook", target="ops", extra={"url": url}, id="r20"))
+        wecom.send(
+            out(
+                lag_alert(),
+                channel="webhook",
+                target="ops",
+                extra={"allow_private": "true", "url": url},
+                id="r20",
+            )
+        )
     assert (err.value.retry, err.value.retry_after, err.value.code) == (True, 60.0, "45009")
     clock.advance(seconds=61)
-    wecom.send(out(lag_alert(), channel="webhook", target="ops", extra={"url": url}, id="r20"))
+    wecom.send(
+        out(
+            lag_alert(),
+            channel="webhook",
+            target="ops",
+            extra={"allow_private": "true", "url": url},
+            id="r20",
+        )
+    )
     assert len(fake.robot["busy"]) == 21
 
 
@@ -612,7 +647,7 @@ def test_the_robot_allows_twenty_a_minute_and_the_21st_waits(wecom, fake, clock)
     [
         ({}, "no_webhook"),
         ({"url": "not a url"}, "no_webhook"),
-        ({"url": "FAKE/cgi-bin/webhook/send?key=unknown"}, "93000"),
+        ({"allow_private": "true", "url": "FAKE/cgi-bin/webhook/send?key=unknown"}, "93000"),
     ],
 )
 def test_robot_configuration_errors_give_up(wecom, fake, extra, code):
@@ -636,10 +671,12 @@ def test_app_chat_gets_markdown_and_an_unknown_chat_gives_up(wecom, fake):
 
 def test_limits_key_the_robot_by_a_hash_of_its_url(wecom):
     url = "https://qyapi.weixin.qq.com/cgi-bin/webhook/send?key=693a91f6-7xxx-4bc4-97a0-0ec2sifa5aaa"
-    (robot,) = wecom.limits(out(lag_alert(), channel="webhook", extra={"url": url}))
+    (robot,) = wecom.limits(out(lag_alert(), channel="webhook", extra={"allow_private": "true", "url": url}))
     assert (robot.count, robot.per_seconds) == (20, 60)
     assert "693a91f6" not in robot.key and robot.key.startswith("wecom-robot:")
-    other = wecom.limits(out(lag_alert(), channel="webhook", extra={"url": url + "b"}))[0]
+    other = wecom.limits(
+        out(lag_alert(), channel="webhook", extra={"allow_private": "true", "url": url + "b"})
+    )[0]
     assert other.key != robot.key
     per_user = wecom.limits(out(plan_receipt()))
     assert [(r.count, r.per_seconds) for r in per_user] == [(30, 60), (1000, 3600)]

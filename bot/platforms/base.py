@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from cards.model import Card
 from handlers.inbound import Inbound
+from sources import jsonlimits, netguard
 
 
 class CaseInsensitiveDict(dict[str, str]):
@@ -43,12 +44,7 @@ class WebRequest:
     body: bytes
 
     def json(self) -> Any:
-        import json
-
-        try:
-            return json.loads(self.body.decode("utf-8"))
-        except (UnicodeDecodeError, ValueError):
-            raise BadRequest("body is not valid JSON") from None
+        return parse_json(self.body, "body")
 
 
 @dataclass(frozen=True)
@@ -59,12 +55,43 @@ class WebResponse:
     headers: Mapping[str, str] = field(default_factory=dict)
 
 
+ALLOW_PRIVATE = "allow_private"  # Outbound.extra: "true" when the team's robot may be inside the network
+
+
+def webhook_http(message: Outbound) -> netguard.GuardedSession:
+    """The session for a team's group-robot URL (a URL a user configured): guarded against
+    private addresses unless the team's chat says ``allow_private = true`` (sources/netguard.py)."""
+    return netguard.GuardedSession(allow_private=message.extra.get(ALLOW_PRIVATE) == "true")
+
+
+def guard_error(exc: Exception, what: str) -> DeliveryError:
+    """A refused or unresolvable robot URL as a DeliveryError: refused is for an admin, not a retry."""
+    if isinstance(exc, netguard.UrlRefused):
+        return DeliveryError(f"{what}: {exc}", retry=False, code="private_address")
+    return DeliveryError(f"{what}: {exc}", retry=True, code="resolve")
+
+
 class SignatureError(Exception):
     """Forged or stale request: answered 401 and nothing changes."""
 
 
 class BadRequest(Exception):
     """Malformed request: answered 400 with a JSON reason and nothing changes."""
+
+
+class LimitExceeded(BadRequest):
+    """A body past a size or nesting bound: answered 400 like any bad request, logged as a WARNING."""
+
+
+def parse_json(raw: bytes | str, what: str) -> Any:
+    """JSON from outside (a body, a decrypted event, a JSON string inside one), bounded in size and
+    depth (sources/jsonlimits.py): BadRequest when invalid, LimitExceeded past a bound."""
+    try:
+        return jsonlimits.loads(raw)
+    except jsonlimits.JsonLimitError as exc:
+        raise LimitExceeded(f"{what}: {exc}") from None
+    except ValueError:  # UnicodeDecodeError included
+        raise BadRequest(f"{what} is not valid JSON") from None
 
 
 @dataclass(frozen=True)

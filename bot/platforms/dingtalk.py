@@ -53,12 +53,17 @@ from bot.platforms.base import (
     SignatureError,
     WebRequest,
     WebResponse,
+    guard_error,
+    parse_json,
+    webhook_http,
 )
 from bot.platforms.crypto import WxEnvelope
 from bot.platforms.tokens import TokenCache
 from cards.model import Card
 from cards.render import dingtalk as render
 from handlers.inbound import ChatType, Inbound, Kind
+from sources import jsonlimits, netguard
+from storage import replay
 
 if TYPE_CHECKING:
     from bot.platforms import Deps
@@ -219,10 +224,7 @@ def _json_field(value: Any, name: str) -> dict[str, Any]:
         return value
     if not isinstance(value, str):
         raise BadRequest(f"{name} must be a JSON string")
-    try:
-        data = json.loads(value)
-    except ValueError:
-        raise BadRequest(f"{name} is not valid JSON") from None
+    data = parse_json(value, name)
     if not isinstance(data, dict):
         raise BadRequest(f"{name} must be a JSON object")
     return data
@@ -301,10 +303,7 @@ class DingTalkPlatform:
         encrypt = body["encrypt"]
         verify_event(self.envelope, signature, timestamp, nonce, encrypt, now)
         plain = self.envelope.decrypt(encrypt)
-        try:
-            event = json.loads(plain)
-        except ValueError:
-            raise BadRequest("decrypted event is not valid JSON") from None
+        event = parse_json(plain, "decrypted event")
         if not isinstance(event, dict):
             raise BadRequest("decrypted event must be a JSON object")
         kind = event.get("EventType") or event.get("type")
@@ -394,6 +393,10 @@ class DingTalkPlatform:
         msg = request.json()
         if not isinstance(msg, dict):
             raise BadRequest("robot message must be a JSON object")
+        msg_id = msg.get("msgId")
+        if not isinstance(msg_id, str) or not msg_id:
+            raise BadRequest("robot message without msgId")
+        self._bind_signature(request, msg_id, now)  # HTTP only: a Stream frame has no such headers
         inbound = self.robot_inbound(msg, now)
         return WebResponse(200, {}) if inbound is None else inbound
 
@@ -445,6 +448,23 @@ class DingTalkPlatform:
             received_at=now,
         )
 
+    def _bind_signature(self, request: WebRequest, msg_id: str, now: datetime) -> None:
+        """The robot's (timestamp, sign) does not sign the body: bind it to this msgId for the
+        signature window, on every replica (storage/replay.py); another msgId is a replay (401)."""
+        timestamp, sign = request.headers.get("timestamp", ""), request.headers.get("sign", "")
+        key = replay.pair_key(self.bot_id, timestamp, sign)
+        expires = parse_timestamp(timestamp) + WINDOW
+        with self.deps.sessions() as session, session.begin():
+            bound_to = replay.bind(session, key, msg_id, expires, now)
+        if bound_to is None:
+            return
+        log.warning(
+            "robot callback on %s replays the signature of msg %s as %s", self.bot_id, bound_to, msg_id
+        )
+        with self.deps.sessions() as session, session.begin():
+            replay.audit_replay(session, f"dingtalk:{self.bot_id}", msg_id, bound_to, now)
+        raise SignatureError("timestamp/sign already used by another message")
+
     @staticmethod
     def _message_text(msg: dict[str, Any]) -> str | None:
         kind = msg.get("msgtype")
@@ -492,7 +512,7 @@ class DingTalkPlatform:
             signed = sign_custom_robot_url(
                 url, message.extra.get("secret", ""), str(int(self.clock().timestamp() * 1000))
             )
-            self._post_robot(robot_key(url), signed, render.robot_message(card))
+            self._post_robot(robot_key(url), signed, render.robot_message(card), http=webhook_http(message))
             return SendResult()
         handle = decode_handle(message.reply_handle)
         if message.channel == "update" or (handle.get("card") and message.channel in ("chat", "user")):
@@ -591,9 +611,15 @@ class DingTalkPlatform:
 
     # ------------------------------------------------------------ HTTP plumbing
 
-    def _request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+    def _request(
+        self, method: str, url: str, http: requests.Session | None = None, **kwargs: Any
+    ) -> requests.Response:
         try:
-            return self.http.request(method, url, timeout=self.timeout, allow_redirects=False, **kwargs)
+            return (http or self.http).request(
+                method, url, timeout=self.timeout, allow_redirects=False, **kwargs
+            )
+        except (netguard.UrlRefused, netguard.UnresolvedHost) as exc:
+            raise guard_error(exc, "DingTalk robot") from None
         except requests.Timeout:
             raise DeliveryError("DingTalk did not answer in time", retry=True, code="timeout") from None
         except requests.RequestException as exc:
@@ -633,7 +659,7 @@ class DingTalkPlatform:
     @staticmethod
     def _body(resp: requests.Response) -> dict[str, Any]:
         try:
-            data = resp.json()
+            data = jsonlimits.loads(resp.content)
         except ValueError:
             return {}
         return data if isinstance(data, dict) else {}
@@ -655,7 +681,9 @@ class DingTalkPlatform:
             raise DeliveryError(f"DingTalk server error {status}", retry=True, code=code)
         raise DeliveryError(f"DingTalk refused the request: {code} {message}".strip(), retry=False, code=code)
 
-    def _post_robot(self, key: str, url: str, payload: dict[str, Any]) -> None:
+    def _post_robot(
+        self, key: str, url: str, payload: dict[str, Any], http: requests.Session | None = None
+    ) -> None:
         """POST to a custom group robot or a session webhook (errcode in a 200 body)."""
         now = self.clock()
         with self._throttle_lock:
@@ -669,7 +697,7 @@ class DingTalkPlatform:
             raise DeliveryError(
                 "robot is throttled by DingTalk (130101)", retry=True, retry_after=wait, code="130101"
             )
-        resp = self._request("POST", url, json=payload)
+        resp = self._request("POST", url, http=http, json=payload)
         data = self._body(resp)
         errcode = str(data.get("errcode", ""))
         if resp.status_code == 200 and errcode in ("0", ""):

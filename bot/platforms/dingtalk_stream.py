@@ -45,7 +45,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from bot.config import BotConfig
 from bot.platforms import Deps
-from bot.platforms.base import BadRequest, SignatureError
+from bot.platforms.base import BadRequest, SignatureError, parse_json
 from bot.platforms.dingtalk import DingTalkPlatform
 from bot.platforms.stream import Handle, StreamAuthError, StreamError
 
@@ -191,14 +191,14 @@ class DingTalkStream:
 
     def _frame(self, ws: ClientConnection, raw: str | bytes, handle: Handle) -> None:
         try:
-            frame = json.loads(raw)
+            frame = parse_json(raw, "DingTalk Stream frame")  # bounded like every body we parse
             headers = frame.get("headers") or {}
             kind, topic, message_id = (
                 frame.get("type"),
                 headers.get("topic", ""),
                 headers.get("messageId", ""),
             )
-        except (ValueError, AttributeError):
+        except (BadRequest, AttributeError):
             log.warning("DingTalk Stream sent a frame that is not a JSON object on %s", self.bot_id)
             return
         if kind == "SYSTEM":
@@ -216,7 +216,7 @@ class DingTalkStream:
             return
         now = self.clock()
         try:
-            payload = json.loads(frame.get("data") or "")
+            payload = parse_json(frame.get("data") or "", "frame data")
             if not isinstance(payload, dict):
                 raise BadRequest("frame data must be a JSON object")
             if topic == ROBOT_TOPIC:

@@ -57,12 +57,16 @@ from bot.platforms.base import (
     SignatureError,
     WebRequest,
     WebResponse,
+    guard_error,
+    parse_json,
+    webhook_http,
 )
 from bot.platforms.crypto import feishu_decrypt
 from bot.platforms.tokens import TokenCache
 from cards.model import Card, Markdown
 from cards.render import feishu as render_feishu
 from handlers.inbound import ChatType, Inbound, Kind
+from sources import jsonlimits, netguard
 
 if TYPE_CHECKING:
     from bot.platforms import Deps
@@ -164,10 +168,7 @@ def verify_signature(
 
 
 def _json_object(raw: bytes | str, what: str) -> dict[str, Any]:
-    try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, ValueError):
-        raise BadRequest(f"{what} is not valid JSON") from None
+    data = parse_json(raw, what)
     if not isinstance(data, dict):
         raise BadRequest(f"{what} is not a JSON object")
     return data
@@ -208,10 +209,7 @@ def _flat(value: Any) -> str:
 
 def message_text(message_type: str, content: str, mention_keys: list[str]) -> str | None:
     """The text of a received message with @mention placeholders removed; None if not text."""
-    try:
-        body = json.loads(content)
-    except ValueError:
-        raise BadRequest("message content is not valid JSON") from None
+    body = parse_json(content, "message content")
     if not isinstance(body, dict):
         raise BadRequest("message content is not a JSON object")
     if message_type == "text":
@@ -328,6 +326,8 @@ class FeishuPlatform:
             raise SignatureError("an event signed with the legacy card scheme")
         if self._encrypt_key and signed != scheme:
             raise SignatureError("unsigned event (X-Lark-Signature missing)")
+        if token_holder is not None and not isinstance(token_holder, Mapping):
+            raise BadRequest("the event header is not an object")
         if self._verification_token:
             verify_token(self._verification_token, (token_holder or {}).get("token"))
         elif not self._encrypt_key:
@@ -627,7 +627,7 @@ class FeishuPlatform:
         if secret:
             ts = str(int(self.deps.clock().timestamp()))
             body = {"timestamp": ts, "sign": sign_webhook(ts, secret), **body}
-        resp = self._http("POST", url, body, headers={}, what="group robot")
+        resp = self._http("POST", url, body, headers={}, what="group robot", http=webhook_http(message))
         data = _response_json(resp)
         code = _code(data)
         if resp.status_code == 200 and code == 0:
@@ -654,19 +654,28 @@ class FeishuPlatform:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _http(
-        self, method: str, url: str, body: Mapping[str, Any] | None, *, headers: dict[str, str], what: str
+        self,
+        method: str,
+        url: str,
+        body: Mapping[str, Any] | None,
+        *,
+        headers: dict[str, str],
+        what: str,
+        http: requests.Session | None = None,
     ) -> requests.Response:
         data = None if body is None else json.dumps(body, ensure_ascii=False).encode("utf-8")
         if data is not None:
             headers = {"Content-Type": "application/json; charset=utf-8", **headers}
         try:
-            return self.deps.http.request(
+            return (http or self.deps.http).request(
                 method,
                 url,
                 data=data,
                 headers=headers,
                 timeout=HTTP_TIMEOUT,
             )
+        except (netguard.UrlRefused, netguard.UnresolvedHost) as exc:
+            raise guard_error(exc, f"feishu {what}") from None
         except requests.Timeout:
             raise DeliveryError(f"feishu {what}: timed out", retry=True, code="timeout") from None
         except requests.RequestException as exc:
@@ -703,7 +712,7 @@ class FeishuPlatform:
 
 def _response_json(resp: requests.Response) -> dict[str, Any]:
     try:
-        data = resp.json()
+        data = jsonlimits.loads(resp.content)
     except ValueError:
         return {}
     return data if isinstance(data, dict) else {}

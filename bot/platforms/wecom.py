@@ -39,12 +39,15 @@ from bot.platforms.base import (
     SignatureError,
     WebRequest,
     WebResponse,
+    guard_error,
+    webhook_http,
 )
 from bot.platforms.crypto import WxEnvelope
 from bot.platforms.tokens import TokenCache
 from cards.model import Card
 from cards.render import wecom as render
 from handlers.inbound import Inbound, Kind
+from sources import jsonlimits, netguard
 
 if TYPE_CHECKING:
     from bot.platforms import Deps
@@ -433,7 +436,8 @@ class WeComPlatform:
                 "the team's WeCom group robot URL is missing or malformed", retry=False, code="no_webhook"
             )
         parts = self._render(render.robot_messages, message.card)
-        self._each(message, parts, lambda p: self._call(url, p, {}, retry_after=60.0))
+        http = webhook_http(message)
+        self._each(message, parts, lambda p: self._call(url, p, {}, retry_after=60.0, http=http))
         return SendResult()
 
     def _each(self, message: Outbound, parts: list[dict[str, Any]], deliver: Any) -> dict[str, Any]:
@@ -487,22 +491,30 @@ class WeComPlatform:
         return self._call(url, body, {"access_token": self.access_token(stale=token)})
 
     def _call(
-        self, url: str, body: dict[str, Any] | None, params: dict[str, str], retry_after: float | None = None
+        self,
+        url: str,
+        body: dict[str, Any] | None,
+        params: dict[str, str],
+        retry_after: float | None = None,
+        http: requests.Session | None = None,
     ) -> dict[str, Any]:
         """One request; errors become DeliveryError. Messages never include the URL: it carries the
         access token, the app secret or a robot key."""
         where = urlsplit(url).path
+        session = http or self.deps.http
         try:
             if body is None:
-                resp = self.deps.http.get(url, params=params, timeout=self.timeout)
+                resp = session.get(url, params=params, timeout=self.timeout)
             else:
-                resp = self.deps.http.post(
+                resp = session.post(
                     url,
                     params=params,
                     data=json.dumps(body, ensure_ascii=False).encode("utf-8"),
                     headers={"Content-Type": "application/json; charset=utf-8"},
                     timeout=self.timeout,
                 )
+        except (netguard.UrlRefused, netguard.UnresolvedHost) as exc:
+            raise guard_error(exc, f"WeCom {where}") from None
         except requests.Timeout:
             raise DeliveryError(f"WeCom {where} did not answer in time", retry=True, code="timeout") from None
         except requests.RequestException as exc:
@@ -520,7 +532,7 @@ class WeComPlatform:
                 code=f"http_{resp.status_code}",
             )
         try:
-            data = resp.json()
+            data = jsonlimits.loads(resp.content)
         except ValueError:
             data = None
         if not isinstance(data, dict):

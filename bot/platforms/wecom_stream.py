@@ -44,7 +44,7 @@ from websockets.protocol import State
 
 from bot.config import BotConfig
 from bot.platforms import Deps
-from bot.platforms.base import DeliveryError, Platform, WebResponse
+from bot.platforms.base import BadRequest, DeliveryError, Platform, WebResponse, parse_json
 from bot.platforms.stream import Handle, StreamAuthError, StreamError
 from bot.platforms.wecom_aibot import (
     EVENT_CALLBACK,
@@ -251,8 +251,8 @@ class WeComStreamClient:
         try:
             async for raw in ws:
                 try:
-                    frame = json.loads(raw)
-                except ValueError:
+                    frame = parse_json(raw, "WeCom AI bot frame")  # bounded like every body we parse
+                except BadRequest:
                     log.warning("WeCom AI bot %s: a frame that is not JSON was ignored", self.bot_id)
                     continue
                 if not isinstance(frame, dict):

@@ -18,6 +18,7 @@ import json
 from typing import Any
 
 from cards.model import Button, Card, Divider, Fields, Markdown, Note, Progress, Table
+from cards.render.literal import inert
 from cards.render.text import bar
 
 MAX_BUTTONS = 5  # the app robot's vertical ActionCards go up to sampleActionCard5
@@ -35,14 +36,20 @@ THEME_COLORS = {
 }
 
 
+def _safe(text: str) -> str:
+    """Card text in DingTalk markdown shows as typed: no link, image or heading (literal.py), no
+    HTML-like tag, and no ``@`` an at-list could turn into a mention (ours come from Card.mentions)."""
+    return inert(text).replace("<", "＜").replace(">", "＞").replace("@", "＠")
+
+
 def _oneline(text: str) -> str:
-    return " ".join(text.split())
+    return _safe(" ".join(text.split()))
 
 
 def _lines(text: str) -> str:
     # A single newline is not a line break in DingTalk markdown; two trailing spaces make one.
     # Inline code is not in DingTalk's subset: its backticks would show, so they are dropped.
-    return "  \n".join(line.rstrip().replace("`", "") for line in text.strip().splitlines())
+    return "  \n".join(_safe(line.rstrip().replace("`", "")) for line in text.strip().splitlines())
 
 
 def _block(block: object) -> str:
@@ -59,7 +66,7 @@ def _block(block: object) -> str:
         rows = [f"- {' ｜ '.join(_oneline(c) for c in row)}" for row in block.rows]
         return "\n".join([head, *rows])
     if isinstance(block, Note):
-        return "> " + "  \n> ".join(line.rstrip() for line in block.text.strip().splitlines())
+        return "> " + "  \n> ".join(_safe(line.rstrip()) for line in block.text.strip().splitlines())
     if isinstance(block, Divider):
         return "---"
     raise TypeError(f"unknown block {type(block).__name__}")

@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from cards.model import Button, Card, Divider, Fields, Form, Input, Markdown, Note, Progress, Table
+from cards.render.literal import inert
 from cards.render.text import bar
 
 # Header colours: Feishu's header templates include all five neutral themes by name.
@@ -56,13 +57,14 @@ class CardTooLarge(RenderError):
 
 
 def escape_markdown(text: str) -> str:
-    """Neutralise HTML-ish tags in card markdown: ``<at id=all>`` shows as text, never pings anyone.
+    """Neutralise HTML-ish tags in card markdown: ``<at id=all>`` shows as text, never pings anyone;
+    typed ``[text](url)``, images and headings stay text (cards/render/literal.py).
 
     Feishu's markdown component decodes the basic HTML entities, so ``&lt;at&gt;`` reads as
     ``<at>`` to a person and is inert to the renderer. ``&`` goes first so an entity the user
     typed (``&#60;at``) stays literal as well.
     """
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return inert(text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"))
 
 
 def _plain(text: str) -> dict[str, str]:

@@ -27,6 +27,7 @@ from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode
 
 from cards.model import Button, Card, Divider, Field, Fields, Form, Markdown, Note, Progress, Table
+from cards.render.literal import inert
 from cards.render.text import bar, plain
 
 APP_TITLE = 36
@@ -152,8 +153,9 @@ def utf8_len(text: str) -> int:
 
 
 def _safe(text: str) -> str:
-    """User text in WeCom markdown: "<" would open a tag (<@userid> mentions, <font>)."""
-    return text.replace("<", "＜").replace(">", "＞")
+    """User text in WeCom markdown: "<" would open a tag (<@userid> mentions, <font>); typed
+    links, images and headings stay text (cards/render/literal.py)."""
+    return inert(text.replace("<", "＜").replace(">", "＞"))
 
 
 # ---------------------------------------------------------------- markdown (robot and app)
