@@ -98,11 +98,17 @@ def _label(n: int, item: ItemView) -> str:
     return f"{n}. {item.text}（{item.kpi_name}）"
 
 
-def progress_card(name: str, week: str, items: Sequence[ItemView], pace: Pace) -> Card:
+def progress_card(
+    name: str, week: str, items: Sequence[ItemView], pace: Pace, *, this_week: bool = True
+) -> Card:
     """A person's live progress: one bar per plan item against the week's expected pace."""
     blocks: list = [Fields((Field("周", week), Field("应达进度", _pace_text(pace))))]
     if not items:
-        blocks.append(Markdown("本周还没有提交计划。发送“写计划”开始。"))
+        blocks.append(
+            Markdown(
+                "本周还没有提交计划。发送“写计划”开始。" if this_week else f"{name} 在 {week} 没有提交计划。"
+            )
+        )
     for n, item in enumerate(items, start=1):
         blocks.append(Progress(_label(n, item), item.ratio, _caption(item), item.lagging))
         if item.note:

@@ -317,7 +317,8 @@ def progress_command(event: Inbound, ctx: Context) -> Card:
         )
     subject = who or person
     items = week_progress(ctx.session, week, ctx.now, person_ids=[subject.id], overrides=overrides, tz=tz)
-    card = cards.progress_card(subject.name, week, items, _pace_of(items, week, ctx, tz))
+    this_week = week == workdays.week_of(ctx.now, tz)
+    card = cards.progress_card(subject.name, week, items, _pace_of(items, week, ctx, tz), this_week=this_week)
     if subject.role == "customer_service":
         from handlers.aftersales_views import with_week_cases
 

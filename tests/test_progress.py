@@ -249,3 +249,17 @@ def test_progress_command_without_a_plan(client, db, clock) -> None:
     card = say(client, "lilei", "进度")
     assert "本周还没有提交计划" in card["text"]
     assert "0 %（已过 0/5 个工作日）" in card["text"]
+
+
+@pytest.mark.parametrize(
+    "said, line",
+    [
+        ("进度", "本周还没有提交计划。发送“写计划”开始。"),
+        ("进度 2026-W47", "李雷 在 2026-W47 没有提交计划。"),
+        ("进度 2026-w46", "李雷 在 2026-W46 没有提交计划。"),
+    ],
+)
+def test_progress_without_a_plan_says_which_week(sim, demo_team, said, line):
+    (card,) = sim.say("lilei", said)
+    assert line in card["text"]
+    assert ("写计划" in card["text"]) == (said == "进度")
