@@ -22,7 +22,7 @@ from handlers.setup import COMPLAINT_CAUSES, team_kpis
 from handlers.workdays import Calendar, iso_week, week_dates
 from storage import outbox
 from storage.models import AuditLog, Kpi, MetricSample, Person, Plan, PlanItem, Role, Team
-from storage.people import person_target
+from storage.people import led_team_ids, member_named, person_target
 
 MAX_ITEMS = 20
 MAX_TEXT = 200
@@ -581,14 +581,10 @@ def unlock_action(event: Inbound, ctx: Context) -> Card:
 
 def _unlock(ctx: Context, who: str) -> Card:
     leader = _me(ctx)
-    led = list(ctx.session.scalars(select(Team.id).where(Team.leader_id == leader.id)))
+    led = led_team_ids(ctx.session, leader.id)
     if not led:
         raise PermissionDenied("只有团队主管可以解锁成员的计划。")
-    member = ctx.session.scalars(
-        select(Person)
-        .where(Person.team_id.in_(led), Person.active.is_(True), (Person.id == who) | (Person.name == who))
-        .order_by(Person.id)
-    ).first()
+    member = member_named(ctx.session, led, who)
     if member is None:
         return error_card(f"你的团队里没有叫“{who}”的成员。", title="找不到成员")
     week, _ = _week_now(ctx, member)

@@ -35,7 +35,7 @@ from handlers.router import Context, LinkMaker, PermissionDenied, router
 from handlers.workdays import Calendar, week_dates, week_of
 from storage import outbox
 from storage.models import AuditLog, OutboxMessage, Person, Plan, Team
-from storage.people import leader_of, person_target
+from storage.people import leader_of, led_team_ids, member_named, person_target
 
 log = logging.getLogger(__name__)
 
@@ -350,14 +350,10 @@ def _audit(ctx: Context, action: str, subject: str, **detail: object) -> None:
 def _member(ctx: Context, me: Person, word: str) -> Person:
     """A member of a team ``me`` leads, by id or name."""
     tr = texts(ctx.locale)
-    led = [t.id for t in ctx.session.scalars(select(Team).where(Team.leader_id == me.id))]
+    led = led_team_ids(ctx.session, me.id)
     if not led:
         raise PermissionDenied(tr("leave.not_leader"))
-    found = ctx.session.scalars(
-        select(Person)
-        .where(Person.team_id.in_(led), Person.active.is_(True), (Person.id == word) | (Person.name == word))
-        .order_by(Person.id)
-    ).first()
+    found = member_named(ctx.session, led, word)
     if found is None:
         raise _Refused(tr("leave.unknown", who=word))
     return found

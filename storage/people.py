@@ -47,3 +47,18 @@ def leader_of(session: Session, team: Team) -> Person | None:
 def active_members(session: Session, team_id: str) -> list[Person]:
     query = select(Person).where(Person.team_id == team_id, Person.active.is_(True)).order_by(Person.id)
     return list(session.scalars(query))
+
+
+def led_team_ids(session: Session, leader_id: str) -> list[str]:
+    return list(session.scalars(select(Team.id).where(Team.leader_id == leader_id)))
+
+
+def member_named(session: Session, team_ids: Collection[str], word: str) -> Person | None:
+    """An active member of ``team_ids`` by id or by name (a leader types either)."""
+    return session.scalars(
+        select(Person)
+        .where(
+            Person.team_id.in_(team_ids), Person.active.is_(True), (Person.id == word) | (Person.name == word)
+        )
+        .order_by(Person.id)
+    ).first()
