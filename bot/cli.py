@@ -101,6 +101,23 @@ def cmd_db(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_db_backup(args: argparse.Namespace) -> int:
+    from storage.backup import BackupError, backup, restore
+
+    settings = _settings(args)
+    try:
+        if args.db_command == "backup":
+            done = backup(settings.database_url, Path(args.file))
+        else:
+            done = restore(settings.database_url, Path(args.file))
+    except BackupError as exc:
+        raise Failure(str(exc)) from None
+    print(f"{args.db_command}: {done}")
+    if args.db_command == "restore":
+        print("next: planloop db upgrade (an older backup's schema), then start serve and worker")
+    return 0
+
+
 def cmd_apply(args: argparse.Namespace) -> int:
     import tomllib
 
@@ -337,10 +354,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--at", help="ISO date-time, e.g. 2026-11-30T09:00 (the service's zone if none given)")
     p.set_defaults(func=cmd_run)
 
-    p = sub.add_parser("db", help="database migrations")
+    p = sub.add_parser("db", help="database migrations, backup and restore")
     dbsub = p.add_subparsers(dest="db_command", required=True)
     up = dbsub.add_parser("upgrade", help="apply migrations")
     up.set_defaults(func=cmd_db)
+    bk = dbsub.add_parser("backup", help="a consistent copy of the whole database, while the service runs")
+    bk.add_argument("file", help="where to write it (SQLite: a database file; PostgreSQL: a pg_dump archive)")
+    bk.set_defaults(func=cmd_db_backup)
+    rs = dbsub.add_parser("restore", help="replace the database with a backup (stop serve and worker first)")
+    rs.add_argument("file", help="a file written by planloop db backup")
+    rs.set_defaults(func=cmd_db_backup)
 
     p = sub.add_parser("apply", help="apply a team file (teams, people, KPIs, templates)")
     p.add_argument("file", help="the team file, e.g. examples/team.toml")
