@@ -426,6 +426,11 @@ def _drafts_from_form(values: Mapping[str, str]) -> tuple[list[Draft], list[Form
     return drafts, rows
 
 
+def _baselines(ctx: Context, today: date) -> Callable[[Kpi, str], Decimal | None]:
+    """The real baseline of a KPI and scope at submission: its latest value on or before today."""
+    return lambda k, scope: latest_value(ctx.session, k.metric, scope, today) if k.metric else None
+
+
 def submit(
     ctx: Context, person: Person, drafts: Sequence[Draft], via: str
 ) -> tuple[Plan | None, dict[str, dict[str, str]], str]:
@@ -444,9 +449,7 @@ def submit(
                 },
                 "",
             )
-    resolved, problems = validate(
-        drafts, kpis, lambda k, scope: latest_value(ctx.session, k.metric, scope, today) if k.metric else None
-    )
+    resolved, problems = validate(drafts, kpis, _baselines(ctx, today))
     if problems:
         return None, problems, ""
     deadline = plan_deadline(person.team, week, _calendar(ctx))
@@ -496,7 +499,10 @@ def plan_or_show(event: Inbound, ctx: Context) -> Card:
 def text_plan(event: Inbound, ctx: Context) -> Card:
     person = _me(ctx)
     drafts, errors = parse_text_plan(event.text)
-    _, problems = validate(drafts, team_kpis(ctx.session, person.team), lambda k, s: Decimal(1))
+    # One validation, against the real baselines (as the form uses), so every line's problem is
+    # reported in one answer and a valid target is never refused against a placeholder.
+    _, today = _week_now(ctx, person)
+    _, problems = validate(drafts, team_kpis(ctx.session, person.team), _baselines(ctx, today))
     if errors or problems or not drafts:
         lines = list(errors)
         for where, fields in problems.items():
