@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
+from appraisal.rules import flag_codes, rules_of
 from appraisal.scoring import ItemInput, KpiInfo, RatingInput, Result, score
 from appraisal.selection import (
     Employee,
@@ -154,6 +155,7 @@ class Rules:
     templates: list[Template]
     periods: dict[str, Period]
     scenarios: dict[str, str]
+    versions: dict[str, int] = field(default_factory=dict)  # template id → version used
 
     @classmethod
     def load(cls, session: Session) -> Rules:
@@ -295,10 +297,12 @@ def compute(
     items = []
     for item in plan_items:
         kpi = kpis.get(item.kpi_key)
-        if kpi is None or kpi.kind != "metric":
-            continue  # rating / checklist KPIs are scored from ratings below
-        actual = inputs.latest.get((kpi.metric, item.scope)) if kpi.metric else None
-        items.append(ItemInput(kpi.key, item.text, item.scope, item.baseline, item.target, actual))
+        if kpi is None:
+            continue
+        # rating / checklist items are scored from the ratings below; each keeps its own row
+        metric = kpi.metric if kpi.kind == "metric" else None
+        actual = inputs.latest.get((metric, item.scope)) if metric else None
+        items.append(ItemInput(kpi.key, item.text, item.scope, item.baseline, item.target, actual, item.id))
 
     ratings_rows = inputs.ratings.get(person.id, {})
     ratings: dict[str, RatingInput] = {}
@@ -406,6 +410,15 @@ def freeze(
                 f"总分 {_score_text(previous.score)}（{previous.grade}）→ {_score_text(result.score)}（{result.grade}）"
             )
         why = f"{why or '重新计算'}；{'，'.join(changes) if changes else '结果未变'}"
+    plan = inputs.plans.get(person.id) if inputs is not None else None
+    rules = rules_of(selection.template, _version_of(inputs, selection.template.id))
+    rules["flags"] = flag_codes(
+        result,
+        late=plan is not None and plan.status == "late",
+        on_leave=_on_leave(session, person, week),
+        no_plan=inputs is not None and plan is None,
+        held=False,
+    )
     row = Appraisal(
         person_id=person.id,
         team_id=person.team_id,
@@ -420,6 +433,8 @@ def freeze(
         flags=list(result.flags),
         version_reason=why,
         created_at=now,
+        status="published",
+        rules=rules,
     )
     session.add(row)
     session.add(
@@ -438,6 +453,17 @@ def freeze(
         )
     )
     return row
+
+
+def _version_of(inputs: WeekInputs | None, template_id: str) -> int | None:
+    return inputs.rules.versions.get(template_id) if inputs is not None else None
+
+
+def _on_leave(session: Session, person: Person, week: str) -> bool:
+    """Did a leave of ``person`` overlap ``week``?"""
+    from handlers.leave import leave_days
+
+    return bool(leave_days(session, person.id, week))
 
 
 def _appraised_people(session: Session, week: str, team: str | None, inputs: WeekInputs) -> list[Person]:
@@ -557,56 +583,11 @@ def publish(
 # ---------------------------------------------------------------- export
 
 
-def _number(value: Any) -> float | int | None:
-    if value is None or value == "":
-        return None
-    d = Decimal(str(value))
-    return int(d) if d == d.to_integral_value() and abs(d) < 10**15 else float(d)
-
-
-def _float(value: Any) -> float | None:
-    return None if value is None or value == "" else float(Decimal(str(value)))
-
-
 def export_appraisals(session: Session, week: str, team: str | None = None) -> dict[str, Any]:
-    """The newest version of every appraisal of ``week``, in CONTRACT.md's JSON shape."""
-    week_days(week)
-    query = select(Appraisal).where(Appraisal.week == week, Appraisal.current.is_(True))
-    if team is not None:
-        if session.get(Team, team) is None:
-            from handlers.exports import ExportError
+    """The newest version of every appraisal of ``week``: handlers/appraisal_export.py (issue 16)."""
+    from handlers.appraisal_export import export_appraisals as export
 
-            raise ExportError(f"no team with id {team!r}")
-        query = query.where(Appraisal.team_id == team)
-    out = []
-    for row in session.scalars(query.order_by(Appraisal.team_id, Appraisal.person_id)):
-        items = [
-            {
-                "kpi": i["kpi"],
-                "weight": _number(i.get("weight")),
-                "baseline": _float(i.get("baseline")),
-                "target": _float(i.get("target")),
-                "actual": _float(i.get("actual")),
-                "completion": _float(i.get("completion")),
-                "contribution": _float(i.get("contribution")),
-            }
-            for i in row.items or []
-            if i.get("kind") != "adjustment"
-        ]
-        out.append(
-            {
-                "employee": row.person_id,
-                "team": row.team_id,
-                "week": row.week,
-                "version": row.version,
-                "template": row.template_id,
-                "template_reason": row.template_reason,
-                "score": float(row.score),
-                "grade": row.grade,
-                "items": items,
-            }
-        )
-    return {"week": week, "appraisals": out}
+    return export(session, week, team)
 
 
 # ---------------------------------------------------------------- template switching

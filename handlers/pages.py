@@ -282,12 +282,14 @@ def appraisal_view(session: Session, person: Person, week: str) -> AppraisalView
                 actual=_dec(raw.get("actual")),
                 raw=_dec(raw.get("raw")),
                 completion=_dec(raw.get("completion")),
-                contribution=_dec(raw.get("contribution")),
+                contribution=_dec(raw.get("contribution", raw.get("points"))),
                 stars=_int(raw.get("stars")),
                 done=_int(raw.get("done")),
                 planned=_int(raw.get("planned")),
                 status=str(raw.get("status") or "ok"),
                 text=str(raw.get("text") or ""),
+                curve=str(raw.get("curve") or ""),
+                kpi=str(raw.get("kpi") or ""),
             )
         )
     weeks = previous_weeks(week, HISTORY_WEEKS)
