@@ -155,6 +155,39 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Recompute every published score of a week from the appraisals export alone (verify/)."""
+    from handlers.workdays import parse_week
+    from verify.appraisals import load, verify
+
+    try:
+        parse_week(args.week)
+    except ValueError as exc:
+        print(f"--week: {exc}", file=sys.stderr)
+        return 2
+    if args.file:
+        try:
+            data = load(Path(args.file).read_text("utf-8-sig"))
+        except (OSError, ValueError) as exc:
+            raise Failure(f"{args.file}: {exc}") from None
+        if data.get("week") != args.week:
+            raise Failure(f"{args.file} is the export of {data.get('week')}, not {args.week}")
+    else:
+        from handlers import exports
+
+        services = _services(_settings(args))
+        with services.sessions() as session:
+            try:
+                data = exports.export(session, "appraisals", args.week, team=args.team, now=services.clock())
+            except exports.ExportError as exc:
+                raise Failure(str(exc)) from None
+        data = load(exports.encode(data, "appraisals", "json").decode("utf-8"))  # exactly what a file holds
+    report = verify(data, args.team)
+    for line in report.lines():
+        print(line)
+    return 1 if report.discrepancies else 0
+
+
 def cmd_keys(args: argparse.Namespace) -> int:
     from storage.secrets import Sealer, SecretsUnavailable, rotate_all
 
@@ -280,6 +313,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["json", "csv", "xlsx"], default="json")
     p.add_argument("-o", "--output")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser("verify", help="recompute published scores from the export alone; exit 1 on any discrepancy")
+    vsub = p.add_subparsers(dest="verify_what", required=True)
+    v = vsub.add_parser("appraisals", help="every published appraisal of a week")
+    v.add_argument("--week", required=True, help="ISO week, e.g. 2026-W48")
+    v.add_argument("--team")
+    v.add_argument("--file", help="an `export appraisals` JSON file (else read from the database)")
+    v.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("keys", help="secret keys: generate one, re-seal stored secrets with the newest")
     keysub = p.add_subparsers(dest="keys_command", required=True)
