@@ -302,12 +302,36 @@ def appraisal(services: Services, at: datetime) -> JobResult:
             locale=locale,
             dedupe_suffix=suffix,
             explicit=explicit,
+            admins=admin_ids(services.settings),
         )
         if result.skipped:
             skipped[team_id] = result.skipped
         return result.enqueued
 
     return _per_team(services, "appraisal", due, skipped, one)
+
+
+def appraisal_held(services: Services, at: datetime) -> JobResult:
+    """The tick (issue 16): a 重新拉取 pressed on a held appraisal's card polls every source now; then
+    every held appraisal whose data is complete is published."""
+    from handlers.held import clear_repoll, held_rows, release_ready, repoll_requested
+
+    with services.sessions() as session:
+        if not held_rows(session):
+            return JobResult("appraisal-held", status="skipped", reason="no appraisal is held")
+        repoll = repoll_requested(session)
+    polled = None
+    if repoll:
+        with transaction(services.sessions) as session:
+            clear_repoll(session)
+        polled = poll(services, at)
+    with transaction(services.sessions) as session:
+        released = release_ready(session, at, bots=frozenset(services.platforms), links=services.context(session).links)
+    return JobResult(
+        "appraisal-held",
+        enqueued=released,
+        detail={"released": released, "polled": polled.detail if polled else None},
+    )
 
 
 def reminders(services: Services, at: datetime) -> JobResult:
@@ -337,6 +361,7 @@ JOBS: dict[str, JobFn] = {
     "monday-summary": monday_summary,
     "appraisal": appraisal,
     "reminders": reminders,
+    "appraisal-held": appraisal_held,
 }
 
 

@@ -200,6 +200,7 @@ class WeekInputs:
     plans: dict[str, Plan]  # the current plan per person, items loaded
     latest: dict[tuple[str, str], Decimal]  # (metric, scope) → the latest sample of the week
     sums: dict[tuple[str, str], Decimal]  # (metric, scope) → the week's total (counts)
+    days: dict[tuple[str, str], set[date]]  # (metric, scope) → the days of the week with a sample
     ratings: dict[str, dict[str, Rating]]  # person → KPI → rating
     appeals: dict[str, list[Appeal]]  # person → accepted appeals, oldest decision first
     switches: dict[str, list[Switch]]  # team → manual switches
@@ -227,7 +228,7 @@ class WeekInputs:
         sums: dict[tuple[str, str], Decimal] = {}
         metrics = {k.metric for k in kpis.values() if k.metric}
         sample_q = (
-            select(MetricSample.metric, MetricSample.scope, MetricSample.value)
+            select(MetricSample.metric, MetricSample.scope, MetricSample.value, MetricSample.day)
             .where(
                 MetricSample.day >= days[0], MetricSample.day <= days[-1], MetricSample.metric.in_(metrics)
             )
@@ -238,9 +239,11 @@ class WeekInputs:
             scopes = {i.scope for p in plans.values() for i in p.items} | set(people)
             sample_q = sample_q.where(MetricSample.scope.in_(scopes))
         samples = session.execute(sample_q)
-        for metric, scope, value in samples:
+        seen: dict[tuple[str, str], set[date]] = {}
+        for metric, scope, value, day in samples:
             latest[(metric, scope)] = value  # ordered by day: the last one wins
             sums[(metric, scope)] = sums.get((metric, scope), Decimal(0)) + value
+            seen.setdefault((metric, scope), set()).add(day)
         ratings: dict[str, dict[str, Rating]] = {}
         for r in session.scalars(rating_q):
             ratings.setdefault(r.person_id, {})[r.kpi_key] = r
@@ -263,6 +266,7 @@ class WeekInputs:
             plans=plans,
             latest=latest,
             sums=sums,
+            days=seen,
             ratings=ratings,
             appeals=appeals,
             switches=switches,
@@ -384,6 +388,7 @@ def freeze(
     inputs: WeekInputs | None = None,
     previous: Appraisal | None | bool = True,
     last_version: int | None = None,
+    hold: bool = False,
 ) -> Appraisal:
     """Compute and store a new version of ``person``'s ``week``; the previous version stops being
     current. A run passes what it preloaded: the current version (None: there is none) and the
@@ -412,12 +417,18 @@ def freeze(
         why = f"{why or '重新计算'}；{'，'.join(changes) if changes else '结果未变'}"
     plan = inputs.plans.get(person.id) if inputs is not None else None
     rules = rules_of(selection.template, _version_of(inputs, selection.template.id))
+    from handlers.held import missing_data
+
+    missing = missing_data(inputs, result, week, now, person.team.timezone) if inputs is not None else []
+    held = hold and bool(missing)
+    if missing:
+        rules["missing"] = [m.to_dict() for m in missing]
     rules["flags"] = flag_codes(
         result,
         late=plan is not None and plan.status == "late",
         on_leave=_on_leave(session, person, week),
         no_plan=inputs is not None and plan is None,
-        held=False,
+        held=held,
     )
     row = Appraisal(
         person_id=person.id,
@@ -433,7 +444,7 @@ def freeze(
         flags=list(result.flags),
         version_reason=why,
         created_at=now,
-        status="published",
+        status="held" if held else "published",
         rules=rules,
     )
     session.add(row)
@@ -490,7 +501,13 @@ def _appraised_people(session: Session, week: str, team: str | None, inputs: Wee
 
 
 def run_week(
-    session: Session, week: str, now: datetime, *, reason: str = "", team: str | None = None
+    session: Session,
+    week: str,
+    now: datetime,
+    *,
+    reason: str = "",
+    team: str | None = None,
+    hold: bool = True,
 ) -> list[Appraisal]:
     """Freeze one appraisal version per appraised person of ``week`` (a team's, or everyone's).
 
@@ -518,7 +535,14 @@ def run_week(
         try:
             out.append(
                 freeze(
-                    session, person, week, now, reason=reason, inputs=inputs, previous=current.get(person.id)
+                    session,
+                    person,
+                    week,
+                    now,
+                    reason=reason,
+                    inputs=inputs,
+                    previous=current.get(person.id),
+                    hold=hold,
                 )
             )
         except NoTemplate as exc:
@@ -569,6 +593,8 @@ def publish(
     """Queue each person's explanation card to their direct chat; returns messages queued."""
     queued = 0
     for row in appraisals:
+        if row.status == "held":
+            continue  # data missing: not sent (handlers/held.py tells the leader and the admins)
         person = session.get(Person, row.person_id)
         target = person_target(session, person, bots) if person else None
         if target is None:
@@ -794,6 +820,12 @@ def show_appraisal(event: Inbound, ctx: Context) -> Card:
             title="考核结果",
             theme="grey",
             blocks=(Markdown("还没有你的考核结果。每周考核发布后会私信给你。"),),
+        )
+    if row.status == "held":
+        return Card(
+            title=f"{row.week} 考核结果 · 数据缺失",
+            theme="grey",
+            blocks=(Markdown("本周部分数据还没有到齐，考核暂缓发布；数据到齐或主管确认后会私信给你。"),),
         )
     return appraisal_card_for(ctx.session, row, links=ctx.links)
 

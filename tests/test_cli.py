@@ -29,7 +29,7 @@ def test_db_upgrade_on_a_fresh_file(tmp_path, capsys):
     path = tmp_path / "p.toml"
     path.write_text(f'[server]\ndatabase_url = "sqlite:///{tmp_path / "x.db"}"\n')
     assert main(["--config", str(path), "db", "upgrade"]) == 0
-    assert "database is at revision 0001" in capsys.readouterr().out
+    assert "database is at revision 0002_numbers" in capsys.readouterr().out
 
 
 def test_commands_refuse_an_unmigrated_database_with_the_fix(tmp_path, capsys):

@@ -188,9 +188,10 @@ def test_card_and_page_explain_alike_and_state_how_items_combine(sim, client, ne
     assert "暂无数据，按 0 计" not in page and "= 暂无数据" not in page
 
 
-def test_a_template_kpi_without_data_reads_the_same_on_card_and_page(sim, client, demo_team, config, capsys):
+def test_a_template_kpi_without_data_reads_the_same_on_card_and_page(sim, client, db, demo_team, config):
     """The page used to say "暂无数据，按 0 计" where the card said "本周没有计划项，计 0"."""
     (receipt,) = sim.say("lilei", "计划\n优化详情页首屏 支付转化率 +2pp")
+    _sample(db, "pay_conversion_rate", "3.50", date(2026, 11, 26))  # the week's data arrived
     assert _run(config, "run", "appraisal", "--at", "2026-11-27T18:00:00+08:00") == 0
     (card,) = sim.say("lilei", "考核 2026-W48")
     assert "本周没有计划项，计 0" in card["text"]  # 详情页点击率 is in the template, not in the plan
