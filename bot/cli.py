@@ -243,11 +243,30 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     services = _services(_settings(args))
     at = _now(services, args.at)
+    if args.week:
+        from bot.jobs import week_moment
+
+        if args.at:
+            print("planloop run: give --week or --at, not both", file=sys.stderr)
+            return 2
+        try:
+            at = week_moment(services, args.job, args.week)
+        except ValueError as exc:
+            print(f"planloop run: {exc}", file=sys.stderr)
+            return 2
+    from bot.jobs import CURRENT_RULES
+
+    if args.current_rules and args.job != "appraisal":
+        print("planloop run: --current-rules is for the appraisal", file=sys.stderr)
+        return 2
+    token = CURRENT_RULES.set(bool(args.current_rules))
     try:
         result, sent = run_now(services, args.job, at)
     except UnknownJob as exc:
         print(f"planloop run: {exc.args[0]}", file=sys.stderr)
         return 2
+    finally:
+        CURRENT_RULES.reset(token)
     print(f"{result.job} {result.period}: {result.status}{f' ({result.reason})' if result.reason else ''}")
     print(f"messages: {result.enqueued} queued, {sent.sent} delivered, {sent.dead} failed for good")
     return 1 if result.status == "failed" or sent.dead else 0
@@ -294,6 +313,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run a scheduled job now, as if at --at, and deliver its messages")
     p.add_argument("job", help="poll | progress | lag-alerts | monday-summary | appraisal | reminders")
     p.add_argument("--at", help="ISO date-time, e.g. 2026-11-30T09:00 (the service's zone if none given)")
+    p.add_argument(
+        "--week",
+        help="appraisal | monday-summary | reminders: the ISO week (e.g. 2026-W49) instead of a moment",
+    )
+    p.add_argument(
+        "--current-rules",
+        action="store_true",
+        help="appraisal: use the templates as they are now, not the versions in force that week",
+    )
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("db", help="database migrations")

@@ -264,7 +264,7 @@ def _per_team(
         name,
         status="done" if due else "skipped",
         enqueued=enqueued,
-        reason="" if due else "no team is due",
+        reason="" if due else "; ".join(["no team is due", *(f"{t}: {why}" for t, why in skipped.items())]),
         detail={"teams": done, "skipped": skipped},
     )
 
@@ -281,6 +281,10 @@ def monday_summary(services: Services, at: datetime) -> JobResult:
         )
 
     return _per_team(services, "monday-summary", due, skipped, one)
+
+
+# `planloop run appraisal --current-rules`: the templates as they are now (set around the run).
+CURRENT_RULES: ContextVar[bool] = ContextVar("planloop_current_rules", default=False)
 
 
 def appraisal(services: Services, at: datetime) -> JobResult:
@@ -303,6 +307,7 @@ def appraisal(services: Services, at: datetime) -> JobResult:
             dedupe_suffix=suffix,
             explicit=explicit,
             admins=admin_ids(services.settings),
+            current_rules=CURRENT_RULES.get(),
         )
         if result.skipped:
             skipped[team_id] = result.skipped
@@ -351,6 +356,31 @@ def reminders(services: Services, at: datetime) -> JobResult:
         enqueued=run.enqueued,
         detail={"reminded": run.reminded, "leaders": run.leaders, "skipped": run.skipped},
     )
+
+
+# `planloop run JOB --week W`: the moment in the week each weekly job is due (service zone).
+WEEKLY = ("appraisal", "monday-summary", "reminders")
+
+
+def week_moment(services: Services, job: str, week: str) -> datetime:
+    """When ``job`` is due in ``week``: the appraisal at 20:00 on the last workday, the Monday summary at
+    09:00 on the first, the reminders at the earliest team's plan time on the first (raises ValueError)."""
+    from datetime import time as clock_time
+
+    from handlers.workdays import Calendar
+
+    if job not in WEEKLY:
+        raise ValueError(f"--week works for {', '.join(WEEKLY)}, not {job}")
+    with services.sessions() as session:
+        calendar = Calendar.load(session)
+        day = calendar.last_workday(week) if job == "appraisal" else calendar.first_workday(week)
+        if day is None:
+            raise ValueError(f"{week} has no workday")
+        hhmm = "20:00" if job == "appraisal" else "09:00"
+        if job == "reminders":
+            times = session.scalars(select(Team.plan_day_time).where(Team.active.is_(True))).all()
+            hhmm = min(times, default="10:00")
+    return datetime.combine(day, clock_time.fromisoformat(hhmm), tzinfo=services.settings.tz)
 
 
 # The jobs `planloop run JOB` knows, by their CONTRACT.md names.

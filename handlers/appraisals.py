@@ -90,13 +90,29 @@ class AppraisalError(Exception):
 # ---------------------------------------------------------------- loading the rules
 
 
-def load_templates(session: Session) -> list[Template]:
-    """Every active template as a value object; a stored template that no longer parses is skipped
-    (and logged) rather than failing a whole run."""
+def load_templates(
+    session: Session, at: datetime | None = None, versions: dict[str, int] | None = None
+) -> list[Template]:
+    """Every active template as a value object, as its version in force at ``at`` (None: the newest;
+    handlers/template_versions.py) — the version used goes into ``versions``; a stored template
+    that no longer parses is skipped (and logged) rather than failing a whole run."""
+    from handlers.template_versions import in_force
+
     out = []
-    for row in session.scalars(
-        select(TemplateRow).where(TemplateRow.active.is_(True)).order_by(TemplateRow.id)
-    ):
+    rows = list(
+        session.scalars(select(TemplateRow).where(TemplateRow.active.is_(True)).order_by(TemplateRow.id))
+    )
+    recorded = in_force(session, [r.id for r in rows], at)
+    for row in rows:
+        if row.id in recorded:
+            number, versioned = recorded[row.id]
+            if versions is not None:
+                versions[row.id] = number
+            try:
+                out.append(parse_template(versioned))
+            except TemplateError as exc:
+                log.error("template %s v%s is unusable: %s", row.id, number, exc)
+            continue
         entry = {
             "id": row.id,
             "name": row.name,
@@ -158,8 +174,11 @@ class Rules:
     versions: dict[str, int] = field(default_factory=dict)  # template id → version used
 
     @classmethod
-    def load(cls, session: Session) -> Rules:
-        return cls(load_templates(session), load_periods(session), active_scenarios(session))
+    def load(cls, session: Session, at: datetime | None = None) -> Rules:
+        """The rules now, or (``at``) with each template's version in force at that moment."""
+        versions: dict[str, int] = {}
+        templates = load_templates(session, at, versions)
+        return cls(templates, load_periods(session), active_scenarios(session), versions)
 
 
 def _employee(person: Person) -> Employee:
@@ -204,9 +223,15 @@ class WeekInputs:
     ratings: dict[str, dict[str, Rating]]  # person → KPI → rating
     appeals: dict[str, list[Appeal]]  # person → accepted appeals, oldest decision first
     switches: dict[str, list[Switch]]  # team → manual switches
+    current_rules: bool = False  # the templates as they are now, not as in force that week
 
     @classmethod
-    def load(cls, session: Session, week: str, people: Collection[str] | None = None) -> WeekInputs:
+    def load(
+        cls, session: Session, week: str, people: Collection[str] | None = None, *, current_rules: bool = False
+    ) -> WeekInputs:
+        """``current_rules``: the templates as they are now, not the versions in force that week."""
+        from handlers.template_versions import week_end
+
         days = week_days(week)
         plan_q = (
             select(Plan).options(selectinload(Plan.items)).where(Plan.week == week, Plan.current.is_(True))
@@ -261,7 +286,7 @@ class WeekInputs:
             switches.setdefault(sw.team_id, []).append(_switch(session, sw, names))
         return cls(
             week=week,
-            rules=Rules.load(session),
+            rules=Rules.load(session, None if current_rules else week_end(week)),
             kpis=kpis,
             plans=plans,
             latest=latest,
@@ -270,6 +295,7 @@ class WeekInputs:
             ratings=ratings,
             appeals=appeals,
             switches=switches,
+            current_rules=current_rules,
         )
 
     def corrections(self, person_id: str) -> tuple[set[str], dict[str, Decimal]]:
@@ -415,6 +441,10 @@ def freeze(
                 f"总分 {_score_text(previous.score)}（{previous.grade}）→ {_score_text(result.score)}（{result.grade}）"
             )
         why = f"{why or '重新计算'}；{'，'.join(changes) if changes else '结果未变'}"
+        used = _version_of(inputs, selection.template.id)
+        if used is not None:
+            when = "当前版本（按管理员要求）" if inputs is not None and inputs.current_rules else "当周生效的版本"
+            why += f"；规则：{selection.template.id} 第 {used} 版，{when}"
     plan = inputs.plans.get(person.id) if inputs is not None else None
     rules = rules_of(selection.template, _version_of(inputs, selection.template.id))
     from handlers.held import missing_data
@@ -470,6 +500,12 @@ def _version_of(inputs: WeekInputs | None, template_id: str) -> int | None:
     return inputs.rules.versions.get(template_id) if inputs is not None else None
 
 
+def away_whole_week(session: Session, person: Person, week: str) -> bool:
+    from handlers.leave import away_whole_week as away
+
+    return away(session, person, week)
+
+
 def _on_leave(session: Session, person: Person, week: str) -> bool:
     """Did a leave of ``person`` overlap ``week``?"""
     from handlers.leave import leave_days
@@ -492,8 +528,8 @@ def _appraised_people(session: Session, week: str, team: str | None, inputs: Wee
         has_plan = person.id in inputs.plans
         if not has_plan and person.team.leader_id == person.id:
             continue  # a leader who filed no plan is appraising, not appraised
-        if not has_plan and person.on_leave_until is not None and person.on_leave_until >= sunday:
-            continue  # on leave the whole week
+        if not has_plan and away_whole_week(session, person, week):
+            continue  # on leave the whole week (only leave that overlapped it counts: handlers/leave.py)
         if person.hire_date is not None and person.hire_date > sunday:
             continue  # not yet hired that week
         people.append(person)
@@ -508,6 +544,7 @@ def run_week(
     reason: str = "",
     team: str | None = None,
     hold: bool = True,
+    current_rules: bool = False,
 ) -> list[Appraisal]:
     """Freeze one appraisal version per appraised person of ``week`` (a team's, or everyone's).
 
@@ -525,7 +562,7 @@ def run_week(
         pass
     # a team's run reads that team's plans, ratings and appeals only (runs go team by team)
     members = None if team is None else list(session.scalars(select(Person.id).where(Person.team_id == team)))
-    inputs = WeekInputs.load(session, week, members)
+    inputs = WeekInputs.load(session, week, members, current_rules=current_rules)
     current_q = select(Appraisal).where(Appraisal.week == week, Appraisal.current.is_(True))
     if members is not None:
         current_q = current_q.where(Appraisal.person_id.in_(members))

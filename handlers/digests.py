@@ -74,7 +74,11 @@ def _due(session: Session, at: datetime, first: bool) -> tuple[list[tuple[str, s
             due.append((team.id, week))
         else:
             word = "first" if first else "last"
-            skipped[team.id] = f"not the {word} workday of {week}" + (f" ({day:%m-%d})" if day else "")
+            if day is None or day < local:  # this week's is past: when it comes next
+                week = shift_week(week, 1)
+                day = calendar.first_workday(week) if first else calendar.last_workday(week)
+            when = f"{day:%Y-%m-%d}" if day else "?"
+            skipped[team.id] = f"due {when}, the {word} workday of {week}"
     return due, skipped
 
 
@@ -115,6 +119,7 @@ def appraise_team(
     dedupe_suffix: str = "",
     explicit: bool = False,
     admins: Collection[str] = (),
+    current_rules: bool = False,
 ) -> TeamAppraisal:
     """Freeze ``week`` for one team, queue everyone's explanation card (direct) and the leader's table.
 
@@ -132,7 +137,14 @@ def appraise_team(
     )
     if published and not explicit:
         return TeamAppraisal(skipped="already published")
-    rows = run_week(session, week, at, reason=REPUBLISH_REASON if published else "", team=team_id)
+    rows = run_week(
+        session,
+        week,
+        at,
+        reason=REPUBLISH_REASON if published else "",
+        team=team_id,
+        current_rules=current_rules,
+    )
     result = TeamAppraisal(appraised=len(rows))
     result.cards = publish(session, rows, at, bots=bots, links=links)
     held = [r for r in rows if r.status == "held"]
