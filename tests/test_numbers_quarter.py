@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
@@ -103,9 +104,15 @@ def config(tmp_path, engine):
 def test_verify_finds_no_discrepancy_in_a_simulated_quarter(
     services, db, clock, demo_team, sim, config, capsys, tmp_path
 ) -> None:
-    from bot.cli import main
+    import tomllib
 
-    assert main(["--config", config, "apply", _with_penalty(tmp_path)]) == 0
+    from bot.cli import main
+    from handlers.setup import apply, parse
+
+    # the admin adds the penalty on 10-12 (W42): a new version of cs-default from that week on
+    edited = parse(tomllib.loads(Path(_with_penalty(tmp_path)).read_text("utf-8")))
+    with transaction(db) as s:
+        apply(s, edited, now=datetime(2026, 10, 12, 9, 0, tzinfo=UTC))
     seed_quarter_metrics(db, clock)
     _bad_reviews(db)
     _rate_the_newcomer(sim)
@@ -113,7 +120,7 @@ def test_verify_finds_no_discrepancy_in_a_simulated_quarter(
     _appeal(sim, db, "lilei", "2026-W49", "conversion_rate", {"decision": "correct", "value": "4.2"})
     _appeal(sim, db, "hanmeimei", "2026-W48", "ctr", {"decision": "exclude", "reply": "数据源故障"})
 
-    checked, flags, adjustments = 0, set(), set()
+    checked, flags, adjustments, versions = 0, set(), set(), {}
     for week in WEEKS:
         capsys.readouterr()
         assert main(["--config", config, "verify", "appraisals", "--week", week]) == 0, capsys.readouterr()
@@ -124,7 +131,12 @@ def test_verify_finds_no_discrepancy_in_a_simulated_quarter(
         for entry in json.loads(capsys.readouterr().out)["appraisals"]:
             flags.update(entry["flags"])
             adjustments.update(a["points"] for a in entry["adjustments"])
+            if entry["template"] == "cs-default":
+                versions.setdefault(week, set()).add(entry["template_version"])
     # the quarter exercised what the verifier checks
     assert checked >= 13 * 8
     assert {"late", "manual_rating", "appeal_excluded", "appeal_corrected", "adjusted"} <= flags, flags
     assert {0, -5, -10, -15} <= adjustments
+    # each week scored with the template version in force that week
+    assert {w: v for w, v in versions.items()} == {w: {1 if w < "2026-W42" else 2} for w in versions}
+    assert "2026-W41" in versions and "2026-W49" in versions
