@@ -142,3 +142,33 @@ def test_run_by_week(db, demo_team, config, capsys, args, line, code):
     assert _run(config, "run", *args) == code
     out = capsys.readouterr()
     assert line in (out.out + out.err).splitlines()
+
+
+# ---------------------------------------------------------------- baselines of a re-submission
+
+
+def test_a_resubmission_keeps_the_weeks_baseline_and_the_leader_sees_both(sim, services, db, clock, demo_team):
+    from bot.delivery import drain
+    from storage.models import Plan
+
+    _sample(db, "pay_conversion_rate", "3.00", date(2026, 11, 22))
+    _sample(db, "ctr", "4.00", date(2026, 11, 22))
+    (v1,) = sim.say("lilei", "计划\n优化详情页首屏 支付转化率 +2pp")
+    assert v1["title"] == "本周计划已提交 · 2026-W48"
+    clock.set(datetime(2026, 11, 25, 3, 0, tzinfo=UTC))  # Wednesday, past the deadline
+    _sample(db, "pay_conversion_rate", "3.10", date(2026, 11, 24))  # the week's own progress
+    _sample(db, "ctr", "4.20", date(2026, 11, 24))
+    sim.say("zhangwei", "解锁 lilei")
+    (v2,) = sim.say("lilei", "计划\n优化详情页首屏 支付转化率 +3pp\n主图测试 详情页点击率 +0.5pp")
+    assert "已保存为第 2 版" in v2["text"]
+    assert "支付转化率 基线沿用第 1 版的 3（现在最新值 3.1）" in v2["text"]
+    with db() as s:
+        plan = s.scalar(select(Plan).where(Plan.person_id == "lilei", Plan.current.is_(True)))
+        got = [(i.kpi_key, i.baseline, i.target) for i in plan.items]
+    from decimal import Decimal as D
+
+    assert got == [("conversion_rate", D("3.00"), D("6.00")), ("ctr", D("4.00"), D("4.50"))]  # never 3.10 / 4.20
+    drain(services, sleep=lambda s: clock.advance(seconds=s))
+    (told,) = [m for m in sim.messages("zhangwei") if m["from"] == "bot" and "重新提交了" in m["title"]]
+    assert told["title"] == "李雷 重新提交了 2026-W48 计划（第 2 版）"
+    assert "支付转化率 基线沿用第 1 版的 3（现在最新值 3.1）" in told["text"]
