@@ -379,7 +379,9 @@ def score(
         if item.kpi in template.weights or item.kpi in adjustment_keys:
             continue
         kpi = info(item.kpi)
-        rows.append(_uncounted(template, kpi, item, "outside", f"{kpi.label}：不在模板“{template.label}”内，不计分"))
+        rows.append(
+            _uncounted(template, kpi, item, "outside", f"{kpi.label}：不在模板“{template.label}”内，不计分")
+        )
 
     adjustments = tuple(
         AdjustmentRow(

@@ -342,7 +342,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output")
     p.set_defaults(func=cmd_export)
 
-    p = sub.add_parser("verify", help="recompute published scores from the export alone; exit 1 on any discrepancy")
+    p = sub.add_parser(
+        "verify", help="recompute published scores from the export alone; exit 1 on any discrepancy"
+    )
     vsub = p.add_subparsers(dest="verify_what", required=True)
     v = vsub.add_parser("appraisals", help="every published appraisal of a week")
     v.add_argument("--week", required=True, help="ISO week, e.g. 2026-W48")

@@ -331,7 +331,9 @@ def appraisal_held(services: Services, at: datetime) -> JobResult:
             clear_repoll(session)
         polled = poll(services, at)
     with transaction(services.sessions) as session:
-        released = release_ready(session, at, bots=frozenset(services.platforms), links=services.context(session).links)
+        released = release_ready(
+            session, at, bots=frozenset(services.platforms), links=services.context(session).links
+        )
     return JobResult(
         "appraisal-held",
         enqueued=released,

@@ -28,7 +28,9 @@ def held_card(
     *, team_name: str, week: str, lines: Sequence[MissingLine], sources: Sequence[SourceLine], team_id: str
 ) -> Card:
     people = sorted({line.person for line in lines})
-    body = [f"{team_name} {week} 有 {len(people)} 人的考核因数据缺失暂缓发布（未发给本人）：{'、'.join(people)}。"]
+    body = [
+        f"{team_name} {week} 有 {len(people)} 人的考核因数据缺失暂缓发布（未发给本人）：{'、'.join(people)}。"
+    ]
     body += [
         f"· {line.person}：{line.kpi}（指标 {line.metric}，范围 {line.scope}）缺少 {line.days} 的数据"
         for line in lines
@@ -45,7 +47,9 @@ def held_card(
             )
         )
     blocks.append(
-        Note("数据到齐后会自动发布。“按现有数据发布”会把缺数据的项按 0 分计并标注“数据缺失”，原因记入版本说明。")
+        Note(
+            "数据到齐后会自动发布。“按现有数据发布”会把缺数据的项按 0 分计并标注“数据缺失”，原因记入版本说明。"
+        )
     )
     value = {"team": team_id, "week": week}
     return Card(

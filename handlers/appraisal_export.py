@@ -181,9 +181,11 @@ TAIL = (
 
 def _cell(value: Any) -> Any:
     if isinstance(value, dict | list):
-        return json.dumps(value, ensure_ascii=False, sort_keys=True) if not (
-            isinstance(value, list) and all(isinstance(v, str) for v in value)
-        ) else ";".join(value)
+        return (
+            json.dumps(value, ensure_ascii=False, sort_keys=True)
+            if not (isinstance(value, list) and all(isinstance(v, str) for v in value))
+            else ";".join(value)
+        )
     return value
 
 

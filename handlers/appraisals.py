@@ -227,7 +227,12 @@ class WeekInputs:
 
     @classmethod
     def load(
-        cls, session: Session, week: str, people: Collection[str] | None = None, *, current_rules: bool = False
+        cls,
+        session: Session,
+        week: str,
+        people: Collection[str] | None = None,
+        *,
+        current_rules: bool = False,
     ) -> WeekInputs:
         """``current_rules``: the templates as they are now, not the versions in force that week."""
         from handlers.template_versions import week_end
@@ -443,7 +448,11 @@ def freeze(
         why = f"{why or '重新计算'}；{'，'.join(changes) if changes else '结果未变'}"
         used = _version_of(inputs, selection.template.id)
         if used is not None:
-            when = "当前版本（按管理员要求）" if inputs is not None and inputs.current_rules else "当周生效的版本"
+            when = (
+                "当前版本（按管理员要求）"
+                if inputs is not None and inputs.current_rules
+                else "当周生效的版本"
+            )
             why += f"；规则：{selection.template.id} 第 {used} 版，{when}"
     plan = inputs.plans.get(person.id) if inputs is not None else None
     rules = rules_of(selection.template, _version_of(inputs, selection.template.id))

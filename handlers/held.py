@@ -130,7 +130,13 @@ def card_for(session: Session, team: Team, week: str, rows: Sequence[Appraisal])
     kpis = {k.key: k.name for k in session.scalars(select(Kpi))}
     missing = [(r, m) for r in rows for m in (r.rules or {}).get("missing", [])]
     lines = [
-        MissingLine(names.get(r.person_id, r.person_id), kpis.get(m["kpi"], m["kpi"]), m["metric"], m["scope"], _days(m["days"]))
+        MissingLine(
+            names.get(r.person_id, r.person_id),
+            kpis.get(m["kpi"], m["kpi"]),
+            m["metric"],
+            m["scope"],
+            _days(m["days"]),
+        )
         for r, m in missing
     ]
     zone = ZoneInfo(team.timezone)
@@ -300,7 +306,9 @@ def publish_action(event: Inbound, ctx: Context) -> Card:
     me = _allowed(ctx, team, week)
     rows = held_rows(ctx.session, team.id, week)
     if not rows:
-        return Card(title="无需处理", theme="grey", blocks=(Markdown(f"{team.name} {week} 没有暂缓发布的考核。"),))
+        return Card(
+            title="无需处理", theme="grey", blocks=(Markdown(f"{team.name} {week} 没有暂缓发布的考核。"),)
+        )
     kpis = {k.key: k.name for k in ctx.session.scalars(select(Kpi))}
     done = []
     for row in rows:
@@ -323,6 +331,10 @@ def publish_action(event: Inbound, ctx: Context) -> Card:
     return Card(
         title="已按现有数据发布",
         theme="green",
-        blocks=(Markdown(f"{team.name} {week}：已发布 {len(done)} 人（{who}），缺数据的项标注“数据缺失”，计 0 分。"),),
+        blocks=(
+            Markdown(
+                f"{team.name} {week}：已发布 {len(done)} 人（{who}），缺数据的项标注“数据缺失”，计 0 分。"
+            ),
+        ),
         toast="已发布",
     )

@@ -448,7 +448,9 @@ def resubmission_baselines(
     before the week, never a sample from inside the week. None for a first submission (the latest
     value at submission). Where the kept baseline differs from the latest value, ``kept`` is told."""
     versions = list(
-        session.scalars(select(Plan).where(Plan.person_id == person.id, Plan.week == week).order_by(Plan.version))
+        session.scalars(
+            select(Plan).where(Plan.person_id == person.id, Plan.week == week).order_by(Plan.version)
+        )
     )
     if not versions:
         return None
@@ -527,7 +529,11 @@ def _tell_leader(ctx: Context, person: Person, plan: Plan, both: str) -> None:
     from storage.people import person_target
 
     leader = ctx.session.get(Person, person.team.leader_id) if person.team.leader_id else None
-    target = person_target(ctx.session, leader, ctx.bots) if leader is not None and leader.id != person.id else None
+    target = (
+        person_target(ctx.session, leader, ctx.bots)
+        if leader is not None and leader.id != person.id
+        else None
+    )
     if target is None:
         return
     card = Card(

@@ -426,7 +426,11 @@ def leave_command(event: Inbound, ctx: Context) -> Card:
         return _reply(tr, "leave.title", tr("leave.too_far", limit=(today + MAX_LEAVE).isoformat()), ok=False)
     set_leave(ctx, who, until, via="command", start=start)
     if start != today:
-        return _reply(tr, "leave.title", tr("leave.set_range", name=who.name, start=start.isoformat(), until=until.isoformat()))
+        return _reply(
+            tr,
+            "leave.title",
+            tr("leave.set_range", name=who.name, start=start.isoformat(), until=until.isoformat()),
+        )
     if who.id == me.id:
         return _reply(tr, "leave.title", tr("leave.set_self", until=until.isoformat()))
     return _reply(tr, "leave.title", tr("leave.set_other", name=who.name, until=until.isoformat()))

@@ -44,7 +44,9 @@ def record(session: Session, row: Template, now: datetime, reason: str) -> int:
     if newest is not None and newest.entry == entry:
         return newest.version
     version = (newest.version + 1) if newest is not None else 1
-    session.add(TemplateVersion(template_id=row.id, version=version, entry=entry, reason=reason, created_at=now))
+    session.add(
+        TemplateVersion(template_id=row.id, version=version, entry=entry, reason=reason, created_at=now)
+    )
     session.flush()
     return version
 

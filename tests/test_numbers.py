@@ -90,7 +90,9 @@ def _without(person: str, tmp_path) -> str:
     return str(path)
 
 
-def test_a_removed_person_stays_in_the_export_of_the_weeks_they_worked(sim, demo_team, config, tmp_path, capsys):
+def test_a_removed_person_stays_in_the_export_of_the_weeks_they_worked(
+    sim, demo_team, config, tmp_path, capsys
+):
     from bot.cli import main
 
     _sample_plan(sim)

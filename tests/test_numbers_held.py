@@ -90,7 +90,9 @@ def test_the_monday_summary_shows_held_people_as_data_missing(held_week, sim, cl
     clock.set(monday)
     assert run_job(held_week, "monday-summary", monday).status == "done"
     drain(held_week, sleep=lambda s: clock.advance(seconds=s))
-    (card,) = [m for m in _cards(sim, "zhangwei", "") if "W49" in m["title"] and "table" in json.dumps(m["card"])]
+    (card,) = [
+        m for m in _cards(sim, "zhangwei", "") if "W49" in m["title"] and "table" in json.dumps(m["card"])
+    ]
     table = next(b for b in card["card"]["blocks"] if b["type"] == "table")
     rows = {r[0]: r for r in table["rows"]}
     assert rows["李雷"][4] == "数据缺失" and rows["韩梅梅"][4] == "数据缺失"
@@ -108,7 +110,9 @@ def test_the_tick_publishes_once_the_data_is_complete(held_week, sim, db, clock)
     assert "第 2 版：数据已到齐，自动发布" in card["text"]
     with db() as s:
         row = s.scalar(
-            select(Appraisal).where(Appraisal.person_id == "lilei", Appraisal.week == "2026-W48", Appraisal.current)
+            select(Appraisal).where(
+                Appraisal.person_id == "lilei", Appraisal.week == "2026-W48", Appraisal.current
+            )
         )
         assert (row.status, row.version) == ("published", 2)
     assert run_job(held_week, "appraisal-held", later.replace(minute=30)).status == "skipped"
@@ -136,7 +140,9 @@ def test_publish_with_the_data_there_is_and_repoll(held_week, sim, db, clock):
     assert "支付转化率：本周没有数据，计 0 分" in mine["text"]
     with db() as s:
         row = s.scalar(
-            select(Appraisal).where(Appraisal.person_id == "lilei", Appraisal.week == "2026-W48", Appraisal.current)
+            select(Appraisal).where(
+                Appraisal.person_id == "lilei", Appraisal.week == "2026-W48", Appraisal.current
+            )
         )
         assert row.status == "published" and "missing_data" in row.rules["flags"]
 

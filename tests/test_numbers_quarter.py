@@ -32,7 +32,7 @@ metric = "bad_reviews"
 
 def _with_penalty(tmp_path) -> str:
     text = EXAMPLE.read_text("utf-8")
-    old = 'weights = { complaint_rate = 40, avg_response = 30, inquiry_conversion = 30 }'
+    old = "weights = { complaint_rate = 40, avg_response = 30, inquiry_conversion = 30 }"
     assert old in text
     text = text.replace(
         old, old + '\nadjustments = [{ kpi = "bad_reviews", name = "差评", points = -5, min = -15, max = 0 }]'

@@ -76,7 +76,9 @@ def test_a_leave_recorded_later_never_removes_anyone_from_an_earlier_week(sim, d
 # ---------------------------------------------------------------- template versions
 
 
-def test_a_rerun_uses_the_template_version_in_force_that_week(sim, db, clock, demo_team, team_spec, config, capsys):
+def test_a_rerun_uses_the_template_version_in_force_that_week(
+    sim, db, clock, demo_team, team_spec, config, capsys
+):
     from handlers.setup import apply
 
     (card,) = sim.say("lilei", "计划\n优化详情页首屏 支付转化率 +2pp\n主图测试 详情页点击率 +0.5pp")
@@ -90,7 +92,9 @@ def test_a_rerun_uses_the_template_version_in_force_that_week(sim, db, clock, de
         apply(s, edited, now=clock())
     with db() as s:
         versions = s.execute(
-            select(TemplateVersion.version, TemplateVersion.entry).where(TemplateVersion.template_id == "ops-default")
+            select(TemplateVersion.version, TemplateVersion.entry).where(
+                TemplateVersion.template_id == "ops-default"
+            )
         ).all()
     assert [(v, e["weights"]) for v, e in versions] == [
         (1, {"conversion_rate": 60, "ctr": 40}),
@@ -112,7 +116,11 @@ def test_a_rerun_uses_the_template_version_in_force_that_week(sim, db, clock, de
     assert again["version_reason"].endswith("规则：ops-default 第 1 版，当周生效的版本")
     assert _run(config, "run", "appraisal", "--week", "2026-W48", "--current-rules") == 0
     now = lilei()
-    assert (now["version"], now["template_version"], now["weights"]) == (3, 2, {"conversion_rate": 70, "ctr": 30})
+    assert (now["version"], now["template_version"], now["weights"]) == (
+        3,
+        2,
+        {"conversion_rate": 70, "ctr": 30},
+    )
     assert now["version_reason"].endswith("规则：ops-default 第 2 版，当前版本（按管理员要求）")
     assert [i["weight"] for i in now["items"]] == [70, 30]
     capsys.readouterr()
@@ -134,8 +142,16 @@ def test_a_rerun_uses_the_template_version_in_force_that_week(sim, db, clock, de
             "workday of 2026-W48; service: due 2026-11-27, the last workday of 2026-W48)",
             0,
         ),
-        (("lag-alerts", "--week", "2026-W49"), "planloop run: --week works for appraisal, monday-summary, reminders, not lag-alerts", 2),
-        (("appraisal", "--week", "2026-W49", "--at", "2026-11-25T20:00"), "planloop run: give --week or --at, not both", 2),
+        (
+            ("lag-alerts", "--week", "2026-W49"),
+            "planloop run: --week works for appraisal, monday-summary, reminders, not lag-alerts",
+            2,
+        ),
+        (
+            ("appraisal", "--week", "2026-W49", "--at", "2026-11-25T20:00"),
+            "planloop run: give --week or --at, not both",
+            2,
+        ),
     ],
 )
 def test_run_by_week(db, demo_team, config, capsys, args, line, code):
@@ -147,7 +163,9 @@ def test_run_by_week(db, demo_team, config, capsys, args, line, code):
 # ---------------------------------------------------------------- baselines of a re-submission
 
 
-def test_a_resubmission_keeps_the_weeks_baseline_and_the_leader_sees_both(sim, services, db, clock, demo_team):
+def test_a_resubmission_keeps_the_weeks_baseline_and_the_leader_sees_both(
+    sim, services, db, clock, demo_team
+):
     from bot.delivery import drain
     from storage.models import Plan
 
@@ -167,7 +185,10 @@ def test_a_resubmission_keeps_the_weeks_baseline_and_the_leader_sees_both(sim, s
         got = [(i.kpi_key, i.baseline, i.target) for i in plan.items]
     from decimal import Decimal as D
 
-    assert got == [("conversion_rate", D("3.00"), D("6.00")), ("ctr", D("4.00"), D("4.50"))]  # never 3.10 / 4.20
+    assert got == [
+        ("conversion_rate", D("3.00"), D("6.00")),
+        ("ctr", D("4.00"), D("4.50")),
+    ]  # never 3.10 / 4.20
     drain(services, sleep=lambda s: clock.advance(seconds=s))
     (told,) = [m for m in sim.messages("zhangwei") if m["from"] == "bot" and "重新提交了" in m["title"]]
     assert told["title"] == "李雷 重新提交了 2026-W48 计划（第 2 版）"

@@ -133,7 +133,9 @@ def check(appraisal: Mapping[str, Any]) -> list[Discrepancy]:
             low, high = _d(adj.get("min")) or Decimal(0), _d(adj.get("max")) or Decimal(0)
             expected = min(max(count * per, low), high)
             if _differ(points, expected):
-                out.append(Discrepancy(who, f"adjustment {adj.get('kpi')} points", adj.get("points"), expected))
+                out.append(
+                    Discrepancy(who, f"adjustment {adj.get('kpi')} points", adj.get("points"), expected)
+                )
         total += points
     ceiling = Decimal(str(appraisal.get("score_cap", 150)))
     score = min(max(total, Decimal(0)), ceiling)
@@ -179,5 +181,5 @@ def verify(data: Mapping[str, Any], team: str | None = None) -> Report:
 def load(text: str) -> dict[str, Any]:
     data = json.loads(text)
     if not isinstance(data, dict) or not isinstance(data.get("appraisals"), list):
-        raise ValueError("not an `export appraisals` JSON file (no \"appraisals\" list)")
+        raise ValueError('not an `export appraisals` JSON file (no "appraisals" list)')
     return data
