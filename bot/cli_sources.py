@@ -68,8 +68,8 @@ def cmd_import(args: argparse.Namespace) -> int:
         f"读取 {report.rows_read} 行：载入 {report.loaded} 行，拒绝 {report.refused} 行，跳过 {report.skipped} 行"
         f"（合计/空行/备注）；数值新增 {report.inserted}，更新 {report.updated}，未变 {report.unchanged}"
     )
-    if detail.get("unmapped"):
-        print("未识别的列（未导入）：" + "、".join(detail["unmapped"]))
+    if detail.get("not_imported"):
+        print("未导入的列：" + "、".join(detail["not_imported"]))
     for error in report.errors[:MAX_LISTED]:
         print(str(error), file=sys.stderr)
     hidden = len(report.errors) - MAX_LISTED + int(detail.get("errors_not_listed", 0))
