@@ -58,7 +58,9 @@ def held_week(admins, sim, db, clock, demo_team):
     return admins
 
 
-def test_a_week_without_data_is_held_and_the_leader_and_admins_are_told(held_week, sim, db, config, capsys):
+def test_a_week_without_data_is_held_and_the_leader_and_admins_are_told(
+    held_week, sim, client, db, config, capsys
+):
     from bot.cli import main
 
     assert _cards(sim, "lilei", "考核结果") == [] and _cards(sim, "hanmeimei", "考核结果") == []
@@ -74,6 +76,8 @@ def test_a_week_without_data_is_held_and_the_leader_and_admins_are_told(held_wee
         rows = s.scalars(select(Appraisal).where(Appraisal.week == "2026-W48", Appraisal.team_id == "ops"))
         held = {r.person_id: r.status for r in rows if r.person_id in ("lilei", "hanmeimei")}
     assert held == {"lilei": "held", "hanmeimei": "held"}
+    page = client.get(f"/p/{held_week.links.token('lilei', 'appraisal', '2026-W48', held_week.clock())}")
+    assert "李雷 在 2026-W48 还没有考核结果" in page.get_data(as_text=True)
     (mine,) = sim.say("lilei", "考核 2026-W48")
     assert mine["title"] == "2026-W48 考核结果 · 数据缺失" and "暂缓发布" in mine["text"]
     assert re.search(r"\d 分", mine["text"]) is None  # no score shown
