@@ -148,6 +148,7 @@ def poll_source(
         run = start_run(session, source_id, now)
         upserted = None
         if not outcome.error:
+            _refuse_misscaled(session, result, source_id)  # a % column ~100× off its history (issue 16)
             upserted = upsert_samples(session, result.samples, now=finished, actor=f"source:{source_id}")
             outcome.inserted, outcome.updated, outcome.unchanged = (
                 upserted.inserted,

@@ -7,6 +7,7 @@ platform uses (GBK for 生意参谋 and 拼多多 CSV).
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -166,3 +167,24 @@ def test_a_percent_column_100_times_off_its_history_is_refused(db, demo_team, co
     got = _values(db)
     assert ("pay_conversion_rate", date(2026, 11, 27)) not in got
     assert got[("bounce_rate", date(2026, 11, 27))] == Decimal("45.10")  # the other columns load
+
+
+def test_a_scheduled_poll_refuses_a_misscaled_percent_column_too(db, demo_team, config, capsys, tmp_path):
+    from storage.models import SourceRun
+
+    history = tmp_path / "before.csv"
+    history.write_bytes(SYCM_ALL.replace("2026-11-27", "2026-11-26").encode("gbk"))
+    assert _import(config, capsys, history, "sycm")[0] == 0
+    folder = tmp_path / "sycm"
+    folder.mkdir()
+    (folder / "店铺整体_2026-11-27.csv").write_bytes(SYCM_ALL.replace("3.30%", "0.0321").encode("gbk"))
+    capsys.readouterr()
+    main(["--config", config, "run", "poll", "--at", "2026-11-28T09:00"])
+    got = _values(db)
+    assert ("pay_conversion_rate", date(2026, 11, 27)) not in got
+    assert got[("visitors", date(2026, 11, 27))] == Decimal("1000")
+    with db() as s:
+        run = s.scalars(
+            select(SourceRun).where(SourceRun.source_id == "sycm").order_by(SourceRun.id.desc())
+        ).first()
+        assert "约为已有数据的 1/100" in json.dumps(run.detail, ensure_ascii=False) + run.error
