@@ -355,6 +355,9 @@ def reminders(services: Services, at: datetime) -> JobResult:
     return JobResult(
         "reminders",
         status="done" if run.due else "skipped",
+        reason=""
+        if run.due
+        else "; ".join(["no team is due", *(f"{t}: {why}" for t, why in run.skipped.items())]),
         enqueued=run.enqueued,
         detail={"reminded": run.reminded, "leaders": run.leaders, "skipped": run.skipped},
     )

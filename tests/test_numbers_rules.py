@@ -193,3 +193,12 @@ def test_a_resubmission_keeps_the_weeks_baseline_and_the_leader_sees_both(
     (told,) = [m for m in sim.messages("zhangwei") if m["from"] == "bot" and "重新提交了" in m["title"]]
     assert told["title"] == "李雷 重新提交了 2026-W48 计划（第 2 版）"
     assert "支付转化率 基线沿用第 1 版的 3（现在最新值 3.1）" in told["text"]
+
+
+def test_skipped_reminders_say_why(db, demo_team, config, capsys):
+    assert _run(config, "run", "reminders", "--at", "2026-11-25T10:00") == 0
+    line = capsys.readouterr().out.splitlines()[0]
+    assert line == (
+        "reminders 2026-11-25T10:00:00+08:00: skipped (no team is due; "
+        "ops: not the plan day (11-23); service: not the plan day (11-23))"
+    )
