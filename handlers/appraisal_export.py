@@ -176,6 +176,7 @@ TAIL = (
     "allow_negative",
     "ratings",
     "flags",
+    "notes",
 )
 
 
