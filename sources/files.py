@@ -152,7 +152,7 @@ def foreign_encoding(path: Path) -> str:
             text = head.decode(codec)
         except UnicodeDecodeError:
             continue
-        if any(word in text for word in ("日期", "統計日期", "统计日期", "訪客數", "访客数", "date")):
+        if any(word in text for word in ("日期", "統計日期", "统计日期", "訪客數", "访客数")):
             return (
                 f"文件编码是 {label}，不是 UTF-8、GBK/GB18030 或 UTF-16：请从平台重新导出，"
                 "或用表格软件另存为 UTF-8 CSV 后再导入"
