@@ -409,6 +409,8 @@ def _layout(header_line: int, header: list[object], preset: Preset) -> _Layout:
                 layout.metric_idx = i
             elif norm in {normalise_header(h) for h in preset.value_headers} and layout.value_idx is None:
                 layout.value_idx = i
+            else:
+                layout.unmapped.append(label)  # a column the long form does not read (备注 …)
             continue
         metric = preset.metric_for(label)
         if metric is None:

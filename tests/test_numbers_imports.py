@@ -139,11 +139,12 @@ def test_a_file_in_another_encoding_names_the_encoding(
 def test_unknown_metric_keys_are_refused_with_the_known_keys(db, demo_team, config, capsys, tmp_path):
     path = tmp_path / "long.csv"
     path.write_text(
-        "date,metric,value\n2026-11-27,nosuch,1\n2026-11-27,conversion_rate,3.3%\n2026-11-27,orders,40\n",
+        "date,metric,value,备注\n2026-11-27,nosuch,1,\n2026-11-27,conversion_rate,3.3%,\n2026-11-27,orders,40,手工\n",
         "utf-8",
     )
     code, out, err = _import(config, capsys, path)
     assert code == 1
+    assert "未导入的列：备注" in out
     lines = err.splitlines()
     assert lines[0].startswith("long.csv 第 2 行「metric」列：不认识的指标键“nosuch”：已知的指标键：")
     assert "pay_conversion_rate" in lines[0] and "units_sold" in lines[0]
