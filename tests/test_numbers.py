@@ -96,8 +96,13 @@ def test_a_removed_person_stays_in_the_export_of_the_weeks_they_worked(
     from bot.cli import main
 
     _sample_plan(sim)
+    assert main(["--config", config, "run", "appraisal", "--week", "2026-W48"]) == 0
     assert main(["--config", config, "apply", _without("lilei", tmp_path)]) == 0
     capsys.readouterr()
+    for what, key in (("appraisals", "appraisals"), ("progress", "progress")):
+        assert main(["--config", config, "export", what, "--week", "2026-W48", "--team", "ops"]) == 0
+        rows = {r["employee"]: r for r in json.loads(capsys.readouterr().out)[key]}
+        assert rows["lilei"]["active"] is False, what
     assert main(["--config", config, "export", "plans", "--week", "2026-W48", "--team", "ops"]) == 0
     plans = {p["employee"]: p for p in json.loads(capsys.readouterr().out)["plans"]}
     assert plans["lilei"]["active"] is False
