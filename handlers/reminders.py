@@ -33,7 +33,7 @@ from handlers.inbound import Inbound
 from handlers.leave import end_leave, on_leave_day, record_leave
 from handlers.progress import INACTIVE_PLAN_STATUSES
 from handlers.router import Context, LinkMaker, PermissionDenied, router
-from handlers.workdays import Calendar, week_dates, week_of
+from handlers.workdays import Calendar, shift_week, week_dates, week_of
 from storage import outbox
 from storage.models import AuditLog, OutboxMessage, Person, Plan, Team
 from storage.people import leader_of, person_target
@@ -89,6 +89,20 @@ def plan_day(team: Team, week: str, calendar: Calendar) -> PlanDay | None:
     start = datetime.combine(day, _hhmm(team.plan_day_time, time(10, 0)), tzinfo=tz)
     deadline = datetime.combine(day, _hhmm(team.plan_deadline_time, time(14, 0)), tzinfo=tz)
     return PlanDay(week, day, start, deadline)
+
+
+def next_plan_time(team: Team, at: datetime, calendar: Calendar) -> datetime | None:
+    """When ``team``'s plan reminders are next due after ``at`` (this week's plan day, else the next)."""
+    week = week_of(at, zone(team))
+    for _ in range(LOOK_AHEAD_WEEKS):
+        pd = plan_day(team, week, calendar)
+        if pd is not None and pd.start > at:
+            return pd.start
+        week = shift_week(week, 1)
+    return None
+
+
+LOOK_AHEAD_WEEKS = 8
 
 
 def team_paused(team: Team, today: date) -> bool:
@@ -195,7 +209,8 @@ def run_plan_reminders(
     for team in session.scalars(select(Team).where(Team.active.is_(True)).order_by(Team.id)):
         due = phase(team, at, calendar)
         if isinstance(due, str):
-            run.skipped[team.id] = due
+            upcoming = next_plan_time(team, at, calendar)
+            run.skipped[team.id] = due + (f"; next due {upcoming:%Y-%m-%d %H:%M}" if upcoming else "")
             continue
         pd, what = due
         run.due += 1

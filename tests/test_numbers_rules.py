@@ -200,5 +200,6 @@ def test_skipped_reminders_say_why(db, demo_team, config, capsys):
     line = capsys.readouterr().out.splitlines()[0]
     assert line == (
         "reminders 2026-11-25T10:00:00+08:00: skipped (no team is due; "
-        "ops: not the plan day (11-23); service: not the plan day (11-23))"
+        "ops: not the plan day (11-23); next due 2026-11-30 10:00; "
+        "service: not the plan day (11-23); next due 2026-11-30 10:00)"
     )
