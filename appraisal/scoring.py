@@ -1,7 +1,11 @@
 """Score one person's week under one template: Σ weight × capped completion, grade, per-item rows.
 
 - A template KPI with no plan item (or no rating) counts 0 and is flagged.
-- Several plan items on one KPI share its weight equally.
+- Every plan item is its own row. Several plan items on one KPI share its weight equally; each
+  metric item has its own completion; the items of one rating or checklist KPI share the KPI's
+  one completion (the stars, or tasks done ÷ the items' planned tasks added up).
+- Completion is computed wherever baseline, target and actual exist, also on rows that count 0
+  points (outside the template, excluded on appeal).
 - Plan items on KPIs outside the template are shown with weight 0 and flagged.
 - An item excluded on appeal drops out and the remaining KPI weights are rescaled to 100;
   a corrected value (accepted appeal) replaces the actual (stars / tasks done for
@@ -14,7 +18,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
@@ -55,6 +59,7 @@ class ItemInput:
     baseline: Decimal | None = None
     target: Decimal | None = None
     actual: Decimal | None = None
+    item_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -88,6 +93,7 @@ class Row:
     status: str = "ok"  # ok | missing | unplanned | excluded | outside
     curve: str = ""  # the curve's description when one applied
     flags: tuple[str, ...] = ()
+    item_id: int | None = None  # the plan item; None for a template KPI with no plan item
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-safe (Decimals as exact strings), the shape frozen in ``appraisals.items``."""
@@ -156,6 +162,7 @@ def _metric_row(
         "weight": weight,
         "baseline": item.baseline,
         "target": item.target,
+        "item_id": item.item_id,
     }
     flags: list[str] = []
     actual = item.actual
@@ -240,6 +247,69 @@ def _rating_row(
     return _scored(template, kpi, base, raw, flags)
 
 
+def _uncounted(template: Template, kpi: KpiInfo, item: ItemInput, status: str, flag: str) -> Row:
+    """A row worth 0 points (outside the template, excluded on appeal) with its completion computed
+    all the same where baseline, target and actual exist."""
+    raw = completion_or_none(item, kpi.direction)
+    counted = (
+        None
+        if raw is None
+        else bounded(
+            raw, cap=template.cap, curve=template.curves.get(kpi.key), allow_negative=template.allow_negative
+        )
+    )
+    return Row(
+        kpi=kpi.key,
+        name=kpi.label,
+        unit=kpi.unit,
+        direction=kpi.direction,
+        kind=kpi.kind,
+        text=item.text,
+        scope=item.scope if item.text else "",
+        weight=ZERO,
+        baseline=item.baseline,
+        target=item.target,
+        actual=item.actual,
+        raw=raw,
+        completion=counted,
+        status=status,
+        flags=(flag,),
+        item_id=item.item_id,
+    )
+
+
+def completion_or_none(item: ItemInput, direction: str) -> Decimal | None:
+    if item.baseline is None or item.target is None or item.actual is None:
+        return None
+    try:
+        return completion(item.baseline, item.target, item.actual, direction)
+    except CompletionUndefined:
+        return None
+
+
+def _per_item(row: Row, items: Sequence[ItemInput]) -> list[Row]:
+    """A rating / checklist KPI's one row, split over its plan items: each item its own row with an
+    equal share of the weight and the KPI's completion; the flags stay on the first."""
+    if not items:
+        return [row]
+    share = row.weight / len(items)
+    out = []
+    for n, item in enumerate(items):
+        out.append(
+            replace(
+                row,
+                text=item.text,
+                scope=item.scope,
+                target=item.target,
+                item_id=item.item_id,
+                weight=share,
+                contribution=share * row.completion if row.completion is not None else ZERO,
+                flags=row.flags if n == 0 else (),
+            )
+        )
+    return out
+
+
 def score(
     template: Template,
     kpis: Mapping[str, KpiInfo],
@@ -275,27 +345,13 @@ def score(
         kpi = info(key)
         if dropped(key):
             for item in by_kpi.get(key) or [ItemInput(key)]:
-                rows.append(
-                    Row(
-                        kpi=key,
-                        name=kpi.label,
-                        unit=kpi.unit,
-                        direction=kpi.direction,
-                        kind=kpi.kind,
-                        text=item.text,
-                        scope=item.scope if item.text else "",
-                        weight=ZERO,
-                        baseline=item.baseline,
-                        target=item.target,
-                        actual=item.actual,
-                        status="excluded",
-                        flags=(f"{kpi.label}：申诉后剔除，不计分（其余指标权重按比例放大到 100）",),
-                    )
-                )
+                flag = f"{kpi.label}：申诉后剔除，不计分（其余指标权重按比例放大到 100）"
+                rows.append(_uncounted(template, kpi, item, "excluded", flag))
             continue
         effective = weight * scale
         if kpi.kind in ("rating", "checklist"):
-            rows.append(_rating_row(template, kpi, ratings.get(key), effective, corrections.get(key)))
+            row = _rating_row(template, kpi, ratings.get(key), effective, corrections.get(key))
+            rows.extend(_per_item(row, by_kpi.get(key, [])))
             continue
         planned_items = by_kpi.get(key, [])
         if not planned_items:
@@ -324,21 +380,7 @@ def score(
             continue
         kpi = info(item.kpi)
         rows.append(
-            Row(
-                kpi=item.kpi,
-                name=kpi.label,
-                unit=kpi.unit,
-                direction=kpi.direction,
-                kind=kpi.kind,
-                text=item.text,
-                scope=item.scope,
-                weight=ZERO,
-                baseline=item.baseline,
-                target=item.target,
-                actual=item.actual,
-                status="outside",
-                flags=(f"{kpi.label}：不在模板“{template.label}”内，不计分",),
-            )
+            _uncounted(template, kpi, item, "outside", f"{kpi.label}：不在模板“{template.label}”内，不计分")
         )
 
     adjustments = tuple(

@@ -210,6 +210,39 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_verify(args: argparse.Namespace) -> int:
+    """Recompute every published score of a week from the appraisals export alone (verify/)."""
+    from appraisal.verify import load, verify
+    from handlers.workdays import parse_week
+
+    try:
+        parse_week(args.week)
+    except ValueError as exc:
+        print(f"--week: {exc}", file=sys.stderr)
+        return 2
+    if args.file:
+        try:
+            data = load(Path(args.file).read_text("utf-8-sig"))
+        except (OSError, ValueError) as exc:
+            raise Failure(f"{args.file}: {exc}") from None
+        if data.get("week") != args.week:
+            raise Failure(f"{args.file} is the export of {data.get('week')}, not {args.week}")
+    else:
+        from handlers import exports
+
+        services = _services(_settings(args))
+        with services.sessions() as session:
+            try:
+                data = exports.export(session, "appraisals", args.week, team=args.team, now=services.clock())
+            except exports.ExportError as exc:
+                raise Failure(str(exc)) from None
+        data = load(exports.encode(data, "appraisals", "json").decode("utf-8"))  # exactly what a file holds
+    report = verify(data, args.team)
+    for line in report.lines():
+        print(line)
+    return 1 if report.discrepancies else 0
+
+
 def cmd_keys(args: argparse.Namespace) -> int:
     from storage.secrets import Sealer, SecretsUnavailable, rotate_all
 
@@ -265,11 +298,30 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     services = _services(_settings(args))
     at = _now(services, args.at)
+    if args.week:
+        from bot.jobs import week_moment
+
+        if args.at:
+            print("planloop run: give --week or --at, not both", file=sys.stderr)
+            return 2
+        try:
+            at = week_moment(services, args.job, args.week)
+        except ValueError as exc:
+            print(f"planloop run: {exc}", file=sys.stderr)
+            return 2
+    from bot.jobs import CURRENT_RULES
+
+    if args.current_rules and args.job != "appraisal":
+        print("planloop run: --current-rules is for the appraisal", file=sys.stderr)
+        return 2
+    token = CURRENT_RULES.set(bool(args.current_rules))
     try:
         result, sent = run_now(services, args.job, at)
     except UnknownJob as exc:
         print(f"planloop run: {exc.args[0]}", file=sys.stderr)
         return 2
+    finally:
+        CURRENT_RULES.reset(token)
     print(f"{result.job} {result.period}: {result.status}{f' ({result.reason})' if result.reason else ''}")
     print(f"messages: {result.enqueued} queued, {sent.sent} delivered, {sent.dead} failed for good")
     return 1 if result.status == "failed" or sent.dead else 0
@@ -352,6 +404,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run a scheduled job now, as if at --at, and deliver its messages")
     p.add_argument("job", help="poll | progress | lag-alerts | monday-summary | appraisal | reminders")
     p.add_argument("--at", help="ISO date-time, e.g. 2026-11-30T09:00 (the service's zone if none given)")
+    p.add_argument(
+        "--week",
+        help="appraisal | monday-summary | reminders: the ISO week (e.g. 2026-W49) instead of a moment",
+    )
+    p.add_argument(
+        "--current-rules",
+        action="store_true",
+        help="appraisal: use the templates as they are now, not the versions in force that week",
+    )
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("db", help="database migrations, backup and restore")
@@ -377,6 +438,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=["json", "csv", "xlsx"], default="json", help="file format")
     p.add_argument("-o", "--output", help="write to this file (default: standard output)")
     p.set_defaults(func=cmd_export)
+
+    p = sub.add_parser(
+        "verify", help="recompute published scores from the export alone; exit 1 on any discrepancy"
+    )
+    vsub = p.add_subparsers(dest="verify_what", required=True)
+    v = vsub.add_parser("appraisals", help="every published appraisal of a week")
+    v.add_argument("--week", required=True, help="ISO week, e.g. 2026-W48")
+    v.add_argument("--team", help="one team's id (default: every team)")
+    v.add_argument("--file", help="an `export appraisals` JSON file (else read from the database)")
+    v.set_defaults(func=cmd_verify)
 
     p = sub.add_parser("keys", help="secret keys: generate one, re-seal stored secrets with the newest")
     keysub = p.add_subparsers(dest="keys_command", required=True)

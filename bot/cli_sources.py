@@ -70,8 +70,8 @@ def cmd_import(args: argparse.Namespace) -> int:
         f"读取 {report.rows_read} 行：载入 {report.loaded} 行，拒绝 {report.refused} 行，跳过 {report.skipped} 行"
         f"（合计/空行/备注）；数值新增 {report.inserted}，更新 {report.updated}，未变 {report.unchanged}"
     )
-    if detail.get("unmapped"):
-        print("未识别的列（未导入）：" + shown("、".join(detail["unmapped"])))
+    if detail.get("not_imported"):
+        print("未导入的列：" + shown("、".join(detail["not_imported"])))
     if detail.get("unmapped_reasons"):
         listed = "、".join(f"{reason} ×{count}" for reason, count in detail["unmapped_reasons"])
         print(shown(f"未归类的售后原因（计入“其他”，可在 [aftersales] causes 里归类）：{listed}"))

@@ -264,7 +264,7 @@ def _per_team(
         name,
         status="done" if due else "skipped",
         enqueued=enqueued,
-        reason="" if due else "no team is due",
+        reason="" if due else "; ".join(["no team is due", *(f"{t}: {why}" for t, why in skipped.items())]),
         detail={"teams": done, "skipped": skipped},
     )
 
@@ -281,6 +281,10 @@ def monday_summary(services: Services, at: datetime) -> JobResult:
         )
 
     return _per_team(services, "monday-summary", due, skipped, one)
+
+
+# `planloop run appraisal --current-rules`: the templates as they are now (set around the run).
+CURRENT_RULES: ContextVar[bool] = ContextVar("planloop_current_rules", default=False)
 
 
 def appraisal(services: Services, at: datetime) -> JobResult:
@@ -302,12 +306,39 @@ def appraisal(services: Services, at: datetime) -> JobResult:
             locale=locale,
             dedupe_suffix=suffix,
             explicit=explicit,
+            admins=admin_ids(services.settings),
+            current_rules=CURRENT_RULES.get(),
         )
         if result.skipped:
             skipped[team_id] = result.skipped
         return result.enqueued
 
     return _per_team(services, "appraisal", due, skipped, one)
+
+
+def appraisal_held(services: Services, at: datetime) -> JobResult:
+    """The tick (issue 16): a 重新拉取 pressed on a held appraisal's card polls every source now; then
+    every held appraisal whose data is complete is published."""
+    from handlers.held import clear_repoll, held_rows, release_ready, repoll_requested
+
+    with services.sessions() as session:
+        if not held_rows(session):
+            return JobResult("appraisal-held", status="skipped", reason="no appraisal is held")
+        repoll = repoll_requested(session)
+    polled = None
+    if repoll:
+        with transaction(services.sessions) as session:
+            clear_repoll(session)
+        polled = poll(services, at)
+    with transaction(services.sessions) as session:
+        released = release_ready(
+            session, at, bots=frozenset(services.platforms), links=services.context(session).links
+        )
+    return JobResult(
+        "appraisal-held",
+        enqueued=released,
+        detail={"released": released, "polled": polled.detail if polled else None},
+    )
 
 
 def reminders(services: Services, at: datetime) -> JobResult:
@@ -324,9 +355,37 @@ def reminders(services: Services, at: datetime) -> JobResult:
     return JobResult(
         "reminders",
         status="done" if run.due else "skipped",
+        reason=""
+        if run.due
+        else "; ".join(["no team is due", *(f"{t}: {why}" for t, why in run.skipped.items())]),
         enqueued=run.enqueued,
         detail={"reminded": run.reminded, "leaders": run.leaders, "skipped": run.skipped},
     )
+
+
+# `planloop run JOB --week W`: the moment in the week each weekly job is due (service zone).
+WEEKLY = ("appraisal", "monday-summary", "reminders")
+
+
+def week_moment(services: Services, job: str, week: str) -> datetime:
+    """When ``job`` is due in ``week``: the appraisal at 20:00 on the last workday, the Monday summary at
+    09:00 on the first, the reminders at the earliest team's plan time on the first (raises ValueError)."""
+    from datetime import time as clock_time
+
+    from handlers.workdays import Calendar
+
+    if job not in WEEKLY:
+        raise ValueError(f"--week works for {', '.join(WEEKLY)}, not {job}")
+    with services.sessions() as session:
+        calendar = Calendar.load(session)
+        day = calendar.last_workday(week) if job == "appraisal" else calendar.first_workday(week)
+        if day is None:
+            raise ValueError(f"{week} has no workday")
+        hhmm = "20:00" if job == "appraisal" else "09:00"
+        if job == "reminders":
+            times = session.scalars(select(Team.plan_day_time).where(Team.active.is_(True))).all()
+            hhmm = min(times, default="10:00")
+    return datetime.combine(day, clock_time.fromisoformat(hhmm), tzinfo=services.settings.tz)
 
 
 # The jobs `planloop run JOB` knows, by their CONTRACT.md names.
@@ -337,6 +396,7 @@ JOBS: dict[str, JobFn] = {
     "monday-summary": monday_summary,
     "appraisal": appraisal,
     "reminders": reminders,
+    "appraisal-held": appraisal_held,
 }
 
 

@@ -12,7 +12,8 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -148,6 +149,7 @@ def poll_source(
         run = start_run(session, source_id, now)
         upserted = None
         if not outcome.error:
+            _refuse_misscaled(session, result, source_id)  # a % column ~100× off its history (issue 16)
             upserted = upsert_samples(session, result.samples, now=finished, actor=f"source:{source_id}")
             outcome.inserted, outcome.updated, outcome.unchanged = (
                 upserted.inserted,
@@ -219,12 +221,14 @@ def import_file_report(
         options = options_from_config(config)
     else:
         options = ReportOptions(preset=GENERIC, scope="shop", source_id=source_id or "import")
+    _known_keys(services, options)
     now = services.clock()
     if config is not None and cases_file:
         result = read_cases_for(config, path, services.settings.timezone)
     else:
         result = read_report(path, options, now, progress=progress)
     with transaction(services.sessions) as session:
+        _refuse_misscaled(session, result, path.name)
         run = start_run(session, options.source_id, now)
         upserted = upsert_samples(session, result.samples, now=now, actor=f"import:{path.name}")
         detail = _run_detail(result, upserted)
@@ -255,6 +259,69 @@ def import_file_report(
         detail=result.detail,
         run_id=run_id,
     )
+
+
+HISTORY_DAYS = 28  # the history a percent column is compared with
+
+
+def _refuse_misscaled(session: Any, result: Any, label: str) -> None:
+    """Drop the samples of a % KPI's column whose values are ~100× off that metric's history, with
+    one error naming the column and the likely cause (sources/scale.py)."""
+    from datetime import timedelta
+
+    from sqlalchemy import select
+
+    from sources.base import RowError
+    from sources.scale import hundredfold
+    from storage.models import Kpi, MetricSample
+
+    percent = set(session.scalars(select(Kpi.metric).where(Kpi.unit == "%", Kpi.metric.is_not(None))))
+    new: dict[tuple[str, str], list[Decimal]] = {}
+    first: dict[tuple[str, str], date] = {}
+    for s in result.samples:
+        if s.metric in percent:
+            key = (s.metric, s.scope)
+            new.setdefault(key, []).append(s.value)
+            first[key] = min(first.get(key, s.date), s.date)
+    if not new:
+        return
+    history: dict[tuple[str, str], list[Decimal]] = {}
+    for (metric, scope), day in first.items():
+        history[(metric, scope)] = list(
+            session.scalars(
+                select(MetricSample.value).where(
+                    MetricSample.metric == metric,
+                    MetricSample.scope == scope,
+                    MetricSample.day < day,
+                    MetricSample.day >= day - timedelta(days=HISTORY_DAYS),
+                )
+            )
+        )
+    bad = hundredfold(new, history)
+    if not bad:
+        return
+    columns = {m: h for h, m in (result.detail.get("columns") or {}).items()}
+    dropped = {(b.metric, b.scope) for b in bad}
+    result.samples = [s for s in result.samples if (s.metric, s.scope) not in dropped]
+    for b in bad:
+        result.errors.append(
+            RowError(label, 0, columns.get(b.metric, b.metric), b.reason(columns.get(b.metric, b.metric)))
+        )
+    result.detail["misscaled"] = sorted(f"{b.metric}@{b.scope}" for b in bad)
+
+
+def _known_keys(services: Services, options: ReportOptions) -> None:
+    """Long-form rows may name only metric keys a KPI, a preset or a source's ``columns`` knows."""
+    from sqlalchemy import select
+
+    from sources.presets import known_metrics
+    from storage.models import Kpi
+
+    with services.sessions() as session:
+        kpis = {k: m for k, m in session.execute(select(Kpi.key, Kpi.metric)) if m}
+    columns = [v for s in services.settings.sources for v in (s.get("columns") or {}).values()]
+    options.known = known_metrics([*kpis.values(), *columns])
+    options.kpi_metrics = {k: m for k, m in kpis.items() if k != m}
 
 
 def import_file(

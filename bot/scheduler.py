@@ -66,6 +66,8 @@ def slots(services: Services) -> list[Slot]:
         Slot("monday-summary", CronTrigger(hour=9, minute=0, timezone=tz)),
         Slot("reminders", CronTrigger(hour="8-20", minute="0,30", timezone=tz)),
         Slot("appraisal", CronTrigger(hour=20, minute=0, timezone=tz)),
+        # held appraisals (data missing) go out as soon as their data is complete (issue 16)
+        Slot("appraisal-held", IntervalTrigger(minutes=15, start_date=origin, timezone=tz), catch_up=False),
         Slot("recover", IntervalTrigger(minutes=5, start_date=origin, timezone=tz), catch_up=False),
     ]
     for source in services.settings.sources:

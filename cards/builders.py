@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from cards import format as fmt
+from cards.explain import COMBINE_RULE, explain, formula_number
 from cards.i18n import Texts
 from cards.model import Button, Card, Field, Fields, Form, Input, Markdown, Note, Option, Table
 
@@ -243,63 +244,12 @@ def _dec(value: object) -> Decimal | None:
     return None if value is None or value == "" else Decimal(str(value))
 
 
-def formula_number(v: Decimal, unit: str = "") -> str:
-    """A number inside a formula: 2–4 decimals for fractional or percent values ("3.00", "1.104"),
-    thousands separators for large whole ones ("130,000")."""
-    if unit != "%" and v == v.to_integral_value():
-        return f"{int(v):,}"
-    q = v.quantize(Decimal("0.0001")).normalize()
-    exponent = q.as_tuple().exponent
-    places = max(2, -exponent if isinstance(exponent, int) else 2)
-    return f"{v:,.{places}f}"
-
-
 def points(v: Decimal) -> str:
     """Points out of 100 as people read them: one decimal ("107.0", "49.9")."""
     return f"{v.quantize(Decimal('0.1'), rounding='ROUND_HALF_UP')}"  # decimal.ROUND_HALF_UP
 
 
-def appraisal_formula(row: Mapping[str, object]) -> str:
-    """The row's completion with its formula filled in, e.g. "(3.05 − 3.00) / (3.06 − 3.00) = 83 %"."""
-    status = row.get("status")
-    if status == "excluded":
-        return "申诉后剔除，不计分"
-    if status == "outside":
-        return "不在本模板内，不计分"
-    if status == "unplanned":
-        return "本周没有计划项，计 0"
-    kind, unit = str(row.get("kind", "metric")), str(row.get("unit", ""))
-    raw, counted = _dec(row.get("raw")), _dec(row.get("completion"))
-    if kind == "rating":
-        stars = row.get("stars")
-        text = "尚未评分，计 0" if stars is None else f"主管评分 {stars} 星 → {fmt.percent(raw)}"
-    elif kind == "checklist":
-        done, planned = row.get("done"), row.get("planned")
-        text = (
-            f"完成 {done} / 计划 {planned} = {fmt.percent(raw)}"
-            if raw is not None
-            else "没有登记完成情况，计 0"
-        )
-    else:
-        b, t, a = _dec(row.get("baseline")), _dec(row.get("target")), _dec(row.get("actual"))
-        if b is None or t is None:
-            return "缺少基线或目标，计 0"
-        if a is None:
-            return "暂无数据，计 0"
-        if raw is None:
-            return "无法计算完成度，计 0"
-        n = lambda v: formula_number(v, unit)  # noqa: E731 - a local shorthand for the formula below
-        if row.get("direction") == "down":
-            text = f"({n(b)} − {n(a)}) / ({n(b)} − {n(t)}) = {fmt.percent(raw)}"
-        else:
-            text = f"({n(a)} − {n(b)}) / ({n(t)} − {n(b)}) = {fmt.percent(raw)}"
-    if raw is None or counted is None or counted == raw:
-        return text
-    if raw < 0 and counted == 0 and not row.get("curve"):
-        return f"{text} → 反向变化，按 0 % 计"
-    if row.get("curve") and (counted < raw or raw < 0):
-        return f"{text} → 按曲线计 {fmt.percent(counted)}"
-    return f"{text} → 封顶 {fmt.percent(counted)}"
+appraisal_formula = explain  # one explanation model for the card and the page (cards/explain.py)
 
 
 def _row_block(row: Mapping[str, object]) -> Markdown:
@@ -317,6 +267,12 @@ def _row_block(row: Mapping[str, object]) -> Markdown:
     if row.get("curve"):
         lines.append(f"评分曲线：{row.get('curve')}")
     return Markdown("\n".join(lines))
+
+
+def shares_a_kpi(rows: Sequence[Mapping[str, object]]) -> bool:
+    """Do two plan items count on one KPI (the card and the page then state how they combine)?"""
+    keys = [r.get("kpi") for r in rows if r.get("status") not in ("outside", "excluded")]
+    return len(keys) != len(set(keys))
 
 
 def appraisal_card(view: AppraisalView, *, can_appeal: bool = True, detail_url: str = "") -> Card:
@@ -356,6 +312,8 @@ def appraisal_card(view: AppraisalView, *, can_appeal: bool = True, detail_url: 
             label = "Σ 权重 × 完成度 ± 加减分"
             formula += f" − {points(-amount)}" if amount < 0 else f" + {points(amount)}"
     blocks.append(Markdown(f"**总分** = {label} = {formula} → **{points(view.score)}（{view.grade}）**"))
+    if shares_a_kpi(view.rows):
+        blocks.append(Note(COMBINE_RULE))
     if view.flags:
         blocks.append(Note("注意：\n" + "\n".join(f"· {flag}" for flag in view.flags)))
     buttons: list[Button] = []

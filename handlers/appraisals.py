@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Collection, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -26,6 +26,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, selectinload
 
+from appraisal.rules import flag_codes, rules_of
 from appraisal.scoring import ItemInput, KpiInfo, RatingInput, Result, score
 from appraisal.selection import (
     Employee,
@@ -89,13 +90,29 @@ class AppraisalError(Exception):
 # ---------------------------------------------------------------- loading the rules
 
 
-def load_templates(session: Session) -> list[Template]:
-    """Every active template as a value object; a stored template that no longer parses is skipped
-    (and logged) rather than failing a whole run."""
+def load_templates(
+    session: Session, at: datetime | None = None, versions: dict[str, int] | None = None
+) -> list[Template]:
+    """Every active template as a value object, as its version in force at ``at`` (None: the newest;
+    handlers/template_versions.py) — the version used goes into ``versions``; a stored template
+    that no longer parses is skipped (and logged) rather than failing a whole run."""
+    from handlers.template_versions import in_force
+
     out = []
-    for row in session.scalars(
-        select(TemplateRow).where(TemplateRow.active.is_(True)).order_by(TemplateRow.id)
-    ):
+    rows = list(
+        session.scalars(select(TemplateRow).where(TemplateRow.active.is_(True)).order_by(TemplateRow.id))
+    )
+    recorded = in_force(session, [r.id for r in rows], at)
+    for row in rows:
+        if row.id in recorded:
+            number, versioned = recorded[row.id]
+            if versions is not None:
+                versions[row.id] = number
+            try:
+                out.append(parse_template(versioned))
+            except TemplateError as exc:
+                log.error("template %s v%s is unusable: %s", row.id, number, exc)
+            continue
         entry = {
             "id": row.id,
             "name": row.name,
@@ -154,10 +171,14 @@ class Rules:
     templates: list[Template]
     periods: dict[str, Period]
     scenarios: dict[str, str]
+    versions: dict[str, int] = field(default_factory=dict)  # template id → version used
 
     @classmethod
-    def load(cls, session: Session) -> Rules:
-        return cls(load_templates(session), load_periods(session), active_scenarios(session))
+    def load(cls, session: Session, at: datetime | None = None) -> Rules:
+        """The rules now, or (``at``) with each template's version in force at that moment."""
+        versions: dict[str, int] = {}
+        templates = load_templates(session, at, versions)
+        return cls(templates, load_periods(session), active_scenarios(session), versions)
 
 
 def _employee(person: Person) -> Employee:
@@ -198,12 +219,24 @@ class WeekInputs:
     plans: dict[str, Plan]  # the current plan per person, items loaded
     latest: dict[tuple[str, str], Decimal]  # (metric, scope) → the latest sample of the week
     sums: dict[tuple[str, str], Decimal]  # (metric, scope) → the week's total (counts)
+    days: dict[tuple[str, str], set[date]]  # (metric, scope) → the days of the week with a sample
     ratings: dict[str, dict[str, Rating]]  # person → KPI → rating
     appeals: dict[str, list[Appeal]]  # person → accepted appeals, oldest decision first
     switches: dict[str, list[Switch]]  # team → manual switches
+    current_rules: bool = False  # the templates as they are now, not as in force that week
 
     @classmethod
-    def load(cls, session: Session, week: str, people: Collection[str] | None = None) -> WeekInputs:
+    def load(
+        cls,
+        session: Session,
+        week: str,
+        people: Collection[str] | None = None,
+        *,
+        current_rules: bool = False,
+    ) -> WeekInputs:
+        """``current_rules``: the templates as they are now, not the versions in force that week."""
+        from handlers.template_versions import week_end
+
         days = week_days(week)
         plan_q = (
             select(Plan).options(selectinload(Plan.items)).where(Plan.week == week, Plan.current.is_(True))
@@ -225,7 +258,7 @@ class WeekInputs:
         sums: dict[tuple[str, str], Decimal] = {}
         metrics = {k.metric for k in kpis.values() if k.metric}
         sample_q = (
-            select(MetricSample.metric, MetricSample.scope, MetricSample.value)
+            select(MetricSample.metric, MetricSample.scope, MetricSample.value, MetricSample.day)
             .where(
                 MetricSample.day >= days[0], MetricSample.day <= days[-1], MetricSample.metric.in_(metrics)
             )
@@ -236,9 +269,11 @@ class WeekInputs:
             scopes = {i.scope for p in plans.values() for i in p.items} | set(people)
             sample_q = sample_q.where(MetricSample.scope.in_(scopes))
         samples = session.execute(sample_q)
-        for metric, scope, value in samples:
+        seen: dict[tuple[str, str], set[date]] = {}
+        for metric, scope, value, day in samples:
             latest[(metric, scope)] = value  # ordered by day: the last one wins
             sums[(metric, scope)] = sums.get((metric, scope), Decimal(0)) + value
+            seen.setdefault((metric, scope), set()).add(day)
         ratings: dict[str, dict[str, Rating]] = {}
         for r in session.scalars(rating_q):
             ratings.setdefault(r.person_id, {})[r.kpi_key] = r
@@ -256,14 +291,16 @@ class WeekInputs:
             switches.setdefault(sw.team_id, []).append(_switch(session, sw, names))
         return cls(
             week=week,
-            rules=Rules.load(session),
+            rules=Rules.load(session, None if current_rules else week_end(week)),
             kpis=kpis,
             plans=plans,
             latest=latest,
             sums=sums,
+            days=seen,
             ratings=ratings,
             appeals=appeals,
             switches=switches,
+            current_rules=current_rules,
         )
 
     def corrections(self, person_id: str) -> tuple[set[str], dict[str, Decimal]]:
@@ -295,10 +332,12 @@ def compute(
     items = []
     for item in plan_items:
         kpi = kpis.get(item.kpi_key)
-        if kpi is None or kpi.kind != "metric":
-            continue  # rating / checklist KPIs are scored from ratings below
-        actual = inputs.latest.get((kpi.metric, item.scope)) if kpi.metric else None
-        items.append(ItemInput(kpi.key, item.text, item.scope, item.baseline, item.target, actual))
+        if kpi is None:
+            continue
+        # rating / checklist items are scored from the ratings below; each keeps its own row
+        metric = kpi.metric if kpi.kind == "metric" else None
+        actual = inputs.latest.get((metric, item.scope)) if metric else None
+        items.append(ItemInput(kpi.key, item.text, item.scope, item.baseline, item.target, actual, item.id))
 
     ratings_rows = inputs.ratings.get(person.id, {})
     ratings: dict[str, RatingInput] = {}
@@ -380,6 +419,7 @@ def freeze(
     inputs: WeekInputs | None = None,
     previous: Appraisal | None | bool = True,
     last_version: int | None = None,
+    hold: bool = False,
 ) -> Appraisal:
     """Compute and store a new version of ``person``'s ``week``; the previous version stops being
     current. A run passes what it preloaded: the current version (None: there is none) and the
@@ -406,6 +446,29 @@ def freeze(
                 f"总分 {_score_text(previous.score)}（{previous.grade}）→ {_score_text(result.score)}（{result.grade}）"
             )
         why = f"{why or '重新计算'}；{'，'.join(changes) if changes else '结果未变'}"
+        used = _version_of(inputs, selection.template.id)
+        if used is not None:
+            when = (
+                "当前版本（按管理员要求）"
+                if inputs is not None and inputs.current_rules
+                else "当周生效的版本"
+            )
+            why += f"；规则：{selection.template.id} 第 {used} 版，{when}"
+    plan = inputs.plans.get(person.id) if inputs is not None else None
+    rules = rules_of(selection.template, _version_of(inputs, selection.template.id))
+    from handlers.held import missing_data
+
+    missing = missing_data(inputs, result, week, now, person.team.timezone) if inputs is not None else []
+    held = hold and bool(missing)
+    if missing:
+        rules["missing"] = [m.to_dict() for m in missing]
+    rules["flags"] = flag_codes(
+        result,
+        late=plan is not None and plan.status == "late",
+        on_leave=_on_leave(session, person, week),
+        no_plan=inputs is not None and plan is None,
+        held=held,
+    )
     row = Appraisal(
         person_id=person.id,
         team_id=person.team_id,
@@ -420,6 +483,8 @@ def freeze(
         flags=list(result.flags),
         version_reason=why,
         created_at=now,
+        status="held" if held else "published",
+        rules=rules,
     )
     session.add(row)
     session.add(
@@ -440,6 +505,23 @@ def freeze(
     return row
 
 
+def _version_of(inputs: WeekInputs | None, template_id: str) -> int | None:
+    return inputs.rules.versions.get(template_id) if inputs is not None else None
+
+
+def away_whole_week(session: Session, person: Person, week: str) -> bool:
+    from handlers.leave import away_whole_week as away
+
+    return away(session, person, week)
+
+
+def _on_leave(session: Session, person: Person, week: str) -> bool:
+    """Did a leave of ``person`` overlap ``week``?"""
+    from handlers.leave import leave_days
+
+    return bool(leave_days(session, person.id, week))
+
+
 def _appraised_people(session: Session, week: str, team: str | None, inputs: WeekInputs) -> list[Person]:
     query = (
         select(Person)
@@ -455,8 +537,8 @@ def _appraised_people(session: Session, week: str, team: str | None, inputs: Wee
         has_plan = person.id in inputs.plans
         if not has_plan and person.team.leader_id == person.id:
             continue  # a leader who filed no plan is appraising, not appraised
-        if not has_plan and person.on_leave_until is not None and person.on_leave_until >= sunday:
-            continue  # on leave the whole week
+        if not has_plan and away_whole_week(session, person, week):
+            continue  # on leave the whole week (only leave that overlapped it counts: handlers/leave.py)
         if person.hire_date is not None and person.hire_date > sunday:
             continue  # not yet hired that week
         people.append(person)
@@ -464,7 +546,14 @@ def _appraised_people(session: Session, week: str, team: str | None, inputs: Wee
 
 
 def run_week(
-    session: Session, week: str, now: datetime, *, reason: str = "", team: str | None = None
+    session: Session,
+    week: str,
+    now: datetime,
+    *,
+    reason: str = "",
+    team: str | None = None,
+    hold: bool = True,
+    current_rules: bool = False,
 ) -> list[Appraisal]:
     """Freeze one appraisal version per appraised person of ``week`` (a team's, or everyone's).
 
@@ -482,7 +571,7 @@ def run_week(
         pass
     # a team's run reads that team's plans, ratings and appeals only (runs go team by team)
     members = None if team is None else list(session.scalars(select(Person.id).where(Person.team_id == team)))
-    inputs = WeekInputs.load(session, week, members)
+    inputs = WeekInputs.load(session, week, members, current_rules=current_rules)
     current_q = select(Appraisal).where(Appraisal.week == week, Appraisal.current.is_(True))
     if members is not None:
         current_q = current_q.where(Appraisal.person_id.in_(members))
@@ -492,7 +581,14 @@ def run_week(
         try:
             out.append(
                 freeze(
-                    session, person, week, now, reason=reason, inputs=inputs, previous=current.get(person.id)
+                    session,
+                    person,
+                    week,
+                    now,
+                    reason=reason,
+                    inputs=inputs,
+                    previous=current.get(person.id),
+                    hold=hold,
                 )
             )
         except NoTemplate as exc:
@@ -543,6 +639,8 @@ def publish(
     """Queue each person's explanation card to their direct chat; returns messages queued."""
     queued = 0
     for row in appraisals:
+        if row.status == "held":
+            continue  # data missing: not sent (handlers/held.py tells the leader and the admins)
         person = session.get(Person, row.person_id)
         target = person_target(session, person, bots) if person else None
         if target is None:
@@ -557,56 +655,11 @@ def publish(
 # ---------------------------------------------------------------- export
 
 
-def _number(value: Any) -> float | int | None:
-    if value is None or value == "":
-        return None
-    d = Decimal(str(value))
-    return int(d) if d == d.to_integral_value() and abs(d) < 10**15 else float(d)
-
-
-def _float(value: Any) -> float | None:
-    return None if value is None or value == "" else float(Decimal(str(value)))
-
-
 def export_appraisals(session: Session, week: str, team: str | None = None) -> dict[str, Any]:
-    """The newest version of every appraisal of ``week``, in CONTRACT.md's JSON shape."""
-    week_days(week)
-    query = select(Appraisal).where(Appraisal.week == week, Appraisal.current.is_(True))
-    if team is not None:
-        if session.get(Team, team) is None:
-            from handlers.exports import ExportError
+    """The newest version of every appraisal of ``week``: handlers/appraisal_export.py (issue 16)."""
+    from handlers.appraisal_export import export_appraisals as export
 
-            raise ExportError(f"no team with id {team!r}")
-        query = query.where(Appraisal.team_id == team)
-    out = []
-    for row in session.scalars(query.order_by(Appraisal.team_id, Appraisal.person_id)):
-        items = [
-            {
-                "kpi": i["kpi"],
-                "weight": _number(i.get("weight")),
-                "baseline": _float(i.get("baseline")),
-                "target": _float(i.get("target")),
-                "actual": _float(i.get("actual")),
-                "completion": _float(i.get("completion")),
-                "contribution": _float(i.get("contribution")),
-            }
-            for i in row.items or []
-            if i.get("kind") != "adjustment"
-        ]
-        out.append(
-            {
-                "employee": row.person_id,
-                "team": row.team_id,
-                "week": row.week,
-                "version": row.version,
-                "template": row.template_id,
-                "template_reason": row.template_reason,
-                "score": float(row.score),
-                "grade": row.grade,
-                "items": items,
-            }
-        )
-    return {"week": week, "appraisals": out}
+    return export(session, week, team)
 
 
 # ---------------------------------------------------------------- template switching
@@ -813,6 +866,12 @@ def show_appraisal(event: Inbound, ctx: Context) -> Card:
             title="考核结果",
             theme="grey",
             blocks=(Markdown("还没有你的考核结果。每周考核发布后会私信给你。"),),
+        )
+    if row.status == "held":
+        return Card(
+            title=f"{row.week} 考核结果 · 数据缺失",
+            theme="grey",
+            blocks=(Markdown("本周部分数据还没有到齐，考核暂缓发布；数据到齐或主管确认后会私信给你。"),),
         )
     return appraisal_card_for(ctx.session, row, links=ctx.links)
 

@@ -38,6 +38,7 @@ from cards.builders import (
 )
 from cards.i18n import Texts, texts
 from handlers.appraisals import Rules, publish, run_week, team_switches
+from handlers.held import notify_held
 from handlers.progress import ItemProgress, week_progress
 from handlers.reminders import days_label, expected_planners, moment, on_leave, planned_ids, zone
 from handlers.router import LinkMaker
@@ -73,7 +74,11 @@ def _due(session: Session, at: datetime, first: bool) -> tuple[list[tuple[str, s
             due.append((team.id, week))
         else:
             word = "first" if first else "last"
-            skipped[team.id] = f"not the {word} workday of {week}" + (f" ({day:%m-%d})" if day else "")
+            if day is None or day < local:  # this week's is past: when it comes next
+                week = shift_week(week, 1)
+                day = calendar.first_workday(week) if first else calendar.last_workday(week)
+            when = f"{day:%Y-%m-%d}" if day else "?"
+            skipped[team.id] = f"due {when}, the {word} workday of {week}"
     return due, skipped
 
 
@@ -113,6 +118,8 @@ def appraise_team(
     locale: str = "zh-CN",
     dedupe_suffix: str = "",
     explicit: bool = False,
+    admins: Collection[str] = (),
+    current_rules: bool = False,
 ) -> TeamAppraisal:
     """Freeze ``week`` for one team, queue everyone's explanation card (direct) and the leader's table.
 
@@ -130,9 +137,21 @@ def appraise_team(
     )
     if published and not explicit:
         return TeamAppraisal(skipped="already published")
-    rows = run_week(session, week, at, reason=REPUBLISH_REASON if published else "", team=team_id)
+    rows = run_week(
+        session,
+        week,
+        at,
+        reason=REPUBLISH_REASON if published else "",
+        team=team_id,
+        current_rules=current_rules,
+    )
     result = TeamAppraisal(appraised=len(rows))
     result.cards = publish(session, rows, at, bots=bots, links=links)
+    held = [r for r in rows if r.status == "held"]
+    result.cards += notify_held(
+        session, team, week, held, at, bots=bots, admins=admins, dedupe_suffix=dedupe_suffix
+    )
+    rows = [r for r in rows if r.status != "held"]  # the held card names them; the table does not
     if not rows:
         return result
     leader = leader_of(session, team)
@@ -175,13 +194,17 @@ def previous_workweek(week: str, calendar: Calendar) -> str:
     return shift_week(week, -1)
 
 
-def _current(session: Session, team_id: str, week: str) -> dict[str, Appraisal]:
+HELD_GRADE = "数据缺失"
+
+
+def _current(session: Session, team_id: str, week: str, held: bool = True) -> dict[str, Appraisal]:
+    """The current appraisals of ``week`` by person (without the held ones when ``held`` is False)."""
     rows = session.scalars(
         select(Appraisal).where(
             Appraisal.team_id == team_id, Appraisal.week == week, Appraisal.current.is_(True)
         )
     )
-    return {r.person_id: r for r in rows}
+    return {r.person_id: r for r in rows if held or r.status != "held"}
 
 
 def _mean(values: list[Decimal]) -> Decimal | None:
@@ -262,6 +285,19 @@ def week_digest(
             completions.append(completion)
         row = scores.get(person.id)
         prior = earlier.get(person.id)
+        if row is not None and row.status == "held":
+            rows.append(
+                MemberWeek(
+                    name=person.name,
+                    planned=person.id in planned_last,
+                    completion=completion,
+                    lagging=sum(1 for i in by_person.get(person.id, []) if i.lagging),
+                    score=None,
+                    grade=HELD_GRADE,  # never a D for data that did not arrive
+                    delta=None,
+                )
+            )
+            continue
         rows.append(
             MemberWeek(
                 name=person.name,
@@ -273,6 +309,8 @@ def week_digest(
                 delta=row.score - prior.score if row and prior else None,
             )
         )
+    scores = {pid: r for pid, r in scores.items() if r.status != "held"}  # averages, grades, movers
+    earlier = {pid: r for pid, r in earlier.items() if r.status != "held"}
     movers = sorted(
         (
             Mover(names.get(pid, pid), earlier[pid].score, r.score)

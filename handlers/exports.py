@@ -29,8 +29,15 @@ def _num(value: Decimal | None) -> float | None:
 
 
 def export_plans(session: Session, week: str, *, team: str | None, now: datetime) -> dict[str, Any]:
-    """Every active person of the team(s) with their current plan of ``week`` (status "missing" if none)."""
-    people_q = select(Person).where(Person.active.is_(True)).order_by(Person.team_id, Person.id)
+    """Every active person of the team(s) with their current plan of ``week`` (status "missing" if none),
+    and every deactivated person who filed a plan that week (``"active": false``): removing someone
+    from the team file never removes the weeks they worked from an export."""
+    filed = select(Plan.person_id).where(Plan.week == week)
+    people_q = (
+        select(Person)
+        .where(Person.active.is_(True) | Person.id.in_(filed))
+        .order_by(Person.team_id, Person.id)
+    )
     if team:
         if session.get(Team, team) is None:
             raise ExportError(f"no team with id {team!r}")
@@ -48,6 +55,7 @@ def export_plans(session: Session, week: str, *, team: str | None, now: datetime
                 {
                     "employee": person.id,
                     "team": person.team_id,
+                    "active": person.active,
                     "status": "missing",
                     "submitted_at": None,
                     "version": 0,
@@ -75,6 +83,7 @@ def export_plans(session: Session, week: str, *, team: str | None, now: datetime
             {
                 "employee": person.id,
                 "team": person.team_id,
+                "active": person.active,
                 "status": plan.status,
                 "submitted_at": plan.submitted_at.astimezone(zone).isoformat(timespec="seconds"),
                 "version": plan.version,
@@ -118,6 +127,9 @@ def export_progress(session: Session, week: str, *, team: str | None, now: datet
                 "lagging": item.lagging,
             }
         )
+    active = dict(session.execute(select(Person.id, Person.active).where(Person.id.in_(by_person))).all())
+    for entry in by_person.values():
+        entry["active"] = bool(active.get(entry["employee"], True))
     rows = sorted(by_person.values(), key=lambda e: (e["team"], e["employee"]))
     return {"week": week, "as_of": now.isoformat(timespec="seconds"), "progress": rows}
 
@@ -174,15 +186,25 @@ TABLES: dict[str, tuple[str, tuple[str, ...], tuple[str, ...]]] = {
 }
 
 
+# Per-entry columns added after the item columns, so the columns before them keep their places.
+TAILS: dict[str, tuple[str, ...]] = {"plans": ("active",), "progress": ("active",)}
+
+
 def flat_rows(data: dict[str, Any], what: str) -> tuple[list[str], list[list[Any]]]:
     """One row per item (a person without items keeps one row), for CSV and XLSX."""
+    if what == "appraisals":
+        from handlers.appraisal_export import appraisal_rows
+
+        return appraisal_rows(data)
     key, head, fields = TABLES[what]
+    tail = TAILS.get(what, ())
     rows = []
     for entry in data[key]:
         first = [entry.get(col, data.get(col)) for col in head]
+        last = [entry.get(col) for col in tail]
         for item in entry["items"] or [{}]:
-            rows.append(first + [item.get(col) for col in fields])
-    return [*head, *fields], rows
+            rows.append(first + [item.get(col) for col in fields] + last)
+    return [*head, *fields, *tail], rows
 
 
 def encode(data: dict[str, Any], what: str, fmt: str) -> bytes:

@@ -262,7 +262,7 @@ def template_label(session: Session, template_id: str) -> str:
 
 def appraisal_view(session: Session, person: Person, week: str) -> AppraisalView | None:
     row = current_appraisal(session, person.id, week)
-    if row is None:
+    if row is None or row.status == "held":  # held for missing data: no result to show yet
         return None
     kpis = {k.key: k for k in session.scalars(select(Kpi))}
     rows = []
@@ -282,12 +282,14 @@ def appraisal_view(session: Session, person: Person, week: str) -> AppraisalView
                 actual=_dec(raw.get("actual")),
                 raw=_dec(raw.get("raw")),
                 completion=_dec(raw.get("completion")),
-                contribution=_dec(raw.get("contribution")),
+                contribution=_dec(raw.get("contribution", raw.get("points"))),
                 stars=_int(raw.get("stars")),
                 done=_int(raw.get("done")),
                 planned=_int(raw.get("planned")),
                 status=str(raw.get("status") or "ok"),
                 text=str(raw.get("text") or ""),
+                curve=str(raw.get("curve") or ""),
+                kpi=str(raw.get("kpi") or ""),
             )
         )
     weeks = previous_weeks(week, HISTORY_WEEKS)
@@ -348,13 +350,14 @@ def team_tables(
         rows = []
         for member in members:
             a = current_appraisal(session, member.id, week)
+            held = a is not None and a.status == "held"  # data missing: no score yet (issue 16)
             rows.append(
                 TeamRow(
                     person_id=member.id,
                     name=member.name,
                     role=member.role,
-                    score=a.score if a else None,
-                    grade=a.grade if a else "",
+                    score=a.score if a and not held else None,
+                    grade="数据缺失" if held else (a.grade if a else ""),
                     template=template_label(session, a.template_id) if a else "",
                     url=member_url(member.id),
                 )

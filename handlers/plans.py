@@ -442,6 +442,55 @@ def _drafts_from_form(values: Mapping[str, str]) -> tuple[list[Draft], list[Form
     return drafts, rows
 
 
+def _baselines(ctx: Context, today: date) -> Callable[[Kpi, str], Decimal | None]:
+    """The real baseline of a KPI and scope at submission: its latest value on or before today."""
+    return lambda k, scope: latest_value(ctx.session, k.metric, scope, today) if k.metric else None
+
+
+@dataclass(frozen=True)
+class KeptBaseline:
+    kpi_name: str
+    scope: str
+    kept: Decimal
+    latest: Decimal
+    version: int
+
+
+def resubmission_baselines(
+    session: Session, person: Person, week: str, today: date, kept: list[KeptBaseline]
+) -> Callable[[Kpi, str], Decimal | None] | None:
+    """Which value a re-submission takes (docs/appraisal.md "Baselines"): an item on a KPI and scope
+    the week's earlier versions had keeps their baseline; a new one takes the latest value dated
+    before the week, never a sample from inside the week. None for a first submission (the latest
+    value at submission). Where the kept baseline differs from the latest value, ``kept`` is told."""
+    versions = list(
+        session.scalars(
+            select(Plan).where(Plan.person_id == person.id, Plan.week == week).order_by(Plan.version)
+        )
+    )
+    if not versions:
+        return None
+    earlier: dict[tuple[str, str], tuple[Decimal, int]] = {}
+    for plan in versions:
+        for item in plan.items:
+            if item.baseline is not None:
+                earlier.setdefault((item.kpi_key, item.scope), (item.baseline, plan.version))
+    before_week = week_dates(week)[0] - timedelta(days=1)
+
+    def baseline_of(kpi: Kpi, scope: str) -> Decimal | None:
+        if not kpi.metric:
+            return None
+        if (kpi.key, scope) in earlier:
+            value, version = earlier[(kpi.key, scope)]
+            latest = latest_value(session, kpi.metric, scope, today)
+            if latest is not None and latest != value:
+                kept.append(KeptBaseline(kpi.name, scope, value, latest, version))
+            return value
+        return latest_value(session, kpi.metric, scope, before_week)
+
+    return baseline_of
+
+
 def submit(
     ctx: Context, person: Person, drafts: Sequence[Draft], via: str
 ) -> tuple[Plan | None, dict[str, dict[str, str]], str]:
@@ -461,9 +510,9 @@ def submit(
                 "",
             )
     drafts = with_personal_scopes(ctx.session, person.id, drafts, kpis)
-    resolved, problems = validate(
-        drafts, kpis, lambda k, scope: latest_value(ctx.session, k.metric, scope, today) if k.metric else None
-    )
+    kept: list[KeptBaseline] = []
+    again = resubmission_baselines(ctx.session, person, week, today, kept)
+    resolved, problems = validate(drafts, kpis, again or _baselines(ctx, today))
     if problems:
         return None, problems, ""
     deadline = plan_deadline(person.team, week, _calendar(ctx))
@@ -478,8 +527,38 @@ def submit(
         return plan, {}, "内容与当前版本相同，没有生成新版本。"
     if plan.version > 1:
         # an unlock is good for one re-submission
-        return plan, {}, f"已保存为第 {plan.version} 版，之前的版本保留在历史里。"
+        note = f"已保存为第 {plan.version} 版，之前的版本保留在历史里。"
+        if kept:
+            both = "；".join(
+                f"{k.kpi_name}{'' if k.scope == 'shop' else '@' + k.scope} 基线沿用第 {k.version} 版的 "
+                f"{k.kept.normalize():f}（现在最新值 {k.latest.normalize():f}）"
+                for k in kept
+            )
+            note += f"\n{both}"
+            _tell_leader(ctx, person, plan, both)
+        return plan, {}, note
     return plan, {}, ""
+
+
+def _tell_leader(ctx: Context, person: Person, plan: Plan, both: str) -> None:
+    """The leader sees both values when a re-submission's kept baseline differs from the latest."""
+    from storage import outbox
+    from storage.people import person_target
+
+    leader = ctx.session.get(Person, person.team.leader_id) if person.team.leader_id else None
+    target = (
+        person_target(ctx.session, leader, ctx.bots)
+        if leader is not None and leader.id != person.id
+        else None
+    )
+    if target is None:
+        return
+    card = Card(
+        title=f"{person.name} 重新提交了 {plan.week} 计划（第 {plan.version} 版）",
+        theme="blue",
+        blocks=(Markdown(f"{both}\n考核按沿用的基线计算完成度。"),),
+    )
+    outbox.enqueue(ctx.session, target, card, dedupe_key=f"plan-baseline:{plan.id}", now=ctx.now)
 
 
 # ---------------------------------------------------------------- handlers
@@ -513,7 +592,10 @@ def plan_or_show(event: Inbound, ctx: Context) -> Card:
 def text_plan(event: Inbound, ctx: Context) -> Card:
     person = _me(ctx)
     drafts, errors = parse_text_plan(event.text)
-    _, problems = validate(drafts, team_kpis(ctx.session, person.team), lambda k, s: Decimal(1))
+    # One validation, against the real baselines (as the form uses), so every line's problem is
+    # reported in one answer and a valid target is never refused against a placeholder.
+    _, today = _week_now(ctx, person)
+    _, problems = validate(drafts, team_kpis(ctx.session, person.team), _baselines(ctx, today))
     if errors or problems or not drafts:
         lines = list(errors)
         for where, fields in problems.items():

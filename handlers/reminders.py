@@ -23,16 +23,17 @@ from datetime import date, datetime, time, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
 from cards.builders import MissingPlan, plan_missing_card, plan_reminder_card
 from cards.i18n import Texts, texts
 from cards.model import Card, Markdown
 from handlers.appraisals import AppraisalError, parse_day
 from handlers.inbound import Inbound
+from handlers.leave import end_leave, on_leave_day, record_leave
 from handlers.progress import INACTIVE_PLAN_STATUSES
 from handlers.router import Context, LinkMaker, PermissionDenied, router
-from handlers.workdays import Calendar, week_dates, week_of
+from handlers.workdays import Calendar, shift_week, week_dates, week_of
 from storage import outbox
 from storage.models import AuditLog, OutboxMessage, Person, Plan, Team
 from storage.people import leader_of, led_team_ids, member_named, person_target
@@ -90,12 +91,29 @@ def plan_day(team: Team, week: str, calendar: Calendar) -> PlanDay | None:
     return PlanDay(week, day, start, deadline)
 
 
+def next_plan_time(team: Team, at: datetime, calendar: Calendar) -> datetime | None:
+    """When ``team``'s plan reminders are next due after ``at`` (this week's plan day, else the next)."""
+    week = week_of(at, zone(team))
+    for _ in range(LOOK_AHEAD_WEEKS):
+        pd = plan_day(team, week, calendar)
+        if pd is not None and pd.start > at:
+            return pd.start
+        week = shift_week(week, 1)
+    return None
+
+
+LOOK_AHEAD_WEEKS = 8
+
+
 def team_paused(team: Team, today: date) -> bool:
     return team.reminders_paused_until is not None and today <= team.reminders_paused_until
 
 
 def on_leave(person: Person, day: date) -> bool:
-    return person.on_leave_until is not None and person.on_leave_until >= day
+    session = object_session(person)
+    if session is None:
+        return person.on_leave_until is not None and person.on_leave_until >= day
+    return on_leave_day(session, person, day)  # leave with a start (issue 16)
 
 
 def phase(team: Team, at: datetime, calendar: Calendar) -> tuple[PlanDay, str] | str:
@@ -191,7 +209,8 @@ def run_plan_reminders(
     for team in session.scalars(select(Team).where(Team.active.is_(True)).order_by(Team.id)):
         due = phase(team, at, calendar)
         if isinstance(due, str):
-            run.skipped[team.id] = due
+            upcoming = next_plan_time(team, at, calendar)
+            run.skipped[team.id] = due + (f"; next due {upcoming:%Y-%m-%d %H:%M}" if upcoming else "")
             continue
         pd, what = due
         run.due += 1
@@ -370,14 +389,18 @@ def _day(tr: Texts, text: str, today: date) -> date:
         raise _Refused(tr("bad_date", text=text)) from None
 
 
-def set_leave(ctx: Context, person: Person, until: date, *, via: str) -> None:
-    """Record ``person`` on leave through ``until`` (inclusive); audited as ``person.leave``."""
+def set_leave(ctx: Context, person: Person, until: date, *, via: str, start: date | None = None) -> None:
+    """Record ``person`` on leave from ``start`` (default today) through ``until`` (inclusive); audited
+    as ``person.leave``."""
     before = person.on_leave_until
-    person.on_leave_until = until
+    today = _today(ctx, person)
+    first = start or today
+    record_leave(ctx.session, person, first, until, by=_me(ctx).id, now=ctx.now, today=today)
     _audit(
         ctx,
         "person.leave",
         person.id,
+        start=first.isoformat(),
         until=until.isoformat(),
         before=before.isoformat() if before else None,
         via=via,
@@ -386,26 +409,53 @@ def set_leave(ctx: Context, person: Person, until: date, *, via: str) -> None:
 
 @router.command("请假", "leave")
 def leave_command(event: Inbound, ctx: Context) -> Card:
-    """ "请假 至 12-01" for oneself; a leader: "请假 李雷 至 12-01"."""
+    """ "请假 [12-01] 至 12-05" for oneself (from today without a start); a leader:
+    "请假 李雷 [12-01] 至 12-05"."""
     tr = texts(ctx.locale)
     me = _me(ctx)
     words = _words(event.text)
-    if len(words) not in (1, 2):
+    today_me = _today(ctx, me)
+    if len(words) == 1 or (len(words) == 2 and _is_day(words[0], today_me)):
+        name, dates = "", words  # 请假 至 12-05 · 请假 12-01 至 12-05
+    elif len(words) == 2 or (len(words) == 3 and _is_day(words[1], today_me)):
+        name, dates = words[0], words[1:]  # 请假 李雷 至 12-05 · 请假 李雷 12-01 至 12-05
+    else:
         return _reply(tr, "leave.title", tr("leave.usage"), ok=False)
     try:
-        who = _member(ctx, me, words[0]) if len(words) == 2 and words[0] not in (me.id, me.name) else me
+        who = _member(ctx, me, name) if name and name not in (me.id, me.name) else me
         today = _today(ctx, who)
-        until = _day(tr, words[-1], today)
+        # a start may lie a few weeks back (recorded late); the end is the next such day after it
+        start = _day(tr, dates[0], today - RECORD_BACK) if len(dates) == 2 else today
+        until = _day(tr, dates[-1], start)
     except _Refused as exc:
         return _reply(tr, "leave.title", str(exc), ok=False)
+    if start > today + MAX_LEAVE or start < today - RECORD_BACK:
+        return _reply(tr, "leave.title", tr("leave.usage"), ok=False)
     if until < today:
         return _reply(tr, "leave.title", tr("leave.past", until=until.isoformat()), ok=False)
     if until > today + MAX_LEAVE:
         return _reply(tr, "leave.title", tr("leave.too_far", limit=(today + MAX_LEAVE).isoformat()), ok=False)
-    set_leave(ctx, who, until, via="command")
+    set_leave(ctx, who, until, via="command", start=start)
+    if start != today:
+        return _reply(
+            tr,
+            "leave.title",
+            tr("leave.set_range", name=who.name, start=start.isoformat(), until=until.isoformat()),
+        )
     if who.id == me.id:
         return _reply(tr, "leave.title", tr("leave.set_self", until=until.isoformat()))
     return _reply(tr, "leave.title", tr("leave.set_other", name=who.name, until=until.isoformat()))
+
+
+RECORD_BACK = timedelta(days=31)  # how far back a leave's start may be recorded
+
+
+def _is_day(word: str, today: date) -> bool:
+    try:
+        parse_day(word, today)
+    except AppraisalError:
+        return False
+    return True
 
 
 @router.action("leave.mark")
@@ -443,7 +493,7 @@ def back_command(event: Inbound, ctx: Context) -> Card:
     if not on_leave(who, today):
         return _reply(tr, "leave.title", tr("leave.not_on_leave", name=who.name), ok=False)
     before = who.on_leave_until
-    who.on_leave_until = None
+    end_leave(ctx.session, who, today)
     _audit(
         ctx, "person.leave.end", who.id, before=before.isoformat() if before else None, day=today.isoformat()
     )

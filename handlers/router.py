@@ -146,6 +146,7 @@ def default_router() -> Router:
     import handlers.alerts  # noqa: F401
     import handlers.appraisals  # noqa: F401
     import handlers.commands  # noqa: F401
+    import handlers.held  # noqa: F401
     import handlers.plans  # noqa: F401
     import handlers.progress  # noqa: F401
     import handlers.reminders  # noqa: F401

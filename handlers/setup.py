@@ -15,6 +15,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from handlers.template_versions import record as record_template_version
 from sources.cases import metric_alias
 from storage.models import (
     AuditLog,
@@ -492,6 +493,11 @@ def apply(
         upsert(Scenario, sid, values, f"scenario {sid}")
     for tid, t in spec["templates"].items():
         upsert(Template, tid, {"id": tid, **t, "active": True}, f"template {tid}")
+    session.flush()
+    for tid in spec["templates"]:
+        stored = session.get(Template, tid)
+        if stored is not None:  # each edit is a new version (issue 16)
+            record_template_version(session, stored, now, f"planloop apply ({actor})")
     for template in session.scalars(select(Template).where(Template.active.is_(True))):
         if template.id not in spec["templates"]:
             template.active = False

@@ -61,6 +61,7 @@ class Table:
     spreadsheet: bool = False  # merged cells possible: an empty key cell repeats the one above
     sheet: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    path: Path | None = None  # the file read (to say which encoding it seems to be in when it fails)
 
 
 # ---------------------------------------------------------------- format and encoding
@@ -122,9 +123,43 @@ def detect_encoding(path: Path, progress: ProgressFn | None = None) -> str:
         if name in decoders:
             return name
     line = max(failed.values(), default=0)
+    named = foreign_encoding(path)
+    if named:
+        raise FileRefused(named, line)
     raise FileRefused(
         "无法解码：既不是 UTF-8 也不是 GBK/GB18030 编码的文本（请从平台重新导出，或另存为 UTF-8 CSV）", line
     )
+
+
+# Encodings a report is sometimes saved in that planloop does not read, with what to call them.
+FOREIGN = (
+    ("big5", "Big5（繁体中文）"),
+    ("shift_jis", "Shift_JIS（日文）"),
+    ("euc-kr", "EUC-KR（韩文）"),
+)
+
+
+def foreign_encoding(path: Path) -> str:
+    """When a text file is not UTF-8/GBK/GB18030/UTF-16, what it seems to be, as the refusal reads
+    ("" when nothing fits): UTF-16 without a BOM, or an encoding in which a shop header shows up."""
+    with path.open("rb") as f:
+        head = f.read(CHUNK)
+    zeros = head.count(b"\x00")
+    if len(head) >= 4 and zeros * 8 >= len(head):  # ASCII letters and digits in UTF-16 are half zero bytes
+        odd = sum(1 for i in range(1, len(head), 2) if head[i] == 0)
+        which = "UTF-16LE" if odd * 2 >= zeros else "UTF-16BE"
+        return f"文件编码看起来是不带 BOM 的 {which}，无法可靠读取：请另存为 UTF-8（或带 BOM 的 UTF-16）CSV 后再导入"
+    for codec, label in FOREIGN:
+        try:
+            text = head.decode(codec)
+        except UnicodeDecodeError:
+            continue
+        if any(word in text for word in ("日期", "統計日期", "统计日期", "訪客數", "访客数")):
+            return (
+                f"文件编码是 {label}，不是 UTF-8、GBK/GB18030 或 UTF-16：请从平台重新导出，"
+                "或用表格软件另存为 UTF-8 CSV 后再导入"
+            )
+    return ""
 
 
 ENCODING_LABEL = {
@@ -337,7 +372,7 @@ def _open_kind(path: Path, kind: str, progress: ProgressFn | None, limits: Impor
     encoding = detect_encoding(path, None if kind == "html" else _half(progress, 0))
     if kind == "html":
         return Table("html", _html_rows(path, encoding), encoding=encoding, spreadsheet=True)
-    return Table("csv", _csv_rows(path, encoding, _half(progress, 1)), encoding=encoding)
+    return Table("csv", _csv_rows(path, encoding, _half(progress, 1)), encoding=encoding, path=path)
 
 
 def _half(progress: ProgressFn | None, part: int) -> ProgressFn | None:
@@ -372,6 +407,7 @@ class _Layout:
     value_idx: int | None = None
     metrics: list[tuple[int, str, str]] = field(default_factory=list)  # (index, header, metric)
     unmapped: list[str] = field(default_factory=list)
+    known_unmapped: list[str] = field(default_factory=list)  # recognised, but no metric key
 
 
 def _layout(header_line: int, header: list[object], preset: Preset) -> _Layout:
@@ -393,11 +429,15 @@ def _layout(header_line: int, header: list[object], preset: Preset) -> _Layout:
                 layout.metric_idx = i
             elif norm in {normalise_header(h) for h in preset.value_headers} and layout.value_idx is None:
                 layout.value_idx = i
+            else:
+                layout.unmapped.append(label)  # a column the long form does not read (备注 …)
             continue
         metric = preset.metric_for(label)
         if metric is None:
             if norm not in known and not preset.is_date_header(label):
                 layout.unmapped.append(label)
+            elif norm in known:
+                layout.known_unmapped.append(label)
             continue
         if metric in seen:  # e.g. 退款金额 and 成功退款金额 both present: the first one counts
             layout.unmapped.append(f"{label}（与「{seen[metric]}」同为 {metric}，未用）")
@@ -423,6 +463,16 @@ class ReportOptions:
     scope: str = "shop"
     source_id: str = "import"
     limits: ImportLimits = field(default_factory=ImportLimits)
+    known: frozenset[str] | None = None  # long form: the metric keys a row may name (None: any)
+    kpi_metrics: dict[str, str] = field(default_factory=dict)  # KPI key → its metric key (for hints)
+
+
+def _unknown_metric(metric: str, options: ReportOptions) -> str:
+    hint = ""
+    if metric in options.kpi_metrics:
+        hint = f"“{metric}”是 KPI 的键，它的指标键是 {options.kpi_metrics[metric]}；"
+    known = "、".join(sorted(options.known or ()))
+    return f"不认识的指标键“{metric}”：{hint}已知的指标键：{known}"
 
 
 def samples_from_table(table: Table, options: ReportOptions, label: str, now: datetime) -> FetchResult:
@@ -437,7 +487,14 @@ def samples_from_table(table: Table, options: ReportOptions, label: str, now: da
         if len(result.errors) < MAX_ERRORS:
             result.errors.append(RowError(label, line, column, reason))
 
-    header_line, header = _find_header(table.rows, preset)
+    try:
+        header_line, header = _find_header(table.rows, preset)
+    except FileRefused:
+        # GB18030 decodes nearly any bytes: a Big5 or Shift_JIS file reads as nonsense, not as an error
+        named = foreign_encoding(table.path) if table.path is not None and table.kind == "csv" else ""
+        if named:
+            raise FileRefused(named) from None
+        raise
     layout = _layout(header_line, header, preset)
     if preset.wide and not layout.metrics:
         raise FileRefused(
@@ -456,6 +513,8 @@ def samples_from_table(table: Table, options: ReportOptions, label: str, now: da
             "header_line": header_line,
             "columns": {h: m for _, h, m in layout.metrics},
             "unmapped": layout.unmapped,
+            # every header that was not imported (issue 16), the recognised ones too
+            "not_imported": [*layout.unmapped, *(f"{h}（无对应指标）" for h in layout.known_unmapped)],
         }
     )
 
@@ -510,6 +569,11 @@ def samples_from_table(table: Table, options: ReportOptions, label: str, now: da
                             _header_label(header[layout.metric_idx]),
                             f"指标键无效：{metric!r}（应如 pay_amount）",
                         )
+                    )
+            elif options.known is not None and metric not in options.known:
+                if metric or any_value:
+                    row_errors.append(
+                        (_header_label(header[layout.metric_idx]), _unknown_metric(metric, options))
                     )
             elif v is not None:
                 values.append((value_col, metric, v))

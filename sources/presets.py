@@ -94,8 +94,12 @@ SYCM = Preset(
         "成功退款率": "refund_rate",
         "跳失率": "bounce_rate",
         "点击率": "ctr",
+        # the 商品 report has no 访客数 column; in the all-metrics export 访客数 comes first and wins
+        "商品访客数": "visitors",
+        "商品浏览量": "page_views",
     },
-    known_unmapped=("店铺名", "店铺名称", "商品访客数", "商品浏览量", "加购人数", "支付件数", "UV价值"),
+    scope_headers=("商品ID",),  # the 商品 report: one row per item and day, the item is the scope
+    known_unmapped=("店铺名", "店铺名称", "商品名称", "加购人数", "支付件数", "UV价值"),
 )
 
 # 京东商智: the export headers are not publicly documented; these are its UI names (成交 vocabulary).
@@ -110,6 +114,9 @@ JD = Preset(
         "成交人数": "pay_buyers",
         "成交转化率": "pay_conversion_rate",
         "客单价": "avg_order_value",
+        "成交客单价": "avg_order_value",
+        "成交单量": "orders",
+        "成交商品件数": "units_sold",
         "跳失率": "bounce_rate",
         "退款金额": "refund_amount",
         "退款率": "refund_rate",
@@ -122,10 +129,10 @@ JD = Preset(
     known_unmapped=("店铺名称", "下单客户数", "下单金额"),
 )
 
-# 拼多多 商家后台 数据中心: 成交 where 生意参谋 says 支付.
+# 拼多多 商家后台 数据中心: 成交 where 生意参谋 says 支付; the date column is 统计时间.
 PDD = Preset(
     name="pdd",
-    date_headers=_SHOP_DATES,
+    date_headers=("统计时间", *_SHOP_DATES),
     columns={
         "店铺访客数": "visitors",
         "访客数": "visitors",
@@ -173,6 +180,28 @@ PRESETS: dict[str, Preset] = {
     p.name: p for p in (GENERIC, SYCM, JD, PDD, CS, Preset(name="custom", date_headers=_SHOP_DATES))
 }
 PRESETS["qianniu"] = CS
+
+
+# The metric keys CONTRACT.md names (with issue 14's orders and units_sold); the presets' keys and a
+# source's `columns` add to them, and so do the KPIs' metrics (known to the importer, not here).
+CONTRACT_METRICS = frozenset(
+    (
+        "visitors page_views pay_amount pay_buyers pay_conversion_rate avg_order_value refund_amount "
+        "refund_rate complaint_rate bounce_rate ctr activity_sales inquiry_conversion_rate "
+        "first_response_seconds avg_response_seconds ship_within_24h_rate mis_shipment_rate "
+        "inventory_turnover_days orders units_sold complaints complaint_resolution_rate "
+        "complaint_handling_hours satisfaction_rate"
+    ).split()
+)
+
+
+def known_metrics(extra: object = ()) -> frozenset[str]:
+    """Every metric key a preset or CONTRACT.md knows, plus ``extra`` (KPI metrics, a source's columns)."""
+    keys = set(CONTRACT_METRICS)
+    for preset in PRESETS.values():
+        keys.update(preset.columns.values())
+    keys.update(str(k) for k in extra or ())  # type: ignore[attr-defined]
+    return frozenset(keys)
 
 
 def preset_for(

@@ -28,6 +28,7 @@ _DATE_FORMS = (
     re.compile(r"(\d{4})(\d{2})(\d{2})"),
 )
 _EXCEL_EPOCH = date(1899, 12, 30)
+_RANGE = re.compile(r"\s*(?:~|～|至|到|—|\s-\s)\s*")  # NFKC turns ～ into ~
 
 
 class ValueParseError(ValueError):
@@ -128,6 +129,12 @@ def parse_date(raw: object) -> date:
     text = unicodedata.normalize("NFKC", str(raw or "")).strip()
     if not text:
         raise ValueParseError("日期为空")
+    ends = _RANGE.split(text)
+    if len(ends) == 2:  # "2026-11-27~2026-11-27": a report over one day, as exports write it
+        first, last = parse_date(ends[0]), parse_date(ends[1])
+        if first != last:
+            raise ValueParseError(f"日期范围跨多天（{first} 至 {last}）：请按天导出（每行一天）")
+        return first
     for form in _DATE_FORMS:
         m = form.fullmatch(text)
         if m:

@@ -284,6 +284,34 @@ class Appraisal(Base):
     flags: Mapped[list[Any]] = mapped_column(default=list)
     version_reason: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime]
+    # issue 16: published | held (data missing, not sent); the rules in force for the run
+    status: Mapped[str] = mapped_column(String(16), default="published", server_default="published")
+    rules: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class TemplateVersion(Base):
+    """Each edit of a template is a new version (issue 16); a run uses the version in force that week."""
+
+    __tablename__ = "template_versions"
+
+    template_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    version: Mapped[int] = mapped_column(Integer, primary_key=True)
+    entry: Mapped[dict[str, Any]] = mapped_column(default=dict)  # the team file's entry as parsed
+    reason: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime]
+
+
+class Leave(Base):
+    """A leave with its first and last day (issue 16); a week counts only leave overlapping it."""
+
+    __tablename__ = "leaves"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    person_id: Mapped[str] = mapped_column(ForeignKey("people.id"), index=True)
+    start: Mapped[date] = mapped_column(Date)
+    until: Mapped[date] = mapped_column(Date)
+    by: Mapped[str] = mapped_column(String(64), default="")
+    at: Mapped[datetime]
 
 
 class Rating(Base):

@@ -120,7 +120,7 @@ def test_formula_non_metric_and_statuses() -> None:
         "完成 3 / 计划 4 = 75 %",
         "主管评分 4 星 → 100 %",
         "本周没有计划项，计 0",
-        "不在本模板内，不计分",
+        "不在本模板内，不计分（(3.05 − 3.00) / (3.06 − 3.00) = 83 %）",  # computed all the same
     ]
     excluded = score(template, KPIS, [], {}, excluded={"ctr"})
     assert appraisal_formula(excluded.rows[2].to_dict()) == "申诉后剔除，不计分"

@@ -348,7 +348,8 @@ def test_planloop_run_on_a_day_off_sends_nothing(config, db, week_of_data, capsy
     assert main(["--config", config, "run", "monday-summary", "--at", "2026-11-28T09:00"]) == 0
     out = capsys.readouterr().out.splitlines()
     assert out == [
-        "monday-summary 2026-11-28T09:00:00+08:00: skipped (no team is due)",
+        "monday-summary 2026-11-28T09:00:00+08:00: skipped (no team is due; "
+        "ops: due 2026-11-30, the first workday of 2026-W49; service: due 2026-11-30, the first workday of 2026-W49)",
         "messages: 0 queued, 0 delivered, 0 failed for good",
     ]
 

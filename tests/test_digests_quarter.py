@@ -143,8 +143,13 @@ def on_leave(person: str, moment: datetime) -> bool:
 
 
 def away_all_week(person: str, run: datetime, sunday: date) -> bool:
-    """On leave through the week's Sunday, as recorded when the appraisal runs."""
-    return any(recorded <= run and until >= sunday for recorded, until in LEAVES.get(person, []))
+    """On leave every day of the week, Monday (a leave starts the day it is recorded) to Sunday, as
+    recorded when the appraisal runs (issue 16: only leave that overlapped the week counts)."""
+    monday = sunday - timedelta(days=6)
+    return any(
+        recorded <= run and recorded.date() <= monday and until >= sunday
+        for recorded, until in LEAVES.get(person, [])
+    )
 
 
 def paused(person: str, moment: datetime) -> bool:

@@ -169,6 +169,7 @@ def test_every_trigger_and_the_scheduler_carry_the_zone(services) -> None:
         "monday-summary",
         "reminders",
         "appraisal",
+        "appraisal-held",
         "recover",
         "poll:shop",
         "tick",

@@ -267,10 +267,13 @@ def test_leave_is_recorded_and_audited(sim, db, shop, who: str, text: str, answe
     )
 
 
+USAGE = "格式：请假 12-01 至 12-05（不写开始日期则从今天起；组长为成员登记：请假 姓名 12-01 至 12-05；提前结束：销假）"
+
+
 @pytest.mark.parametrize(
     ("who", "text", "answer"),
     [
-        ("hanmeimei", "请假", "格式：请假 至 12-01（组长为成员登记：请假 姓名 至 12-01；提前结束：销假）"),
+        ("hanmeimei", "请假", USAGE),
         ("hanmeimei", "请假 至 明天", "日期“明天”看不懂：请写 12-01 或 2026-12-01。"),
         ("hanmeimei", "请假 至 2026-02-30", "日期“2026-02-30”看不懂：请写 12-01 或 2026-12-01。"),
         ("hanmeimei", "请假 至 2026-11-01", "日期 2026-11-01 已经过去，请写今天或以后的日期。"),
@@ -280,7 +283,7 @@ def test_leave_is_recorded_and_audited(sim, db, shop, who: str, text: str, answe
         (
             "zhangwei",
             "请假 a b c",
-            "格式：请假 至 12-01（组长为成员登记：请假 姓名 至 12-01；提前结束：销假）",
+            USAGE,
         ),
     ],
 )

@@ -169,7 +169,8 @@ def test_items_on_one_kpi_share_its_weight() -> None:
 def test_excluded_item_drops_out_and_weights_rescale() -> None:
     items = [item("conversion_rate", "3.0", "+2pp", "5.5"), item("ctr", "2.0", "+10%", "2.0")]
     result = score(OPS_DEFAULT, KPIS, items, excluded={"ctr"})
-    assert rows_of(result) == [("conversion_rate", D(100), D("1.25"), D(125)), ("ctr", D(0), None, D(0))]
+    # completion is computed where the numbers exist (issue 16); the excluded row still counts 0
+    assert rows_of(result) == [("conversion_rate", D(100), D("1.25"), D(125)), ("ctr", D(0), D(0), D(0))]
     assert result.rows[1].status == "excluded"
     assert (result.score, result.grade) == (D(125), "S")
     assert result.flags == ("点击率：申诉后剔除，不计分（其余指标权重按比例放大到 100）",)

@@ -197,6 +197,7 @@ def test_the_tick_runs_every_slot_due_since_the_last_tick_once(services, clock) 
         ("reminders", "2026-11-23T11:30:00+08:00"),
         ("reminders", "2026-11-23T12:00:00+08:00"),
         ("recover", "2026-11-23T12:00:00+08:00"),
+        ("appraisal-held", "2026-11-23T12:00:00+08:00"),  # every 15 min, coalesced (issue 16)
     }
     assert claimed_runs(services) == expected
     # a tick with no time passed runs nothing; the next window starts where this one ended
@@ -205,6 +206,7 @@ def test_the_tick_runs_every_slot_due_since_the_last_tick_once(services, clock) 
     results = tick()
     assert [(r.job, r.period) for r in results] == [
         ("lag-alerts", "2026-11-23T12:05:00+08:00"),
+        ("appraisal-held", "2026-11-23T12:30:00+08:00"),
         ("recover", "2026-11-23T12:30:00+08:00"),
         ("reminders", "2026-11-23T12:30:00+08:00"),
     ]

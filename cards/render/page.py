@@ -16,6 +16,7 @@ from html import escape
 
 from cards import charts
 from cards import format as fmt
+from cards.explain import COMBINE_RULE, explain
 from cards.model import Card, Form, Input
 from cards.render.html import markdown
 from cards.render.html import render as render_card
@@ -599,6 +600,8 @@ class FormulaRow:
     planned: int | None = None
     status: str = "ok"
     text: str = ""
+    curve: str = ""
+    kpi: str = ""
 
 
 @dataclass(frozen=True)
@@ -650,29 +653,12 @@ def _points(v: Decimal | None) -> str:
 
 
 def formula(row: FormulaRow) -> str:
-    """The arithmetic behind one KPI's contribution, with the stored numbers."""
-    weight = _points(row.weight)
-    tail = f" × 权重 {weight} = {_points(row.contribution)} 分"
-    if row.status == "excluded":
-        return "已排除（申诉通过），不计分"
-    if row.kind == "rating" and row.stars is not None:
-        return f"主管评分 {row.stars}/5 → 完成度 {fmt.percent(row.completion)}{tail}"
-    if row.kind == "checklist" and row.done is not None:
-        return f"完成任务 {row.done}/{row.planned or 0} → 完成度 {fmt.percent(row.completion)}{tail}"
-    if row.baseline is not None and row.target is not None and row.actual is not None:
-        b, t, a = _n(row.baseline, row.unit), _n(row.target, row.unit), _n(row.actual, row.unit)
-        if row.direction == "down":
-            expr = f"(基线 − 实际) ÷ (基线 − 目标) = ({b} − {a}) ÷ ({b} − {t})"
-        else:
-            expr = f"(实际 − 基线) ÷ (目标 − 基线) = ({a} − {b}) ÷ ({t} − {b})"
-        raw = row.raw if row.raw is not None else row.completion
-        text = f"{expr} = {fmt.percent(raw)}"
-        if row.raw is not None and row.completion is not None and row.raw != row.completion:
-            text += f"，计入 {fmt.percent(row.completion)}"
-        return text + tail
-    if row.completion is None:
-        return f"暂无数据，按 0 计{tail}"
-    return f"完成度 {fmt.percent(row.completion)}{tail}"
+    """The arithmetic behind one row's contribution: the card's explanation (cards/explain.py) and
+    the points it adds."""
+    if row.kind == "adjustment":
+        return f"加减分项，计 {_points(row.contribution)} 分"
+    tail = f" × 权重 {_points(row.weight)} = {_points(row.contribution)} 分"
+    return explain({**row.__dict__, "name": row.kpi_name}) + tail
 
 
 def _history_section(view: AppraisalView) -> str:
@@ -725,6 +711,9 @@ def appraisal_page(
             '<thead><tr><th>指标</th><th class="num">权重</th><th class="num">完成度</th>'
             f'<th class="num">得分</th></tr></thead><tbody>{rows}</tbody></table></div></section>'
         )
+        counted = [r.kpi or r.kpi_name for r in view.rows if r.status not in ("outside", "excluded")]
+        if len(counted) != len(set(counted)):
+            parts.append(f'<section class="notice"><p>{escape(COMBINE_RULE)}</p></section>')
         if view.flags:
             flags = "".join(f"<li>{escape(f)}</li>" for f in view.flags)
             parts.append(f'<section class="notice"><ul>{flags}</ul></section>')
