@@ -308,6 +308,7 @@ def appraisal(services: Services, at: datetime) -> JobResult:
             explicit=explicit,
             admins=admin_ids(services.settings),
             current_rules=CURRENT_RULES.get(),
+            sent_at=services.clock(),
         )
         if result.skipped:
             skipped[team_id] = result.skipped

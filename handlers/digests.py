@@ -120,6 +120,7 @@ def appraise_team(
     explicit: bool = False,
     admins: Collection[str] = (),
     current_rules: bool = False,
+    sent_at: datetime | None = None,
 ) -> TeamAppraisal:
     """Freeze ``week`` for one team, queue everyone's explanation card (direct) and the leader's table.
 
@@ -175,7 +176,7 @@ def appraise_team(
             )
             for r in rows
         ],
-        published_at=moment(at, zone(team)),
+        published_at=moment(sent_at or at, zone(team)),  # when it really went out, not the slot
     )
     key = f"appraisal-table:{team_id}:{week}{dedupe_suffix}"
     result.table = outbox.enqueue(session, target, card, dedupe_key=key, now=at) is not None

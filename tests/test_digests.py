@@ -355,11 +355,12 @@ def test_planloop_run_on_a_day_off_sends_nothing(config, db, week_of_data, capsy
 
 
 def test_dates_follow_the_clock_not_the_run(services, db, clock, week_of_data) -> None:
-    """A run "as of" Friday 20:00 that happens on Saturday still appraises W48 and says 20:00."""
+    """A run "as of" Friday 20:00 that happens on Saturday (a catch-up) still appraises W48, and the
+    leader's table says when it really went out."""
     clock.set(local("2026-11-28 11:00"))
     result = run_job(services, "appraisal", local("2026-11-27 20:00"))
     assert result.enqueued == 12
     drain(services, sleep=lambda s: clock.advance(seconds=s))
     (table,) = delivered(db, "wangfang")
-    assert "11-27 20:00 发布" in table.text
+    assert "5 人的考核结果已于 11-28 11:00 发布" in table.text
     assert clock() - local("2026-11-28 11:00") < timedelta(minutes=1)
