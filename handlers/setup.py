@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from handlers.template_versions import record as record_template_version
 from sources.cases import metric_alias
+from sources.netguard import literal_refusal
 from storage.models import (
     AuditLog,
     CalendarDay,
@@ -200,6 +201,10 @@ def parse(data: Mapping[str, Any], resolve_secret: Callable[[str, str], str] | N
                     secret = value
         if not isinstance(chat.get("allow_private", False), bool):
             problems.append(f"{where}.chat.allow_private: expected true or false")
+        elif webhook and chat.get("allow_private", False) is not True:
+            refusal = literal_refusal(webhook)  # a name that only DNS can judge is checked at send time
+            if refusal:
+                problems.append(f"{where}.chat.webhook: {refusal}")
         team_kpis = entry.get("kpis")
         if team_kpis is not None:
             for k in team_kpis:

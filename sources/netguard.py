@@ -79,6 +79,25 @@ def refused_address(ip: IP) -> bool:
     return False
 
 
+def literal_refusal(url: str) -> str:
+    """Why ``url`` is refused without resolving anything ("" if not, or if only DNS can tell):
+    the check ``planloop apply`` makes, so a robot URL at 127.0.0.1 or 10.x is named at once."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.scheme not in ("http", "https") or not host:
+        return f"只支持 http(s) 地址：{parts.scheme or '?'}://{host}"
+    if host == "localhost" or host.endswith(".localhost"):
+        ip: IP = ipaddress.ip_address("127.0.0.1")
+    else:
+        try:
+            ip = ipaddress.ip_address(host.split("%", 1)[0])
+        except ValueError:
+            return ""
+    if refused_address(ip):
+        return f"拒绝访问内网或本机地址 {ip}（{host}）；确需访问请在该条配置里写 allow_private = true"
+    return ""
+
+
 @dataclass(frozen=True)
 class Vetted:
     host: str

@@ -302,7 +302,7 @@ def test_apply_and_the_relay_carry_allow_private_to_the_adapter(db, engine, serv
     team_file.write_text(
         '[[teams]]\nid = "ops"\nname = "运营组"\n'
         'chat = { bot = "sim", chat_id = "c", webhook = "http://10.0.0.5/hook", allow_private = true }\n'
-        '[[teams]]\nid = "ads"\nname = "推广组"\nchat = { bot = "sim", chat_id = "d", webhook = "http://10.0.0.6/hook" }\n',
+        '[[teams]]\nid = "ads"\nname = "推广组"\nchat = { bot = "sim", chat_id = "d", webhook = "https://hooks.example.com/hook" }\n',
         encoding="utf-8",
     )
     assert main(["--config", str(config), "apply", str(team_file)]) == 0

@@ -136,3 +136,35 @@ def test_a_calendar_day_may_be_a_toml_date_or_a_quoted_iso_date(written, problem
     with pytest.raises(TeamFileError) as info:
         parse(raw)
     assert problem in info.value.problems
+
+
+@pytest.mark.parametrize(
+    "webhook, allow_private, problem",
+    [
+        ("https://oapi.dingtalk.com/robot/send?access_token=x", False, None),
+        ("http://127.0.0.1:9/robot", False, "拒绝访问内网或本机地址 127.0.0.1（127.0.0.1）"),
+        ("http://localhost/robot", False, "拒绝访问内网或本机地址 127.0.0.1（localhost）"),
+        ("http://10.1.2.3/robot", False, "拒绝访问内网或本机地址 10.1.2.3（10.1.2.3）"),
+        (
+            "http://[::ffff:192.168.1.9]/robot",
+            False,
+            "拒绝访问内网或本机地址 ::ffff:c0a8:109（::ffff:192.168.1.9）",
+        ),
+        ("http://10.1.2.3/robot", True, None),  # a receiver inside the network, said so on the entry
+        ("http://robot.intranet.example/robot", False, None),  # only DNS can tell: judged when sending
+        ("ftp://robot.example/x", False, "只支持 http(s) 地址：ftp://robot.example"),
+    ],
+)
+def test_a_team_robot_inside_the_network_is_named_at_apply(webhook, allow_private, problem):
+    raw = _raw()
+    team = raw["teams"][0]
+    team["chat"] = {"bot": "dingtalk-main", "webhook": webhook, "allow_private": allow_private}
+    if problem is None:
+        assert (
+            parse(raw, resolve_secret=lambda value, where: value)["teams"][team["id"]]["webhook"] == webhook
+        )
+        return
+    with pytest.raises(TeamFileError) as info:
+        parse(raw, resolve_secret=lambda value, where: value)
+    (found,) = [p for p in info.value.problems if "chat.webhook" in p]
+    assert found.startswith(f"teams ({team['id']}).chat.webhook: {problem}")
