@@ -94,6 +94,19 @@ class FeishuSide:
         assert answer["code"] == 200 and answer["data"]["card"]["type"] == "raw", answer
         return _title(answer["data"]["card"]["data"])
 
+    def lose_next_answer(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """The next event is handled and committed, then the line breaks before its answer arrives."""
+        self.gw.lose_next_answers = 1
+
+    def send(self, who: str, text: str) -> Any:
+        return self.gw.push(ff.text_message(text, open_id=who, token=""))
+
+    def answered(self, sent: Any) -> bool:
+        return bool(self.gw.wait(sent, timeout=15)["code"] == 200)
+
+    def drop(self) -> None:
+        self.gw.drop()
+
 
 class DingTalkSide:
     """A person on DingTalk: robot messages and card clicks on the Stream gateway; what the bot
@@ -132,6 +145,20 @@ class DingTalkSide:
         assert self.fake.click(track, index, who) is not None, "no answer within DingTalk's 2 s"
         assert self.fake.card_updates == []  # the update travelled in the ack, not through the API
         return str(self.fake.cards[track]["cardData"]["cardParamMap"]["title"])
+
+    def lose_next_answer(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.gw.lose_acks = 1  # the gateway cuts the line as the ack arrives, before recording it
+
+    def send(self, who: str, text: str) -> str:
+        message = self.fake.robot_message(text, sender=who, conversation_type="1")
+        self.sessions[message["sessionWebhook"].rsplit("=", 1)[1]] = who
+        return self.gw.push(ROBOT_TOPIC, message)
+
+    def answered(self, message_id: str) -> bool:
+        return self.gw.when(lambda: message_id not in self.gw.pending, 15) and message_id in self.gw.acks
+
+    def drop(self) -> None:
+        self.gw.drop()
 
 
 class WeComSide:
@@ -173,6 +200,29 @@ class WeComSide:
         [update_] = self.fake.wait(lambda: self.fake.replies(rid))
         assert (update_.frame["cmd"], update_.errcode) == ("aibot_respond_update_msg", 0), update_
         return _wecom_title(update_.frame["body"])
+
+    def lose_next_answer(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        """WeCom keeps nothing for a connection that is gone: the network fails right after the
+        next callback's transaction commits, before the client's reply frame leaves."""
+        real = streams.process
+        armed = [True]
+
+        def then_drop(services: Any, platform: Any, inbound: Any) -> Any:
+            response = real(services, platform, inbound)
+            if armed and armed.pop():
+                self.fake.drop()
+            return response
+
+        monkeypatch.setattr(streams, "process", then_drop)
+
+    def send(self, who: str, text: str) -> tuple[str, str]:
+        rid, msgid = self.fake.send_text(who, text)
+        self.asked[rid] = who
+        return rid, msgid
+
+    def answered(self, sent: tuple[str, str]) -> bool:
+        """Answered on the connection it came on, or pushed on the next one."""
+        return bool(until(lambda: self.fake.replies(sent[0]) or self.fake.pushes, 15))
 
 
 def _text(message: Any) -> str:
@@ -356,3 +406,45 @@ def test_plan_click_and_the_jobs_through_the_worker(world, clock, platform):
         rows = session.scalars(select(OutboxMessage)).all()
     assert {r.bot_id for r in rows} <= {BOTS[platform]}
     assert [r.dedupe_key for r in rows if r.status != "sent"] == []
+
+
+# ---------------------------------------------------------------- 2. the line breaks mid-flow
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("platform", PLATFORMS)
+def test_a_dropped_connection_is_restored_by_the_supervisor_losing_and_doubling_nothing(
+    world, platform, monkeypatch
+):
+    side, lilei = world.sides[platform], LILEI[platform]
+    side.say(lilei, "写计划")
+    assert delivered(world, platform, lilei, FORM)
+
+    # the plan is stored and committed, then the line breaks before the platform hears back
+    side.lose_next_answer(monkeypatch)
+    sent = side.send(lilei, PLAN_TEXT)
+    assert side.answered(sent)  # delivered again (or its receipt pushed) on the new connection
+    assert until(lambda: world.state(platform).connected and world.state(platform).reconnects >= 1, 10)
+    state = world.state(platform)
+    assert state.reconnects == 1 and state.last_error, state
+    assert [world.state(p).reconnects for p in PLATFORMS if p != platform] == [0, 0]  # the others held
+
+    if platform == "wecom":  # WeCom sending the same message again adds nothing either
+        rid, _ = world.fakes.wecom.send_text(lilei, PLAN_TEXT, msgid=sent[1])
+        assert until(lambda: world.fakes.wecom.replies(rid), 1) is None
+    else:  # a message sent while the line is down arrives once it is back
+        side.drop()
+        assert side.answered(side.send(lilei, "进度"))
+        assert until(lambda: world.state(platform).reconnects == 2 and world.state(platform).connected, 10)
+
+    assert lilei_plan(world) == [
+        ("优化详情页首屏", "conversion_rate", "2.89", "4.890"),
+        ("差评回访", "complaint_rate", "1.26", "1.134"),
+    ]
+    assert delivered(world, platform, lilei, RECEIPT)
+    assert titles(world, platform, lilei).count(RECEIPT) == 1
+    with world.services.sessions() as session:
+        keys = list(session.scalars(select(OutboxMessage.dedupe_key)))
+    assert world.count(InboundEvent) == (2 if platform == "wecom" else 3)  # 写计划, the plan (, 进度)
+    assert world.count(Plan) == 1
+    assert len(keys) == len(set(keys))
