@@ -33,12 +33,13 @@ from bot.jobs import run_job
 from bot.services import build_services
 from bot.worker import Worker
 from storage.db import transaction
-from storage.models import InboundEvent, OutboxMessage, Plan, Team
+from storage.models import Identity, InboundEvent, OutboxMessage, Plan, Team
 from tests import worker_seed as seed
 from tests.conftest import TEST_KEY
 from tests.fakes import feishu as ff
 from tests.fakes.dingtalk import ROBOT_TOPIC, FakeDingTalk
 from tests.fakes.feishu_gateway import FakeGateway
+from tests.fakes.tenants import DingTalkTenant, FeishuTenant
 from tests.fakes.wecom_aibot import FakeWeComAIBot
 from tests.stream_bots import (
     AIBOT,
@@ -448,3 +449,117 @@ def test_a_dropped_connection_is_restored_by_the_supervisor_losing_and_doubling_
     assert world.count(InboundEvent) == (2 if platform == "wecom" else 3)  # 写计划, the plan (, 进度)
     assert world.count(Plan) == 1
     assert len(keys) == len(set(keys))
+
+
+# ---------------------------------------------------------------- 3. planloop doctor, real clients
+
+
+def run_doctor(engine: Any, clock: Any, bot: BotConfig) -> tuple[int, str]:
+    """``planloop doctor`` for one bot, as the CLI runs it: its exit code and what it printed."""
+    settings = Settings(
+        database_url="sqlite://",
+        secret_keys=(Secret(TEST_KEY),),
+        public_url="http://planloop.test",
+        bots=(bot,),
+    )
+    services = build_services(settings, clock=clock, engine=engine, http=requests.Session())
+    out = io.StringIO()
+    code = doctor(settings, services, out=out, stream_timeout=5.0)
+    return code, out.getvalue()
+
+
+def tenant_for(platform: str, fakes: SimpleNamespace, people: list[str]) -> Any:
+    """The doctor's other endpoints on the fake (scopes, groups, contacts) with the team in them."""
+    if platform == "feishu":
+        tenant = FeishuTenant(fakes.feishu)
+        tenant.chats |= {"oc_ops_group": True, "oc_service_group": True}
+        tenant.users |= set(people)
+        return tenant
+    if platform == "dingtalk":
+        tenant = DingTalkTenant(fakes.dingtalk)
+        tenant.users |= set(people)
+        return tenant
+    return None  # the AI bot alone: nothing but its connection to ask
+
+
+def refuse_stream(platform: str, fakes: SimpleNamespace, tenant: Any) -> None:
+    """Credentials that work on the HTTP API, on an app whose long connection is not switched on."""
+    if platform == "feishu":
+        fakes.feishu.gateway.refuse_handshake = (403, "403", "forbidden", "")
+    elif platform == "dingtalk":
+        tenant.gateway_refusal = (403, "Forbidden.StreamNotOpen", "应用未开启 Stream 模式")
+
+
+FIX = {
+    "feishu": "开发者后台 https://open.feishu.cn/app/cli_fake_app › 开发配置 › 事件与回调 › 订阅方式 选 使用长连接接收事件（回调同样选长连接）",
+    "dingtalk": "开发者后台 https://open-dev.dingtalk.com › 应用 › 机器人 › 消息接收模式 选 Stream 模式，并发布",
+    "wecom": "管理后台 应用管理 › 智能机器人 › API 模式 选 长连接，核对 Bot ID（bot_id）和 Secret（bot_secret）",
+}
+
+
+DOCTOR_ROWS = [
+    # (platform, what is wrong, the failing lines: (start, the platform's own words, once, end))
+    ("feishu", "nothing", []),
+    (
+        "feishu",
+        "wrong secret",
+        [("✗ 凭证：飞书拒绝：", "10014 app secret invalid", "凭证与基础信息 的 App ID 和 App Secret")],
+    ),
+    (
+        "feishu",
+        "long connection off",
+        [("✗ 长连接：平台拒绝了凭证：", "企业自建应用", f"(403) → {FIX['feishu']}")],
+    ),
+    ("dingtalk", "nothing", []),
+    (
+        "dingtalk",
+        "wrong secret",
+        [("✗ 凭证：钉钉拒绝：", "invalidClientIdOrSecret", "Client ID（AppKey）和 Client Secret")],
+    ),
+    (
+        "dingtalk",
+        "long connection off",
+        [
+            (
+                "✗ 长连接：平台拒绝了凭证：",
+                "Forbidden.StreamNotOpen 应用未开启 Stream 模式",
+                f"模式) → {FIX['dingtalk']}",
+            )
+        ],
+    ),
+    ("wecom", "nothing", []),
+    (
+        "wecom",
+        "wrong secret",
+        [("✗ 长连接：平台拒绝了凭证：", "853000 signature is incorrect", f"Secret) → {FIX['wecom']}")],
+    ),
+]
+
+
+@pytest.mark.parametrize(
+    "platform, wrong, failures", DOCTOR_ROWS, ids=[f"{row[0]}: {row[1]}" for row in DOCTOR_ROWS]
+)
+def test_doctor_opens_each_real_stream_client_against_its_fake(
+    fakes, engine, clock, demo_team, platform, wrong, failures
+):
+    bot = dict(zip(PLATFORMS, three_bots(fakes), strict=True))[platform]
+    with engine.connect() as conn:
+        people = list(conn.scalars(select(Identity.external_id).where(Identity.bot_id == bot.id)))
+    tenant = tenant_for(platform, fakes, people)
+    if wrong == "wrong secret":
+        bot = BotConfig(
+            bot.id, bot.platform, bot.values, {k: Secret("rotated-elsewhere") for k in bot.secrets}
+        )
+    elif wrong == "long connection off":
+        refuse_stream(platform, fakes, tenant)
+    code, output = run_doctor(engine, clock, bot)
+    lines = [line.strip() for line in output.splitlines() if line.strip()]
+    failed = [line for line in lines if line.startswith("✗")]
+    assert len(failed) == len(failures) and code == (1 if failures else 0), output
+    assert [
+        (f.startswith(start), f.count(words), f.endswith(end))
+        for f, (start, words, end) in zip(failed, failures, strict=True)
+    ] == [(True, 1, True)] * len(failures), failed
+    if not failures:
+        [stream] = [line for line in lines if line.startswith("✓ 长连接：")]
+        assert stream.endswith("秒内连上，已断开")
