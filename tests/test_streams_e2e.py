@@ -375,7 +375,8 @@ def test_plan_click_and_the_jobs_through_the_worker(world, clock, platform):
     # the jobs: the ops team's chat and its people are on this platform's bot
     with transaction(world.services.sessions) as session:
         session.execute(update(Team).values(chat_bot=BOTS[platform], chat_id=OPS_CHAT[platform]))
-    if platform == "wecom":  # the AI bot pushes only where someone talked to it (docs/platforms/wecom-stream.md)
+    # the AI bot pushes only where someone talked to it (docs/platforms/wecom-stream.md)
+    if platform == "wecom":
         for leader in ("ZhangWei", "WangFang"):  # both teams' leaders
             side.say(leader, "帮助")
         side.say(zhangwei, "@计划助手 帮助", chatid=OPS_CHAT[platform])
