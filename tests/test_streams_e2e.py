@@ -564,3 +564,19 @@ def test_doctor_opens_each_real_stream_client_against_its_fake(
     if not failures:
         [stream] = [line for line in lines if line.startswith("✓ 长连接：")]
         assert stream.endswith("秒内连上，已断开")
+
+
+@pytest.mark.slow
+def test_doctor_on_a_running_worker_borrows_the_wecom_line_and_the_supervisor_takes_it_back(
+    world, engine, clock
+):
+    """WeCom keeps one connection per AI bot: the doctor's check kicks the worker's, briefly."""
+    code, output = run_doctor(engine, clock, world.services.settings.bot("wecom-main"))
+    assert code == 0 and "✓ 长连接：" in output, output
+    assert until(lambda: world.state("wecom").reconnects == 1 and world.state("wecom").connected, 10)
+    assert "another one subscribed" in world.state("wecom").last_error
+    assert [world.state(p).reconnects for p in ("feishu", "dingtalk")] == [0, 0]
+    world.sides["wecom"].say("LiLei", "写计划")  # answered by the worker's new connection
+    assert titles(world, "wecom", "LiLei") == [FORM]
+    assert [c.number for c in world.fakes.wecom.connections] == [1, 2, 3]  # worker, doctor, worker
+    assert world.fakes.wecom.live is not None and world.fakes.wecom.live.number == 3
