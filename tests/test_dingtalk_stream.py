@@ -31,10 +31,10 @@ from bot.platforms.stream import StreamAuthError
 from bot.services import build_services
 from storage.models import InboundEvent, OutboxMessage, Plan
 from tests.fakes.dingtalk import CARD_TOPIC, ROBOT_TOPIC, FakeDingTalk
+from tests.stream_bots import dingtalk_stream_bot as stream_bot
 
 BOT = "dingtalk-main"  # the bot id examples/team.toml names people on
 LILEI = "0102"
-TEMPLATE = "tpl-planloop.schema"
 PLAN = "写计划\n优化详情页首屏 支付转化率 +2%\n差评回访 投诉率 -10%"
 
 
@@ -44,18 +44,6 @@ def fake(clock):
     server.stream()
     yield server
     server.stop()
-
-
-def stream_bot(fake: FakeDingTalk, app_secret: str | None = None) -> BotConfig:
-    plain = {
-        "connection": "stream",
-        "app_key": fake.app_key,
-        "robot_code": fake.robot_code,
-        "api_base": fake.url,
-        "oapi_base": fake.url,
-        "card_template_id": TEMPLATE,
-    }
-    return BotConfig(BOT, "dingtalk", plain, {"app_secret": Secret(app_secret or fake.app_secret)})
 
 
 def start(settings, engine, clock, fake, *, app_secret: str | None = None, **supervisor):  # noqa: ANN001, ANN201

@@ -25,6 +25,7 @@ from storage.models import InboundEvent, OutboxMessage, Plan
 from tests.conftest import TEST_KEY
 from tests.fakes import feishu as ff
 from tests.fakes.feishu_gateway import FakeGateway
+from tests.stream_bots import feishu_stream_bot as stream_bot
 from tests.test_feishu_e2e import fill, relay
 
 
@@ -40,10 +41,6 @@ def fake(clock):
 @pytest.fixture
 def gateway(fake) -> FakeGateway:
     return fake.gateway
-
-
-def stream_bot(api_base: str, **values):
-    return ff.bot_config(api_base, encrypt_key=None, verification_token=None, connection="stream", **values)
 
 
 @pytest.fixture

@@ -27,9 +27,10 @@ from handlers.inbound import Inbound
 from storage.models import OutboxMessage, Plan
 from tests.conftest import TEST_KEY
 from tests.fakes.wecom_aibot import ERR_EXPIRED, ERR_NO_CONVERSATION, FakeWeComAIBot
+from tests.stream_bots import AIBOT
+from tests.stream_bots import AIBOT_SECRET as SECRET
+from tests.stream_bots import wecom_stream_bot as stream_bot
 
-AIBOT = "aib-planloop-01"
-SECRET = "aibot-secret-0123"
 TEXT_PLAN = "计划\n优化详情页首屏 支付转化率 +2pp\n差评回访 投诉率 -10%"
 
 
@@ -38,15 +39,6 @@ def fake() -> Iterator[FakeWeComAIBot]:
     server = FakeWeComAIBot(AIBOT, SECRET).start()
     yield server
     server.stop()
-
-
-def stream_bot(fake: FakeWeComAIBot, secret: str = SECRET, **values: Any) -> BotConfig:
-    return BotConfig(
-        "wecom-main",
-        "wecom",
-        {"connection": "stream", "bot_id": AIBOT, "ws_url": fake.url, **values},
-        {"bot_secret": Secret(secret)},
-    )
 
 
 @pytest.fixture

@@ -149,7 +149,8 @@ def stream_line(ctx: Context, fix: str) -> Line:
         return ok(check, tr("stream.ok", seconds=f"{took:.1f}"))
     if ended and errors:
         error = errors[0]
-        code = f" ({error.code})" if isinstance(error, StreamError) and error.code else ""
+        said = error.code if isinstance(error, StreamError) else ""
+        code = f" ({said})" if said and said not in str(error) else ""  # the platform's words, once
         if isinstance(error, StreamAuthError):
             return fail(check, tr("stream.auth", error=f"{error}{code}"), fix)
         if isinstance(error, StreamError):

@@ -275,6 +275,9 @@ class DingTalkTenant:
             if self.gateway_refusal is not None:
                 return error(*self.gateway_refusal)
             data = body()
+            if self.fake.gateway is not None:  # the fake's Stream gateway runs: it answers (real client)
+                status, answer = self.fake.gateway.open_connection(data)
+                return _json(answer, status)
             if data.get("clientId") != self.fake.app_key or data.get("clientSecret") != self.fake.app_secret:
                 return error(401, "invalidClientIdOrSecret", "无效的clientId或者clientSecret")
             return _json({"endpoint": "ws://127.0.0.1:9/connect", "ticket": "fake-ticket"})
