@@ -5,6 +5,12 @@ holds a token (a forwarded link, a leaked log) could still make the person's bro
 browsers say where a POST comes from in ``Origin`` and ``Sec-Fetch-Site``, so a POST whose
 ``Origin`` is not public_url's origin, or that the browser marks ``cross-site``, is refused.
 A POST without either header (an old browser, a tool) keeps working: the token still decides.
+
+``Origin: null`` is what a browser sends for our own pages too: they are served with
+``Referrer-Policy: no-referrer`` (a link is a bearer token and must not leak as a referrer), and
+under that policy a same-origin POST carries ``Origin: null``. So a null origin is accepted only
+where the browser also says ``Sec-Fetch-Site: same-origin``; a sandboxed iframe or a data: URL
+elsewhere sends null with ``cross-site`` or nothing, and is refused.
 """
 
 from __future__ import annotations
@@ -40,6 +46,10 @@ def cross_site_reason(headers: Any, public_url: str) -> str | None:
     origin = headers.get("Origin")
     if origin is None:
         return None
-    if origin.strip().lower() == "null" or origin_of(origin) != origin_of(public_url):
+    if origin.strip().lower() == "null":
+        if fetch_site == "same-origin":
+            return None
+        return f"Origin 'null' without Sec-Fetch-Site: same-origin (is not {origin_of(public_url)})"
+    if origin_of(origin) != origin_of(public_url):
         return f"Origin {origin[:100]!r} is not {origin_of(public_url)}"
     return None

@@ -319,7 +319,9 @@ def blueprint(services: Services) -> Blueprint:
 
     @bp.post("/<token>")
     def submit(token: str) -> Response:
-        cross_site = cross_site_reason(request.headers, services.settings.public_url)
+        # the origin the form's page was served from: the base every signed link is made with
+        base = services.links.public_url if services.links is not None else services.settings.public_url
+        cross_site = cross_site_reason(request.headers, base)
         if cross_site:
             log.warning("refused a cross-site form post: %s", cross_site)
             raise Refusal(403, "请在原页面提交", "这份表单只能在 planloop 自己的页面里提交。", REOPEN)

@@ -45,7 +45,7 @@ def test_import_prints_a_hostile_file_name_escaped(tmp_path, engine, capsys, nam
     config = tmp_path / "planloop.toml"
     config.write_text(f'[server]\ndatabase_url = "{engine.url.render_as_string(hide_password=False)}"\n')
     path = tmp_path / name
-    path.write_text("日期,指标,数值\n2026-11-23,gmv,abc\n", encoding="utf-8")
+    path.write_text("日期,指标,数值\n2026-11-23,pay_amount,abc\n", encoding="utf-8")
     main(["--config", str(config), "import", str(path)])
     missing = tmp_path / ("missing-" + name)
     assert main(["--config", str(config), "import", str(missing)]) == 1

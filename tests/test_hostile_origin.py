@@ -26,6 +26,10 @@ from tests.test_pages import THREE, form_values, token
         ({"Origin": "https://planloop.test"}, False),  # another scheme is another origin
         ({"Origin": "http://planloop.test:8080"}, False),
         ({"Origin": "null"}, False),  # sandboxed iframe, data: URL
+        ({"Origin": "null", "Sec-Fetch-Site": "cross-site"}, False),
+        ({"Origin": "null", "Sec-Fetch-Site": "same-site"}, False),
+        # our own page under Referrer-Policy: no-referrer, as Chromium posts it
+        ({"Origin": "null", "Sec-Fetch-Site": "same-origin"}, True),
         ({"Sec-Fetch-Site": "cross-site"}, False),
         ({"Origin": "http://planloop.test", "Sec-Fetch-Site": "cross-site"}, False),
     ],
