@@ -15,7 +15,8 @@ accepted but before the row was marked sent causes one resend, which Feishu drop
   the row is ``dead`` and the admins are told.
 - Rate limits: token buckets per ``Platform.limits(message)``; a message that would
   exceed one waits (its row goes back with a later due time), it never fails for it.
-  Buckets are per process: with several workers, declare limits per worker accordingly.
+  The buckets live in the database (``bot.rate_limits.SharedBuckets``), so a limit holds for
+  every worker together, and a refusal one relay saw pauses the target for all of them.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -99,8 +100,16 @@ class Claimed:
     claimed_until: datetime
 
 
+class Buckets(Protocol):
+    """Where a relay takes its tokens: ``TokenBuckets`` (one process) or ``SharedBuckets`` (all)."""
+
+    def acquire(self, limits: Iterable[RateLimit], now: float) -> float: ...
+
+    def block(self, keys: Iterable[str], until: float) -> None: ...
+
+
 class TokenBuckets:
-    """One bucket of ``count`` tokens per ``RateLimit.key``; a spent token returns ``per_seconds``
+    """One process's buckets (tests, and the control that shows why they must be shared). One bucket of ``count`` tokens per ``RateLimit.key``; a spent token returns ``per_seconds``
     after it was spent. So a burst may use the whole bucket, yet no window of ``per_seconds``
     ever sees more than ``count`` sends (a refill-rate bucket would allow up to twice that,
     enough to trip DingTalk's 20-per-minute ban). Shared by the relay threads of a process.
@@ -163,6 +172,13 @@ class TokenBuckets:
                 self._blocked[key] = max(self._blocked.get(key, 0.0), until)
 
 
+def shared_buckets(services: Services) -> Buckets:
+    """The deployment-wide buckets in ``services``' database."""
+    from bot.rate_limits import SharedBuckets
+
+    return SharedBuckets(services.sessions, services.engine, services.clock)
+
+
 def _ctx(claimed: Claimed) -> dict[str, str]:
     """The structured-log fields of one outbox row."""
     return {"outbox_id": claimed.id, "bot": claimed.bot_id}
@@ -191,13 +207,13 @@ class Relay:
         name: str | None = None,
         policy: RelayPolicy | None = None,
         rng: Callable[[], float] = random.random,
-        buckets: TokenBuckets | None = None,
+        buckets: Buckets | None = None,
     ):
         self.services = services
         self.name = name or worker_name()
         self.policy = policy or RelayPolicy()
         self.rng = rng
-        self.buckets = buckets or TokenBuckets()
+        self.buckets = buckets or shared_buckets(services)
 
     # -- claiming ---------------------------------------------------------------------------
 

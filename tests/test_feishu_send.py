@@ -170,7 +170,7 @@ FAILURES = [
     (429, 99991400, True, 2.0),
     (400, 99991400, True, 2.0),  # older APIs throttle with HTTP 400
     (400, 230020, True, None),
-    (200, 11232, True, None),
+    (200, 11232, True, 60.0),  # a robot refusal has no reset header: the relay pauses it a minute
     (500, 0, True, None),
     (502, 1, True, None),
     (400, 230001, False, None),  # invalid parameter
@@ -183,7 +183,7 @@ FAILURES = [
 
 @pytest.mark.parametrize("status, code, retry, retry_after", FAILURES)
 def test_failures_are_classified_with_feishus_code(fake, clock, status, code, retry, retry_after):
-    reset = 2.0 if retry_after else None
+    reset = 2.0 if retry_after == 2.0 else None  # the rows with 2.0 come with a reset header
     fake.fail_next("/open-apis/im/v1/messages", status=status, code=code, msg=f"msg-{code}", reset=reset)
     with pytest.raises(DeliveryError) as err:
         make(fake, clock).send(out())
@@ -306,7 +306,7 @@ def test_robot_throttle_11232_is_retried(fake, clock):
         p.send(out("webhook", "ops", id=f"r{n}", extra={"url": url, "secret": "s"}))
     with pytest.raises(DeliveryError) as err:
         p.send(out("webhook", "ops", id="r5", extra={"url": url, "secret": "s"}))
-    assert err.value.retry and err.value.code == "11232"
+    assert err.value.retry and err.value.code == "11232" and err.value.retry_after == 60.0
     clock.advance(seconds=1)
     p.send(out("webhook", "ops", id="r5", extra={"url": url, "secret": "s"}))
     assert len(fake.robot_posts) == 6

@@ -19,7 +19,7 @@ def test_migrations_match_models(engine):
 
 def test_database_is_at_head(engine):
     current, head = migration_status(engine)
-    assert current == head == "0001"
+    assert current == head == "0002_relay"
 
 
 def test_unmigrated_database_is_refused_with_the_command_to_run(tmp_path):

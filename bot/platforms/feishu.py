@@ -81,6 +81,9 @@ TOKEN_INVALID = {99991663, 99991661, 99991668}  # invalid/expired, missing, (use
 # 99991400: app/tenant throttled (HTTP 429, wait x-ogw-ratelimit-reset); 11232: a custom robot's
 # 5/s-100/min limit; 230020: the per-chat limit of the send API.
 RATE_LIMITED = {99991400, 11232, 230020}
+# A robot's 11232 comes without a reset header: pause the robot (for every worker, through the
+# relay's shared buckets) until its longer window, one minute, has surely passed.
+ROBOT_REFUSAL_PAUSE = 60.0
 
 
 # --- pure verifiers and their sign_ twins ---------------------------------------------------
@@ -668,7 +671,8 @@ def _classify(resp: requests.Response, data: Mapping[str, Any], code: int | None
     )
     shown_code = str(code) if code is not None else f"http{resp.status_code}"
     if resp.status_code == 429 or code in RATE_LIMITED:
-        return DeliveryError(text, retry=True, retry_after=_retry_after(resp), code=shown_code)
+        pause = _retry_after(resp) or (ROBOT_REFUSAL_PAUSE if code == 11232 else None)
+        return DeliveryError(text, retry=True, retry_after=pause, code=shown_code)
     if resp.status_code >= 500 or code in TOKEN_INVALID:
         return DeliveryError(text, retry=True, retry_after=_retry_after(resp), code=shown_code)
     if code is None and resp.status_code < 400:

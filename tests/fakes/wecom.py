@@ -129,6 +129,7 @@ class FakeWeCom:
         self.chat_messages: list[dict[str, Any]] = []
         self.robot: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self.robot_times: dict[str, deque[float]] = defaultdict(deque)
+        self.robot_at: dict[str, list[float]] = defaultdict(list)  # when each accepted message came
         self.task_ids: set[str] = set()
         self.response_codes: dict[str, dict[str, Any]] = {}
         self.failures: list[tuple[str, dict[str, Any]]] = []
@@ -476,6 +477,7 @@ class FakeWeCom:
                 raise Refused(40008, "invalid message type")
             with self.lock:
                 self.robot[key].append(data)
+                self.robot_at[key].append(now)
             return answer({"errcode": 0, "errmsg": "ok"})
 
         return app
