@@ -511,8 +511,10 @@ def test_group_card_mentions_go_in_at_user_ids(fake, clock):
     adapter = adapter_for(fake, clock)
     adapter.send(Outbound("m-4", "chat", GROUP, replace(progress_card(0.2), mentions=(LILEI,))))
     [card] = fake.cards.values()
+    # no database here, so no name: the id stands in for it (tests/test_dingtalk_mentions.py has names)
     assert card["imGroupOpenDeliverModel"]["atUserIds"] == {LILEI: LILEI}
-    assert f"@{LILEI}" in card["cardData"]["cardParamMap"]["markdown"]
+    assert card["cardAtUserIds"] == [LILEI]
+    assert f"<a atId={LILEI}>@{LILEI}</a>" in card["cardData"]["cardParamMap"]["markdown"]
 
 
 def test_without_a_card_template_callback_buttons_are_dropped_not_the_message(fake, clock):

@@ -476,10 +476,11 @@ class DingTalkPlatform:
     def _create_and_deliver(self, message: Outbound) -> SendResult:
         card = message.card
         out_track_id = f"planloop-{message.id}"  # stable: a retried send addresses the same card
+        names = self._display_names(card.mentions)
         body: dict[str, Any] = {
             "cardTemplateId": self.card_template_id,
             "outTrackId": out_track_id,
-            "cardData": {"cardParamMap": render.card_params(card)},
+            "cardData": {"cardParamMap": render.card_params(card, names)},
             "userIdType": 1,
         }
         if self.card_route_key:
@@ -489,7 +490,11 @@ class DingTalkPlatform:
             body["openSpaceId"] = f"dtv1.card//IM_GROUP.{message.target}"
             body["imGroupOpenSpaceModel"] = {"supportForward": True}
             deliver: dict[str, Any] = {"robotCode": self.robot_code}
-            at_ids = {m: m for m in card.mentions if m != "all"}
+            # atUserIds: id -> the name DingTalk shows; cardAtUserIds: the ids the card's
+            # <a atId=…> marks highlight (create-and-deliver-cards)
+            at_ids = {m: names.get(m, m) for m in card.mentions if m != "all"}
+            if at_ids:
+                body["cardAtUserIds"] = list(at_ids)
             if "all" in card.mentions:
                 at_ids = {"@ALL": "@ALL"}
             if at_ids:
@@ -511,11 +516,33 @@ class DingTalkPlatform:
     def _update_card(self, out_track_id: str, card: Card) -> SendResult:
         body = {
             "outTrackId": out_track_id,
-            "cardData": {"cardParamMap": render.card_params(card)},
+            "cardData": {"cardParamMap": render.card_params(card, self._display_names(card.mentions))},
             "cardUpdateOptions": {"updateCardDataByKey": False},
         }
         self._api("PUT", "/v1.0/card/instances", body)
         return SendResult(platform_message_id=out_track_id, reply_handle=card_handle(out_track_id))
+
+    def _display_names(self, ids: tuple[str, ...]) -> dict[str, str]:
+        """The names of mentioned DingTalk user ids (their people on this bot); ids without one
+        are shown as themselves."""
+        wanted = [m for m in ids if m != "all"]
+        if not wanted:
+            return {}
+        from sqlalchemy import select
+
+        from storage.models import Identity, Person
+
+        try:
+            with self.deps.sessions() as session:
+                rows = session.execute(
+                    select(Identity.external_id, Person.name)
+                    .join(Person, Person.id == Identity.person_id)
+                    .where(Identity.bot_id == self.bot_id, Identity.external_id.in_(wanted))
+                ).all()
+        except Exception:  # a name is a nicety: never fail a send over it
+            log.warning("cannot look up the names of mentioned DingTalk users", exc_info=True)
+            return {}
+        return {str(ext): str(name) for ext, name in rows}
 
     # ------------------------------------------------------------ HTTP plumbing
 

@@ -276,6 +276,8 @@ class FakeDingTalk:
                 return api_error(400, "invalidParameter.msgKey", "msgKey 不支持")
             if not isinstance(data.get("msgParam"), str):
                 return api_error(400, "invalidParameter.msgParam", "msgParam 必须是 JSON 字符串")
+            if len(data["msgParam"].encode()) > 15_000:
+                return api_error(400, "invalidParameter.msgParam", "msgParam 最长 15000 字节")
             try:
                 param = json.loads(data["msgParam"])
             except ValueError:
@@ -346,6 +348,9 @@ class FakeDingTalk:
                 isinstance(k, str) and isinstance(v, str) for k, v in params.items()
             ):
                 return api_error(400, "param.cardParamMap.invalid", "cardParamMap 的值必须是字符串")
+            # create-and-deliver-cards, Limits: key at most 100 B, value at most 1 KB
+            if any(len(k.encode()) > 100 or len(v.encode()) > 1024 for k, v in params.items()):
+                return api_error(400, "param.cardParamMap.invalid", "cardParamMap 的 key ≤ 100B，value ≤ 1KB")
             return None
 
         @app.post("/v1.0/card/instances/createAndDeliver")
