@@ -345,6 +345,15 @@ def _sources_commands(sub: Any) -> None:
 EXTRA_COMMANDS.append(_sources_commands)  # import, sources check
 
 
+def _outbox_commands(sub: Any) -> None:
+    from bot.cli_outbox import add_commands
+
+    add_commands(sub)
+
+
+EXTRA_COMMANDS.append(_outbox_commands)  # outbox list, outbox resend
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -13,6 +13,11 @@ accepted but before the row was marked sent causes one resend, which Feishu drop
 - Retries: full-jitter exponential backoff, never sooner than the platform's retry-after;
   after ``max_attempts`` failures, or at once for an error the platform says is final,
   the row is ``dead`` and the admins are told.
+- Unknown outcomes: a send that timed out after it went out, on an API without idempotency
+  (group robots), is never resent blindly: the row becomes ``unknown``, the admins are told,
+  and ``planloop outbox resend <id>`` (``resend``) sends it again on purpose.
+- Multi-part messages: each part the platform accepted is counted on the row (``parts_sent``),
+  so a retry, in this process or after a restart, resumes at the next part.
 - Rate limits: token buckets per ``Platform.limits(message)``; a message that would
   exceed one waits (its row goes back with a later due time), it never fails for it.
   The buckets live in the database (``bot.rate_limits.SharedBuckets``), so a limit holds for
@@ -38,7 +43,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from bot import logs, metrics
-from bot.platforms.base import DeliveryError, Outbound, RateLimit, SendResult
+from bot.platforms.base import OUTCOME_UNKNOWN, DeliveryError, Outbound, RateLimit, SendResult
 from bot.services import Services
 from cards import builders_ops
 from cards.model import Card
@@ -51,7 +56,14 @@ log = logging.getLogger("planloop.delivery")
 
 # deliver()'s outcome -> planloop_deliveries_total{result}: a deferred (rate-limited) or lost
 # (lease ran out, settled elsewhere) attempt sent nothing and is not a failure: "skipped".
-DELIVERY_METRIC = {"sent": "sent", "retried": "retry", "dead": "dead", "waited": "skipped", "lost": "skipped"}
+DELIVERY_METRIC = {
+    "sent": "sent",
+    "retried": "retry",
+    "dead": "dead",
+    "unknown": "dead",  # no longer retried: counted with the given-up ones
+    "waited": "skipped",
+    "lost": "skipped",
+}
 
 # Keys of Outbound.extra for ``webhook`` rows: the team's group-robot URL and signing secret.
 WEBHOOK_URL = "url"
@@ -75,9 +87,10 @@ class RelayStats:
     dead: int = 0
     waited: int = 0  # deferred by a rate limit
     lost: int = 0  # lease ran out before sending; left for whoever claims it next
+    unknown: int = 0  # sent, unanswered, not safe to resend: left to an admin
 
     def add(self, other: RelayStats) -> None:
-        for name in ("claimed", "sent", "retried", "dead", "waited", "lost"):
+        for name in ("claimed", "sent", "retried", "dead", "waited", "lost", "unknown"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
     @property
@@ -98,6 +111,7 @@ class Claimed:
     reply_handle: str | None
     attempts: int
     claimed_until: datetime
+    parts_sent: int = 0
 
 
 class Buckets(Protocol):
@@ -274,6 +288,7 @@ class Relay:
                     r.reply_handle,
                     r.attempts,
                     until,
+                    r.parts_sent or 0,
                 )
                 for r in rows
             ]
@@ -316,7 +331,27 @@ class Relay:
                     code="no_webhook",
                 )
             extra = {WEBHOOK_URL: self._open(url), WEBHOOK_SECRET: self._open(secret) if secret else ""}
-        return Outbound(claimed.id, claimed.channel, claimed.target, card, claimed.reply_handle, extra)
+        return Outbound(
+            claimed.id,
+            claimed.channel,
+            claimed.target,
+            card,
+            claimed.reply_handle,
+            extra,
+            parts_sent=claimed.parts_sent,
+            record_part=lambda n: self._record_part(claimed, n),
+        )
+
+    def _record_part(self, claimed: Claimed, parts: int) -> None:
+        """The platform accepted part ``parts`` of a multi-part message: count it on the row now,
+        so no retry, here or after a restart, sends that part again."""
+        with transaction(self.services.sessions) as session:
+            session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == claimed.id, OutboxMessage.status == "pending")
+                .values(parts_sent=parts)
+                .execution_options(synchronize_session=False)
+            )
 
     def _open(self, stored: str) -> str:
         """A webhook URL or secret as stored: sealed at rest (``planloop apply``), opened only here."""
@@ -372,6 +407,8 @@ class Relay:
                     self.buckets.block([lim.key for lim in limits], now_ts + float(exc.retry_after))
                 raise
         except DeliveryError as exc:
+            if exc.code == OUTCOME_UNKNOWN:
+                return self._unknown(claimed, str(exc))
             return self._failed(
                 claimed, str(exc), retry=exc.retry, retry_after=exc.retry_after, code=exc.code
             )
@@ -474,12 +511,39 @@ class Relay:
             self._tell_admins(session, claimed, attempts, text, now)
         return "dead"
 
+    def _unknown(self, claimed: Claimed, error: str) -> str:
+        """Sent, maybe received, not safe to send again: park the row and ask a person."""
+        now = self.services.clock()
+        attempts = claimed.attempts + 1
+        text = f"[{OUTCOME_UNKNOWN}] {error}"
+        with transaction(self.services.sessions) as session:
+            if not self._release(
+                session, claimed, attempts=attempts, last_error=text[:2000], status="unknown"
+            ):
+                return "lost"
+            log.error(
+                "outbox %s may or may not have arrived (%s); not resending it blindly",
+                claimed.id,
+                error,
+                extra=_ctx(claimed),
+            )
+            self._tell_admins(session, claimed, attempts, text, now, unknown=True)
+        return "unknown"
+
     def _tell_admins(
-        self, session: Session, claimed: Claimed, attempts: int, error: str, now: datetime
+        self,
+        session: Session,
+        claimed: Claimed,
+        attempts: int,
+        error: str,
+        now: datetime,
+        *,
+        unknown: bool = False,
     ) -> None:
         audit = {"outbox_id": claimed.id, "bot": claimed.bot_id, "error": error[:500]}
         admins: list[str] = [] if claimed.dedupe_key.startswith(ADMIN_PREFIX) else list(self._admins())
-        card = builders_ops.delivery_dead_card(
+        build = builders_ops.delivery_unknown_card if unknown else builders_ops.delivery_dead_card
+        card = build(
             message_id=claimed.id,
             bot_id=claimed.bot_id,
             channel=claimed.channel,
@@ -493,7 +557,7 @@ class Relay:
             admins,
             card,
             bots=frozenset(self.services.platforms),
-            dedupe_key=f"dead:{claimed.id}",
+            dedupe_key=f"{'unknown' if unknown else 'dead'}:{claimed.id}",
             now=now,
             audit=audit,
         )
@@ -501,6 +565,26 @@ class Relay:
     def _admins(self) -> list[str]:
         admins = self.services.settings.extra.get("admins", [])
         return [str(a) for a in admins] if isinstance(admins, list | tuple) else []
+
+
+RESENDABLE = ("unknown", "dead")
+
+
+def resend(services: Services, outbox_id: str) -> str | None:
+    """An admin's one action: send an ``unknown`` (or ``dead``) row again, from the next part
+    not known to have arrived. Returns the status it had, or None if there is no such row."""
+    now = services.clock()
+    with transaction(services.sessions) as session:
+        row = session.get(OutboxMessage, outbox_id, with_for_update=True)
+        if row is None or row.status not in RESENDABLE:
+            return None if row is None else row.status
+        was = row.status
+        row.status = "pending"
+        row.next_attempt_at = now
+        row.claimed_by = None
+        row.claimed_until = None
+        row.last_error = f"resent by an admin at {now.isoformat()} (was {was}): {row.last_error}"[:2000]
+        return was
 
 
 def drain(

@@ -611,12 +611,13 @@ def test_api_failures_are_classified(fake, clock, status, body, _h, retry, retry
     assert len(fake.group_messages) == 1
 
 
-def test_a_timeout_is_retried_later(fake, clock):
+def test_a_timeout_on_a_robot_message_is_an_unknown_outcome_not_a_blind_retry(fake, clock):
+    """groupMessages/send has no idempotency key: the message may be in the group already."""
     adapter = adapter_for(fake, clock, card_template_id="", timeout=0.2)
     fake.fail_next("/v1.0/robot/groupMessages/send", 200, {"processQueryKey": "late"}, delay=1.0)
     with pytest.raises(DeliveryError) as info:
         adapter.send(Outbound("to-1", "chat", GROUP, Card("周报")))
-    assert (info.value.retry, info.value.code) == (True, "timeout")
+    assert (info.value.retry, info.value.code) == (False, "outcome_unknown")
 
 
 def test_unreachable_dingtalk_is_retried_later(clock):

@@ -36,6 +36,7 @@ import requests
 
 from bot.config import BotConfig
 from bot.platforms.base import (
+    OUTCOME_UNKNOWN,
     BadRequest,
     DeliveryError,
     Outbound,
@@ -454,7 +455,7 @@ class DingTalkPlatform:
                 "msgKey": msg_key,
                 "msgParam": msg_param,
             }
-            result = self._api("POST", "/v1.0/robot/groupMessages/send", body)
+            result = self._api("POST", "/v1.0/robot/groupMessages/send", body, unprotected=True)
             return SendResult(platform_message_id=str(result.get("processQueryKey", "")))
         body = {
             "robotCode": self.robot_code,
@@ -462,7 +463,7 @@ class DingTalkPlatform:
             "msgKey": msg_key,
             "msgParam": msg_param,
         }
-        result = self._api("POST", "/v1.0/robot/oToMessages/batchSend", body)
+        result = self._api("POST", "/v1.0/robot/oToMessages/batchSend", body, unprotected=True)
         if message.target in (result.get("flowControlledStaffIdList") or []):
             raise DeliveryError(
                 "DingTalk flow-controlled this user", retry=True, retry_after=60, code="flow_controlled"
@@ -504,7 +505,15 @@ class DingTalkPlatform:
             body["openSpaceId"] = f"dtv1.card//IM_ROBOT.{message.target}"
             body["imRobotOpenSpaceModel"] = {"supportForward": True}
             body["imRobotOpenDeliverModel"] = {"spaceType": "IM_ROBOT", "robotCode": self.robot_code}
-        result = self._api("POST", "/v1.0/card/instances/createAndDeliver", body)
+        try:
+            result = self._api("POST", "/v1.0/card/instances/createAndDeliver", body)
+        except DeliveryError as exc:
+            if not _duplicate_out_track_id(exc):
+                raise
+            # An earlier attempt created and delivered this very card (its answer was lost):
+            # the outTrackId is ours and unique per outbox row, so this is "delivered".
+            log.info("card %s was already delivered (duplicate outTrackId)", out_track_id)
+            return SendResult(platform_message_id=out_track_id, reply_handle=card_handle(out_track_id))
         delivered = (result.get("result") or {}).get("deliverResults") or []
         failed = [d for d in delivered if isinstance(d, dict) and not d.get("success", True)]
         if failed:
@@ -546,9 +555,19 @@ class DingTalkPlatform:
 
     # ------------------------------------------------------------ HTTP plumbing
 
-    def _request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+    def _request(
+        self, method: str, url: str, *, unprotected: bool = False, **kwargs: Any
+    ) -> requests.Response:
+        """``unprotected``: DingTalk would show a repeat twice (robots have no idempotency key), so
+        a request that went out and got no answer is not retried: its outcome is unknown."""
         try:
             return self.http.request(method, url, timeout=self.timeout, allow_redirects=False, **kwargs)
+        except requests.ReadTimeout:
+            if unprotected:
+                raise DeliveryError(
+                    "DingTalk took the message but did not answer in time", retry=False, code=OUTCOME_UNKNOWN
+                ) from None
+            raise DeliveryError("DingTalk did not answer in time", retry=True, code="timeout") from None
         except requests.Timeout:
             raise DeliveryError("DingTalk did not answer in time", retry=True, code="timeout") from None
         except requests.RequestException as exc:
@@ -572,12 +591,18 @@ class DingTalkPlatform:
             raise DeliveryError("DingTalk returned no access token", retry=True, code="no_token")
         return token, int(data.get("expireIn") or 7200)
 
-    def _api(self, method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    def _api(
+        self, method: str, path: str, body: dict[str, Any], *, unprotected: bool = False
+    ) -> dict[str, Any]:
         stale: str | None = None
         for _attempt in range(2):
             token = self.access_token(stale)
             resp = self._request(
-                method, self.api_base + path, json=body, headers={"x-acs-dingtalk-access-token": token}
+                method,
+                self.api_base + path,
+                unprotected=unprotected,
+                json=body,
+                headers={"x-acs-dingtalk-access-token": token},
             )
             if resp.status_code == 401 and stale is None:
                 stale = token  # expired or revoked early: fetch a new one and try once more
@@ -624,7 +649,7 @@ class DingTalkPlatform:
             raise DeliveryError(
                 "robot is throttled by DingTalk (130101)", retry=True, retry_after=wait, code="130101"
             )
-        resp = self._request("POST", url, json=payload)
+        resp = self._request("POST", url, unprotected=True, json=payload)
         data = self._body(resp)
         errcode = str(data.get("errcode", ""))
         if resp.status_code == 200 and errcode in ("0", ""):
@@ -649,6 +674,12 @@ class DingTalkPlatform:
         code = errcode or str(resp.status_code)
         message = str(data.get("errmsg", ""))[:200]
         raise DeliveryError(f"robot refused the message: {code} {message}".strip(), retry=False, code=code)
+
+
+def _duplicate_out_track_id(exc: DeliveryError) -> bool:
+    """DingTalk's answer to a createAndDeliver whose outTrackId already exists."""
+    said = f"{exc.code} {exc}".lower()
+    return "outtrackid" in said and ("duplicate" in said or "已存在" in said)
 
 
 def _retry_after(resp: requests.Response, default: float | None) -> float | None:

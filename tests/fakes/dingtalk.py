@@ -81,6 +81,7 @@ class FakeDingTalk:
         self.robots: dict[str, Robot] = {}
         self.calls: defaultdict[str, int] = defaultdict(int)
         self.faults: defaultdict[str, deque[tuple[int, dict[str, Any], float]]] = defaultdict(deque)
+        self.slow: defaultdict[str, deque[float]] = defaultdict(deque)  # answer late, after handling
         self.app = self._build()
         self.server = make_server("127.0.0.1", 0, self.app, threaded=True)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
@@ -104,6 +105,12 @@ class FakeDingTalk:
         """Answer the next ``times`` calls to ``path`` with ``status``/``body`` (after ``delay`` s)."""
         for _ in range(times):
             self.faults[path].append((status, body, delay))
+
+    def slow_next(self, path: str, delay: float, *, times: int = 1) -> None:
+        """Handle the next ``times`` calls to ``path`` as usual but answer ``delay`` s late (the
+        caller's read timeout fires although the message arrived)."""
+        for _ in range(times):
+            self.slow[path].append(delay)
 
     def add_robot(self, secret: str = "") -> str:
         """A custom group robot; returns its webhook URL (the access_token is in the query)."""
@@ -240,6 +247,15 @@ class FakeDingTalk:
 
         def ok(body: dict[str, Any]) -> Response:
             return Response(json.dumps(body, ensure_ascii=False), 200, content_type="application/json")
+
+        @app.after_request
+        def late(response: Response) -> Response:
+            with self.lock:
+                queue = self.slow.get(request.path)
+                delay = queue.popleft() if queue else 0.0
+            if delay:
+                time.sleep(delay)
+            return response
 
         @app.before_request
         def faults() -> Response | None:
