@@ -15,6 +15,7 @@ arrived):
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable, Iterator
 from datetime import timedelta
@@ -284,3 +285,33 @@ def test_a_restart_resumes_a_multi_part_robot_message_at_the_next_part(
     assert fake.robot["parts-robot"] == parts  # every part once, in order
     found = row(services, oid)
     assert (found.status, found.parts_sent) == ("sent", len(parts))
+
+
+def test_a_dingtalk_card_too_long_for_one_value_goes_as_its_text_then_the_card_each_once(
+    services: Any, clock: Any, dingtalk: Any
+) -> None:
+    """The 50-person leader summary: its text is far above a card value's 1 KB and it has no
+    page to link to, so the app robot sends the whole text and then the card follows, shortened,
+    with its buttons. The card's first attempt fails: the retry does not send the text again."""
+    from cards import builders
+    from cards.i18n import texts
+    from cards.render import dingtalk as render
+    from tests.test_digest_cards import digest, name
+
+    fake, _ = dingtalk
+    card = builders.monday_summary_leader_card(texts("zh-CN"), digest(50))
+    assert render.card_needs_split(card)
+    fake.fail_next("/v1.0/card/instances/createAndDeliver", 500, {"code": "ServiceUnavailable"})
+    oid = enqueue(services, "dingtalk-main", "chat", "cidTeamOps==", card)
+    drain(services, relay=relay(services), sleep=advancing(clock))
+
+    [text] = fake.group_messages  # once, although the card took two attempts
+    assert text["msgKey"] == "sampleMarkdown"
+    full = json.loads(text["msgParam"])["text"]
+    assert name(49) in full and render.TRUNCATED not in full  # all 50 people
+    [shown] = fake.cards.values()
+    params = shown["cardData"]["cardParamMap"]
+    assert params["markdown"].endswith(render.CONTINUED) and json.loads(params["buttons"])
+    assert all(len(v.encode()) <= 1024 for v in params.values())
+    found = row(services, oid)
+    assert (found.status, found.attempts, found.parts_sent) == ("sent", 2, 1)

@@ -478,10 +478,18 @@ class DingTalkPlatform:
         card = message.card
         out_track_id = f"planloop-{message.id}"  # stable: a retried send addresses the same card
         names = self._display_names(card.mentions)
+        split = render.card_needs_split(card)
+        if split and message.parts_sent < 1:
+            # a card value holds 1 KB: the whole text goes first, as the app robot's markdown
+            self._send_app_robot(
+                Outbound(message.id, message.channel, message.target, render.text_part(card))
+            )
+            if message.record_part is not None:
+                message.record_part(1)
         body: dict[str, Any] = {
             "cardTemplateId": self.card_template_id,
             "outTrackId": out_track_id,
-            "cardData": {"cardParamMap": render.card_params(card, names)},
+            "cardData": {"cardParamMap": render.card_params(card, names, continued=split)},
             "userIdType": 1,
         }
         if self.card_route_key:

@@ -34,6 +34,7 @@ MAX_TITLE = limit("dingtalk", "any", "title")
 CARD_VALUE_BYTES = limit("dingtalk", "card", "cardParamMap value")
 MSG_PARAM_BYTES = limit("dingtalk", "app_robot", "msgParam")
 TRUNCATED = "…（内容过长，已截断）"
+CONTINUED = "…（完整内容见上一条消息）"
 DETAILS = "查看详情"
 FORM_BUTTON = "打开表单填写"
 
@@ -113,13 +114,13 @@ def detail_link(card: Card) -> str:
     return buttons[0].url if buttons else ""
 
 
-def fit(text: str, limit: int = MAX_TEXT_BYTES, link: str = "") -> str:
-    """Cut ``text`` at a line boundary so it stays under ``limit`` UTF-8 bytes, saying so (and
+def fit(text: str, limit: int = MAX_TEXT_BYTES, link: str = "", said: str = TRUNCATED) -> str:
+    """Cut ``text`` at a line boundary so it stays under ``limit`` UTF-8 bytes, ``said`` so (and
     linking to ``link``, the full card's page, when there is one)."""
     if len(text.encode()) <= limit:
         return text
     more = f" [{DETAILS}]({link})" if link else ""
-    tail = TRUNCATED + more
+    tail = said + more
     room = limit - len(tail.encode()) - 2
     kept: list[str] = []
     used = 0
@@ -232,7 +233,20 @@ def _app_robot_param(card: Card, text_limit: int) -> tuple[str, dict[str, str]]:
     return f"sampleActionCard{len(buttons)}", param
 
 
-def card_params(card: Card, names: Mapping[str, str] | None = None) -> dict[str, str]:
+def card_needs_split(card: Card) -> bool:
+    """A card whose text exceeds one card value and that has no page to link to goes in two
+    messages: the whole text from the app robot first, then the card, shortened, with its buttons."""
+    return not detail_link(card) and size(body(card, mention="")) > CARD_VALUE_BYTES
+
+
+def text_part(card: Card) -> Card:
+    """The first of a split card's two messages: everything but the buttons (app robot markdown)."""
+    return Card(card.title, card.blocks, theme=card.theme)
+
+
+def card_params(
+    card: Card, names: Mapping[str, str] | None = None, *, continued: bool = False
+) -> dict[str, str]:
     """``cardParamMap`` for the card platform: every value a STRING (lists as JSON text), each
     at most 1 KB (the markdown is shortened with a link to the full page; buttons that do
     not fit are left off, the last first).
@@ -240,7 +254,8 @@ def card_params(card: Card, names: Mapping[str, str] | None = None) -> dict[str,
     The card template (configured by the deployer, see docs/readme/dingtalk.md) shows
     ``title``, ``markdown`` and loops over ``buttons``; a callback button sends back
     ``{"action": …, "value": "<JSON object>"}`` as its params. ``names``: display names of
-    the mentioned ids, for the ``<a atId>`` mentions.
+    the mentioned ids, for the ``<a atId>`` mentions; ``continued``: the whole text went just
+    before (``card_needs_split``).
     """
     buttons = _card_buttons(card)
     while buttons and size(json.dumps(buttons, ensure_ascii=False)) > CARD_VALUE_BYTES:
@@ -251,7 +266,12 @@ def card_params(card: Card, names: Mapping[str, str] | None = None) -> dict[str,
         "title": title(card),
         "theme": card.theme,
         "color": THEME_COLORS.get(card.theme, THEME_COLORS["blue"]),
-        "markdown": fit(body(card, mention=mention), CARD_VALUE_BYTES, link=detail_link(card)),
+        "markdown": fit(
+            body(card, mention=mention),
+            CARD_VALUE_BYTES,
+            link=detail_link(card),
+            said=CONTINUED if continued else TRUNCATED,
+        ),
         "buttons": json.dumps(buttons, ensure_ascii=False),
         "has_buttons": "true" if buttons else "false",
         "form_link": form_link,
