@@ -299,6 +299,23 @@ def test_unsigned_robot(fake, clock):
     assert "sign" not in fake.robot_posts[0] and "timestamp" not in fake.robot_posts[0]
 
 
+@pytest.mark.parametrize("lost_answer", [True, False])
+def test_an_unanswered_robot_post_is_an_unknown_outcome_not_a_retry(fake, clock, monkeypatch, lost_answer):
+    """A custom robot has no idempotency key: a post sent but not answered may be in the group.
+    (Feishu acted, answer lost: the message is there; a connect failure: it surely is not.)"""
+    monkeypatch.setattr(feishu_module, "HTTP_TIMEOUT", (1.0, 0.2))
+    url = fake.add_robot("s")
+    if lost_answer:
+        fake.lose_next_answer("/open-apis/bot/v2/hook/", delay=0.6)
+    else:
+        url = "http://127.0.0.1:9/open-apis/bot/v2/hook/x"  # nothing listens: never sent
+    with pytest.raises(DeliveryError) as err:
+        make(fake, clock).send(out("webhook", "ops", extra={"url": url, "secret": "s"}))
+    assert (err.value.retry, err.value.code) == (
+        (False, "outcome_unknown") if lost_answer else (True, "connection")
+    )
+
+
 def test_robot_throttle_11232_is_retried(fake, clock):
     url = fake.add_robot("s")
     p = make(fake, clock)
