@@ -112,6 +112,7 @@ class Claimed:
     attempts: int
     claimed_until: datetime
     parts_sent: int = 0
+    sending_at: datetime | None = None
 
 
 class Buckets(Protocol):
@@ -184,6 +185,19 @@ class TokenBuckets:
         with self._lock:
             for key in keys:
                 self._blocked[key] = max(self._blocked.get(key, 0.0), until)
+
+
+def _repeats_dropped(platform: Any, message: Outbound) -> bool:
+    """Whether the platform drops a repeat of ``message`` (an idempotency key, a duplicate check),
+    so an interrupted send may simply be sent again. Adapters without the method: yes."""
+    check = getattr(platform, "repeats_dropped", None)
+    if check is None:
+        return True
+    try:
+        return bool(check(message))
+    except Exception:  # when in doubt, be careful: treat it as a channel that shows repeats
+        log.exception("repeats_dropped() failed")
+        return False
 
 
 def shared_buckets(services: Services) -> Buckets:
@@ -289,6 +303,7 @@ class Relay:
                     r.attempts,
                     until,
                     r.parts_sent or 0,
+                    r.sending_at,
                 )
                 for r in rows
             ]
@@ -342,6 +357,17 @@ class Relay:
             record_part=lambda n: self._record_part(claimed, n),
         )
 
+    def _mark_sending(self, claimed: Claimed) -> None:
+        """Before a send the platform would show twice: if this process dies before the outcome
+        is written, whoever claims the row next finds the mark and does not send it again."""
+        with transaction(self.services.sessions) as session:
+            session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == claimed.id, OutboxMessage.claimed_by == self.name)
+                .values(sending_at=self.services.clock())
+                .execution_options(synchronize_session=False)
+            )
+
     def _record_part(self, claimed: Claimed, parts: int) -> None:
         """The platform accepted part ``parts`` of a multi-part message: count it on the row now,
         so no retry, here or after a restart, sends that part again."""
@@ -389,6 +415,10 @@ class Relay:
             except Exception:  # a limits bug must not stop delivery
                 log.exception("limits() failed for %s", claimed.bot_id, extra=_ctx(claimed))
                 limits = []
+            if claimed.sending_at is not None:
+                return self._unknown(
+                    claimed, "the relay stopped while sending it (killed or crashed); it may have arrived"
+                )
             if self.services.clock() >= claimed.claimed_until:
                 log.warning(
                     "lease on %s ran out before sending; leaving it to the next claim",
@@ -400,6 +430,8 @@ class Relay:
             wait = self.buckets.acquire(limits, now_ts)
             if wait > 0:
                 return self._defer(claimed, wait)
+            if not _repeats_dropped(platform, message):
+                self._mark_sending(claimed)
             try:
                 result = platform.send(message)
             except DeliveryError as exc:
@@ -435,6 +467,7 @@ class Relay:
             "platform_message_id": (result.platform_message_id or None),
             "claimed_by": None,
             "claimed_until": None,
+            "sending_at": None,
             "last_error": "",
         }
         if result.reply_handle:
@@ -467,7 +500,7 @@ class Relay:
                 OutboxMessage.status == "pending",
                 OutboxMessage.claimed_by == self.name,
             )
-            .values(claimed_by=None, claimed_until=None, **values)
+            .values(claimed_by=None, claimed_until=None, sending_at=None, **values)
             .execution_options(synchronize_session=False)
         )
         return (done.rowcount or 0) == 1  # type: ignore[attr-defined]
@@ -583,6 +616,7 @@ def resend(services: Services, outbox_id: str) -> str | None:
         row.next_attempt_at = now
         row.claimed_by = None
         row.claimed_until = None
+        row.sending_at = None
         row.last_error = f"resent by an admin at {now.isoformat()} (was {was}): {row.last_error}"[:2000]
         return was
 

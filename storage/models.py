@@ -346,6 +346,9 @@ class OutboxMessage(Base):
     # parts of a multi-part message (WeCom splits long cards) the platform accepted: a retry,
     # in this process or after a restart, resumes at the next part
     parts_sent: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # set just before a send the platform would show twice (a group robot): a row claimed again
+    # with it still set was interrupted mid-send, and is "unknown", not resent
+    sending_at: Mapped[datetime | None]
 
 
 class RateWindow(Base):

@@ -315,3 +315,58 @@ def test_a_dingtalk_card_too_long_for_one_value_goes_as_its_text_then_the_card_e
     assert all(len(v.encode()) <= 1024 for v in params.values())
     found = row(services, oid)
     assert (found.status, found.attempts, found.parts_sent) == ("sent", 2, 1)
+
+
+# ------------------------------------------------------------ killed between "ok" and "sent"
+
+
+class Killed(BaseException):
+    """SIGKILL, as far as the relay can tell: nothing after this point runs."""
+
+
+@pytest.mark.parametrize(
+    ("platform", "channel", "target", "status"),
+    [
+        ("dingtalk", "webhook", "ops", "unknown"),  # custom robot: would show twice, left to an admin
+        ("wecom", "user", "LiLei", "sent"),  # app message: resent, WeCom's duplicate check drops it
+    ],
+)
+def test_a_relay_killed_after_the_platform_accepted_never_shows_a_message_twice(
+    services: Any,
+    clock: Any,
+    db: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
+    platform: str,
+    channel: str,
+    target: str,
+    status: str,
+) -> None:
+    fake, _ = request.getfixturevalue(platform)
+    if platform == "dingtalk":
+        url = fake.add_robot("")
+        delivered: Callable[[], int] = lambda: len(fake.robot_messages)  # noqa: E731
+    else:
+        url = fake.add_robot("killed-robot")
+        delivered = lambda: len(fake.sent)  # noqa: E731
+    with db() as session, session.begin():
+        seed.team(
+            session, "ops", leader=None, chat_bot=f"{platform}-main", webhook_enc=Sealer([TEST_KEY]).seal(url)
+        )
+    oid = enqueue(
+        services, f"{platform}-main", channel, target, Card("周报", blocks=(Markdown("已提交 3/4"),))
+    )
+
+    first = relay(services)
+
+    def killed(*_args: Any) -> str:
+        raise Killed
+
+    monkeypatch.setattr(first, "_sent", killed)
+    with pytest.raises(Killed):
+        first.run_once()
+    assert delivered() == 1 and row(services, oid).status == "pending"
+
+    clock.advance(minutes=6)  # the dead relay's lease runs out; a new process claims the row
+    drain(services, relay=Relay(services, name="restarted", rng=lambda: 0.5), sleep=advancing(clock))
+    assert (row(services, oid).status, delivered()) == (status, 1)

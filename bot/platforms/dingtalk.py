@@ -406,6 +406,19 @@ class DingTalkPlatform:
 
     # ------------------------------------------------------------ outbound
 
+    def repeats_dropped(self, message: Outbound) -> bool:
+        """A card (its outTrackId) and an update are safe to send again; robot messages, and a
+        card that goes as text first, are not."""
+        if message.channel == "update":
+            return True
+        card = message.card
+        return (
+            message.channel in ("chat", "user")
+            and bool(self.card_template_id)
+            and render.needs_callbacks(card)
+            and not render.card_needs_split(card)
+        )
+
     def limits(self, message: Outbound) -> list[RateLimit]:
         if message.channel == "webhook":
             url = message.extra.get("url", "")

@@ -494,6 +494,10 @@ class FeishuPlatform:
 
     # --- outbound ---------------------------------------------------------------------------
 
+    def repeats_dropped(self, message: Outbound) -> bool:
+        """The API drops a repeat of the same ``uuid`` (the outbox id); a custom robot does not."""
+        return message.channel != "webhook"
+
     def limits(self, message: Outbound) -> list[RateLimit]:
         """Custom robot: 5/s and 100/min per robot. App: 50/s and 1000/min for the send API, and
         5/s to one person or one group (shared by the bots in it)."""

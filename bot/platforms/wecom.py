@@ -332,6 +332,11 @@ class WeComPlatform:
 
     # ------------------------------------------------------------ outbound
 
+    def repeats_dropped(self, message: Outbound) -> bool:
+        """App messages go with WeCom's duplicate check, updates replace; the app group chat and
+        the group robot show a repeat twice."""
+        return message.channel in ("user", "update")
+
     def limits(self, message: Outbound) -> list[RateLimit]:
         if message.channel == "webhook":
             url = message.extra.get("url", "")

@@ -1,4 +1,4 @@
-"""relay: shared rate-limit windows, multi-part progress on the outbox row
+"""relay: shared rate-limit windows, multi-part progress and in-flight mark on the outbox row
 
 Revision ID: 0002_relay
 Revises: 0001
@@ -27,9 +27,11 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("outbox", schema=None) as batch_op:
         batch_op.add_column(sa.Column("parts_sent", sa.Integer(), server_default="0", nullable=False))
+        batch_op.add_column(sa.Column("sending_at", sa.DateTime(timezone=True), nullable=True))
 
 
 def downgrade() -> None:
     with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.drop_column("sending_at")
         batch_op.drop_column("parts_sent")
     op.drop_table("rate_windows")
