@@ -12,7 +12,7 @@ leaves a row that the next relay claims again once its lease (1 s here) runs out
 - without the mark, it is sent again: a duplicate in the group;
 - with it, the row is ``unknown`` and waits for an admin: no duplicate.
 
-Prints: kills, messages shown twice, rows left unknown, and the rows sent.
+Prints: kills, messages shown twice, the rows by status, and how many unknown rows had arrived.
 """
 
 from __future__ import annotations
@@ -137,9 +137,11 @@ def main() -> None:
         by_status = dict(
             session.execute(select(OutboxMessage.status, func.count()).group_by(OutboxMessage.status)).all()
         )
+        unknown = list(session.scalars(select(OutboxMessage.id).where(OutboxMessage.status == "unknown")))
+    arrived = sum(1 for oid in unknown if shown[oid])
     print(
         f"{args.db}, mark {mark}: {args.messages} messages, {kills} kills in {time.monotonic() - started:.0f} s; "
-        f"shown twice: {twice}; rows {by_status}"
+        f"shown twice: {twice}; rows {by_status}; unknown rows that had arrived: {arrived}"
     )
 
 
