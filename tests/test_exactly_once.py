@@ -370,3 +370,14 @@ def test_a_relay_killed_after_the_platform_accepted_never_shows_a_message_twice(
     clock.advance(minutes=6)  # the dead relay's lease runs out; a new process claims the row
     drain(services, relay=Relay(services, name="restarted", rng=lambda: 0.5), sleep=advancing(clock))
     assert (row(services, oid).status, delivered()) == (status, 1)
+
+
+def test_wecom_app_group_chat_timeout_is_unknown_too(services: Any, clock: Any, wecom: Any) -> None:
+    """appchat/send has no duplicate check: unlike message/send, a lost answer is not retried."""
+    fake, _ = wecom
+    fake.chats.add("wrTeamOps")
+    fake.fail_next("appchat/send", delay=LATE)
+    oid = enqueue(services, "wecom-main", "chat", "wrTeamOps", Card("周报", blocks=(Markdown("已提交 3/4"),)))
+    assert relay(services).run_once().unknown == 1
+    wait_until(lambda: len(fake.chat_messages) == 1)  # it was there all along
+    assert row(services, oid).status == "unknown"
