@@ -556,7 +556,7 @@ class DingTalkPlatform:
         """The names of mentioned DingTalk user ids (their people on this bot); ids without one
         are shown as themselves."""
         wanted = [m for m in ids if m != "all"]
-        if not wanted:
+        if not wanted or self.deps.sessions is None:
             return {}
         from sqlalchemy import select
 
