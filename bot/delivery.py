@@ -518,8 +518,24 @@ class Relay:
 
     def _defer(self, claimed: Claimed, wait: float) -> str:
         now = self.services.clock()
+        until = now + timedelta(seconds=wait)
         with transaction(self.services.sessions) as session:
-            self._release(session, claimed, next_attempt_at=now + timedelta(seconds=wait))
+            self._release(session, claimed, next_attempt_at=until)
+            # The rest of this target's queue has the same limits and cannot go sooner either:
+            # move it along in one statement, rather than claim and defer each row in turn.
+            session.execute(
+                update(OutboxMessage)
+                .where(
+                    OutboxMessage.status == "pending",
+                    OutboxMessage.bot_id == claimed.bot_id,
+                    OutboxMessage.channel == claimed.channel,
+                    OutboxMessage.target == claimed.target,
+                    OutboxMessage.next_attempt_at < until,
+                    or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until < now),
+                )
+                .values(next_attempt_at=until)
+                .execution_options(synchronize_session=False)
+            )
         return "waited"
 
     def _failed(

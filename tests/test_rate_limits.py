@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -126,3 +127,44 @@ def test_concurrent_takers_never_lose_an_update(
     for t in workers:
         t.join(60)
     assert sum(granted) == min(count, threads * tries)
+
+
+def test_a_wait_moves_the_whole_queue_of_that_target_in_one_go(services: Any, clock: Any) -> None:
+    """A burst to one robot: the first row goes, the next one waits, and every other row for that
+    target is moved to the same time at once (not claimed and deferred row by row)."""
+    from sqlalchemy import select
+
+    from bot.delivery import Relay, RelayPolicy
+    from cards.model import Card
+    from storage import outbox
+    from storage.db import transaction
+    from storage.models import OutboxMessage
+    from tests.fakes.chat_server import ChatServer, HttpFakePlatform
+
+    chat = ChatServer().start()
+    try:
+        services.platforms["fake"] = HttpFakePlatform("fake", chat.url, limits=[RateLimit("robot", 1, 10.0)])
+        with transaction(services.sessions) as session:
+            for n in range(30):
+                outbox.enqueue(
+                    session,
+                    outbox.Target("fake", "chat", "ops"),
+                    Card(f"{n}"),
+                    dedupe_key=f"q{n}",
+                    now=clock(),
+                )
+            outbox.enqueue(
+                session, outbox.Target("fake", "chat", "other"), Card("x"), dedupe_key="o", now=clock()
+            )
+        stats = Relay(services, name="r", policy=RelayPolicy(batch=5), rng=lambda: 0.5).run_once()
+    finally:
+        chat.stop()
+    assert (stats.sent, stats.waited) == (1, 4)  # one limit key: whatever the batch held, one went
+    with services.sessions() as session:
+        due = {
+            r.dedupe_key: r.next_attempt_at
+            for r in session.scalars(select(OutboxMessage).where(OutboxMessage.status == "pending"))
+        }
+    later = clock() + timedelta(seconds=10)
+    assert {k: v for k, v in due.items() if k.startswith("q")} == {k: later for k in due if k.startswith("q")}
+    assert len([k for k in due if k.startswith("q")]) == 29
