@@ -27,6 +27,7 @@ accepted but before the row was marked sent causes one resend, which Feishu drop
 from __future__ import annotations
 
 import logging
+import math
 import os
 import random
 import socket
@@ -518,7 +519,9 @@ class Relay:
 
     def _defer(self, claimed: Claimed, wait: float) -> str:
         now = self.services.clock()
-        until = now + timedelta(seconds=wait)
+        # rounded up to a whole microsecond, and at least a millisecond: a wait that a datetime
+        # rounds to nothing would make the row due at once and claimed again, forever
+        until = now + timedelta(microseconds=max(1000, math.ceil(wait * 1_000_000)))
         with transaction(self.services.sessions) as session:
             self._release(session, claimed, next_attempt_at=until)
             # The rest of this target's queue has the same limits and cannot go sooner either:
