@@ -356,7 +356,8 @@ def test_limits(clock):
     robot = p.limits(
         out("webhook", "ops", extra={"url": "https://open.feishu.cn/open-apis/bot/v2/hook/SECRET"})
     )
-    assert sorted((r.count, r.per_seconds) for r in robot) == [(5, 1.2), (100, 61.0)]  # a margin over 5/s, 100/min
+    # a margin over 5/s and 100/min
+    assert sorted((r.count, r.per_seconds) for r in robot) == [(5, 1.2), (100, 61.0)]
     assert all("SECRET" not in r.key for r in robot) and len({r.key for r in robot}) == 1
     chat = p.limits(out("chat", "oc_team"))
     assert {(r.key, r.count, r.per_seconds) for r in chat} == {
