@@ -522,6 +522,15 @@ def _doctor_command(sub: Any) -> None:
 EXTRA_COMMANDS.append(_doctor_command)  # doctor [--bot ID] [--fix] (issue 15)
 
 
+def _outbox_commands(sub: Any) -> None:
+    from bot.cli_outbox import add_commands
+
+    add_commands(sub)
+
+
+EXTRA_COMMANDS.append(_outbox_commands)  # outbox list, outbox resend
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)

@@ -13,14 +13,21 @@ accepted but before the row was marked sent causes one resend, which Feishu drop
 - Retries: full-jitter exponential backoff, never sooner than the platform's retry-after;
   after ``max_attempts`` failures, or at once for an error the platform says is final,
   the row is ``dead`` and the admins are told.
+- Unknown outcomes: a send that timed out after it went out, on an API without idempotency
+  (group robots), is never resent blindly: the row becomes ``unknown``, the admins are told,
+  and ``planloop outbox resend <id>`` (``resend``) sends it again on purpose.
+- Multi-part messages: each part the platform accepted is counted on the row (``parts_sent``),
+  so a retry, in this process or after a restart, resumes at the next part.
 - Rate limits: token buckets per ``Platform.limits(message)``; a message that would
   exceed one waits (its row goes back with a later due time), it never fails for it.
-  Buckets are per process: with several workers, declare limits per worker accordingly.
+  The buckets live in the database (``bot.rate_limits.SharedBuckets``), so a limit holds for
+  every worker together, and a refusal one relay saw pauses the target for all of them.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import random
 import socket
@@ -31,13 +38,13 @@ from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from bot import logs, metrics
-from bot.platforms.base import ALLOW_PRIVATE, DeliveryError, Outbound, RateLimit, SendResult
+from bot.platforms.base import ALLOW_PRIVATE, OUTCOME_UNKNOWN, DeliveryError, Outbound, RateLimit, SendResult
 from bot.services import Services
 from cards import builders_ops
 from cards.model import Card
@@ -50,7 +57,14 @@ log = logging.getLogger("planloop.delivery")
 
 # deliver()'s outcome -> planloop_deliveries_total{result}: a deferred (rate-limited) or lost
 # (lease ran out, settled elsewhere) attempt sent nothing and is not a failure: "skipped".
-DELIVERY_METRIC = {"sent": "sent", "retried": "retry", "dead": "dead", "waited": "skipped", "lost": "skipped"}
+DELIVERY_METRIC = {
+    "sent": "sent",
+    "retried": "retry",
+    "dead": "dead",
+    "unknown": "dead",  # no longer retried: counted with the given-up ones
+    "waited": "skipped",
+    "lost": "skipped",
+}
 
 # Keys of Outbound.extra for ``webhook`` rows: the team's group-robot URL and signing secret.
 WEBHOOK_URL = "url"
@@ -74,9 +88,10 @@ class RelayStats:
     dead: int = 0
     waited: int = 0  # deferred by a rate limit
     lost: int = 0  # lease ran out before sending; left for whoever claims it next
+    unknown: int = 0  # sent, unanswered, not safe to resend: left to an admin
 
     def add(self, other: RelayStats) -> None:
-        for name in ("claimed", "sent", "retried", "dead", "waited", "lost"):
+        for name in ("claimed", "sent", "retried", "dead", "waited", "lost", "unknown"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
     @property
@@ -97,10 +112,20 @@ class Claimed:
     reply_handle: str | None
     attempts: int
     claimed_until: datetime
+    parts_sent: int = 0
+    sending_at: datetime | None = None
+
+
+class Buckets(Protocol):
+    """Where a relay takes its tokens: ``TokenBuckets`` (one process) or ``SharedBuckets`` (all)."""
+
+    def acquire(self, limits: Iterable[RateLimit], now: float) -> float: ...
+
+    def block(self, keys: Iterable[str], until: float) -> None: ...
 
 
 class TokenBuckets:
-    """One bucket of ``count`` tokens per ``RateLimit.key``; a spent token returns ``per_seconds``
+    """One process's buckets (tests, and the control that shows why they must be shared). One bucket of ``count`` tokens per ``RateLimit.key``; a spent token returns ``per_seconds``
     after it was spent. So a burst may use the whole bucket, yet no window of ``per_seconds``
     ever sees more than ``count`` sends (a refill-rate bucket would allow up to twice that,
     enough to trip DingTalk's 20-per-minute ban). Shared by the relay threads of a process.
@@ -163,6 +188,26 @@ class TokenBuckets:
                 self._blocked[key] = max(self._blocked.get(key, 0.0), until)
 
 
+def _repeats_dropped(platform: Any, message: Outbound) -> bool:
+    """Whether the platform drops a repeat of ``message`` (an idempotency key, a duplicate check),
+    so an interrupted send may simply be sent again. Adapters without the method: yes."""
+    check = getattr(platform, "repeats_dropped", None)
+    if check is None:
+        return True
+    try:
+        return bool(check(message))
+    except Exception:  # when in doubt, be careful: treat it as a channel that shows repeats
+        log.exception("repeats_dropped() failed")
+        return False
+
+
+def shared_buckets(services: Services) -> Buckets:
+    """The deployment-wide buckets in ``services``' database."""
+    from bot.rate_limits import SharedBuckets
+
+    return SharedBuckets(services.sessions, services.engine, services.clock)
+
+
 def _ctx(claimed: Claimed) -> dict[str, str]:
     """The structured-log fields of one outbox row."""
     return {"outbox_id": claimed.id, "bot": claimed.bot_id}
@@ -191,13 +236,17 @@ class Relay:
         name: str | None = None,
         policy: RelayPolicy | None = None,
         rng: Callable[[], float] = random.random,
-        buckets: TokenBuckets | None = None,
+        buckets: Buckets | None = None,
     ):
         self.services = services
         self.name = name or worker_name()
         self.policy = policy or RelayPolicy()
         self.rng = rng
-        self.buckets = buckets or TokenBuckets()
+        self.buckets = buckets or shared_buckets(services)
+        # limits -> no token before this time (epoch s), as the buckets last said. Safe to reuse:
+        # tokens only get spent and blocks only get longer, so a wait never shrinks. It spares
+        # the database one locked read per row of a burst that waits behind the same robot.
+        self._not_before: dict[tuple[tuple[str, int, float], ...], float] = {}
 
     # -- claiming ---------------------------------------------------------------------------
 
@@ -258,6 +307,8 @@ class Relay:
                     r.reply_handle,
                     r.attempts,
                     until,
+                    r.parts_sent or 0,
+                    r.sending_at,
                 )
                 for r in rows
             ]
@@ -303,7 +354,38 @@ class Relay:
             extra = {WEBHOOK_URL: self._open(url), WEBHOOK_SECRET: self._open(secret) if secret else ""}
             if allow_private:
                 extra[ALLOW_PRIVATE] = "true"
-        return Outbound(claimed.id, claimed.channel, claimed.target, card, claimed.reply_handle, extra)
+        return Outbound(
+            claimed.id,
+            claimed.channel,
+            claimed.target,
+            card,
+            claimed.reply_handle,
+            extra,
+            parts_sent=claimed.parts_sent,
+            record_part=lambda n: self._record_part(claimed, n),
+        )
+
+    def _mark_sending(self, claimed: Claimed) -> None:
+        """Before a send the platform would show twice: if this process dies before the outcome
+        is written, whoever claims the row next finds the mark and does not send it again."""
+        with transaction(self.services.sessions) as session:
+            session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == claimed.id, OutboxMessage.claimed_by == self.name)
+                .values(sending_at=self.services.clock())
+                .execution_options(synchronize_session=False)
+            )
+
+    def _record_part(self, claimed: Claimed, parts: int) -> None:
+        """The platform accepted part ``parts`` of a multi-part message: count it on the row now,
+        so no retry, here or after a restart, sends that part again."""
+        with transaction(self.services.sessions) as session:
+            session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id == claimed.id, OutboxMessage.status == "pending")
+                .values(parts_sent=parts)
+                .execution_options(synchronize_session=False)
+            )
 
     def _open(self, stored: str) -> str:
         """A webhook URL or secret as stored: sealed at rest (``planloop apply``), opened only here."""
@@ -341,6 +423,10 @@ class Relay:
             except Exception:  # a limits bug must not stop delivery
                 log.exception("limits() failed for %s", claimed.bot_id, extra=_ctx(claimed))
                 limits = []
+            if claimed.sending_at is not None:
+                return self._unknown(
+                    claimed, "the relay stopped while sending it (killed or crashed); it may have arrived"
+                )
             if self.services.clock() >= claimed.claimed_until:
                 log.warning(
                     "lease on %s ran out before sending; leaving it to the next claim",
@@ -349,9 +435,18 @@ class Relay:
                 )
                 return "lost"
             now_ts = self.services.clock().timestamp()
+            windows = tuple(sorted({(lim.key, lim.count, float(lim.per_seconds)) for lim in limits}))
+            known = self._not_before.get(windows, 0.0)
+            if now_ts < known:
+                return self._defer(claimed, known - now_ts)
             wait = self.buckets.acquire(limits, now_ts)
             if wait > 0:
+                if len(self._not_before) > 10_000:
+                    self._not_before.clear()
+                self._not_before[windows] = now_ts + wait
                 return self._defer(claimed, wait)
+            if not _repeats_dropped(platform, message):
+                self._mark_sending(claimed)
             try:
                 result = platform.send(message)
             except DeliveryError as exc:
@@ -359,6 +454,8 @@ class Relay:
                     self.buckets.block([lim.key for lim in limits], now_ts + float(exc.retry_after))
                 raise
         except DeliveryError as exc:
+            if exc.code == OUTCOME_UNKNOWN:
+                return self._unknown(claimed, str(exc))
             return self._failed(
                 claimed, str(exc), retry=exc.retry, retry_after=exc.retry_after, code=exc.code
             )
@@ -385,6 +482,7 @@ class Relay:
             "platform_message_id": (result.platform_message_id or None),
             "claimed_by": None,
             "claimed_until": None,
+            "sending_at": None,
             "last_error": "",
         }
         if result.reply_handle:
@@ -417,15 +515,33 @@ class Relay:
                 OutboxMessage.status == "pending",
                 OutboxMessage.claimed_by == self.name,
             )
-            .values(claimed_by=None, claimed_until=None, **values)
+            .values(claimed_by=None, claimed_until=None, sending_at=None, **values)
             .execution_options(synchronize_session=False)
         )
         return (done.rowcount or 0) == 1  # type: ignore[attr-defined]
 
     def _defer(self, claimed: Claimed, wait: float) -> str:
         now = self.services.clock()
+        # rounded up to a whole microsecond, and at least a millisecond: a wait that a datetime
+        # rounds to nothing would make the row due at once and claimed again, forever
+        until = now + timedelta(microseconds=max(1000, math.ceil(wait * 1_000_000)))
         with transaction(self.services.sessions) as session:
-            self._release(session, claimed, next_attempt_at=now + timedelta(seconds=wait))
+            self._release(session, claimed, next_attempt_at=until)
+            # The rest of this target's queue has the same limits and cannot go sooner either:
+            # move it along in one statement, rather than claim and defer each row in turn.
+            session.execute(
+                update(OutboxMessage)
+                .where(
+                    OutboxMessage.status == "pending",
+                    OutboxMessage.bot_id == claimed.bot_id,
+                    OutboxMessage.channel == claimed.channel,
+                    OutboxMessage.target == claimed.target,
+                    OutboxMessage.next_attempt_at < until,
+                    or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until < now),
+                )
+                .values(next_attempt_at=until)
+                .execution_options(synchronize_session=False)
+            )
         return "waited"
 
     def _failed(
@@ -461,12 +577,39 @@ class Relay:
             self._tell_admins(session, claimed, attempts, text, now)
         return "dead"
 
+    def _unknown(self, claimed: Claimed, error: str) -> str:
+        """Sent, maybe received, not safe to send again: park the row and ask a person."""
+        now = self.services.clock()
+        attempts = claimed.attempts + 1
+        text = f"[{OUTCOME_UNKNOWN}] {error}"
+        with transaction(self.services.sessions) as session:
+            if not self._release(
+                session, claimed, attempts=attempts, last_error=text[:2000], status="unknown"
+            ):
+                return "lost"
+            log.error(
+                "outbox %s may or may not have arrived (%s); not resending it blindly",
+                claimed.id,
+                error,
+                extra=_ctx(claimed),
+            )
+            self._tell_admins(session, claimed, attempts, text, now, unknown=True)
+        return "unknown"
+
     def _tell_admins(
-        self, session: Session, claimed: Claimed, attempts: int, error: str, now: datetime
+        self,
+        session: Session,
+        claimed: Claimed,
+        attempts: int,
+        error: str,
+        now: datetime,
+        *,
+        unknown: bool = False,
     ) -> None:
         audit = {"outbox_id": claimed.id, "bot": claimed.bot_id, "error": error[:500]}
         admins: list[str] = [] if claimed.dedupe_key.startswith(ADMIN_PREFIX) else list(self._admins())
-        card = builders_ops.delivery_dead_card(
+        build = builders_ops.delivery_unknown_card if unknown else builders_ops.delivery_dead_card
+        card = build(
             message_id=claimed.id,
             bot_id=claimed.bot_id,
             channel=claimed.channel,
@@ -480,7 +623,7 @@ class Relay:
             admins,
             card,
             bots=frozenset(self.services.platforms),
-            dedupe_key=f"dead:{claimed.id}",
+            dedupe_key=f"{'unknown' if unknown else 'dead'}:{claimed.id}",
             now=now,
             audit=audit,
         )
@@ -488,6 +631,27 @@ class Relay:
     def _admins(self) -> list[str]:
         admins = self.services.settings.extra.get("admins", [])
         return [str(a) for a in admins] if isinstance(admins, list | tuple) else []
+
+
+RESENDABLE = ("unknown", "dead")
+
+
+def resend(services: Services, outbox_id: str) -> str | None:
+    """An admin's one action: send an ``unknown`` (or ``dead``) row again, from the next part
+    not known to have arrived. Returns the status it had, or None if there is no such row."""
+    now = services.clock()
+    with transaction(services.sessions) as session:
+        row = session.get(OutboxMessage, outbox_id, with_for_update=True)
+        if row is None or row.status not in RESENDABLE:
+            return None if row is None else row.status
+        was = row.status
+        row.status = "pending"
+        row.next_attempt_at = now
+        row.claimed_by = None
+        row.claimed_until = None
+        row.sending_at = None
+        row.last_error = f"resent by an admin at {now.isoformat()} (was {was}): {row.last_error}"[:2000]
+        return was
 
 
 def drain(

@@ -21,7 +21,7 @@ from typing import Any
 from sqlalchemy import update
 
 from bot import leader, metrics
-from bot.delivery import Relay, RelayStats, TokenBuckets, drain, run_relay, worker_name
+from bot.delivery import Relay, RelayStats, drain, run_relay, shared_buckets, worker_name
 from bot.jobs import JobResult, run_job
 from bot.scheduler import Ticker, build_scheduler, catch_up
 from bot.services import Services
@@ -53,7 +53,7 @@ class Worker:
         self.ticker = Ticker(services)
         self.scheduler = build_scheduler(services, self.ticker) if scheduler else None
         self.leading = False
-        buckets = TokenBuckets()  # one set of rate limits for every relay thread of this process
+        buckets = shared_buckets(services)  # the deployment's limits, held in the database
         self._relays = max(1, relays)
         self._buckets = buckets
         self.threads: list[threading.Thread] = []

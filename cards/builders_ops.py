@@ -47,3 +47,28 @@ def source_failing_card(
             Note("恢复后会自动继续；这条通知在本次故障期间只发一次。"),
         ),
     )
+
+
+def delivery_unknown_card(
+    *, message_id: str, bot_id: str, channel: str, target: str, title: str, attempts: int, error: str
+) -> Card:
+    """A send that went out and got no answer, on a channel that cannot tell a repeat: a person decides."""
+    return Card(
+        title="消息可能未送达",
+        theme="orange",
+        blocks=(
+            Markdown(
+                f"发送 **{title}** 时平台没有应答，消息可能已经到达，也可能没有。"
+                "为免重复，planloop 不会自动重发。"
+            ),
+            Fields(
+                (
+                    Field("机器人", bot_id),
+                    Field("发送到", f"{channel}:{target}"),
+                    Field("消息 id", message_id),
+                )
+            ),
+            Markdown(f"请到群里确认；未收到时重发：`planloop outbox resend {message_id}`"),
+            Note(f"最后的错误：{_clip(error) or '（无）'}"),
+        ),
+    )

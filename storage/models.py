@@ -386,6 +386,29 @@ class OutboxMessage(Base):
     platform_message_id: Mapped[str | None] = mapped_column(String(200))
     created_at: Mapped[datetime]
     sent_at: Mapped[datetime | None]
+    # parts of a multi-part message (WeCom splits long cards) the platform accepted: a retry,
+    # in this process or after a restart, resumes at the next part
+    parts_sent: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # set just before a send the platform would show twice (a group robot): a row claimed again
+    # with it still set was interrupted mid-send, and is "unknown", not resent
+    sending_at: Mapped[datetime | None]
+
+
+class RateWindow(Base):
+    """One rate-limit window of one key (a robot, an app, a chat), shared by every process.
+
+    ``spent``: when the last sends counted against it happened (epoch seconds, oldest first, at
+    most ``count`` kept); ``blocked_until``: the platform refused a send (DingTalk 130101, WeCom
+    45009, Feishu 11232) and nothing goes to this key before then. Taken under a row lock
+    (``bot.rate_limits``)."""
+
+    __tablename__ = "rate_windows"
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    window_ms: Mapped[int] = mapped_column(Integer, primary_key=True)
+    spent: Mapped[list[Any]] = mapped_column(default=list)
+    blocked_until: Mapped[datetime | None]
+    updated_at: Mapped[datetime]
 
 
 class JobRun(Base):

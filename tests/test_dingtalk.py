@@ -614,8 +614,10 @@ def test_group_card_mentions_go_in_at_user_ids(fake, clock):
     adapter = adapter_for(fake, clock)
     adapter.send(Outbound("m-4", "chat", GROUP, replace(progress_card(0.2), mentions=(LILEI,))))
     [card] = fake.cards.values()
+    # no database here, so no name: the id stands in for it (tests/test_dingtalk_mentions.py has names)
     assert card["imGroupOpenDeliverModel"]["atUserIds"] == {LILEI: LILEI}
-    assert f"@{LILEI}" in card["cardData"]["cardParamMap"]["markdown"]
+    assert card["cardAtUserIds"] == [LILEI]
+    assert f"<a atId={LILEI}>@{LILEI}</a>" in card["cardData"]["cardParamMap"]["markdown"]
 
 
 def test_without_a_card_template_callback_buttons_are_dropped_not_the_message(fake, clock):
@@ -712,12 +714,13 @@ def test_api_failures_are_classified(fake, clock, status, body, _h, retry, retry
     assert len(fake.group_messages) == 1
 
 
-def test_a_timeout_is_retried_later(fake, clock):
+def test_a_timeout_on_a_robot_message_is_an_unknown_outcome_not_a_blind_retry(fake, clock):
+    """groupMessages/send has no idempotency key: the message may be in the group already."""
     adapter = adapter_for(fake, clock, card_template_id="", timeout=0.2)
     fake.fail_next("/v1.0/robot/groupMessages/send", 200, {"processQueryKey": "late"}, delay=1.0)
     with pytest.raises(DeliveryError) as info:
         adapter.send(Outbound("to-1", "chat", GROUP, Card("周报")))
-    assert (info.value.retry, info.value.code) == (True, "timeout")
+    assert (info.value.retry, info.value.code) == (False, "outcome_unknown")
 
 
 def test_unreachable_dingtalk_is_retried_later(clock):

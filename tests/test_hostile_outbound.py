@@ -317,4 +317,6 @@ def test_apply_and_the_relay_carry_allow_private_to_the_adapter(db, engine, serv
 def _claimed(team: str):
     from types import SimpleNamespace
 
-    return SimpleNamespace(id="x", channel="webhook", target=team, card=CARD.to_dict(), reply_handle=None)
+    return SimpleNamespace(
+        id="x", channel="webhook", target=team, card=CARD.to_dict(), reply_handle=None, parts_sent=0
+    )

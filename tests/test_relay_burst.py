@@ -169,16 +169,18 @@ def burst(
         yield spec, robot
 
 
-def enqueue_burst(services: Any, bot_id: str, n: int) -> list[str]:
+def enqueue_burst(
+    services: Any, bot_id: str, n: int, *, team: str = TEAM, prefix: str = "burst"
+) -> list[str]:
     """``n`` messages to the team's robot, enqueued in one transaction (a Monday summary storm)."""
     ids = []
     with transaction(services.sessions) as session:
         for i in range(n):
             row = outbox.enqueue(
                 session,
-                outbox.Target(bot_id, "webhook", TEAM),
+                outbox.Target(bot_id, "webhook", team),
                 Card(title=f"第 {i} 条 burst-{i:03d}", blocks=(Markdown(f"本周进度 burst-{i:03d}"),)),
-                dedupe_key=f"burst:{i}",
+                dedupe_key=f"{prefix}:{i}",
                 now=services.clock(),
             )
             assert row is not None

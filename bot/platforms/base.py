@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
@@ -110,6 +110,10 @@ class Outbound:
     card: Card
     reply_handle: str | None = None
     extra: Mapping[str, str] = field(default_factory=dict)
+    # A message the platform takes in several parts (WeCom splits long cards): how many an
+    # earlier attempt got accepted (kept on the outbox row), and where to record each new one.
+    parts_sent: int = 0
+    record_part: Callable[[int], None] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -129,6 +133,11 @@ class RateLimit:
     key: str
     count: int
     per_seconds: float
+
+
+# DeliveryError.code of a send whose fate is unknown (the request went out, no answer came back)
+# on an API that offers no idempotency: the relay never resends it blindly (status "unknown").
+OUTCOME_UNKNOWN = "outcome_unknown"
 
 
 class DeliveryError(Exception):

@@ -45,6 +45,7 @@ import requests
 
 from bot.config import BotConfig
 from bot.platforms.base import (
+    OUTCOME_UNKNOWN,
     BadRequest,
     DeliveryError,
     Outbound,
@@ -495,6 +496,19 @@ class DingTalkPlatform:
 
     # ------------------------------------------------------------ outbound
 
+    def repeats_dropped(self, message: Outbound) -> bool:
+        """A card (its outTrackId) and an update are safe to send again; robot messages, and a
+        card that goes as text first, are not."""
+        if message.channel == "update":
+            return True
+        card = message.card
+        return (
+            message.channel in ("chat", "user")
+            and bool(self.card_template_id)
+            and render.needs_callbacks(card)
+            and not render.card_needs_split(card)
+        )
+
     def limits(self, message: Outbound) -> list[RateLimit]:
         if message.channel == "webhook":
             url = message.extra.get("url", "")
@@ -544,7 +558,7 @@ class DingTalkPlatform:
                 "msgKey": msg_key,
                 "msgParam": msg_param,
             }
-            result = self._api("POST", "/v1.0/robot/groupMessages/send", body)
+            result = self._api("POST", "/v1.0/robot/groupMessages/send", body, unprotected=True)
             return SendResult(platform_message_id=str(result.get("processQueryKey", "")))
         body = {
             "robotCode": self.robot_code,
@@ -552,7 +566,7 @@ class DingTalkPlatform:
             "msgKey": msg_key,
             "msgParam": msg_param,
         }
-        result = self._api("POST", "/v1.0/robot/oToMessages/batchSend", body)
+        result = self._api("POST", "/v1.0/robot/oToMessages/batchSend", body, unprotected=True)
         if message.target in (result.get("flowControlledStaffIdList") or []):
             raise DeliveryError(
                 "DingTalk flow-controlled this user", retry=True, retry_after=60, code="flow_controlled"
@@ -566,10 +580,19 @@ class DingTalkPlatform:
     def _create_and_deliver(self, message: Outbound) -> SendResult:
         card = message.card
         out_track_id = f"planloop-{message.id}"  # stable: a retried send addresses the same card
+        names = self._display_names(card.mentions)
+        split = render.card_needs_split(card)
+        if split and message.parts_sent < 1:
+            # a card value holds 1 KB: the whole text goes first, as the app robot's markdown
+            self._send_app_robot(
+                Outbound(message.id, message.channel, message.target, render.text_part(card))
+            )
+            if message.record_part is not None:
+                message.record_part(1)
         body: dict[str, Any] = {
             "cardTemplateId": self.card_template_id,
             "outTrackId": out_track_id,
-            "cardData": {"cardParamMap": render.card_params(card)},
+            "cardData": {"cardParamMap": render.card_params(card, names, continued=split)},
             "userIdType": 1,
         }
         if self.stream:
@@ -581,7 +604,11 @@ class DingTalkPlatform:
             body["openSpaceId"] = f"dtv1.card//IM_GROUP.{message.target}"
             body["imGroupOpenSpaceModel"] = {"supportForward": True}
             deliver: dict[str, Any] = {"robotCode": self.robot_code}
-            at_ids = {m: m for m in card.mentions if m != "all"}
+            # atUserIds: id -> the name DingTalk shows; cardAtUserIds: the ids the card's
+            # <a atId=…> marks highlight (create-and-deliver-cards)
+            at_ids = {m: names.get(m, m) for m in card.mentions if m != "all"}
+            if at_ids:
+                body["cardAtUserIds"] = list(at_ids)
             if "all" in card.mentions:
                 at_ids = {"@ALL": "@ALL"}
             if at_ids:
@@ -591,7 +618,15 @@ class DingTalkPlatform:
             body["openSpaceId"] = f"dtv1.card//IM_ROBOT.{message.target}"
             body["imRobotOpenSpaceModel"] = {"supportForward": True}
             body["imRobotOpenDeliverModel"] = {"spaceType": "IM_ROBOT", "robotCode": self.robot_code}
-        result = self._api("POST", "/v1.0/card/instances/createAndDeliver", body)
+        try:
+            result = self._api("POST", "/v1.0/card/instances/createAndDeliver", body)
+        except DeliveryError as exc:
+            if not _duplicate_out_track_id(exc):
+                raise
+            # An earlier attempt created and delivered this very card (its answer was lost):
+            # the outTrackId is ours and unique per outbox row, so this is "delivered".
+            log.info("card %s was already delivered (duplicate outTrackId)", out_track_id)
+            return SendResult(platform_message_id=out_track_id, reply_handle=card_handle(out_track_id))
         delivered = (result.get("result") or {}).get("deliverResults") or []
         failed = [d for d in delivered if isinstance(d, dict) and not d.get("success", True)]
         if failed:
@@ -603,23 +638,59 @@ class DingTalkPlatform:
     def _update_card(self, out_track_id: str, card: Card) -> SendResult:
         body = {
             "outTrackId": out_track_id,
-            "cardData": {"cardParamMap": render.card_params(card)},
+            "cardData": {"cardParamMap": render.card_params(card, self._display_names(card.mentions))},
             "cardUpdateOptions": {"updateCardDataByKey": False},
         }
         self._api("PUT", "/v1.0/card/instances", body)
         return SendResult(platform_message_id=out_track_id, reply_handle=card_handle(out_track_id))
 
+    def _display_names(self, ids: tuple[str, ...]) -> dict[str, str]:
+        """The names of mentioned DingTalk user ids (their people on this bot); ids without one
+        are shown as themselves."""
+        wanted = [m for m in ids if m != "all"]
+        if not wanted or self.deps.sessions is None:
+            return {}
+        from sqlalchemy import select
+
+        from storage.models import Identity, Person
+
+        try:
+            with self.deps.sessions() as session:
+                rows = session.execute(
+                    select(Identity.external_id, Person.name)
+                    .join(Person, Person.id == Identity.person_id)
+                    .where(Identity.bot_id == self.bot_id, Identity.external_id.in_(wanted))
+                ).all()
+        except Exception:  # a name is a nicety: never fail a send over it
+            log.warning("cannot look up the names of mentioned DingTalk users", exc_info=True)
+            return {}
+        return {str(ext): str(name) for ext, name in rows}
+
     # ------------------------------------------------------------ HTTP plumbing
 
     def _request(
-        self, method: str, url: str, http: requests.Session | None = None, **kwargs: Any
+        self,
+        method: str,
+        url: str,
+        http: requests.Session | None = None,
+        *,
+        unprotected: bool = False,
+        **kwargs: Any,
     ) -> requests.Response:
+        """``unprotected``: DingTalk would show a repeat twice (robots have no idempotency key), so
+        a request that went out and got no answer is not retried: its outcome is unknown."""
         try:
             return (http or self.http).request(
                 method, url, timeout=self.timeout, allow_redirects=False, **kwargs
             )
         except (netguard.UrlRefused, netguard.UnresolvedHost) as exc:
             raise guard_error(exc, "DingTalk robot") from None
+        except requests.ReadTimeout:
+            if unprotected:
+                raise DeliveryError(
+                    "DingTalk took the message but did not answer in time", retry=False, code=OUTCOME_UNKNOWN
+                ) from None
+            raise DeliveryError("DingTalk did not answer in time", retry=True, code="timeout") from None
         except requests.Timeout:
             raise DeliveryError("DingTalk did not answer in time", retry=True, code="timeout") from None
         except requests.RequestException as exc:
@@ -643,12 +714,18 @@ class DingTalkPlatform:
             raise DeliveryError("DingTalk returned no access token", retry=True, code="no_token")
         return token, int(data.get("expireIn") or 7200)
 
-    def _api(self, method: str, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    def _api(
+        self, method: str, path: str, body: dict[str, Any], *, unprotected: bool = False
+    ) -> dict[str, Any]:
         stale: str | None = None
         for _attempt in range(2):
             token = self.access_token(stale)
             resp = self._request(
-                method, self.api_base + path, json=body, headers={"x-acs-dingtalk-access-token": token}
+                method,
+                self.api_base + path,
+                unprotected=unprotected,
+                json=body,
+                headers={"x-acs-dingtalk-access-token": token},
             )
             if resp.status_code == 401 and stale is None:
                 stale = token  # expired or revoked early: fetch a new one and try once more
@@ -697,7 +774,7 @@ class DingTalkPlatform:
             raise DeliveryError(
                 "robot is throttled by DingTalk (130101)", retry=True, retry_after=wait, code="130101"
             )
-        resp = self._request("POST", url, http=http, json=payload)
+        resp = self._request("POST", url, http=http, unprotected=True, json=payload)
         data = self._body(resp)
         errcode = str(data.get("errcode", ""))
         if resp.status_code == 200 and errcode in ("0", ""):
@@ -722,6 +799,12 @@ class DingTalkPlatform:
         code = errcode or str(resp.status_code)
         message = str(data.get("errmsg", ""))[:200]
         raise DeliveryError(f"robot refused the message: {code} {message}".strip(), retry=False, code=code)
+
+
+def _duplicate_out_track_id(exc: DeliveryError) -> bool:
+    """DingTalk's answer to a createAndDeliver whose outTrackId already exists."""
+    said = f"{exc.code} {exc}".lower()
+    return "outtrackid" in said and ("duplicate" in said or "已存在" in said)
 
 
 def _retry_after(resp: requests.Response, default: float | None) -> float | None:

@@ -49,6 +49,7 @@ import requests
 
 from bot.config import BotConfig
 from bot.platforms.base import (
+    OUTCOME_UNKNOWN,
     BadRequest,
     DeliveryError,
     Outbound,
@@ -93,6 +94,9 @@ TOKEN_INVALID = {99991663, 99991661, 99991668}  # invalid/expired, missing, (use
 # 99991400: app/tenant throttled (HTTP 429, wait x-ogw-ratelimit-reset); 11232: a custom robot's
 # 5/s-100/min limit; 230020: the per-chat limit of the send API.
 RATE_LIMITED = {99991400, 11232, 230020}
+# A robot's 11232 comes without a reset header: pause the robot (for every worker, through the
+# relay's shared buckets) until its longer window, one minute, has surely passed.
+ROBOT_REFUSAL_PAUSE = 60.0
 
 
 # --- pure verifiers and their sign_ twins ---------------------------------------------------
@@ -553,12 +557,18 @@ class FeishuPlatform:
 
     # --- outbound ---------------------------------------------------------------------------
 
+    def repeats_dropped(self, message: Outbound) -> bool:
+        """The API drops a repeat of the same ``uuid`` (the outbox id); a custom robot does not."""
+        return message.channel != "webhook"
+
     def limits(self, message: Outbound) -> list[RateLimit]:
         """Custom robot: 5/s and 100/min per robot. App: 50/s and 1000/min for the send API, and
         5/s to one person or one group (shared by the bots in it)."""
         if message.channel == "webhook":
             key = f"feishu:robot:{_fingerprint(message.extra.get('url', message.target))}"
-            return [RateLimit(key, 5, 1.0), RateLimit(key, 100, 60.0)]
+            # windows a little longer than Feishu's: it counts arrivals, which come a moment after
+            # the token was taken (bench/relay_scale.py saw an 11232 with exactly 1 s)
+            return [RateLimit(key, 5, 1.2), RateLimit(key, 100, 61.0)]
         app = f"feishu:app:{self.app_id or self.bot_id}"
         limits = [RateLimit(app, 50, 1.0), RateLimit(app, 1000, 60.0)]
         if message.channel in ("chat", "user"):
@@ -627,7 +637,10 @@ class FeishuPlatform:
         if secret:
             ts = str(int(self.deps.clock().timestamp()))
             body = {"timestamp": ts, "sign": sign_webhook(ts, secret), **body}
-        resp = self._http("POST", url, body, headers={}, what="group robot", http=webhook_http(message))
+        # a custom robot has no idempotency key: an unanswered post may be in the group already
+        resp = self._http(
+            "POST", url, body, headers={}, what="group robot", http=webhook_http(message), unprotected=True
+        )
         data = _response_json(resp)
         code = _code(data)
         if resp.status_code == 200 and code == 0:
@@ -662,6 +675,7 @@ class FeishuPlatform:
         headers: dict[str, str],
         what: str,
         http: requests.Session | None = None,
+        unprotected: bool = False,
     ) -> requests.Response:
         data = None if body is None else json.dumps(body, ensure_ascii=False).encode("utf-8")
         if data is not None:
@@ -676,6 +690,12 @@ class FeishuPlatform:
             )
         except (netguard.UrlRefused, netguard.UnresolvedHost) as exc:
             raise guard_error(exc, f"feishu {what}") from None
+        except requests.ReadTimeout:
+            if unprotected:
+                raise DeliveryError(
+                    f"feishu {what}: sent, no answer in time", retry=False, code=OUTCOME_UNKNOWN
+                ) from None
+            raise DeliveryError(f"feishu {what}: timed out", retry=True, code="timeout") from None
         except requests.Timeout:
             raise DeliveryError(f"feishu {what}: timed out", retry=True, code="timeout") from None
         except requests.RequestException as exc:
@@ -743,7 +763,8 @@ def _classify(resp: requests.Response, data: Mapping[str, Any], code: int | None
     )
     shown_code = str(code) if code is not None else f"http{resp.status_code}"
     if resp.status_code == 429 or code in RATE_LIMITED:
-        return DeliveryError(text, retry=True, retry_after=_retry_after(resp), code=shown_code)
+        pause = _retry_after(resp) or (ROBOT_REFUSAL_PAUSE if code == 11232 else None)
+        return DeliveryError(text, retry=True, retry_after=pause, code=shown_code)
     if resp.status_code >= 500 or code in TOKEN_INVALID:
         return DeliveryError(text, retry=True, retry_after=_retry_after(resp), code=shown_code)
     if code is None and resp.status_code < 400:

@@ -19,8 +19,6 @@ import hashlib
 import json
 import logging
 import secrets
-import threading
-from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -31,6 +29,7 @@ import requests
 
 from bot.config import BotConfig
 from bot.platforms.base import (
+    OUTCOME_UNKNOWN,
     BadRequest,
     DeliveryError,
     Outbound,
@@ -62,7 +61,9 @@ MAX_TEXT = 4000  # characters in a text message (WeCom's own limit is 2048 bytes
 TOKEN_EARLY = timedelta(minutes=5)  # refresh the access token this long before it expires
 TOKEN_ERRORS = {40001, 40014, 42001}  # invalid credential / invalid token / expired token: refetch once
 RETRY_ERRORS = {-1: 5.0, 45009: 60.0, 45033: 5.0}  # busy, API rate limit, too many concurrent calls
-PROGRESS_KEEP = 1000  # multi-part sends remembered (by outbox id) so a retry resumes, not repeats
+# enable_duplicate_check's window (path/90236: default 1800 s, at most 4 h): longer than the
+# relay's whole retry schedule (8 attempts, backoff capped well below) plus a lease.
+DUPLICATE_CHECK_SECONDS = 1800
 
 EMPTY = WebResponse(200, b"", content_type="text/plain; charset=utf-8")
 
@@ -220,8 +221,6 @@ class WeComPlatform:
         aes_key = bot.secret("aes_key")
         self.envelope = WxEnvelope(bot.secret("token"), aes_key, self.corp_id) if aes_key else None
         self._tokens = TokenCache(self._fetch_token, deps.clock, TOKEN_EARLY)
-        self._progress: OrderedDict[str, int] = OrderedDict()
-        self._progress_lock = threading.Lock()
 
     # ------------------------------------------------------------ inbound
 
@@ -343,11 +342,18 @@ class WeComPlatform:
 
     # ------------------------------------------------------------ outbound
 
+    def repeats_dropped(self, message: Outbound) -> bool:
+        """App messages go with WeCom's duplicate check, updates replace; the app group chat and
+        the group robot show a repeat twice."""
+        return message.channel in ("user", "update")
+
     def limits(self, message: Outbound) -> list[RateLimit]:
         if message.channel == "webhook":
             url = message.extra.get("url", "")
-            # Keyed by a hash: the robot key in the URL is the robot's only secret.
-            return [RateLimit(f"wecom-robot:{hashlib.sha256(url.encode()).hexdigest()[:20]}", 20, 60)]
+            # Keyed by a hash: the robot key in the URL is the robot's only secret. 20 in 61 s, not
+            # 60: a send reaches WeCom a moment after its token was taken, and WeCom counts
+            # arrivals (bench/relay_scale.py saw a 45009 with exactly 60).
+            return [RateLimit(f"wecom-robot:{hashlib.sha256(url.encode()).hexdigest()[:20]}", 20, 61)]
         if message.channel in ("user", "update"):
             who = f"wecom-app:{self.bot_id}:{message.target}"
             return [RateLimit(who, 30, 60), RateLimit(who + ":h", 1000, 3600)]
@@ -387,7 +393,16 @@ class WeComPlatform:
         )
 
     def _to_user(self, user: str, payload: dict[str, Any]) -> dict[str, Any]:
-        body = {"touser": user, "agentid": self.agent_id, **payload}
+        # WeCom drops a repeat of the same content to the same person within the interval: a
+        # retry after a timeout (the first may have arrived) is then shown once. Every part of a
+        # card differs (its task_id, its text), so only a true repeat is dropped.
+        body = {
+            "touser": user,
+            "agentid": self.agent_id,
+            **payload,
+            "enable_duplicate_check": 1,
+            "duplicate_check_interval": DUPLICATE_CHECK_SECONDS,
+        }
         data = self._api("/cgi-bin/message/send", body)
         if data.get("invaliduser"):
             raise DeliveryError(f"WeCom does not know user {user!r}", retry=False, code="invaliduser")
@@ -424,7 +439,10 @@ class WeComPlatform:
     def _send_chat(self, message: Outbound) -> SendResult:
         parts = self._render(render.chat_messages, message.card)
         self._each(
-            message, parts, lambda p: self._api("/cgi-bin/appchat/send", {"chatid": message.target, **p})
+            message,
+            parts,
+            # appchat/send offers no duplicate check: an unanswered part may be in the chat
+            lambda p: self._api("/cgi-bin/appchat/send", {"chatid": message.target, **p}, unprotected=True),
         )
         return SendResult()
 
@@ -437,25 +455,22 @@ class WeComPlatform:
             )
         parts = self._render(render.robot_messages, message.card)
         http = webhook_http(message)
-        self._each(message, parts, lambda p: self._call(url, p, {}, retry_after=60.0, http=http))
+        self._each(
+            message, parts, lambda p: self._call(url, p, {}, retry_after=60.0, http=http, unprotected=True)
+        )
         return SendResult()
 
     def _each(self, message: Outbound, parts: list[dict[str, Any]], deliver: Any) -> dict[str, Any]:
-        """Deliver the parts in order. A retry of the same outbox row skips parts already sent."""
-        with self._progress_lock:
-            done = self._progress.get(message.id, 0)
+        """Deliver the parts in order, from the first one no earlier attempt got accepted
+        (``parts_sent``, kept on the outbox row); each accepted part is recorded at once, so a
+        retry or a restart resumes at the next part."""
         last: dict[str, Any] = {}
         for i, part in enumerate(parts):
-            if i < done:
+            if i < message.parts_sent:
                 continue
             last = deliver(part)
-            with self._progress_lock:
-                self._progress[message.id] = i + 1
-                self._progress.move_to_end(message.id)
-                while len(self._progress) > PROGRESS_KEEP:
-                    self._progress.popitem(last=False)
-        with self._progress_lock:
-            self._progress.pop(message.id, None)
+            if message.record_part is not None:
+                message.record_part(i + 1)
         return last
 
     # ------------------------------------------------------------ HTTP + access token
@@ -479,16 +494,18 @@ class WeComPlatform:
         except (TypeError, ValueError):
             return token, 7200
 
-    def _api(self, path: str, body: dict[str, Any]) -> dict[str, Any]:
+    def _api(self, path: str, body: dict[str, Any], *, unprotected: bool = False) -> dict[str, Any]:
         token = self.access_token()
         url = f"{self.api_base}{path}"
         try:
-            return self._call(url, body, {"access_token": token})
+            return self._call(url, body, {"access_token": token}, unprotected=unprotected)
         except DeliveryError as exc:
             if exc.code not in {str(c) for c in TOKEN_ERRORS}:
                 raise
             log.info("WeCom refused the access token (%s); fetching a new one", exc.code)
-        return self._call(url, body, {"access_token": self.access_token(stale=token)})
+        return self._call(
+            url, body, {"access_token": self.access_token(stale=token)}, unprotected=unprotected
+        )
 
     def _call(
         self,
@@ -497,9 +514,12 @@ class WeComPlatform:
         params: dict[str, str],
         retry_after: float | None = None,
         http: requests.Session | None = None,
+        *,
+        unprotected: bool = False,
     ) -> dict[str, Any]:
         """One request; errors become DeliveryError. Messages never include the URL: it carries the
-        access token, the app secret or a robot key."""
+        access token, the app secret or a robot key. ``unprotected``: nothing on WeCom's side
+        drops a repeat (the group robot), so a request that went out unanswered is not retried."""
         where = urlsplit(url).path
         session = http or self.deps.http
         try:
@@ -515,6 +535,14 @@ class WeComPlatform:
                 )
         except (netguard.UrlRefused, netguard.UnresolvedHost) as exc:
             raise guard_error(exc, f"WeCom {where}") from None
+        except requests.ReadTimeout:
+            if unprotected:
+                raise DeliveryError(
+                    f"WeCom {where} took the request but did not answer in time",
+                    retry=False,
+                    code=OUTCOME_UNKNOWN,
+                ) from None
+            raise DeliveryError(f"WeCom {where} did not answer in time", retry=True, code="timeout") from None
         except requests.Timeout:
             raise DeliveryError(f"WeCom {where} did not answer in time", retry=True, code="timeout") from None
         except requests.RequestException as exc:

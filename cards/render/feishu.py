@@ -25,6 +25,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
+from cards.limits import limit
 from cards.model import Button, Card, Divider, Fields, Form, Input, Markdown, Note, Progress, Table
 from cards.render.literal import inert
 from cards.render.text import bar
@@ -35,13 +36,13 @@ BUTTON_TYPE = {"primary": "primary", "default": "default", "danger": "danger"}
 
 # im/v1 create/patch: "卡片及富文本消息请求体最大不能超过30KB" (230025). We keep 1 KB of room for
 # receive_id, msg_type and uuid around the card.
-MAX_API_BYTES = 30 * 1024 - 1024
+MAX_API_BYTES = limit("feishu", "api", "card JSON (content string)")  # cards/limits.py
 # Custom group robot: the request body must not exceed 20 KB.
-MAX_WEBHOOK_BYTES = 20 * 1024 - 512
+MAX_WEBHOOK_BYTES = limit("feishu", "webhook", "request body")
 # A card with more components than this renders slowly or is refused [?: the 2.0 structure doc
 # names a component cap; we stay well below it].
-MAX_COMPONENTS = 200
-MAX_TABLE_PAGE = 10  # the table component's page_size is 1..10
+MAX_COMPONENTS = limit("feishu", "any", "components")
+MAX_TABLE_PAGE = limit("feishu", "any", "table page_size")  # the table component's page_size is 1..10
 
 SUBMIT_NAME = "planloop_submit"
 FORM_NAME = "planloop_form"

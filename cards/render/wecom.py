@@ -26,32 +26,34 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlencode
 
+from cards.limits import limit
 from cards.model import Button, Card, Divider, Field, Fields, Form, Markdown, Note, Progress, Table
 from cards.render.literal import inert
 from cards.render.text import bar, plain
 
-APP_TITLE = 36
-APP_SUBTITLE = 160
-ROBOT_TITLE = 26
-ROBOT_SUBTITLE = 112
-ROWS = 6
-KEYNAME = 5
-APP_VALUE = 30
-ROBOT_VALUE = 26
-JUMPS = 3
-APP_JUMP_TITLE = 18
-ROBOT_JUMP_TITLE = 13
-BUTTONS = 6
-BUTTON_TEXT = 10
-KEY_BYTES = 1024
-TASK_ID_BYTES = 128
-SELECTS = 3
-OPTIONS = 10
-OPTION_ID_BYTES = 128
-OPTION_TEXT = 16
-APP_MARKDOWN_BYTES = 2048
-ROBOT_MARKDOWN_BYTES = 4096
-TEXT_BYTES = 2048
+# Every number from the one table of documented limits (cards/limits.py, with its source).
+APP_TITLE = limit("wecom", "app", "main_title.title")
+APP_SUBTITLE = limit("wecom", "app", "sub_title_text")
+ROBOT_TITLE = limit("wecom", "robot", "main_title.title")
+ROBOT_SUBTITLE = limit("wecom", "robot", "sub_title_text")
+ROWS = limit("wecom", "app", "horizontal_content_list")
+KEYNAME = limit("wecom", "app", "horizontal keyname")
+APP_VALUE = limit("wecom", "app", "horizontal value")
+ROBOT_VALUE = limit("wecom", "robot", "horizontal value")
+JUMPS = limit("wecom", "app", "jump_list")
+APP_JUMP_TITLE = limit("wecom", "app", "jump title")
+ROBOT_JUMP_TITLE = limit("wecom", "robot", "jump title")
+BUTTONS = limit("wecom", "app", "button_list")
+BUTTON_TEXT = limit("wecom", "app", "button text")
+KEY_BYTES = limit("wecom", "app", "button key")
+TASK_ID_BYTES = limit("wecom", "app", "task_id")
+SELECTS = limit("wecom", "app", "select_list")
+OPTIONS = limit("wecom", "app", "option_list")
+OPTION_ID_BYTES = limit("wecom", "app", "option id")
+OPTION_TEXT = limit("wecom", "app", "option text")
+APP_MARKDOWN_BYTES = limit("wecom", "app", "markdown content")
+ROBOT_MARKDOWN_BYTES = limit("wecom", "robot", "markdown content")
+TEXT_BYTES = limit("wecom", "app", "text content")
 
 
 @dataclass(frozen=True)

@@ -107,6 +107,7 @@ class FakeDingTalk:
         self.gateway: Any = None  # the Stream gateway, once stream() started it
         self.calls: defaultdict[str, int] = defaultdict(int)
         self.faults: defaultdict[str, deque[tuple[int, dict[str, Any], float]]] = defaultdict(deque)
+        self.slow: defaultdict[str, deque[float]] = defaultdict(deque)  # answer late, after handling
         self.app = self._build()
         self.server = make_server("127.0.0.1", 0, self.app, threaded=True)
         self.url = f"http://127.0.0.1:{self.server.server_port}"
@@ -140,6 +141,12 @@ class FakeDingTalk:
         """Answer the next ``times`` calls to ``path`` with ``status``/``body`` (after ``delay`` s)."""
         for _ in range(times):
             self.faults[path].append((status, body, delay))
+
+    def slow_next(self, path: str, delay: float, *, times: int = 1) -> None:
+        """Handle the next ``times`` calls to ``path`` as usual but answer ``delay`` s late (the
+        caller's read timeout fires although the message arrived)."""
+        for _ in range(times):
+            self.slow[path].append(delay)
 
     def add_robot(self, secret: str = "") -> str:
         """A custom group robot; returns its webhook URL (the access_token is in the query)."""
@@ -340,6 +347,15 @@ class FakeDingTalk:
         def ok(body: dict[str, Any]) -> Response:
             return Response(json.dumps(body, ensure_ascii=False), 200, content_type="application/json")
 
+        @app.after_request
+        def late(response: Response) -> Response:
+            with self.lock:
+                queue = self.slow.get(request.path)
+                delay = queue.popleft() if queue else 0.0
+            if delay:
+                time.sleep(delay)
+            return response
+
         @app.before_request
         def faults() -> Response | None:
             with self.lock:
@@ -375,6 +391,8 @@ class FakeDingTalk:
                 return api_error(400, "invalidParameter.msgKey", "msgKey 不支持")
             if not isinstance(data.get("msgParam"), str):
                 return api_error(400, "invalidParameter.msgParam", "msgParam 必须是 JSON 字符串")
+            if len(data["msgParam"].encode()) > 15_000:
+                return api_error(400, "invalidParameter.msgParam", "msgParam 最长 15000 字节")
             try:
                 param = json.loads(data["msgParam"])
             except ValueError:
@@ -470,6 +488,9 @@ class FakeDingTalk:
                 isinstance(k, str) and isinstance(v, str) for k, v in params.items()
             ):
                 return api_error(400, "param.cardParamMap.invalid", "cardParamMap 的值必须是字符串")
+            # create-and-deliver-cards, Limits: key at most 100 B, value at most 1 KB
+            if any(len(k.encode()) > 100 or len(v.encode()) > 1024 for k, v in params.items()):
+                return api_error(400, "param.cardParamMap.invalid", "cardParamMap 的 key ≤ 100B，value ≤ 1KB")
             return None
 
         @app.post("/v1.0/card/instances/createAndDeliver")

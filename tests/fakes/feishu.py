@@ -541,6 +541,7 @@ class FakeFeishu:
                     return self._answer(200, 11232, "frequency limited psm[lark.oapi.app_platform_runtime]")
                 times.append(now)
                 self.robot_posts.append(data)
+            self._after_success()
             return self._answer(200, 0, "success", {})
 
         return app

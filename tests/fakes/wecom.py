@@ -129,10 +129,13 @@ class FakeWeCom:
         self.chat_messages: list[dict[str, Any]] = []
         self.robot: dict[str, list[dict[str, Any]]] = defaultdict(list)
         self.robot_times: dict[str, deque[float]] = defaultdict(deque)
+        self.robot_at: dict[str, list[float]] = defaultdict(list)  # when each accepted message came
         self.task_ids: set[str] = set()
         self.response_codes: dict[str, dict[str, Any]] = {}
         self.failures: list[tuple[str, dict[str, Any]]] = []
         self.requests: list[tuple[str, str]] = []  # (path, query) of every request
+        self.content_seen: dict[str, float] = {}  # message/send content -> when (duplicate check)
+        self.duplicates = 0  # repeats the duplicate check kept from the user
         self._seq = itertools.count(1)
         self.app = self._build()
         self.server: Any = None
@@ -373,6 +376,27 @@ class FakeWeCom:
                 )
             msgtype = data.get("msgtype")
             out: dict[str, Any] = {"errcode": 0, "errmsg": "ok", "msgid": f"msg-{next(self._seq)}"}
+            # path/90236: enable_duplicate_check 0|1, duplicate_check_interval default 1800 s, ≤ 4 h;
+            # a repeat of the same content to the same people inside it is not shown again
+            interval = data.get("duplicate_check_interval", 1800)
+            if not isinstance(interval, int) or not 0 < interval <= 4 * 3600:
+                raise Refused(40058, "duplicate_check_interval must be at most 4 hours")
+            same = json.dumps(
+                {
+                    k: v
+                    for k, v in data.items()
+                    if k not in ("enable_duplicate_check", "duplicate_check_interval")
+                },
+                sort_keys=True,
+                ensure_ascii=False,
+            )
+            now = self.clock()
+            if data.get("enable_duplicate_check") == 1:
+                with self.lock:
+                    seen = self.content_seen.get(same)
+                    if seen is not None and now - seen < interval:
+                        self.duplicates += 1
+                        return answer(out)
             if msgtype == "template_card":
                 tc = data.get("template_card")
                 check_template_card(tc)
@@ -396,6 +420,7 @@ class FakeWeCom:
                 out["invaliduser"] = "|".join(bad)
             with self.lock:
                 self.sent.append(data)
+                self.content_seen[same] = now
             return answer(out)
 
         @app.post("/cgi-bin/message/update_template_card")
@@ -476,6 +501,7 @@ class FakeWeCom:
                 raise Refused(40008, "invalid message type")
             with self.lock:
                 self.robot[key].append(data)
+                self.robot_at[key].append(now)
             return answer({"errcode": 0, "errmsg": "ok"})
 
         return app

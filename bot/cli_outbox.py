@@ -1,0 +1,61 @@
+"""`planloop outbox …`: what the relay left to a person (unknown and dead rows), and the resend."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from sqlalchemy import select
+
+from bot.delivery import RESENDABLE, resend
+from storage.models import OutboxMessage
+
+
+def cmd_outbox_list(args: argparse.Namespace) -> int:
+    from bot.cli import _services, _settings
+
+    services = _services(_settings(args))
+    with services.sessions() as session:
+        rows = session.scalars(
+            select(OutboxMessage)
+            .where(OutboxMessage.status.in_(RESENDABLE))
+            .order_by(OutboxMessage.created_at)
+            .limit(args.limit)
+        ).all()
+    for row in rows:
+        title = str((row.card or {}).get("title", ""))
+        print(
+            f"{row.id}  {row.status:<7}  {row.bot_id} {row.channel}:{row.target}  {title}  {row.last_error[:120]}"
+        )
+    if not rows:
+        print("nothing waits for an admin: no unknown or dead messages")
+    return 0
+
+
+def cmd_outbox_resend(args: argparse.Namespace) -> int:
+    from bot.cli import _services, _settings
+
+    services = _services(_settings(args))
+    was = resend(services, args.id)
+    if was is None:
+        print(f"planloop outbox resend: no message {args.id}", file=sys.stderr)
+        return 2
+    if was not in RESENDABLE:
+        print(
+            f"planloop outbox resend: {args.id} is {was}, not unknown or dead; nothing to do", file=sys.stderr
+        )
+        return 1
+    print(f"{args.id}: was {was}, queued again; the worker sends it (from the first part not yet accepted)")
+    return 0
+
+
+def add_commands(sub: Any) -> None:
+    p = sub.add_parser("outbox", help="messages left to an admin: list them, resend one")
+    osub = p.add_subparsers(dest="outbox_command", required=True)
+    ls = osub.add_parser("list", help="unknown (maybe delivered) and dead messages")
+    ls.add_argument("--limit", type=int, default=50, help="at most this many rows")
+    ls.set_defaults(func=cmd_outbox_list)
+    rs = osub.add_parser("resend", help="send an unknown or dead message again (an admin's decision)")
+    rs.add_argument("id", help="the outbox message id (in the admins' notice)")
+    rs.set_defaults(func=cmd_outbox_resend)
