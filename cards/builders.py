@@ -19,6 +19,7 @@ class KpiChoice:
     key: str
     name: str
     unit: str = ""
+    counted: bool = True  # False: the week's template does not score this KPI
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,10 @@ def plan_form(
     note: str = "",
 ) -> Card:
     """The weekly plan form: one row per role section plus spare rows; every item needs a KPI and a target."""
-    options = tuple(Option(k.key, f"{k.name}（{k.unit}）" if k.unit else k.name) for k in kpis)
+    options = tuple(
+        Option(k.key, (f"{k.name}（{k.unit}）" if k.unit else k.name) + ("" if k.counted else " · 不计分"))
+        for k in kpis
+    )
     inputs: list[Input] = []
     hidden: dict[str, str] = {"week": week}
     for n, row in enumerate(rows, start=1):
@@ -134,6 +138,10 @@ class ItemView:
     target_text: str
     scope: str = "shop"
     section: str = ""
+    counted: bool = True  # False: the week's template does not score this KPI
+
+
+UNCOUNTED = "本周模板不计此指标（不计分）"
 
 
 def _item_rows(items: Sequence[ItemView]) -> tuple[tuple[str, ...], ...]:
@@ -146,7 +154,8 @@ def _item_rows(items: Sequence[ItemView]) -> tuple[tuple[str, ...], ...]:
             level = "由主管评分"
         else:
             level = fmt.arrow(item.baseline, item.target, item.unit)
-        rows.append((f"{n}. {item.text}{scope}", item.kpi_name, item.target_text or "—", level))
+        kpi = item.kpi_name if item.counted else f"{item.kpi_name}（不计分）"
+        rows.append((f"{n}. {item.text}{scope}", kpi, item.target_text or "—", level))
     return tuple(rows)
 
 
@@ -176,6 +185,9 @@ def plan_receipt(
         ),
         Table(("事项", "指标", "目标写法", "基线 → 目标"), _item_rows(items)),
     ]
+    uncounted = [f"第{n}项 {i.kpi_name}：{UNCOUNTED}" for n, i in enumerate(items, start=1) if not i.counted]
+    if uncounted:
+        blocks.append(Note("\n".join(uncounted)))
     if note:
         blocks.append(Note(note))
     buttons = [Button("修改计划", action="plan.form", style="default")]
