@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from cards import format as fmt
 from cards.explain import COMBINE_RULE, explain, formula_number
-from cards.i18n import Texts
+from cards.i18n import Texts, texts
 from cards.model import Button, Card, Field, Fields, Form, Input, Markdown, Note, Option, Table
 
 TARGET_HINT = "+2pp / +2% / +0.5 / =3.5"
@@ -287,18 +287,25 @@ def shares_a_kpi(rows: Sequence[Mapping[str, object]]) -> bool:
     return len(keys) != len(set(keys))
 
 
-def appraisal_card(view: AppraisalView, *, can_appeal: bool = True, detail_url: str = "") -> Card:
-    """The explanation card: score, grade, template and why, one block per KPI with its formula, flags."""
+def appraisal_card(
+    view: AppraisalView, *, can_appeal: bool = True, detail_url: str = "", locale: str = "zh-CN"
+) -> Card:
+    """The explanation card: score, grade, template and why, one block per KPI with its formula, flags.
+    ``locale`` words the card's own labels (the per-KPI formulas stay as cards/explain.py writes them)."""
+    tr = texts(locale)
     summary = [
-        Field("员工", view.person_name),
-        Field("周", view.week),
-        Field("总分", points(view.score)),
-        Field("等级", view.grade),
-        Field("模板", view.template),
-        Field("为什么用这个模板", view.reason),
+        Field(tr("card.employee"), view.person_name),
+        Field(tr("card.week"), view.week),
+        Field(tr("card.score"), points(view.score)),
+        Field(tr("card.grade"), view.grade),
+        Field(tr("card.template"), view.template),
+        Field(tr("card.why_template"), view.reason),
     ]
     if view.version > 1:
-        summary.append(Field("版本", f"第 {view.version} 版：{view.version_reason or '重新计算'}"))
+        reason = view.version_reason or tr("card.recalculated")
+        summary.append(
+            Field(tr("card.version"), tr("card.version_value", version=view.version, reason=reason))
+        )
     blocks: list[Markdown | Fields | Note] = [Fields(tuple(summary))]
     blocks.extend(_row_block(row) for row in view.rows)
     for adj in view.adjustments:
@@ -340,19 +347,29 @@ def appraisal_card(view: AppraisalView, *, can_appeal: bool = True, detail_url: 
                 seen.add(key)
                 buttons.append(
                     Button(
-                        f"申诉：{row.get('name')}",
+                        tr("card.appeal_item", name=row.get("name")),
                         action="appraisal.appeal",
                         value={"appraisal": str(view.appraisal_id), "kpi": key},
                     )
                 )
         else:
             buttons.append(
-                Button("申诉某一项", action="appraisal.appeal", value={"appraisal": str(view.appraisal_id)})
+                Button(
+                    tr("card.appeal_some"),
+                    action="appraisal.appeal",
+                    value={"appraisal": str(view.appraisal_id)},
+                )
             )
     if detail_url:
-        buttons.append(Button("查看详情", url=detail_url))
+        buttons.append(Button(tr("card.details"), url=detail_url))
     return Card(
-        title=f"{view.week} 考核结果 · {view.person_name} · {points(view.score)} 分 {view.grade}",
+        title=tr(
+            "card.appraisal_title",
+            week=view.week,
+            name=view.person_name,
+            score=points(view.score),
+            grade=view.grade,
+        ),
         theme=GRADE_THEMES.get(view.grade, "blue"),  # type: ignore[arg-type]
         blocks=tuple(blocks),
         buttons=tuple(buttons),

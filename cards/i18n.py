@@ -122,6 +122,33 @@ ZH: dict[str, str] = {
     "nudge.already": "这些成员本周已经再提醒过一次，不会重复发送。",
     "nudge.stale": "这是 {week} 的名单，已经过期。",
     "bad_date": "日期“{text}”看不懂：请写 12-01 或 2026-12-01。",
+    # why this template (the appraisal card and page; cards/template_why.py)
+    "why.switch": "{by} 手动切换为“{template}”（{window}），手动切换优先于其他规则",
+    "why.scenario": "场景规则：“{scenario}”场景进行中，用“{template}”",
+    "why.period": "时段规则：本周在 {period}（每年 {since} 至 {until}）内，用“{template}”",
+    "why.employee_type": "员工类型规则：{who}，用“{template}”",
+    "why.default": "岗位默认：本周没有适用的手动切换、场景、时段或员工类型模板，用{role}岗位的默认模板“{template}”",
+    "why.over": "，替代“{over}”",
+    "why.order": "。规则顺序：手动切换 > 场景 > 时段 > 员工类型 > 岗位默认。",
+    "why.window_open": "自 {since} 起",
+    "why.window": "{since} 至 {until}",
+    "why.new": "新员工",
+    "why.new_days": "新员工（{since} 入职，至本周一 {days} 天）",
+    "why.veteran": "老员工",
+    # the appraisal explanation card
+    "card.appraisal_title": "{week} 考核结果 · {name} · {score} 分 {grade}",
+    "card.employee": "员工",
+    "card.week": "周",
+    "card.score": "总分",
+    "card.grade": "等级",
+    "card.template": "模板",
+    "card.why_template": "为什么用这个模板",
+    "card.version": "版本",
+    "card.version_value": "第 {version} 版：{reason}",
+    "card.recalculated": "重新计算",
+    "card.details": "查看详情",
+    "card.appeal_item": "申诉：{name}",
+    "card.appeal_some": "申诉某一项",
 }
 
 EN: dict[str, str] = {
@@ -229,6 +256,34 @@ EN: dict[str, str] = {
     "nudge.already": "They were already reminded again this week; nothing sent twice.",
     "nudge.stale": "This list is for {week} and out of date.",
     "bad_date": "Cannot read the date “{text}”: write 12-01 or 2026-12-01.",
+    "why.switch": "{by} switched to “{template}” by hand ({window}); a manual switch comes before every other rule",
+    "why.scenario": "Scenario rule: the “{scenario}” scenario is on, so “{template}” applies",
+    "why.period": "Period rule: this week falls in {period} ({since} to {until} every year), so “{template}” applies",
+    "why.employee_type": "Employee-type rule: {who}, so “{template}” applies",
+    "why.default": (
+        "Role default: no manual switch, scenario, period or employee-type template applies this week, "
+        "so the {role} role's default “{template}” applies"
+    ),
+    "why.over": " instead of “{over}”",
+    "why.order": ". Rule order: manual switch > scenario > period > employee type > role default.",
+    "why.window_open": "from {since}",
+    "why.window": "{since} to {until}",
+    "why.new": "a new employee",
+    "why.new_days": "a new employee (hired {since}, {days} days before this week's Monday)",
+    "why.veteran": "an experienced employee",
+    "card.appraisal_title": "{week} appraisal · {name} · {score} points {grade}",
+    "card.employee": "Employee",
+    "card.week": "Week",
+    "card.score": "Score",
+    "card.grade": "Grade",
+    "card.template": "Template",
+    "card.why_template": "Why this template",
+    "card.version": "Version",
+    "card.version_value": "version {version}: {reason}",
+    "card.recalculated": "recalculated",
+    "card.details": "Details",
+    "card.appeal_item": "Appeal: {name}",
+    "card.appeal_some": "Appeal an item",
 }
 
 CATALOGUES: dict[str, dict[str, str]] = {"zh-CN": ZH, "en-US": EN}

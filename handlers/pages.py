@@ -26,6 +26,7 @@ from cards.render.page import (
     TeamRow,
     TeamTable,
 )
+from handlers.appraisals import template_why
 from handlers.plan_template import UNCOUNTED
 from handlers.plans import current_plan, latest_value, planning_kpis
 from handlers.progress import completion, expected_pace, is_lagging
@@ -316,7 +317,7 @@ def appraisal_view(session: Session, person: Person, week: str) -> AppraisalView
         week=week,
         version=row.version,
         template=template_label(session, row.template_id),
-        reason=row.template_reason,
+        reason=template_why(session, row),
         score=row.score,
         grade=row.grade,
         rows=tuple(rows),
