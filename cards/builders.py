@@ -264,17 +264,22 @@ def points(v: Decimal) -> str:
 appraisal_formula = explain  # one explanation model for the card and the page (cards/explain.py)
 
 
-def _row_block(row: Mapping[str, object]) -> Markdown:
+def _row_block(row: Mapping[str, object], tr: Texts) -> Markdown:
     unit = str(row.get("unit", ""))
     weight, contribution = _dec(row.get("weight")) or Decimal(0), _dec(row.get("contribution")) or Decimal(0)
-    head = f"**{row.get('name')}** · 权重 {points(weight).removesuffix('.0')} · 得 {points(contribution)} 分"
+    head = tr(
+        "card.row_head",
+        name=row.get("name"),
+        weight=points(weight).removesuffix(".0"),
+        points=points(contribution),
+    )
     lines = [head]
     text, scope = str(row.get("text") or ""), str(row.get("scope") or "")
     if text:
-        lines.append(f"事项：{text}" + (f" @{scope}" if scope and scope != "shop" else ""))
+        lines.append(tr("card.row_item", text=text) + (f" @{scope}" if scope and scope != "shop" else ""))
     if row.get("kind", "metric") == "metric" and row.get("status") != "unplanned":
         b, t, a = _dec(row.get("baseline")), _dec(row.get("target")), _dec(row.get("actual"))
-        lines.append(f"基线 → 目标：{fmt.arrow(b, t, unit)}，实际 {fmt.value(a, unit)}")
+        lines.append(tr("card.row_levels", levels=fmt.arrow(b, t, unit), actual=fmt.value(a, unit)))
     lines.append(appraisal_formula(row))
     if row.get("curve"):
         lines.append(f"评分曲线：{row.get('curve')}")
@@ -307,7 +312,7 @@ def appraisal_card(
             Field(tr("card.version"), tr("card.version_value", version=view.version, reason=reason))
         )
     blocks: list[Markdown | Fields | Note] = [Fields(tuple(summary))]
-    blocks.extend(_row_block(row) for row in view.rows)
+    blocks.extend(_row_block(row, tr) for row in view.rows)
     for adj in view.adjustments:
         amount = _dec(adj.get("points")) or Decimal(0)
         if amount:
@@ -324,17 +329,18 @@ def appraisal_card(
         if r.get("weight") not in ("0", 0)
     ]
     formula = " + ".join(parts) or "0"
-    label = "Σ 权重 × 完成度"
+    label = tr("card.total_label")
     for adj in view.adjustments:
         amount = _dec(adj.get("points")) or Decimal(0)
         if amount:
-            label = "Σ 权重 × 完成度 ± 加减分"
+            label = tr("card.total_label_adjusted")
             formula += f" − {points(-amount)}" if amount < 0 else f" + {points(amount)}"
-    blocks.append(Markdown(f"**总分** = {label} = {formula} → **{points(view.score)}（{view.grade}）**"))
+    total = tr("card.total", label=label, formula=formula, score=points(view.score), grade=view.grade)
+    blocks.append(Markdown(total))
     if shares_a_kpi(view.rows):
         blocks.append(Note(COMBINE_RULE))
     if view.flags:
-        blocks.append(Note("注意：\n" + "\n".join(f"· {flag}" for flag in view.flags)))
+        blocks.append(Note(tr("card.flags") + "\n" + "\n".join(f"· {flag}" for flag in view.flags)))
     buttons: list[Button] = []
     appealable = [r for r in view.rows if r.get("status") not in ("outside", "excluded")]
     if can_appeal and appealable:

@@ -149,6 +149,13 @@ ZH: dict[str, str] = {
     "card.details": "查看详情",
     "card.appeal_item": "申诉：{name}",
     "card.appeal_some": "申诉某一项",
+    "card.row_head": "**{name}** · 权重 {weight} · 得 {points} 分",
+    "card.row_item": "事项：{text}",
+    "card.row_levels": "基线 → 目标：{levels}，实际 {actual}",
+    "card.total_label": "Σ 权重 × 完成度",
+    "card.total_label_adjusted": "Σ 权重 × 完成度 ± 加减分",
+    "card.total": "**总分** = {label} = {formula} → **{score}（{grade}）**",
+    "card.flags": "注意：",
 }
 
 EN: dict[str, str] = {
@@ -284,6 +291,13 @@ EN: dict[str, str] = {
     "card.details": "Details",
     "card.appeal_item": "Appeal: {name}",
     "card.appeal_some": "Appeal an item",
+    "card.row_head": "**{name}** · weight {weight} · {points} points",
+    "card.row_item": "Item: {text}",
+    "card.row_levels": "Baseline → target: {levels}, actual {actual}",
+    "card.total_label": "Σ weight × completion",
+    "card.total_label_adjusted": "Σ weight × completion ± adjustments",
+    "card.total": "**Score** = {label} = {formula} → **{score} ({grade})**",
+    "card.flags": "Note:",
 }
 
 CATALOGUES: dict[str, dict[str, str]] = {"zh-CN": ZH, "en-US": EN}

@@ -83,3 +83,5 @@ def test_en_us_words_the_reason_and_the_card(sim, services, demo_team, db, monke
         "Rule order: manual switch > scenario > period > employee type > role default."
     ) in card["text"]
     assert "Why this template" in card["text"] and "为什么用这个模板" not in card["text"]
+    assert "= Σ weight × completion = " in card["text"] and "总分" not in card["text"]
+    assert "学习进度 · weight 60 · " in card["text"]  # 新人模板: learning 60, leader rating 40
