@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -162,11 +162,30 @@ def employee_type(person: Employee, week: str, new_days: int = NEW_EMPLOYEE_DAYS
 
 
 @dataclass(frozen=True)
+class Why:
+    """Which rule chose the template, over what, since when: plain values a card words per locale
+    (cards/template_why.py). Dates are ISO ("2026-11-20") or month-day ("10-20") strings."""
+
+    step: str  # switch | scenario | period | employee_type | default
+    template: str  # the chosen template's label
+    over: str = ""  # the label of the template the rule replaced, if any
+    detail: str = ""  # who switched | the scenario's name | the period's name | new | veteran
+    since: str = ""  # switch start | period start (MM-DD) | hire date
+    until: str = ""  # switch end | period end (MM-DD)
+    days: str = ""  # employee_type from a hire date: days since hire at the week's Monday
+    role: str = ""  # the person's role id
+
+    def to_dict(self) -> dict[str, str]:
+        return {k: v for k, v in self.__dict__.items() if v}
+
+
+@dataclass(frozen=True)
 class Selection:
     template: Template
     reason: str  # "大促模板（双11 10-20–11-11）替代 运营默认模板"
     step: str  # switch | scenario | period | employee_type | default
     replaced: Template | None = None
+    why: Why | None = None
 
 
 class NoTemplate(LookupError):
@@ -212,6 +231,33 @@ def _why(t: Template, periods: Mapping[str, Period], scenarios: Mapping[str, str
     return f"{t.label}（{'，'.join(words)}）" if words else t.label
 
 
+def _why_of(
+    t: Template,
+    over: Template | None,
+    person: Employee,
+    week: str,
+    periods: Mapping[str, Period],
+    scenarios: Mapping[str, str],
+    kind: str,
+) -> Why:
+    step, base = _step(t), Why(_step(t), t.label, over.label if over else "", role=person.role)
+    if step == "scenario" and t.scenario is not None:
+        return replace(base, detail=scenarios.get(t.scenario, t.scenario))
+    if step == "period" and t.period is not None:
+        p = periods[t.period]
+        return replace(
+            base,
+            detail=p.name,
+            since=f"{p.start[0]:02d}-{p.start[1]:02d}",
+            until=f"{p.end[0]:02d}-{p.end[1]:02d}",
+        )
+    if step == "employee_type":
+        hired = person.hire_date
+        days = "" if person.type == "new" or hired is None else str(max((week_days(week)[0] - hired).days, 0))
+        return replace(base, detail=kind, since=hired.isoformat() if hired else "", days=days)
+    return base
+
+
 def select_template(
     templates: Sequence[Template],
     *,
@@ -240,7 +286,8 @@ def select_template(
         reason = _why(winner, periods, active, type_words)
         if replaced is not None:
             reason += f"替代 {replaced.label}"
-        auto = Selection(winner, reason, _step(winner), replaced)
+        why = _why_of(winner, replaced, person, week, periods, active, kind)
+        auto = Selection(winner, reason, _step(winner), replaced, why)
 
     by_id = {t.id: t for t in templates}
     for switch in sorted(switches, key=lambda s: s.at, reverse=True):
@@ -252,7 +299,17 @@ def select_template(
         reason = f"{chosen.label}（{switch.by} 手动切换，{switch.window}）"
         if auto is not None and auto.template.id != chosen.id:
             reason += f"替代 {auto.template.label}"
-        return Selection(chosen, reason, "switch", auto.template if auto else None)
+        over = auto.template if auto is not None and auto.template.id != chosen.id else None
+        why = Why(
+            "switch",
+            chosen.label,
+            over.label if over else "",
+            detail=switch.by,
+            since=switch.start.isoformat(),
+            until=switch.until.isoformat() if switch.until else "",
+            role=person.role,
+        )
+        return Selection(chosen, reason, "switch", auto.template if auto else None, why)
 
     if auto is None:
         raise NoTemplate(

@@ -42,6 +42,7 @@ from handlers.pages import (
     subject_for,
     team_tables,
 )
+from handlers.plan_template import week_template
 from handlers.plans import current_plan, receipt_for
 from handlers.router import PermissionDenied
 from handlers.workdays import iso_week, parse_week
@@ -262,6 +263,7 @@ def blueprint(services: Services) -> Blueprint:
         now = services.clock()
         week = week_now(person, now)
         kpis = form_kpis(session, person, now.astimezone(ZoneInfo(person.team.timezone)).date())
+        template = week_template(session, person, week)
         notice = ""
         if claims.week and claims.week != week:
             notice = f"这个链接是为 {claims.week} 发的；现在填写的是本周（{week}）的计划。"
@@ -271,7 +273,7 @@ def blueprint(services: Services) -> Blueprint:
             post_url=post_url,
             nonce=nonce,
             kpis=kpis,
-            previews=form_previews(card, kpis),
+            previews=form_previews(card, kpis, template.counted if template else None),
             script_nonce=script_nonce,
             notice=notice,
         )

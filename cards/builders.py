@@ -8,7 +8,7 @@ from decimal import Decimal
 
 from cards import format as fmt
 from cards.explain import COMBINE_RULE, explain, formula_number
-from cards.i18n import Texts
+from cards.i18n import Texts, texts
 from cards.model import Button, Card, Field, Fields, Form, Input, Markdown, Note, Option, Table
 
 TARGET_HINT = "+2pp / +2% / +0.5 / =3.5"
@@ -19,6 +19,7 @@ class KpiChoice:
     key: str
     name: str
     unit: str = ""
+    counted: bool = True  # False: the week's template does not score this KPI
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,10 @@ def plan_form(
     note: str = "",
 ) -> Card:
     """The weekly plan form: one row per role section plus spare rows; every item needs a KPI and a target."""
-    options = tuple(Option(k.key, f"{k.name}（{k.unit}）" if k.unit else k.name) for k in kpis)
+    options = tuple(
+        Option(k.key, (f"{k.name}（{k.unit}）" if k.unit else k.name) + ("" if k.counted else " · 不计分"))
+        for k in kpis
+    )
     inputs: list[Input] = []
     hidden: dict[str, str] = {"week": week}
     for n, row in enumerate(rows, start=1):
@@ -134,6 +138,10 @@ class ItemView:
     target_text: str
     scope: str = "shop"
     section: str = ""
+    counted: bool = True  # False: the week's template does not score this KPI
+
+
+UNCOUNTED = "本周模板不计此指标（不计分）"
 
 
 def _item_rows(items: Sequence[ItemView]) -> tuple[tuple[str, ...], ...]:
@@ -146,7 +154,8 @@ def _item_rows(items: Sequence[ItemView]) -> tuple[tuple[str, ...], ...]:
             level = "由主管评分"
         else:
             level = fmt.arrow(item.baseline, item.target, item.unit)
-        rows.append((f"{n}. {item.text}{scope}", item.kpi_name, item.target_text or "—", level))
+        kpi = item.kpi_name if item.counted else f"{item.kpi_name}（不计分）"
+        rows.append((f"{n}. {item.text}{scope}", kpi, item.target_text or "—", level))
     return tuple(rows)
 
 
@@ -176,6 +185,9 @@ def plan_receipt(
         ),
         Table(("事项", "指标", "目标写法", "基线 → 目标"), _item_rows(items)),
     ]
+    uncounted = [f"第{n}项 {i.kpi_name}：{UNCOUNTED}" for n, i in enumerate(items, start=1) if not i.counted]
+    if uncounted:
+        blocks.append(Note("\n".join(uncounted)))
     if note:
         blocks.append(Note(note))
     buttons = [Button("修改计划", action="plan.form", style="default")]
@@ -252,17 +264,22 @@ def points(v: Decimal) -> str:
 appraisal_formula = explain  # one explanation model for the card and the page (cards/explain.py)
 
 
-def _row_block(row: Mapping[str, object]) -> Markdown:
+def _row_block(row: Mapping[str, object], tr: Texts) -> Markdown:
     unit = str(row.get("unit", ""))
     weight, contribution = _dec(row.get("weight")) or Decimal(0), _dec(row.get("contribution")) or Decimal(0)
-    head = f"**{row.get('name')}** · 权重 {points(weight).removesuffix('.0')} · 得 {points(contribution)} 分"
+    head = tr(
+        "card.row_head",
+        name=row.get("name"),
+        weight=points(weight).removesuffix(".0"),
+        points=points(contribution),
+    )
     lines = [head]
     text, scope = str(row.get("text") or ""), str(row.get("scope") or "")
     if text:
-        lines.append(f"事项：{text}" + (f" @{scope}" if scope and scope != "shop" else ""))
+        lines.append(tr("card.row_item", text=text) + (f" @{scope}" if scope and scope != "shop" else ""))
     if row.get("kind", "metric") == "metric" and row.get("status") != "unplanned":
         b, t, a = _dec(row.get("baseline")), _dec(row.get("target")), _dec(row.get("actual"))
-        lines.append(f"基线 → 目标：{fmt.arrow(b, t, unit)}，实际 {fmt.value(a, unit)}")
+        lines.append(tr("card.row_levels", levels=fmt.arrow(b, t, unit), actual=fmt.value(a, unit)))
     lines.append(appraisal_formula(row))
     if row.get("curve"):
         lines.append(f"评分曲线：{row.get('curve')}")
@@ -275,20 +292,27 @@ def shares_a_kpi(rows: Sequence[Mapping[str, object]]) -> bool:
     return len(keys) != len(set(keys))
 
 
-def appraisal_card(view: AppraisalView, *, can_appeal: bool = True, detail_url: str = "") -> Card:
-    """The explanation card: score, grade, template and why, one block per KPI with its formula, flags."""
+def appraisal_card(
+    view: AppraisalView, *, can_appeal: bool = True, detail_url: str = "", locale: str = "zh-CN"
+) -> Card:
+    """The explanation card: score, grade, template and why, one block per KPI with its formula, flags.
+    ``locale`` words the card's own labels (the per-KPI formulas stay as cards/explain.py writes them)."""
+    tr = texts(locale)
     summary = [
-        Field("员工", view.person_name),
-        Field("周", view.week),
-        Field("总分", points(view.score)),
-        Field("等级", view.grade),
-        Field("模板", view.template),
-        Field("为什么用这个模板", view.reason),
+        Field(tr("card.employee"), view.person_name),
+        Field(tr("card.week"), view.week),
+        Field(tr("card.score"), points(view.score)),
+        Field(tr("card.grade"), view.grade),
+        Field(tr("card.template"), view.template),
+        Field(tr("card.why_template"), view.reason),
     ]
     if view.version > 1:
-        summary.append(Field("版本", f"第 {view.version} 版：{view.version_reason or '重新计算'}"))
+        reason = view.version_reason or tr("card.recalculated")
+        summary.append(
+            Field(tr("card.version"), tr("card.version_value", version=view.version, reason=reason))
+        )
     blocks: list[Markdown | Fields | Note] = [Fields(tuple(summary))]
-    blocks.extend(_row_block(row) for row in view.rows)
+    blocks.extend(_row_block(row, tr) for row in view.rows)
     for adj in view.adjustments:
         amount = _dec(adj.get("points")) or Decimal(0)
         if amount:
@@ -305,17 +329,18 @@ def appraisal_card(view: AppraisalView, *, can_appeal: bool = True, detail_url: 
         if r.get("weight") not in ("0", 0)
     ]
     formula = " + ".join(parts) or "0"
-    label = "Σ 权重 × 完成度"
+    label = tr("card.total_label")
     for adj in view.adjustments:
         amount = _dec(adj.get("points")) or Decimal(0)
         if amount:
-            label = "Σ 权重 × 完成度 ± 加减分"
+            label = tr("card.total_label_adjusted")
             formula += f" − {points(-amount)}" if amount < 0 else f" + {points(amount)}"
-    blocks.append(Markdown(f"**总分** = {label} = {formula} → **{points(view.score)}（{view.grade}）**"))
+    total = tr("card.total", label=label, formula=formula, score=points(view.score), grade=view.grade)
+    blocks.append(Markdown(total))
     if shares_a_kpi(view.rows):
         blocks.append(Note(COMBINE_RULE))
     if view.flags:
-        blocks.append(Note("注意：\n" + "\n".join(f"· {flag}" for flag in view.flags)))
+        blocks.append(Note(tr("card.flags") + "\n" + "\n".join(f"· {flag}" for flag in view.flags)))
     buttons: list[Button] = []
     appealable = [r for r in view.rows if r.get("status") not in ("outside", "excluded")]
     if can_appeal and appealable:
@@ -328,19 +353,29 @@ def appraisal_card(view: AppraisalView, *, can_appeal: bool = True, detail_url: 
                 seen.add(key)
                 buttons.append(
                     Button(
-                        f"申诉：{row.get('name')}",
+                        tr("card.appeal_item", name=row.get("name")),
                         action="appraisal.appeal",
                         value={"appraisal": str(view.appraisal_id), "kpi": key},
                     )
                 )
         else:
             buttons.append(
-                Button("申诉某一项", action="appraisal.appeal", value={"appraisal": str(view.appraisal_id)})
+                Button(
+                    tr("card.appeal_some"),
+                    action="appraisal.appeal",
+                    value={"appraisal": str(view.appraisal_id)},
+                )
             )
     if detail_url:
-        buttons.append(Button("查看详情", url=detail_url))
+        buttons.append(Button(tr("card.details"), url=detail_url))
     return Card(
-        title=f"{view.week} 考核结果 · {view.person_name} · {points(view.score)} 分 {view.grade}",
+        title=tr(
+            "card.appraisal_title",
+            week=view.week,
+            name=view.person_name,
+            score=points(view.score),
+            grade=view.grade,
+        ),
         theme=GRADE_THEMES.get(view.grade, "blue"),  # type: ignore[arg-type]
         blocks=tuple(blocks),
         buttons=tuple(buttons),

@@ -133,8 +133,11 @@ def _average(items: Sequence[ItemView]) -> Decimal | None:
     return sum(known, Decimal(0)) / len(known)
 
 
-def team_progress_card(team_name: str, week: str, rows: list[MemberRow], pace: Pace) -> Card:
-    """A leader's view: one line per member (plan items, average completion, items lagging)."""
+def team_progress_card(
+    team_name: str, week: str, rows: list[MemberRow], pace: Pace, uncounted: Sequence[str] = ()
+) -> Card:
+    """A leader's view: one line per member (plan items, average completion, items lagging);
+    ``uncounted`` lists items the week's template does not score ("李雷 第2项 投诉率：…")."""
     table_rows: list[tuple[str, ...]] = []
     planned = lagging_total = 0
     for row in rows:
@@ -147,12 +150,14 @@ def team_progress_card(team_name: str, week: str, rows: list[MemberRow], pace: P
         table_rows.append(
             (row.name, str(len(row.items)), percent(_average(row.items)), f"{lagging} 项" if lagging else "—")
         )
-    blocks = (
+    blocks: tuple[Fields | Markdown | Table | Note, ...] = (
         Fields((Field("周", week), Field("应达进度", _pace_text(pace)))),
         Markdown(f"已提交计划 {planned}/{len(rows)} 人，落后 {lagging_total} 项。"),
         Table(("成员", "计划项", "平均完成度", "落后"), tuple(table_rows)),
-        Note("平均完成度只计有数据的事项。发送“进度 姓名”查看某位成员的明细。"),
     )
+    if uncounted:
+        blocks += (Note("\n".join(uncounted)),)
+    blocks += (Note("平均完成度只计有数据的事项。发送“进度 姓名”查看某位成员的明细。"),)
     return Card(
         title=f"{team_name} · {week} 团队进度", blocks=blocks, theme="orange" if lagging_total else "blue"
     )

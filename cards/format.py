@@ -4,12 +4,17 @@ from __future__ import annotations
 
 from decimal import ROUND_HALF_UP, Decimal
 
+WHOLE_UNITS = frozenset({"件", "人", "单", "次", "个"})  # counts: shown as whole numbers
+
 
 def value(v: Decimal | float | None, unit: str = "") -> str:
-    """3.0 with unit % -> "3.00 %"; 12345.6 with unit 元 -> "12,345.60 元"; None -> "—"."""
+    """3.0 with unit % -> "3.00 %"; 12345.6 with unit 元 -> "12,345.60 元"; 967.2 with unit 件 ->
+    "967 件" (a count is whole; half rounds up); None -> "—"."""
     if v is None:
         return "—"
     d = Decimal(str(v))
+    if unit in WHOLE_UNITS:
+        return f"{int(d.quantize(Decimal(1), ROUND_HALF_UP)):,} {unit}"
     if unit == "%":
         return f"{d.quantize(Decimal('0.01'), ROUND_HALF_UP)} %"
     if d == d.to_integral_value() and abs(d) >= 1000:

@@ -57,6 +57,7 @@ from cards.builders import (
     template_switched,
 )
 from cards.model import Card, Markdown, Note, Option
+from cards.template_why import why_text
 from handlers.inbound import Inbound
 from handlers.router import Context, LinkMaker, PermissionDenied, error_card, router
 from storage import outbox
@@ -69,6 +70,7 @@ from storage.models import (
     Person,
     Plan,
     Rating,
+    Role,
     Scenario,
     Team,
     TemplateSwitch,
@@ -462,6 +464,8 @@ def freeze(
     held = hold and bool(missing)
     if missing:
         rules["missing"] = [m.to_dict() for m in missing]
+    if selection.why is not None:
+        rules["why"] = selection.why.to_dict()  # which rule chose the template (cards/template_why.py)
     rules["flags"] = flag_codes(
         result,
         late=plan is not None and plan.status == "late",
@@ -600,7 +604,14 @@ def run_week(
 # ---------------------------------------------------------------- cards and delivery
 
 
-def _view(session: Session, row: Appraisal) -> AppraisalView:
+def template_why(session: Session, row: Appraisal, locale: str = "zh-CN") -> str:
+    """Why the row's template applied, in the locale's words (the stored reason for older rows)."""
+    why = (row.rules or {}).get("why")
+    role = session.get(Role, why.get("role", "")) if isinstance(why, dict) else None
+    return why_text(why, row.template_reason, locale=locale, role=role.name if role else "")
+
+
+def _view(session: Session, row: Appraisal, locale: str = "zh-CN") -> AppraisalView:
     person = session.get(Person, row.person_id)
     template = session.get(TemplateRow, row.template_id)
     items = list(row.items or [])
@@ -610,7 +621,7 @@ def _view(session: Session, row: Appraisal) -> AppraisalView:
         week=row.week,
         version=row.version,
         template=(template.name or template.id) if template else row.template_id,
-        reason=row.template_reason,
+        reason=template_why(session, row, locale),
         score=row.score,
         grade=row.grade,
         rows=[i for i in items if i.get("kind") != "adjustment"],
@@ -621,11 +632,18 @@ def _view(session: Session, row: Appraisal) -> AppraisalView:
 
 
 def appraisal_card_for(
-    session: Session, row: Appraisal, *, links: LinkMaker | None = None, can_appeal: bool = True
+    session: Session,
+    row: Appraisal,
+    *,
+    links: LinkMaker | None = None,
+    can_appeal: bool = True,
+    locale: str = "zh-CN",
 ) -> Card:
     """The explanation card of one stored version (appeal buttons only on the current one)."""
     url = links(row.person_id, "appraisal", row.week) if links else ""
-    return appraisal_card(_view(session, row), can_appeal=can_appeal and row.current, detail_url=url)
+    return appraisal_card(
+        _view(session, row, locale), can_appeal=can_appeal and row.current, detail_url=url, locale=locale
+    )
 
 
 def publish(
@@ -635,6 +653,7 @@ def publish(
     *,
     bots: Collection[str],
     links: LinkMaker | None = None,
+    locale: str = "zh-CN",
 ) -> int:
     """Queue each person's explanation card to their direct chat; returns messages queued."""
     queued = 0
@@ -646,7 +665,7 @@ def publish(
         if target is None:
             log.warning("appraisal %s: no chat to deliver to for %s", row.id, row.person_id)
             continue
-        card = appraisal_card_for(session, row, links=links)
+        card = appraisal_card_for(session, row, links=links, locale=locale)
         if outbox.enqueue(session, target, card, dedupe_key=f"appraisal:{row.id}", now=now):
             queued += 1
     return queued
@@ -873,7 +892,7 @@ def show_appraisal(event: Inbound, ctx: Context) -> Card:
             theme="grey",
             blocks=(Markdown("本周部分数据还没有到齐，考核暂缓发布；数据到齐或主管确认后会私信给你。"),),
         )
-    return appraisal_card_for(ctx.session, row, links=ctx.links)
+    return appraisal_card_for(ctx.session, row, links=ctx.links, locale=ctx.locale)
 
 
 # ---------------------------------------------------------------- chat: switching templates
@@ -1218,7 +1237,7 @@ def appeal_decide(event: Inbound, ctx: Context) -> Card:
         _notify(
             ctx,
             employee,
-            appraisal_card_for(ctx.session, new_row, links=ctx.links),
+            appraisal_card_for(ctx.session, new_row, links=ctx.links, locale=ctx.locale),
             f"appraisal:{new_row.id}",
         )
     verdict = "已接受，已生成新版本" if new_row else "已驳回"

@@ -147,7 +147,7 @@ def appraise_team(
         current_rules=current_rules,
     )
     result = TeamAppraisal(appraised=len(rows))
-    result.cards = publish(session, rows, at, bots=bots, links=links)
+    result.cards = publish(session, rows, at, bots=bots, links=links, locale=locale)
     held = [r for r in rows if r.status == "held"]
     result.cards += notify_held(
         session, team, week, held, at, bots=bots, admins=admins, dedupe_suffix=dedupe_suffix

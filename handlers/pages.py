@@ -5,7 +5,7 @@ score history, and a leader's team table. Reads storage; returns plain views for
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -26,10 +26,11 @@ from cards.render.page import (
     TeamRow,
     TeamTable,
 )
-from handlers.plans import current_plan, latest_value
+from handlers.appraisals import template_why
+from handlers.plan_template import UNCOUNTED
+from handlers.plans import current_plan, latest_value, planning_kpis
 from handlers.progress import completion, expected_pace, is_lagging
 from handlers.router import PermissionDenied
-from handlers.setup import team_kpis
 from handlers.workdays import Calendar, iso_week, week_dates
 from storage.models import Appraisal, Kpi, MetricSample, Person, Team, Template
 
@@ -65,7 +66,7 @@ def led_teams(session: Session, viewer: Person) -> list[Team]:
 def form_kpis(session: Session, person: Person, today: date) -> list[KpiInfo]:
     """The team's KPIs with the baseline a submission now would take (the latest value)."""
     out = []
-    for k in team_kpis(session, person.team):
+    for k in planning_kpis(session, person, iso_week(today))[0]:
         scope = k.scope or "shop"
         baseline = latest_value(session, k.metric, scope, today) if k.metric and k.kind == "metric" else None
         out.append(KpiInfo(k.key, k.name, k.unit, k.direction, k.kind, baseline, scope))
@@ -110,8 +111,11 @@ def preview(kpi: KpiInfo | None, target_text: str, scope: str = "") -> tuple[str
     return fmt.arrow(kpi.baseline, level, kpi.unit), False
 
 
-def form_previews(card: Card, kpis: Sequence[KpiInfo]) -> dict[int, tuple[str, bool]]:
-    """Previews for the rows the form arrives with (pre-filled, or sent back with errors)."""
+def form_previews(
+    card: Card, kpis: Sequence[KpiInfo], counted: Collection[str] | None = None
+) -> dict[int, tuple[str, bool]]:
+    """Previews for the rows the form arrives with (pre-filled, or sent back with errors); with
+    ``counted`` (the week's template's KPI keys) a filled row on another KPI says it will not count."""
     if card.form is None:
         return {}
     values = {i.name: i.value for i in card.form.inputs}
@@ -121,6 +125,10 @@ def form_previews(card: Card, kpis: Sequence[KpiInfo]) -> dict[int, tuple[str, b
     while f"item{n}_kpi" in values:
         kpi = by_key.get(values[f"item{n}_kpi"])
         out[n] = preview(kpi, values.get(f"item{n}_target", ""), values.get(f"item{n}_scope", ""))
+        filled = values.get(f"item{n}_text", "") or values.get(f"item{n}_target", "")
+        if kpi is not None and counted is not None and kpi.key not in counted and filled:
+            text, bad = out[n]
+            out[n] = ("；".join(p for p in (text, UNCOUNTED) if p), bad)
         n += 1
     return out
 
@@ -309,7 +317,7 @@ def appraisal_view(session: Session, person: Person, week: str) -> AppraisalView
         week=week,
         version=row.version,
         template=template_label(session, row.template_id),
-        reason=row.template_reason,
+        reason=template_why(session, row),
         score=row.score,
         grade=row.grade,
         rows=tuple(rows),

@@ -17,6 +17,14 @@ from cards.builders import FormRow, ItemView, KpiChoice, plan_form, plan_receipt
 from cards.model import Card, Markdown
 from handlers.inbound import Inbound
 from handlers.personal_scope import with_personal_scopes
+from handlers.plan_template import (
+    UNCOUNTED,
+    WeekTemplate,
+    ordered,
+    role_kpi_keys,
+    uncounted_lines,
+    week_template,
+)
 from handlers.router import Context, PermissionDenied, error_card, router
 from handlers.setup import COMPLAINT_CAUSES, team_kpis
 from handlers.workdays import Calendar, iso_week, week_dates
@@ -27,6 +35,7 @@ from storage.people import led_team_ids, member_named, person_target
 MAX_ITEMS = 20
 MAX_TEXT = 200
 MAX_SCOPE = 100
+MAX_LINE = 300  # one line of a text plan: the item, its KPI, target and scope
 SPARE_ROWS = 2
 TEXT_PLAN_WORDS = ("计划", "plan")
 
@@ -93,7 +102,7 @@ def validate(
         if not d.text.strip():
             problem(d, "text", "请写上这一项要做什么")
         elif len(d.text) > MAX_TEXT:
-            problem(d, "text", f"内容太长（{len(d.text)} 字，最多 {MAX_TEXT} 字）")
+            problem(d, "text", f"内容太长：最多 {MAX_TEXT} 字，这一项 {len(d.text)} 字")
         if len(d.scope) > MAX_SCOPE:
             problem(d, "scope", f"范围太长（最多 {MAX_SCOPE} 字）")
         if not d.kpi.strip():
@@ -101,7 +110,7 @@ def validate(
             continue
         kpi = find_kpi(kpis, d.kpi)
         if kpi is None:
-            names = "、".join(k.name for k in kpis[:12])
+            names = "、".join(k.name for k in kpis)
             problem(d, "kpi", f"没有叫“{d.kpi}”的指标（可选：{names}）")
             continue
         scope = d.scope.strip().lstrip("@") or kpi.scope or "shop"
@@ -143,6 +152,9 @@ def parse_text_plan(text: str) -> tuple[list[Draft], list[str]]:
     errors: list[str] = []
     for number, line in enumerate(text.splitlines(), start=1):
         if number == 1 or not line.strip():
+            continue
+        if len(line.strip()) > MAX_LINE:
+            errors.append(f"第{number}行：最多 {MAX_LINE} 字，这一行 {len(line.strip())} 字")
             continue
         tokens = line.split()
         scope = ""
@@ -323,8 +335,33 @@ def _week_now(ctx: Context, person: Person) -> tuple[str, date]:
     return iso_week(today), today
 
 
-def _kpi_choices(kpis: Sequence[Kpi]) -> list[KpiChoice]:
-    return [KpiChoice(k.key, k.name, k.unit) for k in kpis]
+def _kpi_choices(kpis: Sequence[Kpi], template: WeekTemplate | None) -> list[KpiChoice]:
+    """Options for the KPI select; a KPI the week's template does not score says so in its label."""
+    return [
+        KpiChoice(k.key, k.name, k.unit, counted=template is None or template.counts(k.key)) for k in kpis
+    ]
+
+
+def planning_kpis(session: Session, person: Person, week: str) -> tuple[list[Kpi], WeekTemplate | None]:
+    """The team's KPIs, the week's template's first, then the role's, then the rest; and the template."""
+    kpis = team_kpis(session, person.team)
+    template = week_template(session, person, week)
+    return ordered(kpis, template, role_kpi_keys(session, person, kpis)), template
+
+
+def _template_note(template: WeekTemplate | None, names: dict[str, str], rows: Sequence[FormRow]) -> str:
+    """Which KPIs this week's template scores, and the rows whose KPI it does not."""
+    if template is None:
+        return ""
+    counted = "、".join(names.get(key, key) for key in template.counted)
+    line = f"本周考核模板“{template.label}”计分的指标：{counted}。其他指标可以写进计划，但{UNCOUNTED}。"
+    chosen = [
+        (n, r.kpi, names.get(r.kpi, r.kpi))
+        for n, r in enumerate(rows, start=1)
+        if r.kpi and (r.text or r.target or r.scope)
+    ]
+    flagged = uncounted_lines(template, chosen)
+    return "\n".join([line, *flagged])
 
 
 def _default_rows(session: Session, person: Person, kpis: Sequence[Kpi], today: date) -> list[FormRow]:
@@ -360,9 +397,11 @@ TEXT_PLAN_HINT = (
 )
 
 
-def form_for(ctx: Context, person: Person, *, error: str = "", rows: list[FormRow] | None = None) -> Card:
+def form_for(
+    ctx: Context, person: Person, *, error: str = "", rows: list[FormRow] | None = None, locked: bool = False
+) -> Card:
     week, today = _week_now(ctx, person)
-    kpis = team_kpis(ctx.session, person.team)
+    kpis, template = planning_kpis(ctx.session, person, week)
     if rows is None:
         existing = current_plan(ctx.session, person.id, week)
         rows = _rows_from_plan(existing) if existing else _default_rows(ctx.session, person, kpis, today)
@@ -372,16 +411,18 @@ def form_for(ctx: Context, person: Person, *, error: str = "", rows: list[FormRo
             rows = propose_causes(ctx.session, rows, today, ctx.tz, ctx.now)
     note = ""
     existing = current_plan(ctx.session, person.id, week)
-    if existing is not None:
+    if existing is not None and not locked:
         note = f"你已提交第 {existing.version} 版；再次提交会生成新版本，旧版本保留。"
     link = ctx.links(person.id, "plan-form", week)
     if not link:  # no web page to offer (no public_url): say which chat paths remain
         note = " ".join(p for p in (note, TEXT_PLAN_HINT) if p)
+    counted_note = _template_note(template, {k.key: k.name for k in kpis}, rows)
+    note = "\n".join(p for p in (note, counted_note) if p)
     return plan_form(
         week=week,
         person_name=person.name,
         rows=rows,
-        kpis=_kpi_choices(kpis),
+        kpis=_kpi_choices(kpis, template),
         link=link,
         error=error,
         with_causes=person.role == "customer_service",
@@ -391,6 +432,7 @@ def form_for(ctx: Context, person: Person, *, error: str = "", rows: list[FormRo
 
 def receipt_for(ctx: Context, person: Person, plan: Plan, *, note: str = "", title: str = "") -> Card:
     kpis = {k.key: k for k in ctx.session.scalars(select(Kpi))}
+    template = week_template(ctx.session, person, plan.week)
     items = [
         ItemView(
             i.text,
@@ -401,6 +443,7 @@ def receipt_for(ctx: Context, person: Person, plan: Plan, *, note: str = "", tit
             i.target_text,
             i.scope,
             i.section,
+            counted=template is None or template.counts(i.kpi_key),
         )
         for i in plan.items
     ]
@@ -435,8 +478,8 @@ def _drafts_from_form(values: Mapping[str, str]) -> tuple[list[Draft], list[Form
             causes=get("causes"),
         )
         rows.append(row)
-        if not (row.text or row.kpi or row.target or row.scope):
-            continue  # an empty spare row
+        if not (row.text or row.target or row.scope):
+            continue  # an empty spare row, or a section that came with its KPI pre-selected and was left
         causes = tuple(c for c in row.causes.replace(",", "、").replace("，", "、").split("、") if c.strip())
         drafts.append(Draft(f"第{n}项", row.text, row.kpi, row.target, row.scope, row.section, causes))
     return drafts, rows
@@ -496,7 +539,7 @@ def submit(
 ) -> tuple[Plan | None, dict[str, dict[str, str]], str]:
     """Validate and store; returns (plan, problems, message). Nothing is stored if any item has a problem."""
     week, today = _week_now(ctx, person)
-    kpis = team_kpis(ctx.session, person.team)
+    kpis, _ = planning_kpis(ctx.session, person, week)
     for d in drafts:
         bad = [c for c in d.causes if c not in COMPLAINT_CAUSES]
         if bad:
@@ -594,8 +637,8 @@ def text_plan(event: Inbound, ctx: Context) -> Card:
     drafts, errors = parse_text_plan(event.text)
     # One validation, against the real baselines (as the form uses), so every line's problem is
     # reported in one answer and a valid target is never refused against a placeholder.
-    _, today = _week_now(ctx, person)
-    _, problems = validate(drafts, team_kpis(ctx.session, person.team), _baselines(ctx, today))
+    week, today = _week_now(ctx, person)
+    _, problems = validate(drafts, planning_kpis(ctx.session, person, week)[0], _baselines(ctx, today))
     if errors or problems or not drafts:
         lines = list(errors)
         for where, fields in problems.items():
@@ -642,8 +685,9 @@ def plan_submit(event: Inbound, ctx: Context) -> Card:
             if where in by_where or where == "plan"
         )
         return form_for(ctx, person, error=f"计划未保存。{summary}", rows=shown or None)
-    if plan is None:
-        return form_for(ctx, person, error=message)
+    if plan is None:  # refused as locked: keep what the person wrote
+        kept = [FormRow(r.section, r.text, r.kpi, r.target, r.scope, r.causes) for r in rows]
+        return form_for(ctx, person, error=message, rows=kept or None, locked=True)
     return receipt_for(ctx, person, plan, note=message)
 
 

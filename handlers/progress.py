@@ -313,7 +313,11 @@ def progress_command(event: Inbound, ctx: Context) -> Card:
             by_person.setdefault(item.person_id, []).append(item)
         rows = [cards.MemberRow(m.name, by_person.get(m.id)) for m in members]
         return cards.team_progress_card(
-            team.name if team else person.team_id, week, rows, _pace_of(items, week, ctx, tz)
+            team.name if team else person.team_id,
+            week,
+            rows,
+            _pace_of(items, week, ctx, tz),
+            uncounted=_uncounted(ctx, members, by_person, week),
         )
     subject = who or person
     items = week_progress(ctx.session, week, ctx.now, person_ids=[subject.id], overrides=overrides, tz=tz)
@@ -324,6 +328,25 @@ def progress_command(event: Inbound, ctx: Context) -> Card:
 
         card = with_week_cases(ctx.session, card, week, tz, ctx.now)
     return card
+
+
+def _uncounted(
+    ctx: Context, members: list[Person], by_person: dict[str, list[ItemProgress]], week: str
+) -> list[str]:
+    """ "李雷 第2项 投诉率：本周模板不计此指标（不计分）" for items the member's template does not score."""
+    from handlers.appraisals import Rules
+    from handlers.plan_template import uncounted_lines, week_template
+
+    rules = Rules.load(ctx.session)
+    lines: list[str] = []
+    for member in members:
+        items = by_person.get(member.id)
+        if not items:
+            continue
+        template = week_template(ctx.session, member, week, rules)
+        flagged = uncounted_lines(template, ((i.position, i.kpi_key, i.kpi_name) for i in items))
+        lines.extend(f"{member.name} {line}" for line in flagged)
+    return lines
 
 
 def _pace_of(items: list[ItemProgress], week: str, ctx: Context, tz: ZoneInfo) -> cards.Pace:

@@ -337,7 +337,10 @@ def test_prefilled_rows_get_their_preview_from_the_server(services, client, sim,
         f'<output class="pv" id="pv-1" aria-live="polite">{fmt.arrow(conv, conv + 2, "%")}</output>' in body
     )
     expected = fmt.arrow(complaint, complaint * Decimal("0.9"), "%")
-    assert f'<output class="pv" id="pv-3" aria-live="polite">{expected}</output>' in body
+    # 投诉率 is not in lilei's template this week (运营默认模板: 支付转化率, 详情页点击率)
+    warned = f"{expected}；本周模板不计此指标（不计分）"
+    assert f'<output class="pv" id="pv-3" aria-live="polite">{warned}</output>' in body
+    assert "本周考核模板“运营默认模板”计分的指标：支付转化率、详情页点击率。" in body
 
 
 def _post(client, tok: str, values: dict[str, str], nonce: str = "b" * 32):
@@ -416,7 +419,7 @@ def test_a_new_form_with_other_content_makes_a_second_version(services, client, 
     [
         (("优化详情页", "", "+2pp"),),
         (("优化详情页", "conversion_rate", "+abc"),),
-        (("优化详情页", "conversion_rate", "+2pp"), ("", "ctr", "")),
+        (("优化详情页", "conversion_rate", "+2pp"), ("", "ctr", "+0.5pp")),
         (("x" * 201, "conversion_rate", "+2pp"),),
         (("降投诉", "complaint_rate", "+10%"),),
     ],

@@ -156,7 +156,7 @@ def test_a_three_item_plan_is_stored_and_the_receipt_shows_resolved_targets(sim,
         ((("优化详情页", "", "+2pp", ""),), "item1_kpi", "每一项都要关联一个指标"),
         ((("优化详情页", "conversion_rate", "+abc", ""),), "item1_target", "看不懂"),
         (
-            (("优化详情页", "conversion_rate", "+2pp", ""), ("", "ctr", "", "")),
+            (("优化详情页", "conversion_rate", "+2pp", ""), ("", "ctr", "+0.5pp", "")),
             "item2_text",
             "请写上这一项要做什么",
         ),
