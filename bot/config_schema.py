@@ -554,7 +554,11 @@ def unknown_keys(
     for key in given:
         if key in names:
             continue
-        close = difflib.get_close_matches(str(key).lower(), names, n=1, cutoff=0.7)
+        lower = str(key).lower()
+        close = (
+            difflib.get_close_matches(lower, names, n=1, cutoff=0.7)
+            or [n for n in names if n.startswith(f"{lower}_")][:1]
+        )
         hint = f' — did you mean "{close[0]}"?' if close else ""
         note = (notes or {}).get(key, "")
         hint += f" ({note})" if note else ""
