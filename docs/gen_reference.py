@@ -142,9 +142,9 @@ def configuration_page() -> str:
     ]
     for (platform, connection), keys in schema.BOTS.items():
         if not keys:
-            lines += [f"### `platform = \"{platform}\"`", "", "No further keys.", ""]
+            lines += [f'### `platform = "{platform}"`', "", "No further keys.", ""]
             continue
-        lines += [f"### `platform = \"{platform}\"`, `connection = \"{connection}\"`", ""]
+        lines += [f'### `platform = "{platform}"`, `connection = "{connection}"`', ""]
         lines += _key_table(keys)
     lines += [
         "## `[[sources]]`",
@@ -154,7 +154,7 @@ def configuration_page() -> str:
         *_key_table(schema.SOURCE_COMMON),
     ]
     for kind, keys in schema.SOURCES.items():
-        lines += [f"### `kind = \"{kind}\"`", "", *_key_table(keys)]
+        lines += [f'### `kind = "{kind}"`', "", *_key_table(keys)]
     return "\n".join(lines).rstrip() + "\n"
 
 
