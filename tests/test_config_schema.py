@@ -419,3 +419,27 @@ def test_the_demo_s_written_config_loads_without_a_problem(tmp_path):
     settings = load(tmp_path / "planloop.toml", env={})
     assert settings.simulator and settings.database_url.endswith("demo.db")
     assert [k.get() for k in settings.secret_keys] == ["k" * 44]
+
+
+def _from_examples(keys: dict[str, schema.Key], **fixed: str) -> dict:
+    text = "\n".join(f"{k.name} = {k.example}" for k in keys.values() if k.name not in fixed)
+    return {**tomllib.loads(text), **fixed}
+
+
+def test_a_file_written_from_every_example_loads_without_a_problem():
+    bots = [
+        _from_examples(schema.bot_keys(p, c), id=f"{p}-{c}", platform=p, connection=c) for p, c in schema.BOTS
+    ]
+    sources = [_from_examples(schema.source_keys(k), id=k, kind=k) for k in schema.SOURCES]
+    data = {
+        "server": _from_examples(schema.SERVER),
+        "simulator": _from_examples(schema.SIMULATOR),
+        "aftersales": _from_examples(schema.AFTERSALES),
+        "bots": bots,
+        "sources": sources,
+    }
+    settings = parse(data, env=AnyEnv())
+    assert len(settings.bots) == len(schema.BOTS) and len(settings.sources) == len(schema.SOURCES)
+    taobao = settings.source("taobao")
+    assert taobao is not None and taobao.secret("session") == "k" * 43 and "session" not in taobao.values
+    assert settings.extra["admins"] == ["zhangwei"] and settings.extra["metrics_token"].get() == "k" * 43
