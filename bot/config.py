@@ -10,36 +10,15 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from bot import config_schema as schema
 from sources.causes import AftersalesOptions
 from sources.causes import parse_options as parse_aftersales
 
-PLATFORMS = ("feishu", "dingtalk", "wecom", "simulator")
-LOCALES = ("zh-CN", "en-US")
-SOURCE_KINDS = ("file", "http_json", "sql", "taobao", "jd", "pdd", "doudian")
-
-# Per platform: which keys a bot needs, and which of them are secrets.
-BOT_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "feishu": (("app_id", "app_secret"), ("app_secret", "encrypt_key", "verification_token")),
-    "dingtalk": (("app_key", "app_secret"), ("app_secret", "token", "aes_key", "card_callback_secret")),
-    "wecom": (("corp_id", "agent_id", "secret", "token", "aes_key"), ("secret", "token", "aes_key")),
-    "simulator": ((), ()),
-}
-CONNECTIONS = ("webhook", "stream")
-# A bot on a long connection (connection = "stream") needs no inbound URL, so no callback
-# token or AES key; WeCom's long connection is the 智能机器人's, with its own bot_id and
-# bot_secret (CONTRACT.md; corp_id / agent_id / secret stay optional there: the corp app
-# pushes what the bot cannot, and serves the directory and sign-in).
-STREAM_BOT_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
-    "feishu": (("app_id", "app_secret"), ("app_secret", "encrypt_key", "verification_token")),
-    "dingtalk": (("app_key", "app_secret"), ("app_secret", "token", "aes_key", "card_callback_secret")),
-    "wecom": (("bot_id", "bot_secret"), ("bot_secret", "secret", "token", "aes_key")),
-}
-DEFAULT_API = {
-    "feishu": {"api_base": "https://open.feishu.cn"},
-    "dingtalk": {"api_base": "https://api.dingtalk.com", "oapi_base": "https://oapi.dingtalk.com"},
-    "wecom": {"api_base": "https://qyapi.weixin.qq.com", "ws_url": "wss://openws.work.weixin.qq.com"},
-    "simulator": {},
-}
+PLATFORMS = schema.PLATFORMS
+LOCALES = schema.LOCALES
+SOURCE_KINDS = schema.SOURCE_KINDS
+CONNECTIONS = schema.CONNECTIONS
+# Which keys each bot and source needs, which are secrets, and every key known: bot/config_schema.py.
 
 
 class ConfigError(Exception):
@@ -165,16 +144,10 @@ class Settings:
         return next((s for s in self.sources if s.id == source_id), None)
 
 
-SERVER_SECRET_KEYS = ("metrics_token",)
-
-SOURCE_SECRET_KEYS = (
-    "app_secret",
-    "session",
-    "access_token",
-    "refresh_token",
-    "token",
-    "password",
-    "url_secret",
+# Secret-bearing [server] keys kept in Settings.extra (resolved, wrapped); secret_key and
+# database_url have their own fields.
+SERVER_SECRET_KEYS = tuple(
+    k for k in schema.secrets(schema.SERVER) if k not in ("secret_key", "database_url")
 )
 
 
@@ -195,7 +168,7 @@ def parse(
             problems.extend(exc.problems)
             return Secret("")
 
-    known_top = {"server", "simulator", "bots", "sources", "aftersales"}
+    known_top = set(schema.SECTIONS)
     for key in data:
         if key not in known_top:
             problems.append(f"{key}: unknown section (expected one of {', '.join(sorted(known_top))})")
@@ -204,6 +177,7 @@ def parse(
     if not isinstance(server, Mapping):
         problems.append("server: expected a table [server]")
         server = {}
+    problems.extend(schema.unknown_keys("server", server, schema.SERVER))
     tz = str(server.get("timezone", "Asia/Shanghai"))
     try:
         ZoneInfo(tz)
@@ -228,11 +202,16 @@ def parse(
 
     sim = data.get("simulator", {})
     sim_enabled = bool(sim.get("enabled", False)) if isinstance(sim, Mapping) else False
+    if isinstance(sim, Mapping):
+        problems.extend(schema.unknown_keys("simulator", sim, schema.SIMULATOR))
 
     bots: list[BotConfig] = []
     seen: set[str] = set()
     for n, raw in enumerate(data.get("bots", []), start=1):
         where = f"bots[{n}]"
+        if not isinstance(raw, Mapping):
+            problems.append(f"{where}: expected a table [[bots]]")
+            continue
         bot_id = raw.get("id")
         if not isinstance(bot_id, str) or not bot_id:
             problems.append(f"{where}.id: required (a short name such as feishu-main)")
@@ -246,16 +225,19 @@ def parse(
             problems.append(f"{where}.platform: {platform!r} is not one of {', '.join(PLATFORMS)}")
             continue
         connection = raw.get("connection", "webhook")
-        if connection not in CONNECTIONS or (connection == "stream" and platform not in STREAM_BOT_KEYS):
-            allowed = CONNECTIONS if platform in STREAM_BOT_KEYS else ("webhook",)
+        allowed = schema.connections(platform)
+        if connection not in allowed:
             problems.append(f"{where}.connection: {connection!r} is not one of {', '.join(allowed)}")
             continue
-        required, secret_keys = (STREAM_BOT_KEYS if connection == "stream" else BOT_KEYS)[platform]
-        for key in required:
+        known = schema.bot_keys(platform, connection)
+        for key in schema.required(known):
             if key not in raw:
                 problems.append(f"{where}.{key}: required for a {platform} bot")
+        others = {f'connection = "{c}"': schema.bot_keys(platform, c) for c in allowed if c != connection}
+        problems.extend(schema.unknown_keys(where, raw, known, schema.elsewhere_notes(raw, others)))
+        secret_keys = schema.secrets(known)
         values = {
-            **DEFAULT_API[platform],
+            **schema.filled(known),
             "connection": connection,
             **{k: v for k, v in raw.items() if k not in secret_keys},
         }
@@ -270,6 +252,9 @@ def parse(
 
     sources: list[SourceConfig] = []
     for n, raw in enumerate(data.get("sources", []), start=1):
+        if not isinstance(raw, Mapping):
+            problems.append(f"sources[{n}]: expected a table [[sources]]")
+            continue
         source_id = raw.get("id")
         where = f"sources[{n}]" + (f" ({source_id})" if source_id else "")
         if not isinstance(source_id, str) or not source_id:
@@ -279,11 +264,19 @@ def parse(
         if kind not in SOURCE_KINDS:
             problems.append(f"{where}.kind: {kind!r} is not one of {', '.join(SOURCE_KINDS)}")
             continue
-        values = {k: v for k, v in raw.items() if k not in SOURCE_SECRET_KEYS}
-        secrets = {k: secret(raw[k], f"{where}.{k}") for k in SOURCE_SECRET_KEYS if k in raw}
+        known = schema.source_keys(kind)
+        others = {f"{k} sources": schema.SOURCES[k] for k in SOURCE_KINDS if k != kind}
+        problems.extend(schema.unknown_keys(where, raw, known, schema.elsewhere_notes(raw, others)))
+        secret_keys = schema.secrets(known)
+        values = {k: v for k, v in raw.items() if k not in secret_keys}
+        secrets = {k: secret(raw[k], f"{where}.{k}") for k in secret_keys if k in raw}
         sources.append(SourceConfig(source_id, kind, values, secrets))
 
-    aftersales, aftersales_problems = parse_aftersales(data.get("aftersales"))
+    raw_aftersales = data.get("aftersales")
+    if isinstance(raw_aftersales, Mapping):
+        problems.extend(schema.unknown_keys("aftersales", raw_aftersales, schema.AFTERSALES))
+        raw_aftersales = {k: v for k, v in raw_aftersales.items() if k in schema.AFTERSALES}
+    aftersales, aftersales_problems = parse_aftersales(raw_aftersales)
     problems.extend(aftersales_problems)
 
     if problems:
