@@ -223,3 +223,12 @@ class Sim:
 @pytest.fixture
 def sim(client) -> Sim:  # noqa: ANN001
     return Sim(client)
+
+
+@pytest.fixture
+def config(tmp_path, engine: Engine) -> str:
+    """A planloop.toml on the test's database (and the test key), for driving the CLI."""
+    url = engine.url.render_as_string(hide_password=False)
+    path = tmp_path / "planloop.toml"
+    path.write_text(f'[server]\ndatabase_url = "{url}"\nsecret_key = "{TEST_KEY}"\n')
+    return str(path)

@@ -648,16 +648,6 @@ def test_cli_export_appraisals(config, db, shop, capsys, fmt: str) -> None:
         assert [r[8] for r in rows[1:] if r[1] == "lilei"] == ["conversion_rate", "ctr"]
 
 
-@pytest.fixture
-def config(tmp_path, engine):
-    url = engine.url.render_as_string(hide_password=False)
-    path = tmp_path / "planloop.toml"
-    path.write_text(
-        f'[server]\ndatabase_url = "{url}"\nsecret_key = "vExb5JuV_czKxZS0p-hDWNIgfPEeCPHkEzIkVmJknLA="\n'
-    )
-    return str(path)
-
-
 # ---------------------------------------------------------------- appeals
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import sqlite3
 
-import pytest
 from sqlalchemy import delete, func, select
 
 from bot.cli import main
@@ -15,14 +14,6 @@ from storage.models import Person, Plan, PlanItem
 def count(db, model) -> int:  # noqa: ANN001
     with db() as s:
         return s.scalar(select(func.count()).select_from(model))
-
-
-@pytest.fixture
-def config(tmp_path, engine):  # noqa: ANN001, ANN201
-    url = engine.url.render_as_string(hide_password=False)
-    path = tmp_path / "planloop.toml"
-    path.write_text(f'[server]\ndatabase_url = "{url}"\n')
-    return str(path)
 
 
 def test_backup_then_restore_brings_every_row_back(config, sim, demo_team, db, engine, tmp_path, capsys):

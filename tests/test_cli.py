@@ -16,16 +16,6 @@ from storage.db import head_revision
 EXAMPLE = str(Path(__file__).parents[1] / "examples" / "team.toml")
 
 
-@pytest.fixture
-def config(tmp_path, engine):
-    url = engine.url.render_as_string(hide_password=False)
-    path = tmp_path / "planloop.toml"
-    path.write_text(
-        f'[server]\ndatabase_url = "{url}"\nsecret_key = "vExb5JuV_czKxZS0p-hDWNIgfPEeCPHkEzIkVmJknLA="\n'
-    )
-    return str(path)
-
-
 def test_db_upgrade_on_a_fresh_file(tmp_path, capsys):
     path = tmp_path / "p.toml"
     path.write_text(f'[server]\ndatabase_url = "sqlite:///{tmp_path / "x.db"}"\n')

@@ -71,16 +71,6 @@ def test_every_line_of_a_text_plan_is_reported_in_one_answer(sim, demo_team, db)
 # ---------------------------------------------------------------- defect 2: removed people stay
 
 
-@pytest.fixture
-def config(tmp_path, engine):
-    url = engine.url.render_as_string(hide_password=False)
-    path = tmp_path / "planloop.toml"
-    path.write_text(
-        f'[server]\ndatabase_url = "{url}"\nsecret_key = "vExb5JuV_czKxZS0p-hDWNIgfPEeCPHkEzIkVmJknLA="\n'
-    )
-    return str(path)
-
-
 def _without(person: str, tmp_path) -> str:
     """examples/team.toml with one [[people]] entry removed, as an admin edits the file."""
     text = (EXAMPLE.read_text("utf-8")).split("\n[[people]]\n")

@@ -149,13 +149,3 @@ def test_publish_with_the_data_there_is_and_repoll(held_week, sim, db, clock):
             )
         )
         assert row.status == "published" and "missing_data" in row.rules["flags"]
-
-
-@pytest.fixture
-def config(tmp_path, engine):
-    url = engine.url.render_as_string(hide_password=False)
-    path = tmp_path / "planloop.toml"
-    path.write_text(
-        f'[server]\ndatabase_url = "{url}"\nsecret_key = "vExb5JuV_czKxZS0p-hDWNIgfPEeCPHkEzIkVmJknLA="\n'
-    )
-    return str(path)

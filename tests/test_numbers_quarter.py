@@ -90,16 +90,6 @@ def _appeal(sim, db, who: str, week: str, kpi: str, decision: dict) -> None:
     assert decided["title"] == "申诉已处理", decided["text"]
 
 
-@pytest.fixture
-def config(tmp_path, engine):
-    url = engine.url.render_as_string(hide_password=False)
-    path = tmp_path / "planloop.toml"
-    path.write_text(
-        f'[server]\ndatabase_url = "{url}"\nsecret_key = "vExb5JuV_czKxZS0p-hDWNIgfPEeCPHkEzIkVmJknLA="\n'
-    )
-    return str(path)
-
-
 @pytest.mark.slow
 def test_verify_finds_no_discrepancy_in_a_simulated_quarter(
     services, db, clock, demo_team, sim, config, capsys, tmp_path

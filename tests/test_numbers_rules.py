@@ -16,16 +16,6 @@ from tests.test_numbers import _sample
 SH = ZoneInfo("Asia/Shanghai")
 
 
-@pytest.fixture
-def config(tmp_path, engine):
-    url = engine.url.render_as_string(hide_password=False)
-    path = tmp_path / "planloop.toml"
-    path.write_text(
-        f'[server]\ndatabase_url = "{url}"\nsecret_key = "vExb5JuV_czKxZS0p-hDWNIgfPEeCPHkEzIkVmJknLA="\n'
-    )
-    return str(path)
-
-
 def _run(config: str, *args: str) -> int:
     from bot.cli import main
 
