@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import date, datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -52,8 +53,6 @@ def leader_checklist(session: Session, person: Person, now: datetime) -> tuple[S
         select(Team).where(Team.leader_id == person.id, Team.active.is_(True)).order_by(Team.id)
     )
     for team in teams:
-        from zoneinfo import ZoneInfo
-
         tz = ZoneInfo(team.timezone)
         today = now.astimezone(tz).date()
         members = session.scalar(
@@ -95,7 +94,7 @@ def _data_check(session: Session, team: Team, today: date) -> SetupCheck:
     return SetupCheck(what, True, f"最新数据 {latest:%m-%d}")
 
 
-def _schedule(team: Team, today: date, tz) -> str:  # noqa: ANN001 - a ZoneInfo
+def _schedule(team: Team, today: date, tz: ZoneInfo) -> str:
     week = week_of(datetime.combine(today, datetime.min.time(), tzinfo=tz), tz)
     last = last_workday(week)
     if last is None or last < today:
