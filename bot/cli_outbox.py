@@ -8,12 +8,14 @@ from typing import Any
 
 from sqlalchemy import select
 
-from bot.delivery import RESENDABLE, resend
 from storage.models import OutboxMessage
 
 
 def cmd_outbox_list(args: argparse.Namespace) -> int:
+    # imported here, not at the top: the relay loads prometheus_client, which `planloop serve`
+    # must not see imported before it sets the multiprocess folder (bot/serve.py)
     from bot.cli import _services, _settings
+    from bot.delivery import RESENDABLE
 
     services = _services(_settings(args))
     with services.sessions() as session:
@@ -35,6 +37,7 @@ def cmd_outbox_list(args: argparse.Namespace) -> int:
 
 def cmd_outbox_resend(args: argparse.Namespace) -> int:
     from bot.cli import _services, _settings
+    from bot.delivery import RESENDABLE, resend
 
     services = _services(_settings(args))
     was = resend(services, args.id)

@@ -217,3 +217,16 @@ def test_xlsx_is_not_written_to_a_terminal(config, monkeypatch, capsys):
     monkeypatch.setattr("sys.stdout.isatty", lambda: True)
     assert main(["--config", config, "export", "plans", "--week", "2026-W48", "--format", "xlsx"]) == 2
     assert "add -o FILE.xlsx" in capsys.readouterr().err
+
+
+def test_building_the_cli_does_not_load_prometheus_client():
+    """`planloop serve` must set PROMETHEUS_MULTIPROC_DIR before prometheus_client is imported
+    (bot/serve.py), so no subcommand may import it while the parser is built."""
+    import subprocess
+    import sys
+
+    code = "import sys; from bot.cli import build_parser; build_parser(); print('prometheus_client' in sys.modules)"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parents[1]
+    )
+    assert (done.returncode, done.stdout.strip()) == (0, "False"), done.stderr
