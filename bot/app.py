@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import time
 from typing import Any
@@ -20,22 +19,12 @@ from bot.platforms.base import (
     WebRequest,
     WebResponse,
 )
+from bot.responses import error, to_flask
 from bot.services import Services, build_services
 
 log = logging.getLogger("planloop.web")
 
 MAX_BODY = 1024 * 1024  # 1 MiB: far above any platform event; larger is refused before parsing
-
-
-def to_flask(resp: WebResponse) -> Response:
-    body: Any = resp.body
-    if isinstance(body, dict | list):
-        body = json.dumps(body, ensure_ascii=False)
-    return Response(body, status=resp.status, content_type=resp.content_type, headers=dict(resp.headers))
-
-
-def error(status: int, message: str) -> Response:
-    return to_flask(WebResponse(status, {"error": message}))
 
 
 def create_app(settings: Settings, services: Services | None = None) -> Flask:

@@ -9,80 +9,21 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.config import ConfigError, Settings, find_config, load
+from bot.cli_common import Failure, database_failure
+from bot.cli_common import moment as _now
+from bot.cli_common import open_services as _services
+from bot.cli_common import settings_of as _settings
+from bot.config import ConfigError, Settings
 from bot.terminal import shown
 
 Command = Callable[[argparse.Namespace], int]
 
 
-class Failure(Exception):
-    """A command failed for a reason the user can act on; printed to stderr, exit 1."""
-
-
-def _settings(args: argparse.Namespace) -> Settings:
-    return load(find_config(args.config))
-
-
-def _require_database(settings: Settings) -> None:
-    """A command that reads or writes data against a SQLite file that is not there is pointed
-    at its config instead of leaving an empty planloop.db behind (``db upgrade`` creates it)."""
-    from sqlalchemy.engine import make_url
-
-    from storage.db import is_sqlite
-
-    if not is_sqlite(settings.database_url):
-        return
-    name = make_url(settings.database_url).database
-    if name and name != ":memory:" and not Path(name).exists():
-        raise Failure(
-            f"no database at {Path(name).resolve()}: run `planloop db upgrade` first, "
-            "or pass --config PATH to the team's planloop.toml"
-        )
-
-
-def _services(settings: Settings, *, migrate_check: bool = True):  # noqa: ANN202
-    from bot.services import build_services
-    from storage.db import NotMigrated, require_current
-
-    _require_database(settings)
-    services = build_services(settings)
-    if migrate_check:
-        try:
-            require_current(services.engine)
-        except NotMigrated as exc:
-            raise Failure(str(exc)) from None
-    return services
-
-
-def _now(services, at: str | None) -> datetime:  # noqa: ANN001
-    if not at:
-        return services.clock()
-    try:
-        moment = datetime.fromisoformat(at)
-    except ValueError:
-        raise Failure(f"--at: not an ISO date-time: {at!r} (e.g. 2026-11-30T09:00)") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=services.settings.tz)  # a wall time in the service's zone
-    return moment
-
-
 # ---------------------------------------------------------------- commands
-
-
-def database_failure(engine: Any, exc: Any) -> str:
-    """One line: which database (password hidden) and the driver's reason, first line only."""
-    where = engine.url.render_as_string(hide_password=True)
-    reason = " ".join(str(exc.orig).split()) if exc.orig is not None else type(exc).__name__
-    if engine.dialect.name == "sqlite" and engine.url.database:
-        folder = Path(engine.url.database).expanduser().parent
-        if not folder.is_dir():
-            reason += f" (the folder {folder} does not exist)"
-    return f"cannot open the database {where}: {reason}"
 
 
 def cmd_db(args: argparse.Namespace) -> int:
@@ -466,7 +407,8 @@ EXTRA_COMMANDS: list[Callable[[Any], None]] = []
 
 
 def cmd_template_switch(args: argparse.Namespace) -> int:
-    from handlers.appraisals import AppraisalError, parse_day, switch_template
+    from handlers.appraisals import AppraisalError, switch_template
+    from handlers.dates import DateError, parse_day
     from storage.models import Team
 
     services = _services(_settings(args))
@@ -478,7 +420,7 @@ def cmd_template_switch(args: argparse.Namespace) -> int:
         try:
             today = now.astimezone(ZoneInfo(team.timezone)).date()
             until = parse_day(args.until, today) if args.until else None
-        except AppraisalError as exc:
+        except DateError as exc:
             print(f"--until: {exc}", file=sys.stderr)
             return 2
         try:

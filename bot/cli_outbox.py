@@ -14,10 +14,10 @@ from storage.models import OutboxMessage
 def cmd_outbox_list(args: argparse.Namespace) -> int:
     # imported here, not at the top: the relay loads prometheus_client, which `planloop serve`
     # must not see imported before it sets the multiprocess folder (bot/serve.py)
-    from bot.cli import _services, _settings
+    from bot.cli_common import open_services, settings_of
     from bot.delivery import RESENDABLE
 
-    services = _services(_settings(args))
+    services = open_services(settings_of(args))
     with services.sessions() as session:
         rows = session.scalars(
             select(OutboxMessage)
@@ -36,10 +36,10 @@ def cmd_outbox_list(args: argparse.Namespace) -> int:
 
 
 def cmd_outbox_resend(args: argparse.Namespace) -> int:
-    from bot.cli import _services, _settings
+    from bot.cli_common import open_services, settings_of
     from bot.delivery import RESENDABLE, resend
 
-    services = _services(_settings(args))
+    services = open_services(settings_of(args))
     was = resend(services, args.id)
     if was is None:
         print(f"planloop outbox resend: no message {args.id}", file=sys.stderr)

@@ -41,13 +41,13 @@ class TerminalProgress:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from bot import cli
+    from bot import cli_common as cli
     from bot.polling import import_file_report
 
     path = Path(args.file)
     if not path.is_file():
         raise cli.Failure(f"{path}: 文件不存在")
-    services = cli._services(cli._settings(args))
+    services = cli.open_services(cli.settings_of(args))
     progress = None
     if sys.stderr.isatty() and path.stat().st_size >= BAR_MIN_BYTES:
         progress = TerminalProgress(shown(path.name))
@@ -84,10 +84,10 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_sources_check(args: argparse.Namespace) -> int:
-    from bot import cli
+    from bot import cli_common as cli
     from bot.polling import sources_check
 
-    services = cli._services(cli._settings(args))
+    services = cli.open_services(cli.settings_of(args))
     if not services.settings.sources:
         print("没有配置任何数据源（[[sources]]）")
         return 0

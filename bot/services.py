@@ -16,7 +16,8 @@ from bot.config import BotConfig, Settings
 from bot.links import LinkSigner
 from bot.platforms import Deps, build
 from bot.platforms.base import Platform
-from handlers.router import Context, Router, default_router
+from handlers.registered import default_router
+from handlers.router import Context, Router
 from storage.db import make_engine, make_sessionmaker
 
 SIM_BOT = BotConfig("sim", "simulator", {}, {})

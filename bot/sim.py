@@ -11,6 +11,7 @@ from sqlalchemy import select
 
 from bot.platforms.base import WebResponse
 from bot.platforms.simulator import BOT_ID, card_json, transcript
+from bot.responses import to_flask
 from bot.services import Services
 from cards.model import Card
 from storage.models import Person, Team
@@ -36,8 +37,6 @@ def blueprint(services: Services, handle: Callable[[Any, str], Response]) -> Blu
 
     @bp.get("/api/messages")
     def messages() -> Response:
-        from bot.app import to_flask
-
         chat = request.args.get("chat", "")
         if not chat:
             return to_flask(WebResponse(400, {"error": "chat is required (a team id or a person id)"}))
@@ -55,8 +54,6 @@ def blueprint(services: Services, handle: Callable[[Any, str], Response]) -> Blu
 
     @bp.get("/api/people")
     def people() -> Response:
-        from bot.app import to_flask
-
         with services.sessions() as session:
             teams = session.scalars(select(Team).where(Team.active.is_(True)).order_by(Team.id)).all()
             persons = session.scalars(

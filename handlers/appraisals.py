@@ -8,7 +8,7 @@ its reason, and the previous one stops being ``current``.
 
 Public functions (the CLI and the scheduler call these; handlers below are chat-facing):
 ``run_week``, ``publish``, ``export_appraisals``, ``switch_template``, ``cancel_switch``,
-``parse_day``, ``select_for``, ``compute`` (a preview that writes nothing), ``current_appraisal``,
+``select_for``, ``compute`` (a preview that writes nothing), ``current_appraisal``,
 ``appraisal_card_for``.
 """
 
@@ -58,6 +58,7 @@ from cards.builders import (
 )
 from cards.model import Card, Markdown, Note, Option
 from cards.template_why import why_text
+from handlers.dates import DateError, parse_day
 from handlers.inbound import Inbound
 from handlers.router import Context, LinkMaker, PermissionDenied, error_card, router
 from storage import outbox
@@ -684,30 +685,6 @@ def export_appraisals(session: Session, week: str, team: str | None = None) -> d
 # ---------------------------------------------------------------- template switching
 
 
-_DATE_FORMS = (
-    re.compile(r"^(?P<y>\d{4})[-/.年](?P<m>\d{1,2})[-/.月](?P<d>\d{1,2})日?$"),
-    re.compile(r"^(?P<m>\d{1,2})[-/.月](?P<d>\d{1,2})日?$"),
-)
-
-
-def parse_day(text: str, today: date) -> date:
-    """ "2026-12-01", "12-01", "12/1", "12月1日" → a date; without a year, the next such day from today."""
-    raw = text.strip()
-    for pattern in _DATE_FORMS:
-        m = pattern.match(raw)
-        if not m:
-            continue
-        parts = m.groupdict()
-        try:
-            if parts.get("y"):
-                return date(int(parts["y"]), int(parts["m"]), int(parts["d"]))
-            day = date(today.year, int(parts["m"]), int(parts["d"]))
-            return day if day >= today else date(today.year + 1, day.month, day.day)
-        except ValueError:
-            break
-    raise AppraisalError(f"日期“{text}”看不懂：请写 12-01 或 2026-12-01")
-
-
 def _today(team: Team, now: datetime) -> date:
     return now.astimezone(ZoneInfo(team.timezone)).date()
 
@@ -952,7 +929,7 @@ def _do_switch(ctx: Context, event: Inbound, template_id: str, until_text: str, 
         rules = Rules.load(ctx.session)
         before = _team_selection(ctx.session, team, week_of(today), rules)
         row = switch_template(ctx.session, team.id, template_id, by=me.id, now=ctx.now, until=until)
-    except AppraisalError as exc:
+    except (AppraisalError, DateError) as exc:
         return _switch_card(ctx, team, error=str(exc))
     template = ctx.session.get(TemplateRow, row.template_id)
     label = (template.name or template.id) if template else row.template_id

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session, object_session
 from cards.builders import MissingPlan, plan_missing_card, plan_reminder_card
 from cards.i18n import Texts, texts
 from cards.model import Card, Markdown
-from handlers.appraisals import AppraisalError, parse_day
+from handlers.dates import DateError, parse_day
 from handlers.inbound import Inbound
 from handlers.leave import end_leave, on_leave_day, record_leave
 from handlers.progress import INACTIVE_PLAN_STATUSES
@@ -385,7 +385,7 @@ class _Refused(Exception):
 def _day(tr: Texts, text: str, today: date) -> date:
     try:
         return parse_day(text, today)
-    except AppraisalError:
+    except DateError:
         raise _Refused(tr("bad_date", text=text)) from None
 
 
@@ -453,7 +453,7 @@ RECORD_BACK = timedelta(days=31)  # how far back a leave's start may be recorded
 def _is_day(word: str, today: date) -> bool:
     try:
         parse_day(word, today)
-    except AppraisalError:
+    except DateError:
         return False
     return True
 

@@ -139,17 +139,3 @@ def resolve_person(session: Session, bot_id: str, external_id: str) -> Person | 
 
 
 router = Router()
-
-
-def default_router() -> Router:
-    """The router with every handler module registered (imported here so registration happens once)."""
-    import handlers.alerts  # noqa: F401
-    import handlers.appraisals  # noqa: F401
-    import handlers.commands  # noqa: F401
-    import handlers.held  # noqa: F401
-    import handlers.plans  # noqa: F401
-    import handlers.progress  # noqa: F401
-    import handlers.reminders  # noqa: F401
-    import handlers.welcome  # noqa: F401
-
-    return router

@@ -32,7 +32,8 @@ from bot.platforms.dingtalk import (
     verify_robot,
 )
 from cards.model import Button, Card, Field, Fields, Progress, Table
-from handlers.router import Router, default_router
+from handlers.registered import default_router
+from handlers.router import Router
 from storage.models import Identity, InboundEvent, OutboxMessage, Person, Team
 from tests.fakes.dingtalk import FakeDingTalk, robot_sign
 

@@ -78,11 +78,11 @@ def run(
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from bot.cli import _services, _settings
+    from bot.cli_common import open_services, settings_of
 
-    settings = _settings(args)
+    settings = settings_of(args)
     return run(
-        settings, _services(settings), bot_id=args.bot, fix=args.fix, stream_timeout=args.stream_timeout
+        settings, open_services(settings), bot_id=args.bot, fix=args.fix, stream_timeout=args.stream_timeout
     )
 
 

@@ -2,27 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
-
-import requests
-from sqlalchemy.orm import Session, sessionmaker
-
 from bot.config import BotConfig
-from bot.platforms.base import Platform
+from bot.platforms.base import Deps, Platform
 
-
-@dataclass
-class Deps:
-    """What an adapter may use: an HTTP session (tests point api_base at a fake), the clock, the DB."""
-
-    http: requests.Session
-    clock: Callable[[], datetime]
-    sessions: sessionmaker[Session]
-    public_url: str = ""
-    extra: dict[str, Any] | None = None
+__all__ = ["Deps", "Platform", "build"]
 
 
 def build(bot: BotConfig, deps: Deps) -> Platform:

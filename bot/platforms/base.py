@@ -7,9 +7,23 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
+import requests
+from sqlalchemy.orm import Session, sessionmaker
+
 from cards.model import Card
 from handlers.inbound import Inbound
 from sources import jsonlimits, netguard
+
+
+@dataclass
+class Deps:
+    """What an adapter may use: an HTTP session (tests point api_base at a fake), the clock, the DB."""
+
+    http: requests.Session
+    clock: Callable[[], datetime]
+    sessions: sessionmaker[Session]
+    public_url: str = ""
+    extra: dict[str, Any] | None = None
 
 
 class CaseInsensitiveDict(dict[str, str]):

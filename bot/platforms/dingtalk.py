@@ -67,7 +67,7 @@ from sources import jsonlimits, netguard
 from storage import replay
 
 if TYPE_CHECKING:
-    from bot.platforms import Deps
+    from bot.platforms.base import Deps
 
 log = logging.getLogger("planloop.dingtalk")
 

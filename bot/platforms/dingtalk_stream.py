@@ -44,8 +44,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from websockets.sync.client import ClientConnection, connect
 
 from bot.config import BotConfig
-from bot.platforms import Deps
-from bot.platforms.base import BadRequest, SignatureError, parse_json
+from bot.platforms.base import BadRequest, Deps, SignatureError, parse_json
 from bot.platforms.dingtalk import DingTalkPlatform
 from bot.platforms.stream import Handle, StreamAuthError, StreamError
 

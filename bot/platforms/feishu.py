@@ -70,7 +70,7 @@ from handlers.inbound import ChatType, Inbound, Kind
 from sources import jsonlimits, netguard
 
 if TYPE_CHECKING:
-    from bot.platforms import Deps
+    from bot.platforms.base import Deps
 
 log = logging.getLogger("planloop.feishu")
 

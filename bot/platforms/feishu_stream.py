@@ -61,8 +61,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from websockets.sync.client import ClientConnection, connect
 
 from bot.config import BotConfig
-from bot.platforms import Deps
-from bot.platforms.base import BadRequest, Platform, SignatureError, WebResponse
+from bot.platforms.base import BadRequest, Deps, Platform, SignatureError, WebResponse
 from bot.platforms.feishu import FeishuPlatform
 from bot.platforms.feishu_frames import CONTROL, DATA, Frame, FrameError, decode, encode
 from bot.platforms.stream import Handle, StreamAuthError, StreamError

@@ -23,7 +23,7 @@ from handlers.inbound import ChatType, Inbound, Kind
 from storage.models import SimMessage
 
 if TYPE_CHECKING:
-    from bot.platforms import Deps
+    from bot.platforms.base import Deps
 
 BOT_ID = "sim"
 log = logging.getLogger("planloop.sim")

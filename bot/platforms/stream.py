@@ -23,8 +23,7 @@ from datetime import datetime
 from typing import Protocol
 
 from bot.config import BotConfig
-from bot.platforms import Deps
-from bot.platforms.base import Platform, WebResponse
+from bot.platforms.base import Deps, Platform, WebResponse
 from handlers.inbound import Inbound
 
 Handle = Callable[[Inbound], WebResponse]

@@ -27,8 +27,9 @@ from __future__ import annotations
 
 import re
 import secrets
+import threading
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from bot.config import BotConfig
 from bot.platforms.base import DeliveryError, Outbound, RateLimit, SendResult, WebRequest, WebResponse
@@ -38,7 +39,7 @@ from cards.render import wecom as render
 from handlers.inbound import ChatType, Inbound, Kind
 
 if TYPE_CHECKING:
-    from bot.platforms import Deps
+    from bot.platforms.base import Deps
 
 MSG_CALLBACK = "aibot_msg_callback"
 EVENT_CALLBACK = "aibot_event_callback"
@@ -54,6 +55,35 @@ PUSH_PER_HOUR = 1000
 WELCOME = "您好，我是计划助手。发送“写计划”填写本周计划，发送“帮助”查看全部命令。"
 NO_REPLY = WebResponse(200, b"")
 _LEADING_MENTIONS = re.compile(r"^(?:\s*@\S+)+\s*")
+
+
+class LiveConnection(Protocol):
+    """The AI bot's open connection (wecom_stream.WeComStreamClient): pushes go over it."""
+
+    def push(self, body: dict[str, Any], timeout: float | None = None) -> dict[str, Any]: ...
+
+
+# Which bot's connection this process holds: the stream client registers itself while connected,
+# the adapter's send() reads it. Kept here, below the stream client, so neither imports the other back.
+_LIVE: dict[str, LiveConnection] = {}
+_LIVE_LOCK = threading.Lock()
+
+
+def hold_connection(bot_id: str, client: LiveConnection) -> None:
+    with _LIVE_LOCK:
+        _LIVE[bot_id] = client
+
+
+def release_connection(bot_id: str, client: LiveConnection) -> None:
+    with _LIVE_LOCK:
+        if _LIVE.get(bot_id) is client:
+            del _LIVE[bot_id]
+
+
+def live_client(bot_id: str) -> LiveConnection | None:
+    """The client holding ``bot_id``'s live connection in this process, if any."""
+    with _LIVE_LOCK:
+        return _LIVE.get(bot_id)
 
 
 def _text_of(body: dict[str, Any]) -> str | None:
@@ -297,8 +327,6 @@ class WeComAIBotPlatform(WeComPlatform):
             # An update of an AI-bot card is only possible within 5 s of its click, on the
             # connection; later it becomes a new message.
             return self._send_user(Outbound(message.id, "user", message.target, message.card))
-        from bot.platforms.wecom_stream import live_client
-
         client = live_client(self.bot_id)
         if client is None:
             raise DeliveryError(

@@ -43,8 +43,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidURI
 from websockets.protocol import State
 
 from bot.config import BotConfig
-from bot.platforms import Deps
-from bot.platforms.base import BadRequest, DeliveryError, Platform, WebResponse, parse_json
+from bot.platforms.base import BadRequest, DeliveryError, Deps, Platform, WebResponse, parse_json
 from bot.platforms.stream import Handle, StreamAuthError, StreamError
 from bot.platforms.wecom_aibot import (
     EVENT_CALLBACK,
@@ -54,6 +53,8 @@ from bot.platforms.wecom_aibot import (
     SEND,
     WeComAIBotPlatform,
     event_type,
+    hold_connection,
+    release_connection,
     reply_as_pushes,
 )
 from handlers.inbound import Inbound
@@ -71,15 +72,6 @@ RETRY_CODES = {-1, 45009, 45033}  # busy / rate limited: a subscribe refused wit
 MAX_FRAME = 1 << 20
 KEEP_UNDELIVERED = 200
 UPDATE_WINDOW = 5.0  # seconds after a card event in which aibot_respond_update_msg is taken
-
-_LIVE: dict[str, WeComStreamClient] = {}
-_LIVE_LOCK = threading.Lock()
-
-
-def live_client(bot_id: str) -> WeComStreamClient | None:
-    """The client holding ``bot_id``'s live connection in this process, if any."""
-    with _LIVE_LOCK:
-        return _LIVE.get(bot_id)
 
 
 def req_id(prefix: str) -> str:
@@ -151,8 +143,7 @@ class WeComStreamClient:
         try:
             await self._subscribe(ws)
             self._ws = ws
-            with _LIVE_LOCK:
-                _LIVE[self.bot_id] = self
+            hold_connection(self.bot_id, self)
             log.info("WeCom AI bot %s connected to %s", self.bot_id, self.url)
             on_connected()
             draining = asyncio.Event()
@@ -182,9 +173,7 @@ class WeComStreamClient:
             await asyncio.wait({server}, timeout=30)
             raise error or self._lost(ws)
         finally:
-            with _LIVE_LOCK:
-                if _LIVE.get(self.bot_id) is self:
-                    del _LIVE[self.bot_id]
+            release_connection(self.bot_id, self)
             self._ws = None
             for task in tasks:
                 task.cancel()
