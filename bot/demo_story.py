@@ -213,7 +213,7 @@ class _Story:
     def lines(self, who: str, day: date, pace: Decimal | None) -> list[str]:
         """The person's plan as typed: each target set so that the week's data meets it at
         ``pace`` (a plan filed ``day``, judged on the week's last sample); None: a plain +2%."""
-        from handlers.plans import latest_value
+        from handlers.plan_items import latest_value
 
         out = []
         with self.services.sessions() as session:

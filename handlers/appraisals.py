@@ -569,7 +569,7 @@ def run_week(
     if team is not None and session.get(Team, team) is None:
         raise AppraisalError(f"没有 id 为“{team}”的团队")
     try:
-        from handlers.plans import fill_baselines
+        from handlers.plan_items import fill_baselines
 
         fill_baselines(session, now)  # pending baselines that data has since fixed
     except ImportError:  # pragma: no cover - the plans room ships with the package

@@ -27,8 +27,9 @@ from cards.render.page import (
     TeamTable,
 )
 from handlers.appraisals import template_why
+from handlers.plan_items import latest_value
 from handlers.plan_template import UNCOUNTED
-from handlers.plans import current_plan, latest_value, planning_kpis
+from handlers.plans import current_plan, planning_kpis
 from handlers.progress import completion, expected_pace, is_lagging
 from handlers.router import PermissionDenied
 from handlers.workdays import Calendar, iso_week, week_dates

@@ -12,6 +12,7 @@ import handlers.commands
 import handlers.held
 import handlers.plans
 import handlers.progress
+import handlers.reminder_commands
 import handlers.reminders
 import handlers.welcome
 from handlers.router import Router, router
@@ -23,6 +24,7 @@ REGISTERING = (
     handlers.held,
     handlers.plans,
     handlers.progress,
+    handlers.reminder_commands,
     handlers.reminders,
     handlers.welcome,
 )
