@@ -19,6 +19,7 @@ from bot.platforms.base import Platform
 from handlers.registered import default_router
 from handlers.router import Context, Router
 from storage.db import make_engine, make_sessionmaker
+from storage.transcript import SimTranscript
 
 SIM_BOT = BotConfig("sim", "simulator", {}, {})
 
@@ -99,7 +100,13 @@ def build_services(
     http = http or requests.Session()
     links = LinkSigner(settings.secret_keys, settings.public_url) if settings.secret_keys else None
     services = Services(settings, engine, sessions, default_router(), clock, http, links)
-    deps = Deps(http=http, clock=clock, sessions=sessions, public_url=settings.public_url)
+    deps = Deps(
+        http=http,
+        clock=clock,
+        sessions=sessions,
+        public_url=settings.public_url,
+        transcript=SimTranscript(sessions),
+    )
     bots = list(settings.bots)
     if settings.simulator and not any(b.platform == "simulator" for b in bots):
         bots.append(SIM_BOT)

@@ -10,11 +10,12 @@ from flask import Blueprint, Response, request
 from sqlalchemy import select
 
 from bot.platforms.base import WebResponse
-from bot.platforms.simulator import BOT_ID, card_json, transcript
+from bot.platforms.simulator import BOT_ID, card_json
 from bot.responses import to_flask
 from bot.services import Services
 from cards.model import Card
 from storage.models import Person, Team
+from storage.transcript import lines
 
 PAGE = Path(__file__).parent / "static" / "sim.html"
 
@@ -41,14 +42,13 @@ def blueprint(services: Services, handle: Callable[[Any, str], Response]) -> Blu
         if not chat:
             return to_flask(WebResponse(400, {"error": "chat is required (a team id or a person id)"}))
         with services.sessions() as session:
-            rows = transcript(session, chat)
             out = []
-            for row in rows:
-                if row.card is not None:
-                    item = card_json(Card.from_dict(row.card))
+            for line in lines(session, chat):
+                if line.card is not None:
+                    item = card_json(Card.from_dict(line.card))
                 else:
-                    item = {"title": "", "text": row.text, "actions": []}
-                item.update({"from": row.sender, "at": row.at.isoformat()})
+                    item = {"title": "", "text": line.text, "actions": []}
+                item.update({"from": line.sender, "at": line.at.isoformat()})
                 out.append(item)
         return to_flask(WebResponse(200, {"messages": out}))
 

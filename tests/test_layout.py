@@ -259,3 +259,9 @@ def test_no_handler_module_over_600_lines() -> None:
     }
     over = {name: n for name, n in long.items() if name not in ALLOWED_LONG_HANDLERS}
     assert not over, f"handler modules over {HANDLER_LIMIT} lines (split by what a reader looks for): {over}"
+
+
+def test_the_simulator_adapter_touches_no_table_like_the_real_adapters() -> None:
+    """Its transcript is handed in as deps.transcript (storage/transcript.py, wired in bot/services.py)."""
+    reached = import_graph()["bot.platforms.simulator"]
+    assert sorted(m for m in reached if m.split(".")[0] == "storage") == []

@@ -12,7 +12,7 @@ def build(bot: BotConfig, deps: Deps) -> Platform:
     if bot.platform == "simulator":
         from bot.platforms.simulator import SimulatorPlatform
 
-        return SimulatorPlatform(bot.id, deps)
+        return SimulatorPlatform(bot, deps)
     if bot.platform == "feishu":
         from bot.platforms.feishu import FeishuPlatform
 

@@ -24,6 +24,25 @@ class Deps:
     sessions: sessionmaker[Session]
     public_url: str = ""
     extra: dict[str, Any] | None = None
+    transcript: Transcript | None = None  # the simulator's store (storage/transcript.py); no one else's
+
+
+class Transcript(Protocol):
+    """Where the simulator "delivers": lines per chat, written in the caller's transaction (``add``)
+    or in their own (``deliver``, which returns the line's number)."""
+
+    def add(
+        self,
+        session: Session,
+        *,
+        chat: str,
+        sender: str,
+        text: str,
+        card: dict[str, Any] | None,
+        at: datetime,
+    ) -> None: ...
+
+    def deliver(self, *, chat: str, text: str, card: dict[str, Any], at: datetime) -> int: ...
 
 
 class CaseInsensitiveDict(dict[str, str]):

@@ -1,8 +1,10 @@
 """The simulator: a local platform with no network, for the demo and end-to-end tests.
 
 People are identified by their person id; a group chat's id is the team id and a
-direct chat's id is the person id. Delivered cards land in the ``sim_messages`` table,
-which the /sim page and ``GET /sim/api/messages`` read.
+direct chat's id is the person id. Delivered cards land in the transcript the services hand
+over as ``deps.transcript`` (storage/transcript.py), which the /sim page and
+``GET /sim/api/messages`` read. Like every adapter it is built as ``SimulatorPlatform(bot, deps)``
+and touches no table itself.
 """
 
 from __future__ import annotations
@@ -12,17 +14,24 @@ import logging
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
-
-from bot.platforms.base import BadRequest, Outbound, RateLimit, SendResult, WebRequest, WebResponse
+from bot.config import BotConfig
+from bot.platforms.base import (
+    BadRequest,
+    Outbound,
+    RateLimit,
+    SendResult,
+    Transcript,
+    WebRequest,
+    WebResponse,
+)
 from cards.model import Card
 from cards.render import html as html_render
 from cards.render import text as text_render
 from handlers.inbound import ChatType, Inbound, Kind
-from storage.models import SimMessage
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
     from bot.platforms.base import Deps
 
 BOT_ID = "sim"
@@ -68,9 +77,12 @@ def card_json(card: Card) -> dict[str, Any]:
 class SimulatorPlatform:
     name = "simulator"
 
-    def __init__(self, bot_id: str, deps: Deps):
-        self.bot_id = bot_id
+    def __init__(self, bot: BotConfig, deps: Deps):
+        if deps.transcript is None:
+            raise ValueError("the simulator needs deps.transcript (bot/services.py gives it one)")
+        self.bot_id = bot.id
         self.deps = deps
+        self.transcript: Transcript = deps.transcript
 
     def parse(self, request: WebRequest, now: datetime) -> Inbound | WebResponse:
         body = request.json()
@@ -146,39 +158,23 @@ class SimulatorPlatform:
     def record(self, session: Session, inbound: Inbound, card: Card | None, now: datetime) -> None:
         """Write what was said and the synchronous reply into the transcript (same transaction)."""
         said = inbound.text or (f"［{inbound.label}］" if inbound.label else f"[{inbound.action}]")
-        session.add(SimMessage(chat=inbound.chat, sender=inbound.actor, text=said, card=None, at=now))
+        self.transcript.add(session, chat=inbound.chat, sender=inbound.actor, text=said, card=None, at=now)
         if card is not None:
-            session.add(
-                SimMessage(
-                    chat=inbound.chat,
-                    sender="bot",
-                    text=text_render.render(card),
-                    card=card.to_dict(),
-                    at=now,
-                )
+            text = text_render.render(card)
+            self.transcript.add(
+                session, chat=inbound.chat, sender="bot", text=text, card=card.to_dict(), at=now
             )
 
     def send(self, message: Outbound) -> SendResult:
-        now = self.deps.clock()
-        with self.deps.sessions() as session, session.begin():
-            row = SimMessage(
-                chat=message.target,
-                sender="bot",
-                text=text_render.render(message.card),
-                card=message.card.to_dict(),
-                at=now,
-            )
-            session.add(row)
-            session.flush()
-            log.info("→ %s：%s", message.target, message.card.title or text_render.render(message.card)[:40])
-            return SendResult(platform_message_id=f"sim-{row.id}")
+        text = text_render.render(message.card)
+        number = self.transcript.deliver(
+            chat=message.target, text=text, card=message.card.to_dict(), at=self.deps.clock()
+        )
+        log.info("→ %s：%s", message.target, message.card.title or text[:40])
+        return SendResult(platform_message_id=f"sim-{number}")
 
 
 def _auto_id(actor: str, chat: str, what: str, now: datetime) -> str:
     # Distinct per request: a browser double-click within the same second collapses to one event.
     digest = hashlib.sha256(f"{actor}|{chat}|{what}|{int(now.timestamp())}".encode()).hexdigest()[:24]
     return f"sim-{digest}"
-
-
-def transcript(session: Session, chat: str) -> list[SimMessage]:
-    return list(session.scalars(select(SimMessage).where(SimMessage.chat == chat).order_by(SimMessage.id)))
