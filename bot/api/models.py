@@ -7,11 +7,24 @@ Response models mirror the exports (CONTRACT.md "Export"), so a script can move 
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-WEEK = r"^\d{4}-W\d{2}$"
+from handlers.workdays import parse_week
+
+WEEK = r"^(20\d\d|2100)-W(0[1-9]|[1-4]\d|5[0-3])$"
+YEARS = range(2000, 2101)
+
+
+def _real_week(text: str) -> str:
+    year, _ = parse_week(text)  # ValueError: "2026-W53" in a 52-week year
+    if year not in YEARS:
+        raise ValueError(f"{year} is outside {YEARS.start}–{YEARS.stop - 1}")
+    return text
+
+
+Week = Annotated[str, Field(pattern=WEEK, description="ISO week, e.g. 2026-W49"), AfterValidator(_real_week)]
 MAX_SAMPLES = 10_000
 MAX_PAGE = 500
 
@@ -29,7 +42,7 @@ class ListQuery(BaseModel):
 
 
 class WeekQuery(ListQuery):
-    week: str = Field(pattern=WEEK, description="ISO week, e.g. 2026-W49")
+    week: Week
     team: str | None = Field(None, max_length=64)
 
 
@@ -263,7 +276,7 @@ class PlanItemIn(BaseModel):
 
 class PlanIn(BaseModel):
     employee: str = Field(max_length=64)
-    week: str | None = Field(None, pattern=WEEK, description="default and only allowed: this week")
+    week: Week | None = Field(None, description="default and only allowed: this week")
     items: list[PlanItemIn] = Field(max_length=50)
 
 
