@@ -59,6 +59,9 @@ def test_document_is_openapi_31_with_every_operation(client):
         ("/progress", "get"),
         ("/appraisals", "get"),
         ("/metrics", "post"),
+        ("/template-switches", "post"),
+        ("/template-switches/{switch_id}", "delete"),
+        ("/scenarios/{scenario_id}", "patch"),
     }
     # request and answer models are the pydantic models, problems are problem+json
     metrics = doc["paths"]["/metrics"]["post"]
@@ -131,19 +134,22 @@ PLAN = {
     "items": [{"text": "优化详情页首屏", "kpi": "conversion_rate", "target": "+2pp"}],
 }
 
-# every operation and the scope it needs
+# every operation, the scope it needs and its answer when allowed
 ENDPOINTS = [
-    ("get", "/teams", None, "plans:read"),
-    ("get", "/people", None, "plans:read"),
-    ("get", "/kpis", None, "templates:read"),
-    ("get", "/templates", None, "templates:read"),
-    ("get", "/periods", None, "templates:read"),
-    ("get", "/scenarios", None, "templates:read"),
-    ("get", f"/plans?week={WEEK}", None, "plans:read"),
-    ("get", f"/progress?week={WEEK}", None, "progress:read"),
-    ("get", f"/appraisals?week={WEEK}", None, "appraisals:read"),
-    ("post", "/metrics", METRIC, "metrics:write"),
-    ("post", "/plans", PLAN, "plans:write"),
+    ("get", "/teams", None, "plans:read", 200),
+    ("get", "/people", None, "plans:read", 200),
+    ("get", "/kpis", None, "templates:read", 200),
+    ("get", "/templates", None, "templates:read", 200),
+    ("get", "/periods", None, "templates:read", 200),
+    ("get", "/scenarios", None, "templates:read", 200),
+    ("get", f"/plans?week={WEEK}", None, "plans:read", 200),
+    ("get", f"/progress?week={WEEK}", None, "progress:read", 200),
+    ("get", f"/appraisals?week={WEEK}", None, "appraisals:read", 200),
+    ("post", "/metrics", METRIC, "metrics:write", 200),
+    ("post", "/plans", PLAN, "plans:write", 200),
+    ("post", "/template-switches", {"team": "ops", "to": "ops-promo"}, "switches:write", 200),
+    ("delete", "/template-switches/999999", None, "switches:write", 404),
+    ("patch", "/scenarios/logistics_peak", {"active": True}, "scenarios:write", 200),
 ]
 
 
@@ -151,12 +157,25 @@ ENDPOINTS = [
 def test_scope_by_endpoint_table(client, token, held):
     """Each scope opens exactly its operations; admin opens all of them."""
     _, headers = token(held)
-    for method, path, body, needed in ENDPOINTS:
+    for method, path, body, needed, ok in ENDPOINTS:
         r = getattr(client, method)(f"{API}{path}", headers=headers, json=body)
         allowed = held in (needed, "admin")
-        assert r.status_code == (200 if allowed else 403), (held, method, path, r.get_json())
+        assert r.status_code == (ok if allowed else 403), (held, method, path, r.get_json())
         if not allowed:
             assert needed in r.get_json()["detail"]
+
+
+def test_every_documented_operation_is_in_the_table(client):
+    doc = client.get(f"{API}/openapi.json").get_json()
+    documented = {(method, path) for path, item in doc["paths"].items() for method in item}
+    tabled = {
+        (
+            method,
+            path.split("?")[0].replace("999999", "{switch_id}").replace("logistics_peak", "{scenario_id}"),
+        )
+        for method, path, *_ in ENDPOINTS
+    }
+    assert documented == tabled
 
 
 def test_a_team_token_sees_and_writes_only_its_team(client, token):
@@ -385,3 +404,34 @@ def test_only_this_weeks_plan_is_open(client, token):
     r = client.post(f"{API}/plans", headers=headers, json={**PLAN, "week": "2026-W47"})
     assert r.status_code == 422 and r.get_json()["errors"][0]["field"] == "week"
     assert client.post(f"{API}/plans", headers=headers, json={**PLAN, "week": WEEK}).status_code == 200
+
+
+def test_template_switch_and_scenario_from_another_system(client, db, token):
+    token_id, headers = token("switches:write", "scenarios:write")
+    r = client.post(
+        f"{API}/template-switches",
+        headers=headers,
+        json={"team": "ops", "to": "ops-promo", "until": "2026-11-29", "reason": "大促提前"},
+    )
+    assert r.status_code == 200, r.get_json()
+    switch = r.get_json()
+    assert (switch["team"], switch["template"], switch["start"], switch["until"]) == (
+        "ops",
+        "ops-promo",
+        "2026-11-23",
+        "2026-11-29",
+    )
+    assert switch["by"] == f"token:{token_id}" and switch["cancelled"] is False
+    bad = client.post(f"{API}/template-switches", headers=headers, json={"team": "ops", "to": "cs-default"})
+    assert bad.status_code == 422 and bad.get_json()["errors"][0]["field"] == "to"
+    ended = client.delete(f"{API}/template-switches/{switch['id']}", headers=headers).get_json()
+    assert ended["cancelled"] is True  # it started today: ended before it counted
+    on = client.patch(f"{API}/scenarios/logistics_peak", headers=headers, json={"active": True})
+    assert on.get_json() == {"id": "logistics_peak", "name": "物流高峰", "active": True}
+    assert client.patch(f"{API}/scenarios/nope", headers=headers, json={"active": True}).status_code == 404
+    with db() as session:
+        actions = {
+            a.action: a.actor
+            for a in session.scalars(select(AuditLog).where(AuditLog.actor == f"token:{token_id}"))
+        }
+    assert set(actions) >= {"template.switch", "template.switch.cancel", "scenario.on", "api.template.switch"}

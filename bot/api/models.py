@@ -285,3 +285,32 @@ class PlanSaved(BaseModel):
     created: bool = Field(description="false: the current version already said the same")
     note: str
     plan: PlanOut
+
+
+class SwitchIn(BaseModel):
+    team: str = Field(max_length=64)
+    to: str = Field(max_length=64, description="the template id")
+    until: str | None = Field(None, max_length=20, description="last day, inclusive: 2026-12-01 or 12-01")
+    reason: str | None = Field(None, max_length=200, description="kept in the audit log")
+
+
+class SwitchPath(BaseModel):
+    switch_id: int = Field(ge=1, le=2**31 - 1)
+
+
+class SwitchOut(BaseModel):
+    id: int
+    team: str
+    template: str
+    start: str
+    until: str | None
+    by: str
+    cancelled: bool
+
+
+class ScenarioPath(BaseModel):
+    scenario_id: str = Field(max_length=64)
+
+
+class ScenarioPatch(BaseModel):
+    active: bool

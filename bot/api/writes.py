@@ -5,12 +5,14 @@ chat's validation, versions, deadlines and audit: handlers.plans.submit). Both t
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from flask import Response, request
 from flask_openapi3 import APIBlueprint, Tag
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from bot.api import models as m
 from bot.api.auth import Caller, caller, services
@@ -40,6 +42,27 @@ def _replayed(who: Caller, key: str | None, digest: str) -> Response | None:
         return None
     status, body = stored
     return json_response(body, status, {"Idempotent-Replayed": "true"})
+
+
+def write_once(who: Caller, key: str | None, work: Callable[[Session], dict[str, Any]]) -> Response:
+    """Run ``work`` in one transaction and answer its data; with an ``Idempotency-Key`` the answer
+    is kept in that transaction, and a retry gets it without running ``work`` again."""
+    digest = request_hash(request.path, request.get_json(silent=True))
+    replay = _replayed(who, key, digest)
+    if replay is not None:
+        return replay
+    svc = services()
+    try:
+        with transaction(svc.sessions) as session:
+            data = work(session)
+            if key is not None:
+                remember(session, who.token_id, key, digest, 200, data, svc.clock())
+    except IntegrityError:  # the same key's first call committed meanwhile: its answer stands
+        replay = _replayed(who, key, digest)
+        if replay is not None:
+            return replay
+        raise
+    return json_response(data)
 
 
 def _rejected(body: m.MetricsIn, errors: list[Any]) -> list[m.Rejected]:
@@ -112,69 +135,59 @@ def _problems(problems: dict[str, dict[str, str]]) -> list[FieldError]:
 
 
 def post_plan(header: m.WriteHeaders, body: m.PlanIn) -> Response:
+    who = caller("plans:write")
+    return write_once(who, header.idempotency_key, lambda session: _file_plan(session, who, body, header))
+
+
+def _file_plan(session: Session, who: Caller, body: m.PlanIn, header: m.WriteHeaders) -> dict[str, Any]:
     from handlers import exports
     from handlers.plans import Draft, current_plan, submit
     from handlers.workdays import iso_week
 
-    who = caller("plans:write")
-    svc = services()
-    key = header.idempotency_key
-    digest = request_hash(request.path, request.get_json(silent=True))
-    replay = _replayed(who, key, digest)
-    if replay is not None:
-        return replay
-    with transaction(svc.sessions) as session:
-        person = session.get(Person, body.employee)
-        if person is None or not person.active:
-            raise ApiProblem(
-                422,
-                f"no active person with id {body.employee!r}",
-                errors=[FieldError(field="employee", message="unknown or deactivated")],
-            )
-        who.check_team(person.team_id)
-        ctx = svc.context(session)
-        ctx.person = person
-        ctx.tz = ZoneInfo(person.team.timezone)
-        week = iso_week(ctx.now.astimezone(ctx.tz).date())
-        if body.week is not None and body.week != week:
-            raise ApiProblem(
-                422,
-                f"plans are filed for the current week ({week}), as in chat",
-                errors=[FieldError(field="week", message=f"only {week} is open")],
-            )
-        drafts = [
-            Draft(f"items/{n}", item.text, item.kpi, item.target, item.scope or "")
-            for n, item in enumerate(body.items)
-        ]
-        before = current_plan(session, person.id, week)
-        plan, problems, message = submit(ctx, person, drafts, via=f"api:{who.actor}")
-        if problems:
-            raise ApiProblem(
-                422, "the plan was not saved: every item must be valid", errors=_problems(problems)
-            )
-        if plan is None:
-            raise ApiProblem(409, message)
-        created = before is None or plan.id != before.id
-        entry = next(
-            p
-            for p in exports.export_plans(session, week, team=person.team_id, now=ctx.now)["plans"]
-            if p["employee"] == person.id
+    person = session.get(Person, body.employee)
+    if person is None or not person.active:
+        raise ApiProblem(
+            422,
+            f"no active person with id {body.employee!r}",
+            errors=[FieldError(field="employee", message="unknown or deactivated")],
         )
-        data = dump(
-            m.PlanSaved(week=week, created=created, note=message, plan=m.PlanOut.model_validate(entry))
+    who.check_team(person.team_id)
+    ctx = services().context(session)
+    ctx.person = person
+    ctx.tz = ZoneInfo(person.team.timezone)
+    week = iso_week(ctx.now.astimezone(ctx.tz).date())
+    if body.week is not None and body.week != week:
+        raise ApiProblem(
+            422,
+            f"plans are filed for the current week ({week}), as in chat",
+            errors=[FieldError(field="week", message=f"only {week} is open")],
         )
-        session.add(
-            AuditLog(
-                at=ctx.now,
-                actor=who.actor,
-                action="api.plans",
-                subject=f"{person.id}/{week}",
-                detail={"version": plan.version, "created": created, "idempotency_key": key},
-            )
+    drafts = [
+        Draft(f"items/{n}", item.text, item.kpi, item.target, item.scope or "")
+        for n, item in enumerate(body.items)
+    ]
+    before = current_plan(session, person.id, week)
+    plan, problems, message = submit(ctx, person, drafts, via=f"api:{who.actor}")
+    if problems:
+        raise ApiProblem(422, "the plan was not saved: every item must be valid", errors=_problems(problems))
+    if plan is None:
+        raise ApiProblem(409, message)
+    created = before is None or plan.id != before.id
+    entry = next(
+        p
+        for p in exports.export_plans(session, week, team=person.team_id, now=ctx.now)["plans"]
+        if p["employee"] == person.id
+    )
+    session.add(
+        AuditLog(
+            at=ctx.now,
+            actor=who.actor,
+            action="api.plans",
+            subject=f"{person.id}/{week}",
+            detail={"version": plan.version, "created": created, "idempotency_key": header.idempotency_key},
         )
-        if key is not None:
-            remember(session, who.token_id, key, digest, 200, data, ctx.now)
-    return json_response(data)
+    )
+    return dump(m.PlanSaved(week=week, created=created, note=message, plan=m.PlanOut.model_validate(entry)))
 
 
 def register(bp: APIBlueprint) -> None:
