@@ -4,7 +4,7 @@ pages, ETags, metric pushes, plans, idempotency, rate limits. Runs on SQLite and
 from __future__ import annotations
 
 import json
-from datetime import timedelta
+from datetime import date, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -327,7 +327,7 @@ def test_metrics_push_is_a_file_import(client, db, token):
     with db() as session:
         value = session.scalar(
             select(MetricSample.value).where(
-                MetricSample.metric == "pay_amount", MetricSample.day == "2026-11-21"
+                MetricSample.metric == "pay_amount", MetricSample.day == date(2026, 11, 21)
             )
         )
         assert float(value) == 1234.5

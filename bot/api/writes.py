@@ -65,16 +65,18 @@ def write_once(who: Caller, key: str | None, work: Callable[[Session], dict[str,
     return json_response(data)
 
 
-def _rejected(body: m.MetricsIn, errors: list[Any]) -> list[m.Rejected]:
-    """Row errors (line n = sample n - 2) and whole-series refusals (line 0: a % metric ~100× off)."""
+def _rejected(body: m.MetricsIn, result: Any) -> list[m.Rejected]:
+    """Row errors (line n is sample n - 2) and whole-series refusals (line 0: a % metric about 100×
+    off its history drops that metric and scope, ``result.detail["misscaled"]``)."""
     by_index: dict[int, list[str]] = defaultdict(list)
-    for error in errors:
+    misscaled = set(result.detail.get("misscaled", ()))
+    for error in result.errors:
         text = f"{error.column}: {error.reason}" if error.column else error.reason
         if error.line >= 2:
             by_index[error.line - 2].append(text)
         elif error.line == 0:
             for n, s in enumerate(body.samples):
-                if s.metric == error.column and n not in by_index:
+                if s.metric == error.column and f"{s.metric}@{s.scope or 'shop'}" in misscaled:
                     by_index[n].append(text)
     return [m.Rejected(index=n, error="; ".join(texts)) for n, texts in sorted(by_index.items())]
 
@@ -99,7 +101,7 @@ def post_metrics(header: m.WriteHeaders, body: m.MetricsIn) -> Response:
         inserted=upserted.inserted,
         updated=upserted.updated,
         unchanged=upserted.unchanged,
-        rejected=_rejected(body, result.errors),
+        rejected=_rejected(body, result),
     )
     data = dump(out)
     now = svc.clock()
