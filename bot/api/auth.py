@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from flask import current_app, request
+from sqlalchemy import update
 
 from bot.api.problems import ApiProblem
 from bot.api.tokens import find_token, grants, state
@@ -15,6 +16,7 @@ from bot.platforms.base import RateLimit
 from bot.rate_limits import SharedBuckets
 from bot.services import Services
 from storage.db import transaction
+from storage.models import ApiToken
 
 LAST_USED_EVERY = timedelta(minutes=1)  # last_used_at is written at most this often per token
 CHALLENGE = {"WWW-Authenticate": 'Bearer realm="planloop"'}
@@ -56,7 +58,7 @@ def caller(scope: str) -> Caller:
     if kind.lower() != "bearer" or not secret.strip():
         raise ApiProblem(401, "send Authorization: Bearer <token>", headers=CHALLENGE)
     now = svc.clock()
-    with transaction(svc.sessions) as session:
+    with svc.sessions() as session:  # a read: no write lock unless last_used_at is due
         row = find_token(session, secret.strip())
         if row is None:
             raise ApiProblem(401, "unknown token", headers=CHALLENGE)
@@ -65,10 +67,12 @@ def caller(scope: str) -> Caller:
             raise ApiProblem(401, f"token {row.id} is {status}", headers=CHALLENGE)
         if not grants(row.scopes, scope):
             raise ApiProblem(403, f"token {row.id} lacks the scope {scope}")
-        if row.last_used_at is None or now - row.last_used_at >= LAST_USED_EVERY:
-            row.last_used_at = now
         who = Caller(row.id, row.name, tuple(row.scopes), row.team_id)
         rate = row.rate_per_minute
+        stale = row.last_used_at is None or now - row.last_used_at >= LAST_USED_EVERY
+    if stale:
+        with transaction(svc.sessions) as session:
+            session.execute(update(ApiToken).where(ApiToken.id == who.token_id).values(last_used_at=now))
     buckets = SharedBuckets(svc.sessions, svc.engine, svc.clock)
     wait = buckets.acquire([RateLimit(f"api-token:{who.token_id}", rate, 60.0)], now.timestamp())
     if wait > 0:
