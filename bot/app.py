@@ -142,6 +142,10 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
 
     app.register_blueprint(pages_blueprint(services))
 
+    from bot.api import mount as mount_api
+
+    mount_api(app, services)  # /api/v1: the open API (bot/api/)
+
     if settings.simulator or "sim" in services.platforms:
         from bot.sim import blueprint
 

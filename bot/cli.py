@@ -473,6 +473,15 @@ def _outbox_commands(sub: Any) -> None:
 EXTRA_COMMANDS.append(_outbox_commands)  # outbox list, outbox resend
 
 
+def _token_commands(sub: Any) -> None:
+    from bot.cli_tokens import add_commands
+
+    add_commands(sub)
+
+
+EXTRA_COMMANDS.append(_token_commands)  # token create, list, revoke (issue 21)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)

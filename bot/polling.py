@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -259,6 +259,39 @@ def import_file_report(
         detail=result.detail,
         run_id=run_id,
     )
+
+
+LONG_FORM = ("date", "metric", "value", "scope")
+
+
+def import_samples(
+    services: Services, rows: Sequence[Sequence[object]], *, source_id: str, label: str, actor: str
+) -> tuple[FetchResult, Any]:
+    """Long-form rows ``(date, metric, value, scope)`` held in memory (the API's ``POST /metrics``),
+    read with exactly the file import's rules and stored like a file: row *n* is line *n + 1*
+    (line 1 is the header). Returns the read result (samples, row errors) and the upsert counts."""
+    from sources.files import Table, samples_from_table
+
+    options = ReportOptions(preset=GENERIC, scope="shop", source_id=source_id)
+    _known_keys(services, options)
+    now = services.clock()
+    lines: list[tuple[int, list[object]]] = [(1, list(LONG_FORM))]
+    lines += [(n, list(row)) for n, row in enumerate(rows, start=2)]
+    result = samples_from_table(Table(kind="json", rows=iter(lines)), options, label, now)
+    with transaction(services.sessions) as session:
+        _refuse_misscaled(session, result, label)
+        run = start_run(session, source_id, now)
+        upserted = upsert_samples(session, result.samples, now=now, actor=actor)
+        finish_run(
+            run,
+            services.clock(),
+            rows_read=result.rows_read,
+            rows_loaded=len(result.samples),
+            rows_refused=result.rows_refused,
+            error="",
+            detail=_run_detail(result, upserted),
+        )
+    return result, upserted
 
 
 HISTORY_DAYS = 28  # the history a percent column is compared with

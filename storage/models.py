@@ -480,3 +480,35 @@ class AftersaleCase(Base):
     reason: Mapped[str] = mapped_column(String(300), default="")  # as the platform wrote it
     cause: Mapped[str] = mapped_column(String(16))  # 物流 | 产品 | 描述不符 | 服务 | 其他
     updated_at: Mapped[datetime]
+
+
+class ApiToken(Base):
+    """A token of the open API (issue 21): only the SHA-256 of the secret is kept; ``prefix`` (the
+    secret's first characters) lets a person tell tokens apart without it."""
+
+    __tablename__ = "api_tokens"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(100))
+    prefix: Mapped[str] = mapped_column(String(16))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    scopes: Mapped[list[Any]] = mapped_column(default=list)
+    team_id: Mapped[str | None] = mapped_column(String(64))  # None: every team
+    rate_per_minute: Mapped[int] = mapped_column(Integer, default=600)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+
+
+class ApiIdempotency(Base):
+    """The first answer to a write sent with an ``Idempotency-Key``: a retry gets it again."""
+
+    __tablename__ = "api_idempotency"
+
+    token_id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    request_hash: Mapped[str] = mapped_column(String(64))
+    status: Mapped[int] = mapped_column(Integer)
+    body: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(index=True)
