@@ -9,10 +9,10 @@ from typing import Any
 
 def cmd_token_create(args: argparse.Namespace) -> int:
     from bot.api.tokens import DEFAULT_RATE, TokenError, create_token, parse_expiry, parse_scopes
-    from bot.cli import _services, _settings
+    from bot.cli_common import open_services, settings_of
     from storage.db import transaction
 
-    services = _services(_settings(args))
+    services = open_services(settings_of(args))
     now = services.clock()
     try:
         scopes = parse_scopes(args.scopes)
@@ -43,9 +43,9 @@ def cmd_token_create(args: argparse.Namespace) -> int:
 
 def cmd_token_list(args: argparse.Namespace) -> int:
     from bot.api.tokens import list_tokens, state
-    from bot.cli import _services, _settings
+    from bot.cli_common import open_services, settings_of
 
-    services = _services(_settings(args))
+    services = open_services(settings_of(args))
     now = services.clock()
     with services.sessions() as session:
         rows = list_tokens(session)
@@ -63,10 +63,10 @@ def cmd_token_list(args: argparse.Namespace) -> int:
 
 def cmd_token_revoke(args: argparse.Namespace) -> int:
     from bot.api.tokens import revoke_token
-    from bot.cli import _services, _settings
+    from bot.cli_common import open_services, settings_of
     from storage.db import transaction
 
-    services = _services(_settings(args))
+    services = open_services(settings_of(args))
     with transaction(services.sessions) as session:
         row = revoke_token(session, args.id, now=services.clock())
         if row is None:
