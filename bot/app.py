@@ -153,6 +153,10 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
 
     app.register_blueprint(pages_blueprint(services))
 
+    from bot.console import blueprint as console_blueprint
+
+    app.register_blueprint(console_blueprint(services))
+
     if settings.simulator or "sim" in services.platforms:
         from bot.sim import blueprint
 

@@ -531,6 +531,15 @@ def _outbox_commands(sub: Any) -> None:
 EXTRA_COMMANDS.append(_outbox_commands)  # outbox list, outbox resend
 
 
+def _console_commands(sub: Any) -> None:
+    from bot.cli_console import add_commands
+
+    add_commands(sub)
+
+
+EXTRA_COMMANDS.append(_console_commands)  # console link, console logout --all (issue 22)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
