@@ -637,15 +637,16 @@ RESENDABLE = ("unknown", "dead")
 
 
 def outbox_rows(
-    session: Session, statuses: Sequence[str] = RESENDABLE, limit: int = 50
+    session: Session, statuses: Sequence[str] = RESENDABLE, limit: int = 50, *, newest_first: bool = False
 ) -> list[OutboxMessage]:
-    """Outbox rows in ``statuses``, oldest first: what ``planloop outbox list`` prints (unknown
-    and dead, waiting for an admin) and what the console's delivery page lists."""
+    """Outbox rows in ``statuses``, oldest first (or newest): what ``planloop outbox list`` prints
+    (unknown and dead, waiting for an admin) and what the console's delivery page lists."""
+    order = OutboxMessage.created_at.desc() if newest_first else OutboxMessage.created_at
     return list(
         session.scalars(
             select(OutboxMessage)
             .where(OutboxMessage.status.in_(tuple(statuses)))
-            .order_by(OutboxMessage.created_at)
+            .order_by(order)
             .limit(limit)
         )
     )

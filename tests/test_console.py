@@ -316,3 +316,51 @@ def test_anonymous_is_sent_to_login_listing_the_platforms(client, demo_team):  #
     res = client.get("/console/login")
     assert res.status_code == 200 and "planloop console link" in res.get_data(as_text=True)
     assert COOKIE not in (res.headers.get("Set-Cookie") or "")
+
+
+def test_appraisals_page_decides_an_appeal_through_the_card_handler(
+    client, app, services, db, clock, demo_team
+):  # noqa: ANN001
+    from storage.models import Appeal, Appraisal
+    from tests.test_pages import LAST_WEEK, seed_appraisals
+
+    seed_appraisals(db, clock())
+    with db() as session, session.begin():
+        row = session.scalar(
+            select(Appraisal).where(
+                Appraisal.person_id == MEMBER, Appraisal.week == LAST_WEEK, Appraisal.current.is_(True)
+            )
+        )
+        appeal = Appeal(
+            appraisal_id=row.id, kpi_key="conversion_rate", note="数据源晚到一天", created_at=clock()
+        )
+        session.add(appeal)
+        session.flush()
+        appeal_id = appeal.id
+    member = app.test_client()
+    member_csrf = sign_in(member, services, MEMBER)
+    body = member.get(f"/console/appraisals?week={LAST_WEEK}").get_data(as_text=True)
+    assert "数据源晚到一天" in body and 'name="decision"' not in body  # a member sees it, without the form
+    refused = member.post(
+        "/console/appraisals/decide",
+        data={"_csrf": member_csrf, "appeal": str(appeal_id), "decision": "reject", "reply": "x"},
+    )
+    assert refused.status_code == 403
+
+    csrf = sign_in(client, services, LEADER)
+    body = client.get(f"/console/appraisals?week={LAST_WEEK}").get_data(as_text=True)
+    assert f'id="appeal-{appeal_id}"' in body and "107" in body and "v2" in body
+    # the handler's own validation comes back as a banner: a rejection needs a reason
+    res = client.post(
+        "/console/appraisals/decide", data={"_csrf": csrf, "appeal": str(appeal_id), "decision": "reject"}
+    )
+    assert "error=" in res.headers["Location"]
+    assert "驳回时请写明理由" in client.get(res.headers["Location"]).get_data(as_text=True)
+    res = client.post(
+        "/console/appraisals/decide",
+        data={"_csrf": csrf, "appeal": str(appeal_id), "decision": "reject", "reply": "数据已按时到达"},
+    )
+    assert res.status_code == 303 and "done=decided" in res.headers["Location"]
+    with db() as session:
+        decided = session.get(Appeal, appeal_id)
+        assert (decided.status, decided.reply) == ("rejected", "数据已按时到达")

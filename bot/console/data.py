@@ -225,9 +225,7 @@ def outbox_lists(session: Session, zone: ZoneInfo, limit: int = 50) -> list[tupl
 
     out = []
     for status in ("dead", "unknown", "pending", "sent"):
-        rows = outbox_rows(session, (status,), limit)
-        if status == "sent":
-            rows = rows[-limit:]
+        rows = outbox_rows(session, (status,), limit, newest_first=status == "sent")
         out.append(
             (
                 status,
