@@ -167,7 +167,7 @@ POST_TABLE = {
     #               switch ops  switch service  undo ops  scenario  resend  decide (no such appeal)
     ADMIN: (303, 303, 303, 303, 303, 303),
     LEADER: (303, 403, 303, 403, 403, 303),
-    MEMBER: (403, 403, 403, 403, 403, 303),
+    MEMBER: (403, 403, 403, 403, 403, 403),
     None: (401, 401, 401, 401, 401, 401),
 }
 
@@ -364,3 +364,63 @@ def test_appraisals_page_decides_an_appeal_through_the_card_handler(
     with db() as session:
         decided = session.get(Appeal, appeal_id)
         assert (decided.status, decided.reply) == ("rejected", "数据已按时到达")
+
+
+def test_delivery_page_shows_who_holds_a_stream_bot(services, engine, demo_team):  # noqa: ANN001
+    from dataclasses import replace
+
+    from bot.app import create_app
+    from bot.config import BotConfig
+    from bot.leader import elect
+
+    stream = BotConfig(
+        "feishu-stream", "feishu", {"app_id": "cli_s", "api_base": "http://127.0.0.1:9", "connection": "stream"},
+        {"app_secret": Secret("x")},
+    )  # fmt: skip
+    services.settings = replace(services.settings, bots=(stream,))
+    client = create_app(services.settings, services).test_client()
+    sign_in(client, services, ADMIN)
+
+    def state() -> str:
+        body = client.get("/console/delivery").get_data(as_text=True)
+        return re.search(r"<td>feishu-stream</td><td>feishu</td><td>([^<]*)</td>", body).group(1)
+
+    if engine.dialect.name != "postgresql":
+        assert state() == "状态见 worker 的 /healthz"
+        return
+    assert state() == "没有 worker 持有连接"
+    lease = elect(engine, "stream:feishu-stream")
+    assert lease.try_acquire()
+    try:
+        assert state() == "有 worker 持有连接"
+    finally:
+        lease.release()
+    assert state() == "没有 worker 持有连接"
+
+
+def test_sessions_store(db, clock, demo_team):  # noqa: ANN001
+    now = clock()
+    with db() as session, session.begin():
+        link = sessions.create_link(session, MEMBER, now)
+        browser, state = sessions.start_oauth(session, "feishu-main", now)
+        stale_browser, stale_state = sessions.start_oauth(session, "feishu-main", now - timedelta(minutes=11))
+        old = sessions.open_session(session, MEMBER, now - timedelta(days=40), "link")
+    with db() as session, session.begin():
+        assert sessions.redeem_link(session, link + "x", now) is None
+        assert sessions.redeem_link(session, link, now) == MEMBER
+        assert sessions.redeem_link(session, link, now) is None  # once
+        assert sessions.finish_oauth(session, browser, "dingtalk-main", state, now) is False  # another bot
+        assert sessions.finish_oauth(session, browser, "feishu-main", state + "x", now) is False
+        assert (
+            sessions.finish_oauth(session, stale_browser, "feishu-main", stale_state, now) is False
+        )  # expired
+        assert sessions.finish_oauth(session, browser, "feishu-main", state, now) is True
+        assert sessions.finish_oauth(session, browser, "feishu-main", state, now) is False  # once
+        assert (
+            sessions.lookup(session, "é" * 10, now) is None
+            and sessions.lookup(session, "x" * 500, now) is None
+        )
+        fresh = sessions.open_session(session, LEADER, now, "link")  # purges the 40-day-old one
+    with db() as session:
+        assert sessions.lookup(session, fresh, now).person_id == LEADER
+        assert session.get(ConsoleSession, sessions.digest(old)) is None

@@ -13,7 +13,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.orm import Session
 
 from storage.models import ConsoleSession, Person
@@ -95,8 +95,15 @@ def finish_oauth(session: Session, token: str, bot_id: str, state: str, now: dat
     return True
 
 
+def purge(session: Session, now: datetime, keep: timedelta = timedelta(days=30)) -> int:
+    """Forget credentials that expired more than ``keep`` ago (the audit log keeps the sign-ins)."""
+    result = session.execute(delete(ConsoleSession).where(ConsoleSession.expires_at < now - keep))
+    return int(getattr(result, "rowcount", 0) or 0)
+
+
 def open_session(session: Session, person_id: str, now: datetime, via: str) -> str:
-    """A new signed-in session; returns the cookie's token."""
+    """A new signed-in session; returns the cookie's token. Old expired rows are purged here."""
+    purge(session, now)
     token = new_token()
     session.add(
         ConsoleSession(

@@ -218,6 +218,7 @@ def add_routes(bp: Blueprint, services: Services) -> None:
     def decide() -> Response:
         with transaction(services.sessions) as session:
             found = check_post(services, session)
+            allowed(found, "decide")  # the role first: a member learns nothing about appeal ids
             raw = field("appeal")
             appeal = session.get(Appeal, int(raw)) if raw.isdigit() and len(raw) < 12 else None
             row = session.get(Appraisal, appeal.appraisal_id) if appeal is not None else None
