@@ -424,3 +424,21 @@ def test_sessions_store(db, clock, demo_team):  # noqa: ANN001
     with db() as session:
         assert sessions.lookup(session, fresh, now).person_id == LEADER
         assert session.get(ConsoleSession, sessions.digest(old)) is None
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/console/?team=service",
+        "/console/?team=%3Cscript%3E",
+        "/console/appraisals?week=%3Cscript%3Ealert(1)%3C/script%3E",
+        "/console/appraisals?week=2026-W99&team=service",
+        "/console/templates?team=service",
+    ],
+)
+def test_a_leader_never_sees_another_team_whatever_the_query(client, services, demo_team, path):  # noqa: ANN001
+    sign_in(client, services, LEADER)
+    res = client.get(path)
+    body = res.get_data(as_text=True)
+    assert res.status_code == 200
+    assert "王芳" not in body and "客服仓储组" not in body and "<script>alert" not in body

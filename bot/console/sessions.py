@@ -72,7 +72,9 @@ def redeem_link(session: Session, token: str, now: datetime) -> str | None:
 
 
 def start_oauth(session: Session, bot_id: str, now: datetime) -> tuple[str, str]:
-    """A sign-in under way: (browser token for a cookie, ``state`` for the platform's redirect)."""
+    """A sign-in under way: (browser token for a cookie, ``state`` for the platform's redirect).
+    Anyone may start one, so expired rows are purged here too."""
+    purge(session, now, keep=timedelta(hours=1))
     token, state = new_token(), new_token()
     session.add(
         ConsoleSession(
