@@ -176,3 +176,12 @@ def test_wecom_outsider_and_refused_consent(settings, engine, clock, demo_team):
             assert shown in refused.value.text
     finally:
         fake.stop()
+
+
+@pytest.mark.parametrize("platform", ["feishu"])  # the refusal redirect Feishu's 获取授权码 documents
+def test_feishu_refused_consent_is_a_clear_page(live, fake, platform):  # noqa: ANN001
+    base, _ = live
+    fake.deny = True
+    res = requests.Session().get(f"{base}/console/login/feishu-main", timeout=10)
+    assert res.status_code == 403 and "你在平台上取消了授权" in res.text
+    assert fake.calls() == ["authorize"]  # no token call without a code

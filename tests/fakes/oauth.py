@@ -39,6 +39,7 @@ class FakeOAuth:
     user: str = ""  # who is "signed in" at the platform: open_id / unionId / userid
     union_to_userid: dict[str, str] = field(default_factory=dict)  # DingTalk directory
     outsiders: set[str] = field(default_factory=set)  # WeCom: people outside the company (openid)
+    deny: bool = False  # Feishu: the person presses 拒绝 (error=access_denied, state kept)
     requests: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     url: str = ""
     _codes: dict[str, tuple[str, str, float]] = field(default_factory=dict)  # code -> (user, redirect, at)
@@ -87,6 +88,10 @@ class FakeOAuth:
             if request.args.get("client_id") != self.client_id:
                 return "unknown app", 400
             uri = request.args["redirect_uri"]
+            if self.deny:
+                return redirect(
+                    f"{uri}?{urlencode({'error': 'access_denied', 'state': request.args.get('state', '')})}"
+                )
             query = {"code": self._issue(uri), "state": request.args.get("state", "")}
             return redirect(f"{uri}?{urlencode(query)}")
 
