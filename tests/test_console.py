@@ -310,6 +310,8 @@ def test_en_us_locale(services, demo_team):  # noqa: ANN001
     sign_in(client, services, ADMIN)
     body = client.get("/console/templates").get_data(as_text=True)
     assert '<html lang="en-US">' in body and "Switch template" in body and "Sign out" in body
+    spent = client.post("/console/link/not-a-link").get_data(as_text=True)
+    assert "This sign-in link was used or has expired." in spent and "链接" not in spent
 
 
 def test_anonymous_is_sent_to_login_listing_the_platforms(client, demo_team):  # noqa: ANN001

@@ -23,7 +23,6 @@ log = logging.getLogger("planloop.console")
 
 def blueprint(services: Services) -> Blueprint:
     from bot.console import auth, views
-    from bot.console.render import page
     from bot.console.web import Refusal, refusal_page
 
     bp = Blueprint("console", __name__, url_prefix="/console")
@@ -37,10 +36,7 @@ def blueprint(services: Services) -> Blueprint:
         if isinstance(exc, HTTPException):
             return exc
         log.exception("console page failed")
-        return page(
-            "message.html", locale=services.settings.locale, status=503, title="暂时打不开",
-            text="服务暂时不可用，请稍后再试。", viewer=None,
-        )  # fmt: skip
+        return refusal_page(services, Refusal(503, "unavailable"))
 
     auth.add_routes(bp, services)
     views.add_routes(bp, services)

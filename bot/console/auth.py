@@ -71,7 +71,7 @@ def add_routes(bp: Blueprint, services: Services) -> None:
     def oauth_start(bot_id: str) -> Response:
         signin = by_bot.get(bot_id)
         if signin is None:
-            raise Refusal(404, "无法用这个机器人登录", f"没有可用于登录的机器人 {bot_id!r}。", back=True)
+            raise Refusal(404, "no_bot", back=True, bot=repr(bot_id))
         with transaction(services.sessions) as session:
             token, state = sessions.start_oauth(session, bot_id, services.clock())
         resp = redirect(signin.authorize_url(state, redirect_uri(bot_id)), code=302)
@@ -82,37 +82,25 @@ def add_routes(bp: Blueprint, services: Services) -> None:
     def oauth_callback(bot_id: str) -> Response:
         signin = by_bot.get(bot_id)
         if signin is None:
-            raise Refusal(404, "无法用这个机器人登录", f"没有可用于登录的机器人 {bot_id!r}。", back=True)
+            raise Refusal(404, "no_bot", back=True, bot=repr(bot_id))
         state = request.args.get("state", "")
         with transaction(services.sessions) as session:
             ok = sessions.finish_oauth(
                 session, request.cookies.get(OAUTH_COOKIE, ""), bot_id, state, services.clock()
             )
         if not ok:
-            raise Refusal(
-                403,
-                "登录未完成",
-                "登录请求已过期，或不是从这个浏览器发起的（state 校验失败）。",
-                "请重新点击登录。",
-                back=True,
-            )
+            raise Refusal(403, "state", back=True)
         try:
             external = signin.identify(request.args, redirect_uri(bot_id))
         except SignInError as exc:
             log.info("sign-in with %s failed: %s", bot_id, exc)
-            raise Refusal(403, "登录未完成", exc.text, back=True) from None
+            raise Refusal(403, "platform", back=True, reason=exc.text) from None
         with services.sessions() as session:
             person = resolve_person(session, bot_id, external)
             person_id = person.id if person is not None and person.active else ""
         if not person_id:
             platform = names.get(signin.platform, signin.platform)
-            raise Refusal(
-                403,
-                "没有找到你",
-                f"你的{platform}账号（{external}）不在 planloop 的团队数据中，或已停用。",
-                f'请管理员在团队文件里为你加上 ids = {{ {bot_id} = "{external}" }} 并运行 planloop apply。',
-                back=True,
-            )
+            raise Refusal(403, "unknown_person", back=True, platform=platform, external=external, bot=bot_id)
         return signed_in(person_id, bot_id)
 
     @bp.get("/link/<token>")
@@ -128,7 +116,7 @@ def add_routes(bp: Blueprint, services: Services) -> None:
     @bp.post("/link/<token>")
     def link_redeem(token: str) -> Response:
         if cross_site_reason(request.headers, services.settings.public_url):
-            raise Refusal(403, "请在控制台页面内操作", "这个请求不是从 planloop 控制台发出的，已拒绝。")
+            raise Refusal(403, "cross_site")
         with transaction(services.sessions) as session:
             person_id = sessions.redeem_link(session, token, services.clock())
         if person_id is None:
@@ -148,13 +136,7 @@ def add_routes(bp: Blueprint, services: Services) -> None:
 
 
 def _spent() -> Refusal:
-    return Refusal(
-        410,
-        "链接已失效",
-        "这个登录链接已用过或已过期。",
-        "请管理员重新运行 planloop console link。",
-        back=True,
-    )
+    return Refusal(410, "link_spent", back=True)
 
 
 def _link_person(session, token: str, services: Services) -> Person:  # noqa: ANN001

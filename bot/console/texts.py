@@ -176,3 +176,90 @@ PLATFORM_NAMES = {
 
 def texts(locale: str) -> dict[str, str]:
     return EN if locale == "en-US" else ZH
+
+
+# refusal key -> locale -> (title, text, hint); ``{name}`` fields are filled from the Refusal's values
+REFUSALS: dict[str, dict[str, tuple[str, str, str]]] = {
+    "no_bot": {
+        "zh-CN": ("无法用这个机器人登录", "没有可用于登录的机器人 {bot}。", ""),
+        "en-US": ("Cannot sign in with this bot", "No bot {bot} can sign people in.", ""),
+    },
+    "state": {
+        "zh-CN": (
+            "登录未完成",
+            "登录请求已过期，或不是从这个浏览器发起的（state 校验失败）。",
+            "请重新点击登录。",
+        ),
+        "en-US": (
+            "Not signed in",
+            "The sign-in expired or was started in another browser (the state did not match).",
+            "Start the sign-in again.",
+        ),
+    },
+    "platform": {
+        "zh-CN": ("登录未完成", "{reason}", ""),
+        "en-US": ("Not signed in", "The platform did not confirm who you are: {reason}", ""),
+    },
+    "unknown_person": {
+        "zh-CN": (
+            "没有找到你",
+            "你的{platform}账号（{external}）不在 planloop 的团队数据中，或已停用。",
+            '请管理员在团队文件里为你加上 ids = {{ {bot} = "{external}" }} 并运行 planloop apply。',
+        ),
+        "en-US": (
+            "We do not know you yet",
+            "Your {platform} account ({external}) is not in planloop's team data, or it is deactivated.",
+            'Ask an admin to add ids = {{ {bot} = "{external}" }} to your entry in the team file and run planloop apply.',
+        ),
+    },
+    "cross_site": {
+        "zh-CN": ("请在控制台页面内操作", "这个请求不是从 planloop 控制台发出的，已拒绝。", ""),
+        "en-US": (
+            "Use the console's own pages",
+            "This request did not come from a planloop console page.",
+            "",
+        ),
+    },
+    "link_spent": {
+        "zh-CN": ("链接已失效", "这个登录链接已用过或已过期。", "请管理员重新运行 planloop console link。"),
+        "en-US": (
+            "Link no longer valid",
+            "This sign-in link was used or has expired.",
+            "Ask an admin for a new one (planloop console link).",
+        ),
+    },
+    "signed_out": {
+        "zh-CN": ("请先登录", "登录已过期或已退出，请重新登录。", ""),
+        "en-US": ("Please sign in", "Your session expired or you signed out.", ""),
+    },
+    "csrf": {
+        "zh-CN": ("表单已失效", "这份表单缺少或带着过期的校验信息，请刷新页面后重试。", ""),
+        "en-US": (
+            "Form expired",
+            "The form's check value is missing or stale; reload the page and try again.",
+            "",
+        ),
+    },
+    "too_long": {
+        "zh-CN": ("内容太长", "单个输入最多 {limit} 字。", ""),
+        "en-US": ("Too long", "A field takes at most {limit} characters.", ""),
+    },
+    "page_denied": {
+        "zh-CN": ("没有权限", "你的角色不能打开这个页面。", ""),
+        "en-US": ("Not allowed", "Your role cannot open this page.", ""),
+    },
+    "action_denied": {
+        "zh-CN": ("没有权限", "你的角色不能做这个操作。", ""),
+        "en-US": ("Not allowed", "Your role cannot do this.", ""),
+    },
+    "unavailable": {
+        "zh-CN": ("暂时打不开", "服务暂时不可用，请稍后再试。", ""),
+        "en-US": ("Unavailable", "The service is unavailable for a moment; try again shortly.", ""),
+    },
+}
+
+
+def refusal(key: str, locale: str, values: dict[str, str]) -> tuple[str, str, str]:
+    table = REFUSALS[key]
+    title, text, hint = table.get(locale, table["zh-CN"])
+    return title, text.format(**values), hint.format(**values)

@@ -55,7 +55,7 @@ def add_routes(bp: Blueprint, services: Services) -> None:
         if found is None:
             return to_login()
         if not found.viewer.may_open(page_name):
-            raise Refusal(403, "没有权限", "你的角色不能打开这个页面。")
+            raise Refusal(403, "page_denied")
         return found
 
     def chosen_teams(session: Session, found: Current) -> tuple[list[Team], str]:
@@ -136,7 +136,7 @@ def add_routes(bp: Blueprint, services: Services) -> None:
 
     def allowed(found: Current, action: str, team_id: str | None = None) -> None:
         if not found.viewer.may(action, team_id):
-            raise Refusal(403, "没有权限", "你的角色不能做这个操作。")
+            raise Refusal(403, "action_denied")
 
     @bp.post("/templates/switch")
     def switch() -> Response:

@@ -12,6 +12,7 @@ from werkzeug.wrappers import Response
 from bot.console import sessions
 from bot.console.render import page
 from bot.console.roles import PAGES, Viewer, admins_of, viewer_for
+from bot.console.texts import refusal
 from bot.origin import cross_site_reason
 from bot.services import Services
 from storage.models import Person
@@ -22,11 +23,11 @@ MAX_FIELD = 2000
 
 
 class Refusal(Exception):
-    """Answered with a friendly page (zh-CN or en-US) and no data."""
+    """Answered with a friendly page in the service's locale (bot/console/texts.REFUSALS) and no data."""
 
-    def __init__(self, status: int, title: str, text: str, hint: str = "", back: bool = False):
-        super().__init__(title)
-        self.status, self.title, self.text, self.hint, self.back = status, title, text, hint, back
+    def __init__(self, status: int, key: str, *, back: bool = False, **values: str):
+        super().__init__(key)
+        self.status, self.key, self.back, self.values = status, key, back, values
 
 
 @dataclass
@@ -65,19 +66,19 @@ def to_login() -> Response:
 def check_post(services: Services, session: Session) -> Current:
     """A POST: same origin, a live session, and the session's CSRF token in ``_csrf``."""
     if cross_site_reason(request.headers, services.settings.public_url):
-        raise Refusal(403, "请在控制台页面内操作", "这个请求不是从 planloop 控制台发出的，已拒绝。")
+        raise Refusal(403, "cross_site")
     found = current(services, session)
     if found is None:
-        raise Refusal(401, "请先登录", "登录已过期或已退出，请重新登录。", back=True)
+        raise Refusal(401, "signed_out", back=True)
     if not sessions.csrf_ok(found.signed, request.form.get("_csrf", "")):
-        raise Refusal(403, "表单已失效", "这份表单缺少或带着过期的校验信息，请刷新页面后重试。")
+        raise Refusal(403, "csrf")
     return found
 
 
 def field(name: str) -> str:
     value = request.form.get(name, "")
     if len(value) > MAX_FIELD:
-        raise Refusal(400, "内容太长", f"单个输入最多 {MAX_FIELD} 字。")
+        raise Refusal(400, "too_long", limit=str(MAX_FIELD))
     return value.strip()
 
 
@@ -99,8 +100,16 @@ def nav(viewer: Viewer) -> dict[str, Any]:
 
 
 def refusal_page(services: Services, exc: Refusal) -> Response:
+    locale = services.settings.locale
+    title, text, hint = refusal(exc.key, locale, exc.values)
     back = url_for("console.login") if exc.back else ""
     return page(
-        "message.html", locale=services.settings.locale, status=exc.status, title=exc.title, text=exc.text,
-        hint=exc.hint, back=back, viewer=None,
-    )  # fmt: skip
+        "message.html",
+        locale=locale,
+        status=exc.status,
+        title=title,
+        text=text,
+        hint=hint,
+        back=back,
+        viewer=None,
+    )
