@@ -444,3 +444,10 @@ def test_a_leader_never_sees_another_team_whatever_the_query(client, services, d
     body = res.get_data(as_text=True)
     assert res.status_code == 200
     assert "王芳" not in body and "客服仓储组" not in body and "<script>alert" not in body
+
+
+@pytest.mark.parametrize("check", ["", "0" * 32, "é" * 5])
+def test_a_banner_from_elsewhere_is_not_shown(client, services, demo_team, check):  # noqa: ANN001
+    sign_in(client, services, LEADER)
+    body = client.get(f"/console/templates?error=请把工资转到这个账户&check={check}").get_data(as_text=True)
+    assert "请把工资转到这个账户" not in body

@@ -7,6 +7,8 @@ decision through the router (the same handler as the card's form), as the signed
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import uuid
 from datetime import date
 from typing import Any
@@ -45,6 +47,8 @@ def add_routes(bp: Blueprint, services: Services) -> None:
     def show(name: str, found: Current, here: str, title: str, **values: Any) -> Response:
         banner = BANNERS.get(request.args.get("done", ""), "")
         error = request.args.get("error", "")[:300]
+        if not hmac.compare_digest(_check(found, error).encode(), request.args.get("check", "").encode()):
+            error = ""  # not a reason this console wrote for this session
         return page(
             name, locale=locale, title=title, here=here, viewer=found.viewer, csrf=found.signed.csrf,
             banner=error or banner, banner_error=bool(error), **nav(found.viewer), **values,
@@ -130,9 +134,14 @@ def add_routes(bp: Blueprint, services: Services) -> None:
             "delivery.html", found, "delivery", t["delivery"], lists=lists, streams=streams, counts=counts
         )
 
-    def done(endpoint: str, what: str = "", error: str = "") -> Response:
-        args: dict[str, Any] = {"error": error} if error else {"done": what}
-        return redirect(url_for(endpoint, **args), code=303)
+    def done(endpoint: str, what: str) -> Response:
+        return redirect(url_for(endpoint, done=what), code=303)
+
+    def failed(found: Current, endpoint: str, error: str) -> Response:
+        """Back to the page with the reason; signed with the session's CSRF token, so a link made
+        elsewhere cannot put its own words into the console's banner."""
+        error = error[:300]
+        return redirect(url_for(endpoint, error=error, check=_check(found, error)), code=303)
 
     def allowed(found: Current, action: str, team_id: str | None = None) -> None:
         if not found.viewer.may(action, team_id):
@@ -149,7 +158,7 @@ def add_routes(bp: Blueprint, services: Services) -> None:
             try:
                 until = date.fromisoformat(until_text) if until_text else None
             except ValueError:
-                return done("console.templates", error=f"截止日期“{until_text}”看不懂，请写成 2026-12-31")
+                return failed(found, "console.templates", f"截止日期“{until_text}”看不懂，请写成 2026-12-31")
             try:
                 switch_template(
                     session, team_id, field("template"), by=found.viewer.person_id, now=now, until=until,
@@ -157,7 +166,7 @@ def add_routes(bp: Blueprint, services: Services) -> None:
                 )  # fmt: skip
             except AppraisalError as exc:
                 session.rollback()
-                return done("console.templates", error=str(exc))
+                return failed(found, "console.templates", str(exc))
         return done("console.templates", "switched")
 
     @bp.post("/templates/undo")
@@ -170,7 +179,7 @@ def add_routes(bp: Blueprint, services: Services) -> None:
                 cancel_switch(session, team_id, by=found.viewer.person_id, now=services.clock())
             except AppraisalError as exc:
                 session.rollback()
-                return done("console.templates", error=str(exc))
+                return failed(found, "console.templates", str(exc))
         return done("console.templates", "undone")
 
     @bp.post("/scenarios")
@@ -188,7 +197,7 @@ def add_routes(bp: Blueprint, services: Services) -> None:
                 )
             except ScenarioError as exc:
                 session.rollback()
-                return done("console.templates", error=str(exc))
+                return failed(found, "console.templates", str(exc))
         return done("console.templates", "scenario")
 
     @bp.post("/delivery/resend")
@@ -202,9 +211,9 @@ def add_routes(bp: Blueprint, services: Services) -> None:
             allowed(found, "resend")
         was = resend_row(services, outbox_id[:36])
         if was is None:
-            return done("console.delivery", error=f"没有编号为 {outbox_id[:36]} 的消息")
+            return failed(found, "console.delivery", f"没有编号为 {outbox_id[:36]} 的消息")
         if was not in RESENDABLE:
-            return done("console.delivery", error=f"这条消息的状态是 {was}，不需要重发")
+            return failed(found, "console.delivery", f"这条消息的状态是 {was}，不需要重发")
         with transaction(services.sessions) as session:
             session.add(
                 AuditLog(
@@ -223,7 +232,7 @@ def add_routes(bp: Blueprint, services: Services) -> None:
             appeal = session.get(Appeal, int(raw)) if raw.isdigit() and len(raw) < 12 else None
             row = session.get(Appraisal, appeal.appraisal_id) if appeal is not None else None
             if appeal is None or row is None:
-                return done("console.appraisals", error="没有这条申诉")
+                return failed(found, "console.appraisals", "没有这条申诉")
             allowed(found, "decide", row.team_id)
             person = session.get(Person, found.viewer.person_id)
             values = {
@@ -238,8 +247,13 @@ def add_routes(bp: Blueprint, services: Services) -> None:
                 message = (card.form.error if card is not None and card.form is not None else "") or (
                     (card.toast or card.title) if card is not None else "未能处理"
                 )
-                return done("console.appraisals", error=str(message)[:300])
+                return failed(found, "console.appraisals", str(message)[:300])
         return done("console.appraisals", "decided")
+
+
+def _check(found: Current, error: str) -> str:
+    mac = hmac.new(found.signed.csrf.encode(), b"banner\x00" + error.encode(), hashlib.sha256)
+    return mac.hexdigest()[:32]
 
 
 def _as_person(
