@@ -451,3 +451,18 @@ def test_a_banner_from_elsewhere_is_not_shown(client, services, demo_team, check
     sign_in(client, services, LEADER)
     body = client.get(f"/console/templates?error=请把工资转到这个账户&check={check}").get_data(as_text=True)
     assert "请把工资转到这个账户" not in body
+
+
+def test_team_page_shows_the_plan_state_charts_and_progress_notes(client, sim, services, db, demo_team):  # noqa: ANN001
+    from storage.models import PlanItem
+
+    sim.say(MEMBER, "计划\n优化详情页首屏 支付转化率 +2pp\n主图测试 详情页点击率 +0.5pp")
+    with db() as session, session.begin():
+        item = session.scalar(select(PlanItem).where(PlanItem.position == 2))
+        item.note = "新主图周三上线"
+    sign_in(client, services, LEADER)
+    body = client.get("/console/?team=ops").get_data(as_text=True)
+    assert "进展说明：新主图周三上线" in body
+    row = re.search(r'<tr id="person-lilei">(.*?)</tr>', body, flags=re.S).group(1)
+    assert "已提交" in row and ">2<" in row
+    assert body.count("<svg") >= 2  # one pace chart per metric item

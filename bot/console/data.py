@@ -22,6 +22,7 @@ from cards import format as fmt
 from cards.render.page import PlanItemView, PlanView
 from handlers.appraisals import Rules, current_appraisal, select_for, team_switches, template_why
 from handlers.pages import plan_view, previous_weeks, template_label
+from handlers.plans import current_plan
 from handlers.workdays import iso_week
 from storage.models import Appeal, Appraisal, Kpi, Person, Team
 from storage.people import active_members
@@ -36,6 +37,7 @@ class ItemRow:
     pace: str
     lagging: bool
     chart: str
+    note: str = ""
 
 
 @dataclass
@@ -71,7 +73,7 @@ def week_in(team: Team, now: datetime) -> str:
     return iso_week(now.astimezone(ZoneInfo(team.timezone)).date())
 
 
-def _item(item: PlanItemView, person: str) -> ItemRow:
+def _item(item: PlanItemView, person: str, note: str = "") -> ItemRow:
     chart = ""
     if item.day_labels:
         chart = charts.pace_chart(
@@ -94,12 +96,13 @@ def _item(item: PlanItemView, person: str) -> ItemRow:
         pace=fmt.percent(item.pace) if item.pace is not None else "—",
         lagging=item.lagging,
         chart=chart,
+        note=note,
     )
 
 
 def team_page(session: Session, viewer: Viewer, teams: list[Team], now: datetime) -> list[TeamBlock]:
-    """This week per person: plan filed or not, each item against pace (with its chart), lagging
-    items; and last week's score."""
+    """This week per person: plan filed or not, each item against pace (with its chart) and the
+    person's progress note, lagging items; and last week's score."""
     blocks = []
     for team in teams:
         week = week_in(team, now)
@@ -109,7 +112,9 @@ def team_page(session: Session, viewer: Viewer, teams: list[Team], now: datetime
             view = plan_view(session, person, week, now)
             row = PersonWeek(person, view)
             if view is not None:
-                row.items = [_item(i, person.id) for i in view.items]
+                plan = current_plan(session, person.id, week)
+                notes = {i.position: i.note for i in plan.items} if plan is not None else {}
+                row.items = [_item(i, person.id, notes.get(i.n, "")) for i in view.items]
                 row.lagging = [f"{i.n}. {i.text}" for i in view.items if i.lagging]
             appraisal = current_appraisal(session, person.id, last)
             if appraisal is not None:
