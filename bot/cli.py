@@ -482,6 +482,15 @@ def _token_commands(sub: Any) -> None:
 EXTRA_COMMANDS.append(_token_commands)  # token create, list, revoke (issue 21)
 
 
+def _console_commands(sub: Any) -> None:
+    from bot.cli_console import add_commands
+
+    add_commands(sub)
+
+
+EXTRA_COMMANDS.append(_console_commands)  # console link, console logout --all (issue 22)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)

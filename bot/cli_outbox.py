@@ -6,25 +6,16 @@ import argparse
 import sys
 from typing import Any
 
-from sqlalchemy import select
-
-from storage.models import OutboxMessage
-
 
 def cmd_outbox_list(args: argparse.Namespace) -> int:
     # imported here, not at the top: the relay loads prometheus_client, which `planloop serve`
     # must not see imported before it sets the multiprocess folder (bot/serve.py)
     from bot.cli_common import open_services, settings_of
-    from bot.delivery import RESENDABLE
+    from bot.delivery import outbox_rows
 
     services = open_services(settings_of(args))
     with services.sessions() as session:
-        rows = session.scalars(
-            select(OutboxMessage)
-            .where(OutboxMessage.status.in_(RESENDABLE))
-            .order_by(OutboxMessage.created_at)
-            .limit(args.limit)
-        ).all()
+        rows = outbox_rows(session, limit=args.limit)
     for row in rows:
         title = str((row.card or {}).get("title", ""))
         print(

@@ -14,6 +14,7 @@ import tomllib
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -168,6 +169,19 @@ def prepare(data_dir: Path, port: int, host: str = "127.0.0.1", *, now: datetime
     return settings
 
 
+def console_link(services: Any) -> str:
+    """A one-time /console/ sign-in link for the first team's leader (the demo has no OAuth)."""
+    from bot.console.sessions import create_link
+    from storage.models import Team
+
+    with services.sessions() as session, session.begin():
+        leader = session.scalar(select(Team.leader_id).where(Team.leader_id.is_not(None)).order_by(Team.id))
+        if not leader:
+            return ""
+        token = create_link(session, leader, services.clock(), timedelta(minutes=60))
+    return f"{services.settings.public_url.rstrip('/')}/console/link/{token}"
+
+
 def run_demo(data_dir: Path, *, port: int = 8000, host: str = "127.0.0.1", verbose: bool = False) -> int:
     from werkzeug.serving import make_server
 
@@ -207,6 +221,9 @@ def run_demo(data_dir: Path, *, port: int = 8000, host: str = "127.0.0.1", verbo
         f"planloop demo 已启动：打开 http://{host}:{port}/sim/ （数据在 {data_dir.resolve()}；Ctrl-C 停止）",
         flush=True,
     )
+    console = console_link(services)
+    if console:
+        print(f"组长的网页控制台（一次性登录链接，60 分钟内有效）：{console}", flush=True)
 
     def on_signal(signum: int, _frame: object) -> None:
         # shutdown() waits for serve_forever() to return, so it must run on another thread.

@@ -717,6 +717,7 @@ def switch_template(
     now: datetime,
     until: date | None = None,
     start: date | None = None,
+    reason: str = "",
 ) -> TemplateSwitch:
     """A leader's manual switch of ``team_id`` to ``template_id`` from ``start`` (default: today in the
     team's zone) to ``until`` inclusive (None: until cancelled). Earlier switches end the day before.
@@ -760,6 +761,7 @@ def switch_template(
                 "to": template_id,
                 "start": first.isoformat(),
                 "until": until.isoformat() if until else None,
+                **({"reason": reason} if reason else {}),
             },
         )
     )

@@ -97,11 +97,12 @@ def patch_scenario(path: m.ScenarioPath, header: m.WriteHeaders, body: m.Scenari
 
 
 def _scenario(session: Session, who: Caller, path: m.ScenarioPath, body: m.ScenarioPatch) -> dict[str, Any]:
-    from handlers.scenarios import set_scenario
+    from handlers.scenarios import ScenarioError, set_scenario
 
-    row = set_scenario(session, path.scenario_id, body.active, by=who.actor, now=services().clock())
-    if row is None:
-        raise ApiProblem(404, f"no scenario {path.scenario_id!r}")
+    try:
+        row = set_scenario(session, path.scenario_id, body.active, by=who.actor, now=services().clock())
+    except ScenarioError as exc:
+        raise ApiProblem(404, f"no scenario {path.scenario_id!r}") from exc
     return dump(m.ScenarioOut(id=row.id, name=row.name, active=row.active))
 
 
