@@ -10,6 +10,7 @@ from cards import format as fmt
 from cards.explain import combine_rule, explain, formula_number, stored_text
 from cards.i18n import Texts, texts
 from cards.model import Button, Card, Field, Fields, Form, Input, Markdown, Note, Option, Table
+from cards.scale import weight_text
 
 TARGET_HINT = "+2pp / +2% / +0.5 / =3.5"
 
@@ -270,7 +271,7 @@ def _row_block(row: Mapping[str, object], tr: Texts) -> Markdown:
     head = tr(
         "card.row_head",
         name=row.get("name"),
-        weight=points(weight).removesuffix(".0"),
+        weight=weight_text(weight),
         points=points(contribution),
     )
     lines = [head]

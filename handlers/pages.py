@@ -324,6 +324,7 @@ def appraisal_view(session: Session, person: Person, week: str) -> AppraisalView
         flags=tuple(str(f) for f in (row.flags or [])),
         version_reason=row.version_reason,
         history=history,
+        cap_points=_dec((row.rules or {}).get("cap")) or Decimal(150),
     )
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from html import escape
 
-from cards import charts
+from cards import charts, scale
 from cards import format as fmt
 from cards.explain import COMBINE_RULE, explain
 from cards.model import Card, Form, Input
@@ -526,6 +526,7 @@ def _item_section(item: PlanItemView, view: PlanView) -> str:
             if v is not None
         )
         desc = f"{item.kpi_name} 本周每日数值：{seen or '暂无'}{target}；虚线为按已过工作日计算的应有进度。"
+        axis = scale.item_axis(item.baseline, item.target, item.unit, (*item.values, *item.expected))
         chart = charts.pace_chart(
             ident=f"item-{item.n}",
             title=f"{item.n}. {item.text} · {item.kpi_name}",
@@ -533,10 +534,11 @@ def _item_section(item: PlanItemView, view: PlanView) -> str:
             labels=tuple(_two_lines(d) for d in item.day_labels),
             actual=item.values,
             expected=item.expected,
-            target=item.target,
-            baseline=item.baseline,
-            unit=item.unit,
+            unit=axis.unit,
             off_days=item.off_days,
+            y_range=(axis.lo, axis.hi),
+            step=axis.step,
+            marks=axis.marks,
         )
         table = "".join(
             f'<tr><td>{escape(d)}</td><td class="num">{escape(fmt.value(v, item.unit))}</td>'
@@ -617,6 +619,7 @@ class AppraisalView:
     flags: tuple[str, ...] = ()
     version_reason: str = ""
     history: tuple[tuple[str, Decimal | None, str], ...] = ()  # (week, score, grade), oldest first
+    cap_points: Decimal = Decimal(150)  # the template's cap: the history chart's axis ends there
 
 
 @dataclass(frozen=True)
@@ -657,7 +660,7 @@ def formula(row: FormulaRow) -> str:
     the points it adds."""
     if row.kind == "adjustment":
         return f"加减分项，计 {_points(row.contribution)} 分"
-    tail = f" × 权重 {_points(row.weight)} = {_points(row.contribution)} 分"
+    tail = f" × 权重 {scale.weight_text(row.weight)} = {_points(row.contribution)} 分"
     return explain({**row.__dict__, "name": row.kpi_name}) + tail
 
 
@@ -666,13 +669,18 @@ def _history_section(view: AppraisalView) -> str:
         return ""
     labels = tuple(w.split("-")[-1] for w, _, _ in view.history)
     desc = "；".join(f"{w} {_points(s)} 分 {g}".strip() for w, s, g in view.history)
+    axis = scale.score_axis(view.cap_points)
     chart = charts.history_chart(
         ident="history",
         title=f"{view.person_name} 最近 {len(view.history)} 周得分",
-        desc=f"每周得分（虚线为 100 分）：{desc}",
+        desc=f"每周得分（虚线为 100 分，纵轴到封顶 {scale.weight_text(view.cap_points)} 分）：{desc}",
         labels=labels,
         values=[s for _, s, _ in view.history],
         notes=[g for _, _, g in view.history],
+        y_range=(axis.lo, axis.hi),
+        step=axis.step,
+        unit=axis.unit,
+        marks=axis.marks,
     )
     return f'<section class="history"><h2>最近 {len(view.history)} 周得分</h2>{chart}</section>'
 
@@ -700,7 +708,7 @@ def appraisal_page(
         )
         rows = "".join(
             f"<tr><td>{escape(r.kpi_name)}{_muted(r.text)}</td>"
-            f'<td class="num">{escape(_points(r.weight))}</td>'
+            f'<td class="num">{escape(scale.weight_text(r.weight))}</td>'
             f'<td class="num">{escape(fmt.percent(r.completion) if r.completion is not None else "—")}</td>'
             f'<td class="num">{escape(_points(r.contribution))}</td></tr>'
             f'<tr class="formula-row"><td colspan="4" class="formula">{escape(formula(r))}</td></tr>'
