@@ -112,6 +112,7 @@ class KpiInfo:
     kind: str  # metric | rating | checklist
     baseline: Decimal | None
     scope: str = "shop"
+    uncounted: str = ""  # "本周模板不计此指标（不计分）" when the week's template does not count it
 
 
 _ITEM = re.compile(r"^item(\d+)_(\w+)$")
@@ -168,6 +169,8 @@ def _kpi_json(kpis: Sequence[KpiInfo]) -> str:
             "kind": k.kind,
             "baseline": None if k.baseline is None else f"{k.baseline:f}",
             "scope": k.scope,
+            "whole": k.unit in fmt.WHOLE_UNITS,
+            "uncounted": k.uncounted,
         }
         for k in kpis
     }
@@ -292,9 +295,10 @@ PREVIEW_JS = r"""
     p[0] = p[0].replace(/\B(?=(\d{3})+(?!\d))/g, ',');
     return (neg ? '-' : '') + p.join('.');
   }
-  function value(v, unit) {
+  function value(v, unit, whole) {
     if (v === null) { return '—'; }
     var t, r = round2(v);
+    if (whole) { return group(String((v < 0 ? -1 : 1) * Math.round(Math.abs(v)))) + ' ' + unit; }
     if (unit === '%') { return r.toFixed(2) + ' %'; }
     if (Math.abs(v) >= 1000) {
       t = (Math.round(v) === v) ? group(v.toFixed(0)) : group(r.toFixed(2));
@@ -313,7 +317,7 @@ PREVIEW_JS = r"""
     var raw = (text || '').trim();
     if (!raw) {
       if (k.kind === 'checklist') { return ['写计划完成的任务数，例如 =5', false]; }
-      return [b === null ? '暂无基线数据' : '当前基线 ' + value(b, k.unit), false];
+      return [b === null ? '暂无基线数据' : '当前基线 ' + value(b, k.unit, k.whole), false];
     }
     var m = RE.exec(norm(raw));
     if (!m) { return ['目标“' + raw + '”看不懂：请写 +2pp（百分点）、+2%（相对）、+0.5（绝对变化）或 =3.5（目标值）', true]; }
@@ -365,15 +369,18 @@ PREVIEW_JS = r"""
       }
     }
     if (k.unit === '%' && level < 0 && (b === null || b >= 0)) { return [name + '的目标低于 0%', true]; }
-    if (b === null) { return ['目标 ' + value(level, k.unit) + '（基线待首个数据确定）', false]; }
-    return [value(b, k.unit) + ' → ' + value(level, k.unit), false];
+    if (b === null) { return ['目标 ' + value(level, k.unit, k.whole) + '（基线待首个数据确定）', false]; }
+    return [value(b, k.unit, k.whole) + ' → ' + value(level, k.unit, k.whole), false];
   }
   window.planloopPreview = preview;
   function refresh(set) {
     var kpi = set.querySelector('[data-role=kpi]'), target = set.querySelector('[data-role=target]');
     var scope = set.querySelector('[data-role=scope]'), out = set.querySelector('output.pv');
+    var text = set.querySelector('[data-role=text]');
     if (!kpi || !target || !out) { return; }
     var r = preview(kpi.value, target.value, scope ? scope.value.trim() : '');
+    var k = KPIS[kpi.value], filled = (text && text.value) || target.value;
+    if (k && k.uncounted && filled) { r[0] = r[0] ? r[0] + '；' + k.uncounted : k.uncounted; }
     out.textContent = r[0];
     out.className = r[1] ? 'pv bad' : 'pv';
   }
