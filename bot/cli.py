@@ -14,8 +14,10 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from bot.cli_texts import for_config
 from bot.config import ConfigError, Settings, find_config, load
 from bot.terminal import shown
+from cards.i18n import Catalogue
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -28,7 +30,12 @@ def _settings(args: argparse.Namespace) -> Settings:
     return load(find_config(args.config))
 
 
-def _require_database(settings: Settings) -> None:
+def tr(args: argparse.Namespace) -> Catalogue:
+    """The command's sentences in its config's ``[server] locale`` (bot/cli_texts.py)."""
+    return for_config(getattr(args, "config", None))
+
+
+def _require_database(settings: Settings, say: Catalogue) -> None:
     """A command that reads or writes data against a SQLite file that is not there is pointed
     at its config instead of leaving an empty planloop.db behind (``db upgrade`` creates it)."""
     from sqlalchemy.engine import make_url
@@ -39,17 +46,15 @@ def _require_database(settings: Settings) -> None:
         return
     name = make_url(settings.database_url).database
     if name and name != ":memory:" and not Path(name).exists():
-        raise Failure(
-            f"no database at {Path(name).resolve()}: run `planloop db upgrade` first, "
-            "or pass --config PATH to the team's planloop.toml"
-        )
+        raise Failure(say("no_database", path=Path(name).resolve()))
 
 
 def _services(settings: Settings, *, migrate_check: bool = True):  # noqa: ANN202
+    from bot.cli_texts import texts
     from bot.services import build_services
     from storage.db import NotMigrated, require_current
 
-    _require_database(settings)
+    _require_database(settings, texts(settings.locale))
     services = build_services(settings)
     if migrate_check:
         try:
@@ -65,7 +70,7 @@ def _now(services, at: str | None) -> datetime:  # noqa: ANN001
     try:
         moment = datetime.fromisoformat(at)
     except ValueError:
-        raise Failure(f"--at: not an ISO date-time: {at!r} (e.g. 2026-11-30T09:00)") from None
+        raise Failure(_say(services)("bad_at", value=repr(at))) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=services.settings.tz)  # a wall time in the service's zone
     return moment
@@ -74,15 +79,21 @@ def _now(services, at: str | None) -> datetime:  # noqa: ANN001
 # ---------------------------------------------------------------- commands
 
 
-def database_failure(engine: Any, exc: Any) -> str:
+def _say(services: Any) -> Catalogue:
+    from bot.cli_texts import texts
+
+    return texts(services.settings.locale)
+
+
+def database_failure(engine: Any, exc: Any, say: Catalogue) -> str:
     """One line: which database (password hidden) and the driver's reason, first line only."""
     where = engine.url.render_as_string(hide_password=True)
     reason = " ".join(str(exc.orig).split()) if exc.orig is not None else type(exc).__name__
     if engine.dialect.name == "sqlite" and engine.url.database:
         folder = Path(engine.url.database).expanduser().parent
         if not folder.is_dir():
-            reason += f" (the folder {folder} does not exist)"
-    return f"cannot open the database {where}: {reason}"
+            reason += say("db_no_folder", folder=folder)
+    return say("db_open", where=where, reason=reason)
 
 
 def cmd_db(args: argparse.Namespace) -> int:
@@ -91,13 +102,14 @@ def cmd_db(args: argparse.Namespace) -> int:
     from storage.db import make_engine, migration_status, upgrade
 
     settings = _settings(args)
+    say = tr(args)
     engine = make_engine(settings.database_url)
     try:
         upgrade(engine)
         current, _head = migration_status(engine)
     except DBAPIError as exc:
-        raise Failure(database_failure(engine, exc)) from None
-    print(f"database is at revision {current}")
+        raise Failure(database_failure(engine, exc, say)) from None
+    print(say("db_revision", revision=current))
     return 0
 
 
@@ -105,16 +117,17 @@ def cmd_db_backup(args: argparse.Namespace) -> int:
     from storage.backup import BackupError, backup, restore
 
     settings = _settings(args)
+    say = tr(args)
     try:
         if args.db_command == "backup":
             done = backup(settings.database_url, Path(args.file))
         else:
             done = restore(settings.database_url, Path(args.file))
     except BackupError as exc:
-        raise Failure(str(exc)) from None
-    print(f"{args.db_command}: {done}")
+        raise Failure(say(f"backup.{exc.key}", **exc.values)) from None
+    print(say(f"db_{args.db_command}", done=done))
     if args.db_command == "restore":
-        print("next: planloop db upgrade (an older backup's schema), then start serve and worker")
+        print(say("db_restore_next"))
     return 0
 
 
@@ -126,13 +139,14 @@ def cmd_apply(args: argparse.Namespace) -> int:
     from storage.secrets import Sealer, SecretsUnavailable
 
     settings = _settings(args)
+    say = tr(args)
     path = Path(args.file)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise Failure(f"{path}: cannot read ({exc.strerror})") from None
+        raise Failure(say("cannot_read", path=path, reason=exc.strerror)) from None
     except tomllib.TOMLDecodeError as exc:
-        print(f"{path}: not valid TOML ({exc})", file=sys.stderr)
+        print(say("bad_toml", path=path, reason=exc), file=sys.stderr)
         return 2
 
     def secret(raw: str, where: str) -> str:
@@ -145,7 +159,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
         spec = parse(data, secret)
     except TeamFileError as exc:
         for line in exc.problems:
-            print(f"{path}: {line}", file=sys.stderr)
+            print(say("path_problem", path=path, problem=line), file=sys.stderr)
         return 2
     services = _services(settings)
     try:
@@ -167,18 +181,18 @@ def cmd_apply(args: argparse.Namespace) -> int:
         except TeamFileError as exc:
             session.rollback()
             for line in exc.problems:
-                print(f"{path}: {line}", file=sys.stderr)
+                print(say("path_problem", path=path, problem=line), file=sys.stderr)
             return 2
         if args.dry_run:
             session.rollback()
         else:
             session.commit()
     for line in report.warnings:
-        print(f"warning: {line}", file=sys.stderr)
+        print(say("warning", line=line), file=sys.stderr)
     for line in report.changes:
         print(line)
-    verb = "would change" if args.dry_run else "changed"
-    print(f"{len(report.changes)} {verb}" if report.changes else "no changes")
+    verb = "would_change" if args.dry_run else "changed"
+    print(say(verb, count=len(report.changes)) if report.changes else say("no_changes"))
     return 0
 
 
@@ -186,13 +200,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     from handlers import exports
     from handlers.workdays import parse_week
 
+    say = tr(args)
     try:
         parse_week(args.week)
     except ValueError as exc:
-        print(f"--week: {exc}", file=sys.stderr)
+        print(say("bad_week", reason=exc), file=sys.stderr)
         return 2
     if args.format == "xlsx" and not args.output and sys.stdout.isatty():
-        print("--format xlsx writes a binary file: add -o FILE.xlsx", file=sys.stderr)
+        print(say("xlsx_to_terminal"), file=sys.stderr)
         return 2
     services = _services(_settings(args))
     with services.sessions() as session:
@@ -203,7 +218,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     payload = exports.encode(data, args.what, args.format)
     if args.output:
         Path(args.output).write_bytes(payload)
-        print(f"wrote {args.output}", file=sys.stderr)
+        print(say("wrote", path=args.output), file=sys.stderr)
     else:
         sys.stdout.buffer.write(payload)
         sys.stdout.flush()
@@ -215,18 +230,19 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from appraisal.verify import load, verify
     from handlers.workdays import parse_week
 
+    say = tr(args)
     try:
         parse_week(args.week)
     except ValueError as exc:
-        print(f"--week: {exc}", file=sys.stderr)
+        print(say("bad_week", reason=exc), file=sys.stderr)
         return 2
     if args.file:
         try:
             data = load(Path(args.file).read_text("utf-8-sig"))
         except (OSError, ValueError) as exc:
-            raise Failure(f"{args.file}: {exc}") from None
+            raise Failure(say("path_problem", path=args.file, problem=exc)) from None
         if data.get("week") != args.week:
-            raise Failure(f"{args.file} is the export of {data.get('week')}, not {args.week}")
+            raise Failure(say("export_of_other_week", file=args.file, found=data.get("week"), week=args.week))
     else:
         from handlers import exports
 
@@ -252,6 +268,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
         print(Fernet.generate_key().decode())
         return 0
     settings = _settings(args)
+    say = tr(args)
     _require_key(settings, "keys rotate")
     services = _services(settings)
     try:
@@ -259,12 +276,10 @@ def cmd_keys(args: argparse.Namespace) -> int:
         with services.sessions() as session, session.begin():
             report = rotate_all(session, sealer)
     except SecretsUnavailable as exc:
-        raise Failure(
-            f"{exc}; nothing was changed (keep the old key in server.secret_key until rotated)"
-        ) from None
+        raise Failure(say("keys_unreadable", reason=exc)) from None
     for line in report.lines():
         print(line)
-    print(f"{report.total_resealed} re-sealed with the newest key")
+    print(say("resealed", count=report.total_resealed))
     return 0
 
 
@@ -297,43 +312,43 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bot.worker import run_now
 
     services = _services(_settings(args))
+    say = _say(services)
     at = _now(services, args.at)
     if args.week:
         from bot.jobs import week_moment
 
         if args.at:
-            print("planloop run: give --week or --at, not both", file=sys.stderr)
+            print(say("run_week_and_at"), file=sys.stderr)
             return 2
         try:
             at = week_moment(services, args.job, args.week)
         except ValueError as exc:
-            print(f"planloop run: {exc}", file=sys.stderr)
+            print(say("run_problem", reason=exc), file=sys.stderr)
             return 2
     from bot.jobs import CURRENT_RULES
 
     if args.current_rules and args.job != "appraisal":
-        print("planloop run: --current-rules is for the appraisal", file=sys.stderr)
+        print(say("run_current_rules"), file=sys.stderr)
         return 2
     token = CURRENT_RULES.set(bool(args.current_rules))
     try:
         result, sent = run_now(services, args.job, at)
     except UnknownJob as exc:
-        print(f"planloop run: {exc.args[0]}", file=sys.stderr)
+        print(say("run_problem", reason=exc.args[0]), file=sys.stderr)
         return 2
     finally:
         CURRENT_RULES.reset(token)
-    print(f"{result.job} {result.period}: {result.status}{f' ({result.reason})' if result.reason else ''}")
-    print(f"messages: {result.enqueued} queued, {sent.sent} delivered, {sent.dead} failed for good")
+    done = {"job": result.job, "period": result.period, "status": result.status, "reason": result.reason}
+    print(say("run_result_reason" if result.reason else "run_result", **done))
+    print(say("run_messages", queued=result.enqueued, sent=sent.sent, dead=sent.dead))
     return 1 if result.status == "failed" or sent.dead else 0
 
 
 def _require_key(settings: Settings, what: str) -> None:
     if not settings.secret_keys:
-        print(
-            f"planloop {what}: server.secret_key is not set (it signs page links and encrypts secrets "
-            "at rest); generate one with: planloop keys generate",
-            file=sys.stderr,
-        )
+        from bot.cli_texts import texts
+
+        print(texts(settings.locale)("no_secret_key", what=what), file=sys.stderr)
         raise SystemExit(2)
 
 
@@ -470,23 +485,24 @@ def cmd_template_switch(args: argparse.Namespace) -> int:
     from storage.models import Team
 
     services = _services(_settings(args))
+    say = _say(services)
     now = services.clock()
     with services.sessions() as session, session.begin():
         team = session.get(Team, args.team)
         if team is None:
-            raise Failure(f"no team with id {args.team!r}")
+            raise Failure(say("no_team", team=repr(args.team)))
         try:
             today = now.astimezone(ZoneInfo(team.timezone)).date()
             until = parse_day(args.until, today) if args.until else None
         except AppraisalError as exc:
-            print(f"--until: {exc}", file=sys.stderr)
+            print(say("bad_until", reason=exc), file=sys.stderr)
             return 2
         try:
             row = switch_template(session, args.team, args.to, by=args.by, now=now, until=until)
         except AppraisalError as exc:
             raise Failure(str(exc)) from None
-        end = row.until.isoformat() if row.until else "further notice"
-        print(f"team {args.team}: template {row.template_id} from {row.start.isoformat()} until {end}")
+        end = say("switched_until", day=row.until.isoformat()) if row.until else say("switched_open")
+        print(say("switched", team=args.team, template=row.template_id, start=row.start.isoformat(), end=end))
     return 0
 
 
@@ -537,11 +553,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args))
     except ConfigError as exc:
+        say = tr(args)
         for line in exc.problems:
-            print(f"config: {shown(line)}", file=sys.stderr)
+            print(say("config_problem", problem=shown(line)), file=sys.stderr)
         return 2
     except Failure as exc:
-        print(f"planloop: {shown(exc)}", file=sys.stderr)
+        print(tr(args)("failure", reason=shown(exc)), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

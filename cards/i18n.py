@@ -7,7 +7,7 @@ small callable the builders and handlers use; an unknown locale falls back to zh
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -368,6 +368,18 @@ class Texts:
         if ratio is None:
             return self.table["no_data"]
         return f"{(Decimal(str(ratio)) * 100).quantize(Decimal(1), ROUND_HALF_UP)} %"
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """Any pair of catalogues keyed by locale (the CLI's, bot/cli_texts.py): one locale's sentence,
+    filled in; an unknown locale is zh-CN."""
+
+    catalogues: Mapping[str, Mapping[str, str]]
+    locale: str
+
+    def __call__(self, key: str, /, **values: object) -> str:
+        return self.catalogues.get(self.locale, self.catalogues[DEFAULT])[key].format(**values)
 
 
 def texts(locale: str) -> Texts:
