@@ -58,9 +58,12 @@ def _marks(marks: Sequence[Mark], lo: float, hi: float, width: int, height: int)
         y = y_at(m.value, lo, hi, height)
         parts.append(
             f'<line class="{m.kind}" x1="{x0}" y1="{_c(y)}" x2="{x1}" y2="{_c(y)}" {MARK_STYLES[m.kind]}/>'
-            f'<text class="mark mark-{m.kind}" x="{_c(width - RIGHT - 3)}" y="{_c(y - 3)}" text-anchor="end" '
-            f'font-size="10" fill="{MARK_COLOURS[m.kind]}">{escape(m.label)}</text>'
         )
+        if m.label:
+            parts.append(
+                f'<text class="mark mark-{m.kind}" x="{_c(width - RIGHT - 3)}" y="{_c(y - 3)}" text-anchor="end" '
+                f'font-size="10" fill="{MARK_COLOURS[m.kind]}">{escape(m.label)}</text>'
+            )
     return parts
 
 

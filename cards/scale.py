@@ -72,7 +72,8 @@ def item_axis(
 
 
 def score_axis(cap_points: Decimal | int = 150) -> Axis:
-    """The score history's scale: 0 to the cap in points (a score never exceeds it), 100 marked."""
+    """The score history's scale: 0 to the cap in points (a score never exceeds it), labelled; 100
+    is marked by a line only (its tick says 100, and a label there would sit on the last bar)."""
     top = float(cap_points)
     step = nice_step(top / 4)
     hi = -(-top // step) * step  # the cap rounded up to a tick
@@ -81,5 +82,5 @@ def score_axis(cap_points: Decimal | int = 150) -> Axis:
         hi,
         step,
         "分",
-        (Mark("target", "100 分", 100.0), Mark("cap", f"封顶 {weight_text(top)} 分", top)),
+        (Mark("target", "", 100.0), Mark("cap", f"封顶 {weight_text(top)} 分", top)),
     )

@@ -126,5 +126,6 @@ def test_score_history_axis_runs_to_the_cap_and_is_labelled(cap, hi, cap_label):
     assert ticks[0] == "0" and float(ticks[-1]) == hi
     assert svg.find(f"{NS}text[@class='unit']").text == "单位：分"
     labels = [el.text for el in svg.iter(f"{NS}text") if "mark" in (el.get("class") or "")]
-    assert labels == ["100 分", cap_label]
+    assert labels == [cap_label]
+    assert svg.find(f"{NS}line[@class='target']") is not None  # 100 points: a line, its tick says 100
     assert charts.y_at(float(cap), 0.0, hi) == float(svg.find(f"{NS}line[@class='cap']").get("y1"))
