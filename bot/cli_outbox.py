@@ -10,7 +10,7 @@ from typing import Any
 def cmd_outbox_list(args: argparse.Namespace) -> int:
     # imported here, not at the top: the relay loads prometheus_client, which `planloop serve`
     # must not see imported before it sets the multiprocess folder (bot/serve.py)
-    from bot.cli_common import open_services, settings_of
+    from bot.cli_common import open_services, settings_of, tr
     from bot.delivery import outbox_rows
 
     services = open_services(settings_of(args))
@@ -22,25 +22,24 @@ def cmd_outbox_list(args: argparse.Namespace) -> int:
             f"{row.id}  {row.status:<7}  {row.bot_id} {row.channel}:{row.target}  {title}  {row.last_error[:120]}"
         )
     if not rows:
-        print("nothing waits for an admin: no unknown or dead messages")
+        print(tr(args)("outbox_empty"))
     return 0
 
 
 def cmd_outbox_resend(args: argparse.Namespace) -> int:
-    from bot.cli_common import open_services, settings_of
+    from bot.cli_common import open_services, settings_of, tr
     from bot.delivery import RESENDABLE, resend
 
     services = open_services(settings_of(args))
+    say = tr(args)
     was = resend(services, args.id)
     if was is None:
-        print(f"planloop outbox resend: no message {args.id}", file=sys.stderr)
+        print(say("outbox_no_message", id=args.id), file=sys.stderr)
         return 2
     if was not in RESENDABLE:
-        print(
-            f"planloop outbox resend: {args.id} is {was}, not unknown or dead; nothing to do", file=sys.stderr
-        )
+        print(say("outbox_not_resendable", id=args.id, was=was), file=sys.stderr)
         return 1
-    print(f"{args.id}: was {was}, queued again; the worker sends it (from the first part not yet accepted)")
+    print(say("outbox_requeued", id=args.id, was=was))
     return 0
 
 

@@ -59,7 +59,14 @@ SERVER = _keys(
         '"Asia/Shanghai"',
         "Asia/Shanghai",
     ),
-    Key("locale", "string", "Language of cards and replies.", '"zh-CN"', "zh-CN", choices=LOCALES),
+    Key(
+        "locale",
+        "string",
+        "Language of cards, replies and the planloop command's messages.",
+        '"zh-CN"',
+        "zh-CN",
+        choices=LOCALES,
+    ),
     Key(
         "public_url",
         "string",

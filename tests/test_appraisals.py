@@ -560,7 +560,10 @@ def test_cli_template_switch(config, db, shop, capsys) -> None:
         )
         == 0
     )
-    assert "team ops: template ops-promo from" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert out.startswith("团队 ops：从 ") and out.strip().endswith(
+        "起使用模板 ops-promo，到 2099-12-01 为止"
+    )
     with db() as s:
         row = s.scalars(select(TemplateSwitch)).one()
         audit = s.scalars(select(AuditLog).where(AuditLog.action == "template.switch")).one()
