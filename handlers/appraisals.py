@@ -23,8 +23,9 @@ from decimal import Decimal, InvalidOperation
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import func, insert, select, update
+from sqlalchemy.orm import Session, load_only, selectinload
+from sqlalchemy.orm.attributes import set_committed_value
 
 from appraisal.rules import flag_codes, rules_of
 from appraisal.scoring import ItemInput, KpiInfo, RatingInput, Result, score
@@ -59,6 +60,7 @@ from cards.builders import (
 from cards.model import Card, Markdown, Note, Option
 from cards.template_why import why_text
 from handlers.inbound import Inbound
+from handlers.leave import WeekLeave
 from handlers.router import Context, LinkMaker, PermissionDenied, error_card, router
 from storage import outbox
 from storage.models import (
@@ -77,7 +79,7 @@ from storage.models import (
 )
 from storage.models import Period as PeriodRow
 from storage.models import Template as TemplateRow
-from storage.people import person_target
+from storage.people import person_target, person_targets
 
 log = logging.getLogger(__name__)
 
@@ -226,6 +228,7 @@ class WeekInputs:
     appeals: dict[str, list[Appeal]]  # person → accepted appeals, oldest decision first
     switches: dict[str, list[Switch]]  # team → manual switches
     current_rules: bool = False  # the templates as they are now, not as in force that week
+    leave: WeekLeave | None = None  # the week's leave of these people
 
     @classmethod
     def load(
@@ -303,6 +306,7 @@ class WeekInputs:
             appeals=appeals,
             switches=switches,
             current_rules=current_rules,
+            leave=WeekLeave.load(session, week, people),
         )
 
     def corrections(self, person_id: str) -> tuple[set[str], dict[str, Decimal]]:
@@ -426,9 +430,42 @@ def freeze(
     """Compute and store a new version of ``person``'s ``week``; the previous version stops being
     current. A run passes what it preloaded: the current version (None: there is none) and the
     highest version number so far."""
-    selection, result = compute(session, person, week, inputs)
     if previous is True:
         previous = current_appraisal(session, person.id, week)
+    values, audit = _new_version(
+        session,
+        person,
+        week,
+        now,
+        reason=reason,
+        inputs=inputs,
+        previous=previous or None,
+        last_version=last_version,
+        hold=hold,
+    )
+    if isinstance(previous, Appraisal):
+        previous.current = False
+    row = Appraisal(**values)
+    session.add(row)
+    session.add(AuditLog(**audit))
+    return row
+
+
+def _new_version(
+    session: Session,
+    person: Person,
+    week: str,
+    now: datetime,
+    *,
+    reason: str,
+    inputs: WeekInputs | None,
+    previous: Appraisal | None,
+    last_version: int | None,
+    hold: bool,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The column values of ``person``'s next version of ``week`` and of its audit entry; writes
+    nothing (``freeze`` stores one, ``run_week`` a whole week in a few statements)."""
+    selection, result = compute(session, person, week, inputs)
     if last_version is None:
         last_version = session.scalar(
             select(func.max(Appraisal.version)).where(
@@ -437,8 +474,7 @@ def freeze(
         )
     version = (last_version or 0) + 1
     why = reason.strip()
-    if isinstance(previous, Appraisal):
-        previous.current = False
+    if previous is not None:
         changes = []
         if previous.template_id != result.template_id:
             changes.append(f"模板 {previous.template_id} → {result.template_id}")
@@ -469,58 +505,51 @@ def freeze(
     rules["flags"] = flag_codes(
         result,
         late=plan is not None and plan.status == "late",
-        on_leave=_on_leave(session, person, week),
+        on_leave=_on_leave(session, person, week, inputs),
         no_plan=inputs is not None and plan is None,
         held=held,
     )
-    row = Appraisal(
-        person_id=person.id,
-        team_id=person.team_id,
-        week=week,
-        version=version,
-        current=True,
-        template_id=result.template_id,
-        template_reason=selection.reason,
-        score=result.score,
-        grade=result.grade,
-        items=_stored_items(result),
-        flags=list(result.flags),
-        version_reason=why,
-        created_at=now,
-        status="held" if held else "published",
-        rules=rules,
-    )
-    session.add(row)
-    session.add(
-        AuditLog(
-            at=now,
-            actor="system",
-            action="appraisal.publish",
-            subject=f"{person.id}/{week}",
-            detail={
-                "version": version,
-                "template": result.template_id,
-                "score": str(result.score),
-                "grade": result.grade,
-                "reason": why,
-            },
-        )
-    )
-    return row
+    values = {
+        "person_id": person.id,
+        "team_id": person.team_id,
+        "week": week,
+        "version": version,
+        "current": True,
+        "template_id": result.template_id,
+        "template_reason": selection.reason,
+        "score": result.score,
+        "grade": result.grade,
+        "items": _stored_items(result),
+        "flags": list(result.flags),
+        "version_reason": why,
+        "created_at": now,
+        "status": "held" if held else "published",
+        "rules": rules,
+    }
+    audit = {
+        "at": now,
+        "actor": "system",
+        "action": "appraisal.publish",
+        "subject": f"{person.id}/{week}",
+        "detail": {
+            "version": version,
+            "template": result.template_id,
+            "score": str(result.score),
+            "grade": result.grade,
+            "reason": why,
+        },
+    }
+    return values, audit
 
 
 def _version_of(inputs: WeekInputs | None, template_id: str) -> int | None:
     return inputs.rules.versions.get(template_id) if inputs is not None else None
 
 
-def away_whole_week(session: Session, person: Person, week: str) -> bool:
-    from handlers.leave import away_whole_week as away
-
-    return away(session, person, week)
-
-
-def _on_leave(session: Session, person: Person, week: str) -> bool:
+def _on_leave(session: Session, person: Person, week: str, inputs: WeekInputs | None) -> bool:
     """Did a leave of ``person`` overlap ``week``?"""
+    if inputs is not None and inputs.leave is not None and inputs.leave.week == week:
+        return bool(inputs.leave.leave_days(person.id))
     from handlers.leave import leave_days
 
     return bool(leave_days(session, person.id, week))
@@ -537,11 +566,12 @@ def _appraised_people(session: Session, week: str, team: str | None, inputs: Wee
         query = query.where(Person.team_id == team)
     people = []
     sunday = week_days(week)[-1]
+    leave = inputs.leave or WeekLeave.load(session, week)
     for person in session.scalars(query):
         has_plan = person.id in inputs.plans
         if not has_plan and person.team.leader_id == person.id:
             continue  # a leader who filed no plan is appraising, not appraised
-        if not has_plan and away_whole_week(session, person, week):
+        if not has_plan and leave.away_whole_week(person):
             continue  # on leave the whole week (only leave that overlapped it counts: handlers/leave.py)
         if person.hire_date is not None and person.hire_date > sunday:
             continue  # not yet hired that week
@@ -563,6 +593,8 @@ def run_week(
 
     Run over a published week it makes new versions with ``reason``. People with no template
     are skipped and logged. The caller owns the transaction; pass the new rows to ``publish``.
+    The inputs are read in a fixed number of queries, and the versions, the previous ones'
+    ``current`` and the audit entries written in a few multi-row statements, however many people.
     """
     week_days(week)  # a bad week label fails before anything is written
     if team is not None and session.get(Team, team) is None:
@@ -576,28 +608,76 @@ def run_week(
     # a team's run reads that team's plans, ratings and appeals only (runs go team by team)
     members = None if team is None else list(session.scalars(select(Person.id).where(Person.team_id == team)))
     inputs = WeekInputs.load(session, week, members, current_rules=current_rules)
-    current_q = select(Appraisal).where(Appraisal.week == week, Appraisal.current.is_(True))
+    # what a new version reads of the one it replaces (its stored items and rules stay unread)
+    current_q = (
+        select(Appraisal)
+        .options(load_only(Appraisal.person_id, Appraisal.template_id, Appraisal.score, Appraisal.grade))
+        .where(Appraisal.week == week, Appraisal.current.is_(True))
+    )
+    versions_q = (
+        select(Appraisal.person_id, func.max(Appraisal.version))
+        .where(Appraisal.week == week)
+        .group_by(Appraisal.person_id)
+    )
     if members is not None:
         current_q = current_q.where(Appraisal.person_id.in_(members))
+        versions_q = versions_q.where(Appraisal.person_id.in_(members))
     current = {a.person_id: a for a in session.scalars(current_q)}
-    out = []
+    last_versions: dict[str, int] = {pid: number for pid, number in session.execute(versions_q)}
+    new_rows: list[dict[str, Any]] = []
+    audits: list[dict[str, Any]] = []
+    replaced: list[Appraisal] = []
     for person in _appraised_people(session, week, team, inputs):
+        previous = current.get(person.id)
         try:
-            out.append(
-                freeze(
-                    session,
-                    person,
-                    week,
-                    now,
-                    reason=reason,
-                    inputs=inputs,
-                    previous=current.get(person.id),
-                    hold=hold,
-                )
+            values, audit = _new_version(
+                session,
+                person,
+                week,
+                now,
+                reason=reason,
+                inputs=inputs,
+                previous=previous,
+                last_version=last_versions.get(person.id, 0),
+                hold=hold,
             )
         except NoTemplate as exc:
             log.warning("appraisal %s skipped: %s", week, exc)
+            continue
+        new_rows.append(values)
+        audits.append(audit)
+        if previous is not None:
+            replaced.append(previous)
+    return _store_versions(session, new_rows, audits, replaced)
+
+
+BATCH = 1000  # rows per multi-row statement (and ids per IN list)
+
+
+def _store_versions(
+    session: Session, rows: list[dict[str, Any]], audits: list[dict[str, Any]], replaced: list[Appraisal]
+) -> list[Appraisal]:
+    """Write a run: the versions replaced stop being current, the new ones (returned as loaded
+    objects, in order) and their audit entries are inserted, each in multi-row statements."""
     session.flush()
+    for n in range(0, len(replaced), BATCH):
+        chunk = replaced[n : n + BATCH]
+        session.execute(
+            update(Appraisal).where(Appraisal.id.in_([a.id for a in chunk])).values(current=False),
+            execution_options={"synchronize_session": False},
+        )
+        for old in chunk:
+            set_committed_value(old, "current", False)
+    # RETURNING in input order costs a statement per row on SQLite; a run's rows are one per person
+    inserted: dict[str, Appraisal] = {}
+    for n in range(0, len(rows), BATCH):
+        inserted.update(
+            (a.person_id, a)
+            for a in session.scalars(insert(Appraisal).returning(Appraisal), rows[n : n + BATCH])
+        )
+    out = [inserted[r["person_id"]] for r in rows]
+    for n in range(0, len(audits), BATCH):
+        session.execute(insert(AuditLog), audits[n : n + BATCH])
     return out
 
 
@@ -611,17 +691,45 @@ def template_why(session: Session, row: Appraisal, locale: str = "zh-CN") -> str
     return why_text(why, row.template_reason, locale=locale, role=role.name if role else "")
 
 
-def _view(session: Session, row: Appraisal, locale: str = "zh-CN") -> AppraisalView:
-    person = session.get(Person, row.person_id)
-    template = session.get(TemplateRow, row.template_id)
+@dataclass
+class CardNames:
+    """The names an appraisal card shows, read once for a whole run's cards (``publish``);
+    without them each card looks its person, template and role up."""
+
+    people: dict[str, str]  # person id → name
+    templates: dict[str, str]  # template id → label
+    roles: dict[str, str]  # role id → name
+
+    @classmethod
+    def load(cls, session: Session, people: Iterable[Person]) -> CardNames:
+        templates = {t.id: t.name or t.id for t in session.scalars(select(TemplateRow))}
+        roles = {r.id: r.name for r in session.scalars(select(Role))}
+        return cls({p.id: p.name for p in people}, templates, roles)
+
+
+def _view(
+    session: Session, row: Appraisal, locale: str = "zh-CN", names: CardNames | None = None
+) -> AppraisalView:
+    if names is not None:
+        person_name = names.people.get(row.person_id, row.person_id)
+        template_label = names.templates.get(row.template_id, row.template_id)
+        why = (row.rules or {}).get("why")
+        role = names.roles.get(why.get("role", ""), "") if isinstance(why, dict) else ""
+        reason = why_text(why, row.template_reason, locale=locale, role=role)
+    else:
+        person = session.get(Person, row.person_id)
+        template = session.get(TemplateRow, row.template_id)
+        person_name = person.name if person else row.person_id
+        template_label = (template.name or template.id) if template else row.template_id
+        reason = template_why(session, row, locale)
     items = list(row.items or [])
     return AppraisalView(
         appraisal_id=row.id,
-        person_name=person.name if person else row.person_id,
+        person_name=person_name,
         week=row.week,
         version=row.version,
-        template=(template.name or template.id) if template else row.template_id,
-        reason=template_why(session, row, locale),
+        template=template_label,
+        reason=reason,
         score=row.score,
         grade=row.grade,
         rows=[i for i in items if i.get("kind") != "adjustment"],
@@ -638,11 +746,15 @@ def appraisal_card_for(
     links: LinkMaker | None = None,
     can_appeal: bool = True,
     locale: str = "zh-CN",
+    names: CardNames | None = None,
 ) -> Card:
     """The explanation card of one stored version (appeal buttons only on the current one)."""
     url = links(row.person_id, "appraisal", row.week) if links else ""
     return appraisal_card(
-        _view(session, row, locale), can_appeal=can_appeal and row.current, detail_url=url, locale=locale
+        _view(session, row, locale, names),
+        can_appeal=can_appeal and row.current,
+        detail_url=url,
+        locale=locale,
     )
 
 
@@ -655,20 +767,29 @@ def publish(
     links: LinkMaker | None = None,
     locale: str = "zh-CN",
 ) -> int:
-    """Queue each person's explanation card to their direct chat; returns messages queued."""
-    queued = 0
-    for row in appraisals:
-        if row.status == "held":
-            continue  # data missing: not sent (handlers/held.py tells the leader and the admins)
-        person = session.get(Person, row.person_id)
-        target = person_target(session, person, bots) if person else None
+    """Queue each person's explanation card to their direct chat; returns messages queued.
+
+    The people, their chats and the names the cards show are read once for all the rows, and the
+    cards go into the outbox in multi-row inserts (``outbox.enqueue_many``: once per card)."""
+    rows = [r for r in appraisals if r.status != "held"]  # held: handlers/held.py tells the leader
+    if not rows:
+        return 0
+    wanted = sorted({r.person_id for r in rows})
+    people: dict[str, Person] = {}
+    for n in range(0, len(wanted), BATCH):
+        query = select(Person).where(Person.id.in_(wanted[n : n + BATCH]))
+        people.update((p.id, p) for p in session.scalars(query))
+    targets = person_targets(session, people.values(), bots)
+    names = CardNames.load(session, people.values())
+    messages = []
+    for row in rows:
+        target = targets.get(row.person_id)
         if target is None:
             log.warning("appraisal %s: no chat to deliver to for %s", row.id, row.person_id)
             continue
-        card = appraisal_card_for(session, row, links=links, locale=locale)
-        if outbox.enqueue(session, target, card, dedupe_key=f"appraisal:{row.id}", now=now):
-            queued += 1
-    return queued
+        card = appraisal_card_for(session, row, links=links, locale=locale, names=names)
+        messages.append(outbox.Message(target, card, f"appraisal:{row.id}"))
+    return len(outbox.enqueue_many(session, messages, now=now))
 
 
 # ---------------------------------------------------------------- export
