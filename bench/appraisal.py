@@ -220,7 +220,8 @@ def setup(db: str, people: int):  # noqa: ANN201
 
 
 def bench_storage(db: str, people: int, steps: Steps) -> None:
-    from handlers.appraisals import export_appraisals, publish, run_week
+    from handlers.appraisal_export import export_appraisals
+    from handlers.appraisal_runs import publish, run_week
     from handlers.digests import appraise_team
     from storage.models import Appraisal, OutboxMessage
 

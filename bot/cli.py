@@ -466,7 +466,8 @@ EXTRA_COMMANDS: list[Callable[[Any], None]] = []
 
 
 def cmd_template_switch(args: argparse.Namespace) -> int:
-    from handlers.appraisals import AppraisalError, parse_day, switch_template
+    from handlers.appraisals import AppraisalError, parse_day
+    from handlers.template_switches import switch_template
     from storage.models import Team
 
     services = _services(_settings(args))

@@ -26,7 +26,7 @@ from cards.render.page import (
     TeamRow,
     TeamTable,
 )
-from handlers.appraisals import template_why
+from handlers.appraisal_runs import template_why
 from handlers.plan_template import UNCOUNTED
 from handlers.plans import current_plan, latest_value, planning_kpis
 from handlers.progress import completion, expected_pace, is_lagging

@@ -144,12 +144,15 @@ router = Router()
 def default_router() -> Router:
     """The router with every handler module registered (imported here so registration happens once)."""
     import handlers.alerts  # noqa: F401
-    import handlers.appraisals  # noqa: F401
+    import handlers.appeals  # noqa: F401
+    import handlers.appraisal_runs  # noqa: F401
     import handlers.commands  # noqa: F401
     import handlers.held  # noqa: F401
     import handlers.plans  # noqa: F401
     import handlers.progress  # noqa: F401
+    import handlers.ratings  # noqa: F401
     import handlers.reminders  # noqa: F401
+    import handlers.template_switches  # noqa: F401
     import handlers.welcome  # noqa: F401
 
     return router

@@ -14,7 +14,7 @@ from sqlalchemy import case, event, func, select
 
 from appraisal.templates import spec_of
 from cards.model import Card
-from handlers.appraisals import publish, run_week
+from handlers.appraisal_runs import publish, run_week
 from handlers.leave import WeekLeave, away_whole_week, leave_days
 from storage import outbox
 from storage.models import (
