@@ -12,16 +12,22 @@
    re-run (new versions, sent again).
 
 ``--profile DIR`` writes one cProfile file per step into DIR and prints its top functions.
+
+Each step prints its wall time and its CPU time: the bench process's, and on PostgreSQL also the
+database backends' (read from /proc, the server being local), so a step's own work shows even
+when other jobs share the cores and stretch the wall time.
 """
 
 from __future__ import annotations
 
 import argparse
 import cProfile
+import os
 import pstats
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal as D
 from pathlib import Path
@@ -29,7 +35,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import func, select  # noqa: E402
+from sqlalchemy import func, select, text  # noqa: E402
 
 from appraisal.scoring import ItemInput, KpiInfo, RatingInput, score  # noqa: E402
 from appraisal.selection import Employee, Switch, select_template  # noqa: E402
@@ -96,26 +102,44 @@ class Steps:
 
     def __init__(self, profile: str | None) -> None:
         self.cpu = 0.0
+        self.db_cpu = 0.0
+        self.backends: Callable[[], list[int]] | None = None  # the bench database's backend pids
         self.profile = Path(profile) if profile else None
         if self.profile:
             self.profile.mkdir(parents=True, exist_ok=True)
 
     def run(self, name: str, fn):  # noqa: ANN001, ANN201
         profiler = cProfile.Profile() if self.profile else None
-        start, cpu = time.perf_counter(), time.process_time()
+        start, cpu, db = time.perf_counter(), time.process_time(), self._db_cpu()
         if profiler:
             profiler.enable()
         out = fn()
         if profiler:
             profiler.disable()
         took = time.perf_counter() - start
-        self.cpu = time.process_time() - cpu  # this process only: the database server's time is not in it
+        self.cpu = time.process_time() - cpu
+        self.db_cpu = sum(t - db.get(pid, 0.0) for pid, t in self._db_cpu().items())
         if profiler and self.profile:
             path = self.profile / f"{name}.prof"
             profiler.dump_stats(str(path))
             print(f"--- {name}: {path}")
             pstats.Stats(str(path)).sort_stats("tottime").print_stats(12)
         return out, took
+
+    def _db_cpu(self) -> dict[int, float]:
+        """CPU seconds so far of each backend serving the bench database (PostgreSQL on this host)."""
+        out: dict[int, float] = {}
+        for pid in self.backends() if self.backends else []:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            out[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return out
+
+    def cpu_text(self) -> str:
+        db = f" + db {self.db_cpu:6.2f} s" if self.backends else ""
+        return f"cpu {self.cpu:6.2f} s{db}"
 
 
 WEEKS = ("2026-W48", "2026-W49")
@@ -127,8 +151,6 @@ def setup(db: str, people: int):  # noqa: ANN201
     from storage.models import Identity, Kpi, MetricSample, Person, Plan, PlanItem, Team, Template
 
     if db == "postgresql":
-        from sqlalchemy import text
-
         admin = make_engine(
             "postgresql+psycopg://postgres@127.0.0.1:5432/postgres", isolation_level="AUTOCOMMIT"
         )
@@ -226,6 +248,18 @@ def bench_storage(db: str, people: int, steps: Steps) -> None:
     from storage.models import Appraisal, OutboxMessage
 
     engine, sessions = setup(db, people)
+    if db == "postgresql":
+        watcher = make_engine("postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+        query = text(
+            "SELECT pid FROM pg_stat_activity WHERE datname = 'planloop_bench_appraisal'"
+            " AND pid <> pg_backend_pid()"
+        )
+
+        def backends() -> list[int]:
+            with watcher.connect() as conn:
+                return list(conn.scalars(query))
+
+        steps.backends = backends
     week = WEEKS[0]
     for label, reason in (("first run", ""), ("recompute (v2)", "重算")):
 
@@ -236,7 +270,7 @@ def bench_storage(db: str, people: int, steps: Steps) -> None:
         rows, took = steps.run(f"run_week-{label.split()[0]}", run)
         print(
             f"run_week {label:16s} {len(rows):5d} people  {took:7.2f} s  {took / len(rows) * 1000:6.1f} ms/person"
-            f"  (cpu {steps.cpu:6.2f} s)"
+            f"  ({steps.cpu_text()})"
         )
 
     def export() -> dict:
@@ -245,7 +279,7 @@ def bench_storage(db: str, people: int, steps: Steps) -> None:
 
     data, took = steps.run("export", export)
     print(
-        f"export_appraisals            {len(data['appraisals']):5d} people  {took:7.2f} s  (cpu {steps.cpu:6.2f} s)"
+        f"export_appraisals            {len(data['appraisals']):5d} people  {took:7.2f} s  ({steps.cpu_text()})"
     )
 
     def publish_all() -> int:
@@ -254,7 +288,7 @@ def bench_storage(db: str, people: int, steps: Steps) -> None:
             return publish(s, current, NOW, bots={"sim"})
 
     queued, took = steps.run("publish", publish_all)
-    print(f"publish (outbox rows)        {queued:5d} cards   {took:7.2f} s  (cpu {steps.cpu:6.2f} s)")
+    print(f"publish (outbox rows)        {queued:5d} cards   {took:7.2f} s  ({steps.cpu_text()})")
 
     # the scheduler's weekly job for one team of ``people``: run, every card, the leader's table
     at = NOW + timedelta(days=7)
@@ -277,7 +311,7 @@ def bench_storage(db: str, people: int, steps: Steps) -> None:
         total += took
         print(
             f"weekly job {label:14s} {result.appraised:5d} people  {took:7.2f} s  "
-            f"(cpu {steps.cpu:6.2f} s; {result.cards} cards, {int(result.table)} table)"
+            f"({steps.cpu_text()}; {result.cards} cards, {int(result.table)} table)"
         )
     with sessions() as s:
         rows = s.scalar(select(func.count()).select_from(OutboxMessage))

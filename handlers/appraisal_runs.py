@@ -20,8 +20,9 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import func, insert, select, update
-from sqlalchemy.orm import Session, load_only
+from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import set_committed_value
+from sqlalchemy.orm.util import identity_key
 
 from appraisal.rules import flag_codes, rules_of
 from appraisal.scoring import Result
@@ -88,7 +89,7 @@ def freeze(
         now,
         reason=reason,
         inputs=inputs,
-        previous=previous or None,
+        previous=Replaced.of(previous) if isinstance(previous, Appraisal) else None,
         last_version=last_version,
         hold=hold,
     )
@@ -100,6 +101,20 @@ def freeze(
     return row
 
 
+@dataclass(frozen=True)
+class Replaced:
+    """What a new version reads of the current one it replaces (the reason names what changed)."""
+
+    id: int
+    template_id: str
+    score: Decimal
+    grade: str
+
+    @classmethod
+    def of(cls, row: Appraisal) -> Replaced:
+        return cls(row.id, row.template_id, row.score, row.grade)
+
+
 def _new_version(
     session: Session,
     person: Person,
@@ -108,7 +123,7 @@ def _new_version(
     *,
     reason: str,
     inputs: WeekInputs | None,
-    previous: Appraisal | None,
+    previous: Replaced | None,
     last_version: int | None,
     hold: bool,
 ) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -248,12 +263,10 @@ def run_week(
     # a team's run reads that team's plans, ratings and appeals only (runs go team by team)
     members = None if team is None else list(session.scalars(select(Person.id).where(Person.team_id == team)))
     inputs = WeekInputs.load(session, week, members, current_rules=current_rules)
-    # what a new version reads of the one it replaces (its stored items and rules stay unread)
-    current_q = (
-        select(Appraisal)
-        .options(load_only(Appraisal.person_id, Appraisal.template_id, Appraisal.score, Appraisal.grade))
-        .where(Appraisal.week == week, Appraisal.current.is_(True))
-    )
+    # what a new version reads of the one it replaces, as plain values (no objects to build)
+    current_q = select(
+        Appraisal.person_id, Appraisal.id, Appraisal.template_id, Appraisal.score, Appraisal.grade
+    ).where(Appraisal.week == week, Appraisal.current.is_(True))
     versions_q = (
         select(Appraisal.person_id, func.max(Appraisal.version))
         .where(Appraisal.week == week)
@@ -262,11 +275,14 @@ def run_week(
     if members is not None:
         current_q = current_q.where(Appraisal.person_id.in_(members))
         versions_q = versions_q.where(Appraisal.person_id.in_(members))
-    current = {a.person_id: a for a in session.scalars(current_q)}
+    current = {
+        pid: Replaced(ident, template_id, score, grade)
+        for pid, ident, template_id, score, grade in session.execute(current_q)
+    }
     last_versions: dict[str, int] = {pid: number for pid, number in session.execute(versions_q)}
     new_rows: list[dict[str, Any]] = []
     audits: list[dict[str, Any]] = []
-    replaced: list[Appraisal] = []
+    replaced: list[int] = []
     for person in _appraised_people(session, week, team, inputs):
         previous = current.get(person.id)
         try:
@@ -287,7 +303,7 @@ def run_week(
         new_rows.append(values)
         audits.append(audit)
         if previous is not None:
-            replaced.append(previous)
+            replaced.append(previous.id)
     return _store_versions(session, new_rows, audits, replaced)
 
 
@@ -295,19 +311,21 @@ BATCH = 1000  # rows per multi-row statement (and ids per IN list)
 
 
 def _store_versions(
-    session: Session, rows: list[dict[str, Any]], audits: list[dict[str, Any]], replaced: list[Appraisal]
+    session: Session, rows: list[dict[str, Any]], audits: list[dict[str, Any]], replaced: list[int]
 ) -> list[Appraisal]:
-    """Write a run: the versions replaced stop being current, the new ones (returned as loaded
-    objects, in order) and their audit entries are inserted, each in multi-row statements."""
+    """Write a run: the versions replaced (ids) stop being current, the new ones (returned as
+    loaded objects, in order) and their audit entries are inserted, each in multi-row statements."""
     session.flush()
     for n in range(0, len(replaced), BATCH):
         chunk = replaced[n : n + BATCH]
         session.execute(
-            update(Appraisal).where(Appraisal.id.in_([a.id for a in chunk])).values(current=False),
+            update(Appraisal).where(Appraisal.id.in_(chunk)).values(current=False),
             execution_options={"synchronize_session": False},
         )
-        for old in chunk:
-            set_committed_value(old, "current", False)
+    for ident in replaced:  # a replaced version this session already holds says so too
+        held = session.identity_map.get(identity_key(Appraisal, ident))
+        if held is not None:
+            set_committed_value(held, "current", False)
     # RETURNING in input order costs a statement per row on SQLite; a run's rows are one per person
     inserted: dict[str, Appraisal] = {}
     for n in range(0, len(rows), BATCH):
