@@ -412,8 +412,9 @@ EXTRA_COMMANDS: list[Callable[[Any], None]] = []
 
 
 def cmd_template_switch(args: argparse.Namespace) -> int:
-    from handlers.appraisals import AppraisalError, switch_template
+    from handlers.appraisals import AppraisalError
     from handlers.dates import DateError, parse_day
+    from handlers.template_switches import switch_template
     from storage.models import Team
 
     services = _services(_settings(args))

@@ -27,7 +27,7 @@ from cards.render.page import (
     TeamRow,
     TeamTable,
 )
-from handlers.appraisals import template_why
+from handlers.appraisal_runs import template_why
 from handlers.plan_items import latest_value
 from handlers.plan_template import UNCOUNTED
 from handlers.plans import current_plan, planning_kpis

@@ -14,7 +14,7 @@ from werkzeug.serving import make_server
 from bot.config import Secret, Settings
 from bot.console import sessions
 from cards.model import Card
-from handlers.appraisals import run_week
+from handlers.appraisal_runs import run_week
 from storage import outbox
 from storage.models import Appraisal, AuditLog, OutboxMessage
 from storage.outbox import Target

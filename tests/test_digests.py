@@ -18,8 +18,8 @@ from bot.delivery import drain
 from bot.demo import seed_metrics
 from bot.jobs import run_job
 from handlers import digests
-from handlers.appraisals import switch_template
 from handlers.digests import previous_workweek
+from handlers.template_switches import switch_template
 from handlers.workdays import Calendar
 from storage.db import transaction
 from storage.models import Appraisal, JobRun, OutboxMessage, Person, SimMessage, Template

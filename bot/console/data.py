@@ -20,7 +20,8 @@ from bot.console.roles import Viewer
 from cards import charts
 from cards import format as fmt
 from cards.render.page import PlanItemView, PlanView
-from handlers.appraisals import Rules, current_appraisal, select_for, team_switches, template_why
+from handlers.appraisal_runs import current_appraisal, template_why
+from handlers.appraisals import Rules, select_for, team_switches
 from handlers.pages import plan_view, previous_weeks, template_label
 from handlers.plans import current_plan
 from handlers.workdays import iso_week

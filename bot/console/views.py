@@ -23,10 +23,11 @@ from bot.console.texts import texts
 from bot.console.web import Current, Refusal, check_post, current, field, nav, to_login
 from bot.services import Services
 from bot.streams import stream_bots
-from handlers.appraisals import AppraisalError, cancel_switch, switch_template
+from handlers.appraisals import AppraisalError
 from handlers.inbound import Inbound
 from handlers.pages import latest_appraised_week, previous_weeks
 from handlers.scenarios import ScenarioError, all_scenarios, set_scenario
+from handlers.template_switches import cancel_switch, switch_template
 from handlers.workdays import parse_week
 from storage.db import transaction
 from storage.models import Appeal, Appraisal, AuditLog, Person, Team
