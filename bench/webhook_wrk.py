@@ -131,16 +131,16 @@ def free_port() -> int:
 
 
 @contextmanager
-def database(kind: str, tmp: Path) -> Iterator[str]:
+def database(kind: str, tmp: Path, name: str = "bench") -> Iterator[str]:
     if kind == "sqlite":
-        yield f"sqlite:///{tmp / 'bench.db'}"
+        yield f"sqlite:///{tmp / f'{name}.db'}"
         return
     from sqlalchemy import text
 
     from storage.db import make_engine
 
     admin = make_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    name = f"planloop_bench_{uuid.uuid4().hex[:8]}"
+    name = f"planloop_{name}_{uuid.uuid4().hex[:8]}"
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     try:
@@ -213,60 +213,145 @@ def wait_ready(port: int, proc: subprocess.Popen, seconds: float = 60) -> None:
     raise SystemExit("serve did not become ready")
 
 
+def measure(path: Path_, port: int, tmp: Path, args: argparse.Namespace, kind: str, server: str) -> dict:
+    """wrk (closed loop, the throughput) and, with --rate, the open loop (latency at that rate)."""
+    script = tmp / "bench.lua"
+    script.write_text(LUA, encoding="utf-8")
+    reqs = tmp / f"{path.name}.reqs"
+    write_requests(path, port, args.pool, reqs)
+    wrk(port, script, reqs, 3, args.threads, args.connections)  # warm-up
+    write_requests(path, port, args.pool, reqs)  # fresh event ids for the measured run
+    r = wrk(port, script, reqs, args.duration, args.threads, args.connections)
+    r.update(db=kind, path=path.name if server == "planloop" else f"{path.name} (reference)", note=path.note)
+    r["rps"] = r["requests"] / (r["duration_us"] / 1e6)
+    r["repeats"] = max(0, r["requests"] - args.pool)
+    print(row(r), flush=True)
+    if args.rate:
+        from bench import open_loop
+
+        write_requests(path, port, int(args.rate * args.rate_seconds), reqs)
+        paced = open_loop.run(port, open_loop.read_requests(reqs), args.rate, args.rate_seconds).summary()
+        r["paced"] = paced
+        print(f"#   {kind} {r['path']} at {args.rate:g} req/s open loop: {json.dumps(paced)}", flush=True)
+    return r
+
+
+@contextmanager
+def planloop_server(kind: str, url: str, tmp: Path, args: argparse.Namespace, bots: bool) -> Iterator[int]:
+    """`planloop serve` on a fresh, migrated database with examples/team.toml applied."""
+    config = tmp / "planloop.toml"
+    config.write_text(
+        '[server]\ndatabase_url = "env:BENCH_DB"\nsecret_key = "env:BENCH_KEY"\n'
+        'public_url = "http://127.0.0.1"\n[simulator]\nenabled = true\n'
+        + (webhook_bots_toml() if bots else ""),
+        encoding="utf-8",
+    )
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("PROMETHEUS_")},
+        "PLANLOOP_CONFIG": str(config),
+        "BENCH_DB": url,
+        "BENCH_KEY": KEY,
+        "PYTHONPATH": str(ROOT),
+        "PLANLOOP_LOG_LEVEL": "warning",
+    }
+    planloop(env, "db", "upgrade")
+    planloop(env, "apply", str(ROOT / "examples" / "team.toml"))
+    port = free_port()
+    serve_args = ["serve", "--host", "127.0.0.1", "--port", str(port)]
+    if args.workers:
+        serve_args += ["--workers", str(args.workers)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", *serve_args],
+        env=env,
+        stdout=subprocess.DEVNULL,  # access log lines: wrk would be measuring the terminal
+        stderr=(tmp / "serve.log").open("w"),
+    )
+    try:
+        wait_ready(port, proc)
+        yield port
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+        failures = summarize_errors(tmp / "serve.log")
+        for reason, n in failures.most_common(5):
+            print(f"#   {kind}: {n} × {reason}")
+
+
+@contextmanager
+def reference_server(url: str, tmp: Path, args: argparse.Namespace) -> Iterator[int]:
+    """bench/webhook_reference.py under gunicorn with planloop's worker class, workers and threads."""
+    from bot.serve import THREADS, default_workers
+
+    env = {**os.environ, "REF_DB": url, "REF_ENCRYPT_KEY": REFERENCE_ENCRYPT_KEY, "PYTHONPATH": str(ROOT)}
+    subprocess.run(
+        [sys.executable, "-c", "from bench.webhook_reference import setup; setup()"],
+        env=env,
+        check=True,
+        timeout=60,
+    )
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            "-k",
+            "gthread",
+            "-w",
+            str(args.workers or default_workers()),
+            "--threads",
+            str(THREADS),
+            "-b",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+            "bench.webhook_reference:app",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp / "reference.log").open("w"),
+    )
+    try:
+        wait_up(port, proc)
+        yield port
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+
+
+def wait_up(port: int, proc: subprocess.Popen, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"the reference exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit("the reference did not start")
+
+
 def bench_db(kind: str, paths: list[Path_], args: argparse.Namespace) -> list[dict]:
     results = []
+    bots = any(p.name.split("-")[0] in PLATFORM_NAMES for p in paths)
     with tempfile.TemporaryDirectory(prefix="planloop-bench-") as tmpdir:
         tmp = Path(tmpdir)
-        with database(kind, tmp) as url:
-            config = tmp / "planloop.toml"
-            config.write_text(
-                '[server]\ndatabase_url = "env:BENCH_DB"\nsecret_key = "env:BENCH_KEY"\n'
-                'public_url = "http://127.0.0.1"\n[simulator]\nenabled = true\n'
-                + (webhook_bots_toml() if any(p.name.split("-")[0] in PLATFORM_NAMES for p in paths) else ""),
-                encoding="utf-8",
+        with database(kind, tmp) as url, planloop_server(kind, url, tmp, args, bots) as port:
+            for path in paths:
+                results.append(measure(path, port, tmp, args, kind, "planloop"))
+        if args.reference:
+            feishu = next((p for p in paths if p.name == "feishu-text"), None)
+            if feishu is None:
+                raise SystemExit("--reference compares feishu-text: include it in --paths")
+            with database(kind, tmp, "reference") as url, reference_server(url, tmp, args) as port:
+                ref = measure(feishu, port, tmp, args, kind, "reference")
+            ours = next(r for r in results if r["path"] == "feishu-text")
+            ratio = ours["rps"] / ref["rps"]
+            print(
+                f"#   {kind}: feishu-text {ours['rps']:.0f} / reference {ref['rps']:.0f} req/s = {ratio:.2f}x"
             )
-            env = {
-                **{k: v for k, v in os.environ.items() if not k.startswith("PROMETHEUS_")},
-                "PLANLOOP_CONFIG": str(config),
-                "BENCH_DB": url,
-                "BENCH_KEY": KEY,
-                "PYTHONPATH": str(ROOT),
-                "PLANLOOP_LOG_LEVEL": "warning",
-            }
-            planloop(env, "db", "upgrade")
-            planloop(env, "apply", str(ROOT / "examples" / "team.toml"))
-            port = free_port()
-            serve_args = ["serve", "--host", "127.0.0.1", "--port", str(port)]
-            if args.workers:
-                serve_args += ["--workers", str(args.workers)]
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "bot.cli", *serve_args],
-                env=env,
-                stdout=subprocess.DEVNULL,  # access log lines: wrk would be measuring the terminal
-                stderr=(tmp / "serve.log").open("w"),
-            )
-            try:
-                wait_ready(port, proc)
-                script = tmp / "bench.lua"
-                script.write_text(LUA, encoding="utf-8")
-                for path in paths:
-                    reqs = tmp / f"{path.name}.reqs"
-                    write_requests(path, port, args.pool, reqs)
-                    wrk(port, script, reqs, 3, args.threads, args.connections)  # warm-up
-                    write_requests(path, port, args.pool, reqs)  # fresh event ids for the measured run
-                    r = wrk(port, script, reqs, args.duration, args.threads, args.connections)
-                    r.update(
-                        db=kind, path=path.name, note=path.note, rps=r["requests"] / (r["duration_us"] / 1e6)
-                    )
-                    r["repeats"] = max(0, r["requests"] - args.pool)
-                    results.append(r)
-                    print(row(r), flush=True)
-            finally:
-                proc.send_signal(signal.SIGTERM)
-                proc.wait(timeout=60)
-                failures = summarize_errors(tmp / "serve.log")
-                for reason, n in failures.most_common(5):
-                    print(f"#   {kind}: {n} × {reason}")
+            results.append(ref)
     return results
 
 
@@ -285,6 +370,7 @@ def summarize_errors(log: Path) -> Counter[str]:
 
 
 PLATFORM_NAMES = ("feishu", "dingtalk", "wecom")
+REFERENCE_ENCRYPT_KEY = "fake-encrypt-key"  # the Feishu fake's key, which webhook_platforms signs with
 
 
 def webhook_bots_toml() -> str:
@@ -310,6 +396,16 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16, help="wrk connections")
     parser.add_argument("--workers", type=int, help="gunicorn workers (default: planloop's default)")
     parser.add_argument("--pool", type=int, default=40000, help="distinct requests per path")
+    parser.add_argument(
+        "--reference",
+        action="store_true",
+        help="also run bench/webhook_reference.py (bare Flask, same gunicorn workers) on feishu-text; print the ratio",
+    )
+    parser.add_argument(
+        "--rate", type=float, help="after wrk, drive each path open-loop at this req/s (p99 at a rate)"
+    )
+    parser.add_argument("--rate-seconds", type=float, default=30, help="seconds of the open-loop run")
+    parser.add_argument("--json", type=Path, help="write every result here as JSON")
     args = parser.parse_args()
 
     paths, skipped = available_paths()
@@ -327,8 +423,11 @@ def main() -> None:
     print("| db | path | req/s | p50 ms | p90 ms | p99 ms | max ms | non-2xx | socket errors | repeats |")
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
     kinds = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
+    results = []
     for kind in kinds:
-        bench_db(kind, paths, args)
+        results += bench_db(kind, paths, args)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8")
 
 
 if __name__ == "__main__":
