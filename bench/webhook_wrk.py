@@ -22,6 +22,7 @@ import json
 import os
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,7 +31,7 @@ import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -174,6 +175,28 @@ def write_requests(path: Path_, port: int, count: int, out: Path) -> None:
             f.write(f"{len(raw)}\n".encode() + raw)
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` and its live children (gunicorn's workers), from /proc:
+    the server's cost per request, which a shared machine's load does not inflate the way it
+    inflates wall-clock rates."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    pids = [pid]
+    try:
+        pids += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return float("nan")
+    for p in pids:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+        if p == pid:  # workers gunicorn recycled (max_requests) and reaped: cutime, cstime
+            total += (int(fields[13]) + int(fields[14])) / tick
+    return total
+
+
 def wrk(port: int, script: Path, requests: Path, seconds: int, threads: int, connections: int) -> dict:
     out = subprocess.run(
         [
@@ -213,31 +236,46 @@ def wait_ready(port: int, proc: subprocess.Popen, seconds: float = 60) -> None:
     raise SystemExit("serve did not become ready")
 
 
-def measure(path: Path_, port: int, tmp: Path, args: argparse.Namespace, kind: str, server: str) -> dict:
-    """wrk (closed loop, the throughput) and, with --rate, the open loop (latency at that rate)."""
+@dataclass
+class Server:
+    name: str  # "planloop" | "reference"
+    port: int
+    pid: int
+
+
+def measure(path: Path_, server: Server, tmp: Path, args: argparse.Namespace, kind: str, warm: bool) -> dict:
+    """One wrk run (closed loop: the throughput) on fresh event ids, with the server's CPU seconds
+    per request; with --rate, then the open loop (latency at that fixed rate)."""
     script = tmp / "bench.lua"
     script.write_text(LUA, encoding="utf-8")
     reqs = tmp / f"{path.name}.reqs"
-    write_requests(path, port, args.pool, reqs)
-    wrk(port, script, reqs, 3, args.threads, args.connections)  # warm-up
-    write_requests(path, port, args.pool, reqs)  # fresh event ids for the measured run
-    r = wrk(port, script, reqs, args.duration, args.threads, args.connections)
-    r.update(db=kind, path=path.name if server == "planloop" else f"{path.name} (reference)", note=path.note)
+    if warm:
+        write_requests(path, server.port, args.pool, reqs)
+        wrk(server.port, script, reqs, 3, args.threads, args.connections)  # warm-up
+    write_requests(path, server.port, args.pool, reqs)  # fresh event ids for the measured run
+    cpu = tree_cpu_seconds(server.pid)
+    r = wrk(server.port, script, reqs, args.duration, args.threads, args.connections)
+    cpu = tree_cpu_seconds(server.pid) - cpu
+    name = path.name if server.name == "planloop" else f"{path.name} (reference)"
+    r.update(db=kind, path=name, note=path.note, server=server.name)
     r["rps"] = r["requests"] / (r["duration_us"] / 1e6)
+    r["cpu_ms"] = cpu / r["requests"] * 1000 if r["requests"] else float("nan")
     r["repeats"] = max(0, r["requests"] - args.pool)
     print(row(r), flush=True)
     if args.rate:
         from bench import open_loop
 
-        write_requests(path, port, int(args.rate * args.rate_seconds), reqs)
-        paced = open_loop.run(port, open_loop.read_requests(reqs), args.rate, args.rate_seconds).summary()
+        write_requests(path, server.port, int(args.rate * args.rate_seconds), reqs)
+        paced = open_loop.run(
+            server.port, open_loop.read_requests(reqs), args.rate, args.rate_seconds
+        ).summary()
         r["paced"] = paced
-        print(f"#   {kind} {r['path']} at {args.rate:g} req/s open loop: {json.dumps(paced)}", flush=True)
+        print(f"#   {kind} {name} at {args.rate:g} req/s open loop: {json.dumps(paced)}", flush=True)
     return r
 
 
 @contextmanager
-def planloop_server(kind: str, url: str, tmp: Path, args: argparse.Namespace, bots: bool) -> Iterator[int]:
+def planloop_server(kind: str, url: str, tmp: Path, args: argparse.Namespace, bots: bool) -> Iterator[Server]:
     """`planloop serve` on a fresh, migrated database with examples/team.toml applied."""
     config = tmp / "planloop.toml"
     config.write_text(
@@ -268,7 +306,7 @@ def planloop_server(kind: str, url: str, tmp: Path, args: argparse.Namespace, bo
     )
     try:
         wait_ready(port, proc)
-        yield port
+        yield Server("planloop", port, proc.pid)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
@@ -278,7 +316,7 @@ def planloop_server(kind: str, url: str, tmp: Path, args: argparse.Namespace, bo
 
 
 @contextmanager
-def reference_server(url: str, tmp: Path, args: argparse.Namespace) -> Iterator[int]:
+def reference_server(url: str, tmp: Path, args: argparse.Namespace) -> Iterator[Server]:
     """bench/webhook_reference.py under gunicorn with planloop's worker class, workers and threads."""
     from bot.serve import THREADS, default_workers
 
@@ -290,17 +328,17 @@ def reference_server(url: str, tmp: Path, args: argparse.Namespace) -> Iterator[
         timeout=60,
     )
     port = free_port()
+    worker = (
+        ["-k", "gthread", "--threads", str(THREADS)] if args.reference_worker == "gthread" else ["-k", "sync"]
+    )
     proc = subprocess.Popen(
         [
             sys.executable,
             "-m",
             "gunicorn",
-            "-k",
-            "gthread",
+            *worker,
             "-w",
             str(args.workers or default_workers()),
-            "--threads",
-            str(THREADS),
             "-b",
             f"127.0.0.1:{port}",
             "--log-level",
@@ -313,7 +351,7 @@ def reference_server(url: str, tmp: Path, args: argparse.Namespace) -> Iterator[
     )
     try:
         wait_up(port, proc)
-        yield port
+        yield Server("reference", port, proc.pid)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(timeout=60)
@@ -333,25 +371,38 @@ def wait_up(port: int, proc: subprocess.Popen, seconds: float = 30) -> None:
 
 
 def bench_db(kind: str, paths: list[Path_], args: argparse.Namespace) -> list[dict]:
-    results = []
+    """Every path against planloop; with --reference, feishu-text against planloop and the
+    reference in alternation (--rounds times each, both servers up all along), so that a
+    shared machine's load falls on both sides of the ratio alike."""
+    results: list[dict] = []
     bots = any(p.name.split("-")[0] in PLATFORM_NAMES for p in paths)
-    with tempfile.TemporaryDirectory(prefix="planloop-bench-") as tmpdir:
+    feishu = next((p for p in paths if p.name == "feishu-text"), None)
+    if args.reference and feishu is None:
+        raise SystemExit("--reference compares feishu-text: include it in --paths")
+    with tempfile.TemporaryDirectory(prefix="planloop-bench-") as tmpdir, ExitStack() as stack:
         tmp = Path(tmpdir)
-        with database(kind, tmp) as url, planloop_server(kind, url, tmp, args, bots) as port:
-            for path in paths:
-                results.append(measure(path, port, tmp, args, kind, "planloop"))
-        if args.reference:
-            feishu = next((p for p in paths if p.name == "feishu-text"), None)
-            if feishu is None:
-                raise SystemExit("--reference compares feishu-text: include it in --paths")
-            with database(kind, tmp, "reference") as url, reference_server(url, tmp, args) as port:
-                ref = measure(feishu, port, tmp, args, kind, "reference")
-            ours = next(r for r in results if r["path"] == "feishu-text")
-            ratio = ours["rps"] / ref["rps"]
+        url = stack.enter_context(database(kind, tmp))
+        ours = stack.enter_context(planloop_server(kind, url, tmp, args, bots))
+        for path in paths:
+            if path is not feishu or not args.reference:
+                results.append(measure(path, ours, tmp, args, kind, warm=True))
+        if args.reference and feishu is not None:
+            ref_url = stack.enter_context(database(kind, tmp, "reference"))
+            ref = stack.enter_context(reference_server(ref_url, tmp, args))
+            pairs = []
+            for i in range(args.rounds):
+                a = measure(feishu, ours, tmp, args, kind, warm=i == 0)
+                b = measure(feishu, ref, tmp, args, kind, warm=i == 0)
+                pairs.append((a, b))
+                results += [a, b]
+            ratios = sorted(a["rps"] / b["rps"] for a, b in pairs)
+            cpu = sorted(b["cpu_ms"] / a["cpu_ms"] for a, b in pairs)
             print(
-                f"#   {kind}: feishu-text {ours['rps']:.0f} / reference {ref['rps']:.0f} req/s = {ratio:.2f}x"
+                f"#   {kind}: feishu-text / reference, req/s ratio per round {', '.join(f'{x:.2f}' for x in ratios)}"
+                f" (median {statistics.median(ratios):.2f}); CPU-per-request ratio (reference / planloop)"
+                f" median {statistics.median(cpu):.2f}",
+                flush=True,
             )
-            results.append(ref)
     return results
 
 
@@ -383,7 +434,8 @@ def row(r: dict) -> str:
     errors = r["connect"] + r["read"] + r["write"] + r["timeout"]
     return (
         f"| {r['db']} | {r['path']} | {r['rps']:.0f} | {r['p50'] / 1000:.1f} | {r['p90'] / 1000:.1f} | "
-        f"{r['p99'] / 1000:.1f} | {r['max'] / 1000:.0f} | {r['status']} | {errors} | {r['repeats']} |"
+        f"{r['p99'] / 1000:.1f} | {r['max'] / 1000:.0f} | {r['status']} | {errors} | {r['repeats']} | "
+        f"{r['cpu_ms']:.2f} |"
     )
 
 
@@ -404,6 +456,13 @@ def main() -> None:
     parser.add_argument(
         "--rate", type=float, help="after wrk, drive each path open-loop at this req/s (p99 at a rate)"
     )
+    parser.add_argument(
+        "--reference-worker",
+        choices=["gthread", "sync"],
+        default="gthread",
+        help="the reference's gunicorn worker class: planloop's (gthread, 4 threads) or gunicorn's default (sync)",
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="with --reference: alternating runs of each")
     parser.add_argument("--rate-seconds", type=float, default=30, help="seconds of the open-loop run")
     parser.add_argument("--json", type=Path, help="write every result here as JSON")
     args = parser.parse_args()
@@ -420,8 +479,11 @@ def main() -> None:
     )
     for note in skipped:
         print(f"# skipped: {note}")
-    print("| db | path | req/s | p50 ms | p90 ms | p99 ms | max ms | non-2xx | socket errors | repeats |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print(
+        "| db | path | req/s | p50 ms | p90 ms | p99 ms | max ms | non-2xx | socket errors | repeats "
+        "| server CPU ms/req |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     kinds = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
     results = []
     for kind in kinds:

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from cards.model import Card, Markdown
@@ -131,11 +131,19 @@ class Router:
 
 def resolve_person(session: Session, bot_id: str, external_id: str) -> Person | None:
     """The active person behind ``external_id`` on ``bot_id``, or None."""
-    return session.scalar(
-        select(Person)
-        .join(Identity, Identity.person_id == Person.id)
-        .where(Identity.bot_id == bot_id, Identity.external_id == external_id, Person.active.is_(True))
+    return session.scalar(_PERSON_BY_IDENTITY, {"bot_id": bot_id, "external_id": external_id})
+
+
+# Built once: every inbound event runs it, and building a statement costs more than running it.
+_PERSON_BY_IDENTITY = (
+    select(Person)
+    .join(Identity, Identity.person_id == Person.id)
+    .where(
+        Identity.bot_id == bindparam("bot_id"),
+        Identity.external_id == bindparam("external_id"),
+        Person.active.is_(True),
     )
+)
 
 
 router = Router()

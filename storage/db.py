@@ -8,7 +8,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, Insert, Table, create_engine, event
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -51,6 +53,18 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         # A dead database must fail a probe in seconds, not hang it for the OS's TCP timeout.
         kwargs.setdefault("connect_args", {"connect_timeout": 5})
     return create_engine(url, **kwargs)
+
+
+def insert_new(dialect: str, table: Table) -> Insert:
+    """``INSERT INTO table … ON CONFLICT DO NOTHING`` for ``dialect`` (sqlite or postgresql):
+    executed with a row's values, its row count is 1 for a new row and 0 for one whose
+    primary or unique key was already there. Build it once and reuse it: the statement's
+    compiled form is cached per engine, so a hot path pays no ORM and no compile."""
+    if dialect == "sqlite":
+        return sqlite_insert(table).on_conflict_do_nothing()
+    if dialect == "postgresql":
+        return pg_insert(table).on_conflict_do_nothing()
+    raise ValueError(f"no INSERT … ON CONFLICT DO NOTHING for the {dialect} dialect")
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
