@@ -61,10 +61,24 @@ def insert_new(dialect: str, table: Table) -> Insert:
     primary or unique key was already there. Build it once and reuse it: the statement's
     compiled form is cached per engine, so a hot path pays no ORM and no compile."""
     if dialect == "sqlite":
-        return sqlite_insert(table).on_conflict_do_nothing()
-    if dialect == "postgresql":
-        return pg_insert(table).on_conflict_do_nothing()
-    raise ValueError(f"no INSERT … ON CONFLICT DO NOTHING for the {dialect} dialect")
+        stmt = sqlite_insert(table).on_conflict_do_nothing()
+    elif dialect == "postgresql":
+        stmt = pg_insert(table).on_conflict_do_nothing()
+    else:
+        raise ValueError(f"no INSERT … ON CONFLICT DO NOTHING for the {dialect} dialect")
+    # SQLAlchemy keeps an INSERT's row count only when asked (psycopg's is gone once the
+    # cursor closes: -1, which would read as "inserted").
+    return stmt.execution_options(preserve_rowcount=True)
+
+
+def inserted(result: Any) -> bool:
+    """Whether an ``insert_new`` statement added its row (1) or met an existing key (0); any
+    other count means the driver did not say, and guessing either way would drop or repeat
+    an event, so it is an error."""
+    count = result.rowcount
+    if count not in (0, 1):
+        raise RuntimeError(f"INSERT … ON CONFLICT DO NOTHING reported {count} rows; expected 0 or 1")
+    return bool(count == 1)
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

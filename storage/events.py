@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
-from storage.db import insert_new
+from storage.db import insert_new, inserted
 from storage.models import InboundEvent
 
 # Feishu retries for ~7.1 h; keep ids well beyond the longest platform retry window.
@@ -26,7 +26,7 @@ def first_time(session: Session, key: str, now: datetime) -> bool:
     duplicate), or inserts if it rolled back (the retry is processed, as it should be)."""
     conn = session.connection()
     result = conn.execute(_insert(conn.dialect.name), {"key": key, "received_at": now})
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return inserted(result)
 
 
 @functools.cache

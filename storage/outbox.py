@@ -12,7 +12,7 @@ from sqlalchemy import Insert, select
 from sqlalchemy.orm import Session
 
 from cards.model import Card
-from storage.db import insert_new
+from storage.db import insert_new, inserted
 from storage.models import OutboxMessage
 
 
@@ -63,7 +63,7 @@ def put(
     it committed first (the insert waits for it instead of failing)."""
     conn = session.connection()
     result = conn.execute(_insert(conn.dialect.name), _row(target, card, dedupe_key, now, not_before))
-    return bool(result.rowcount)  # type: ignore[attr-defined]
+    return inserted(result)
 
 
 @functools.cache
@@ -71,7 +71,9 @@ def _insert(dialect: str) -> Insert:
     return insert_new(dialect, OutboxMessage.__table__)  # type: ignore[arg-type]
 
 
-def _row(target: Target, card: Card, dedupe_key: str, now: datetime, not_before: datetime | None) -> dict[str, Any]:
+def _row(
+    target: Target, card: Card, dedupe_key: str, now: datetime, not_before: datetime | None
+) -> dict[str, Any]:
     """A new pending outbox row's columns (the others take their defaults)."""
     return {
         "id": str(uuid.uuid4()),
