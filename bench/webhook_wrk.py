@@ -1,9 +1,10 @@
 """Webhook throughput and latency of `planloop serve` (gunicorn) under wrk, per platform path,
-on SQLite and on PostgreSQL. Run by hand; the numbers go in docs/readme/production.md.
+on SQLite and on PostgreSQL. Run by hand; the numbers go in docs/ops/performance.md.
 
     apt-get install wrk
     python bench/webhook_wrk.py                      # both databases, every path, 15 s each
     python bench/webhook_wrk.py --db sqlite --duration 5 --paths sim-help
+    python bench/webhook_wrk.py --paths feishu-text --workers 2 --reference --rate 200   # issue 18 §4
 
 What it does, per database: creates an empty one (a temp SQLite file, or a fresh database on
 the PostgreSQL at $PLANLOOP_TEST_PG), runs `planloop db upgrade` and `planloop apply
@@ -13,6 +14,14 @@ and points wrk at each path with pre-built requests: every request carries a new
 cheap duplicate path) and, for a signed platform, a valid signature made with the
 adapter's own ``sign_…`` twin. A platform whose adapter is not in this checkout is
 skipped with a note. Traffic goes only to 127.0.0.1, and every run stops by itself.
+
+Each row also gives the server's CPU milliseconds per request (its processes' user + system
+time over the run, from /proc), which a busy shared machine inflates much less than it
+deflates req/s. ``--reference`` runs bench/webhook_reference.py (a bare Flask app: verify,
+decrypt, insert the event id) under gunicorn with the same worker count, on the same kind of
+database, alternating with planloop's ``feishu-text`` ``--rounds`` times, and prints the
+ratio of each round. ``--rate R`` then drives each server open-loop at R req/s
+(bench/open_loop.py) for the latency at a fixed rate, which wrk cannot do.
 """
 
 from __future__ import annotations
@@ -243,7 +252,15 @@ class Server:
     pid: int
 
 
-def measure(path: Path_, server: Server, tmp: Path, args: argparse.Namespace, kind: str, warm: bool) -> dict:
+def measure(
+    path: Path_,
+    server: Server,
+    tmp: Path,
+    args: argparse.Namespace,
+    kind: str,
+    warm: bool,
+    paced: bool = True,
+) -> dict:
     """One wrk run (closed loop: the throughput) on fresh event ids, with the server's CPU seconds
     per request; with --rate, then the open loop (latency at that fixed rate)."""
     script = tmp / "bench.lua"
@@ -262,7 +279,7 @@ def measure(path: Path_, server: Server, tmp: Path, args: argparse.Namespace, ki
     r["cpu_ms"] = cpu / r["requests"] * 1000 if r["requests"] else float("nan")
     r["repeats"] = max(0, r["requests"] - args.pool)
     print(row(r), flush=True)
-    if args.rate:
+    if args.rate and paced:
         from bench import open_loop
 
         write_requests(path, server.port, int(args.rate * args.rate_seconds), reqs)
@@ -391,8 +408,9 @@ def bench_db(kind: str, paths: list[Path_], args: argparse.Namespace) -> list[di
             ref = stack.enter_context(reference_server(ref_url, tmp, args))
             pairs = []
             for i in range(args.rounds):
-                a = measure(feishu, ours, tmp, args, kind, warm=i == 0)
-                b = measure(feishu, ref, tmp, args, kind, warm=i == 0)
+                last = i == args.rounds - 1  # the open-loop run once per server, after the last round
+                a = measure(feishu, ours, tmp, args, kind, warm=i == 0, paced=last)
+                b = measure(feishu, ref, tmp, args, kind, warm=i == 0, paced=last)
                 pairs.append((a, b))
                 results += [a, b]
             ratios = sorted(a["rps"] / b["rps"] for a, b in pairs)

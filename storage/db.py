@@ -60,6 +60,7 @@ def insert_new(dialect: str, table: Table) -> Insert:
     executed with a row's values, its row count is 1 for a new row and 0 for one whose
     primary or unique key was already there. Build it once and reuse it: the statement's
     compiled form is cached per engine, so a hot path pays no ORM and no compile."""
+    stmt: Insert
     if dialect == "sqlite":
         stmt = sqlite_insert(table).on_conflict_do_nothing()
     elif dialect == "postgresql":

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete
+from sqlalchemy import Insert, delete
 from sqlalchemy.orm import Session
 
 from storage.db import insert_new, inserted
@@ -30,8 +30,9 @@ def first_time(session: Session, key: str, now: datetime) -> bool:
 
 
 @functools.cache
-def _insert(dialect: str):  # noqa: ANN202 - a dialect's Insert; built once, compiled once per engine
-    return insert_new(dialect, InboundEvent.__table__)
+def _insert(dialect: str) -> Insert:
+    """Built once per dialect; its compiled form is cached per engine."""
+    return insert_new(dialect, InboundEvent.__table__)  # type: ignore[arg-type]
 
 
 def prune(session: Session, now: datetime) -> int:
