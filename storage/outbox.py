@@ -1,22 +1,25 @@
 """The outbox: enqueue a message in the caller's transaction; claim due rows for the relay.
 
-``enqueue`` adds one message; ``enqueue_many`` adds a weekly run's thousands in a few statements
+``enqueue`` adds one message; ``put`` is the same row for the inbound hot path (one Core insert
+that skips a key already queued); ``enqueue_many`` adds a weekly run's thousands in a few statements
 (one look-up of the keys already queued per thousand, one multi-row insert), with the same rule:
 a dedupe key is queued at most once.
 """
 
 from __future__ import annotations
 
+import functools
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import Insert, insert, select
 from sqlalchemy.orm import Session
 
 from cards.model import Card
+from storage.db import insert_new, inserted
 from storage.models import OutboxMessage
 
 
@@ -28,6 +31,15 @@ class Target:
     channel: str
     target: str
     reply_handle: str | None = None
+
+
+@dataclass(frozen=True)
+class Message:
+    """One message for ``enqueue_many``."""
+
+    target: Target
+    card: Card
+    dedupe_key: str
 
 
 def enqueue(
@@ -52,13 +64,29 @@ def enqueue(
     return row
 
 
-@dataclass(frozen=True)
-class Message:
-    """One message for ``enqueue_many``."""
+def put(
+    session: Session,
+    target: Target,
+    card: Card,
+    *,
+    dedupe_key: str,
+    now: datetime,
+    not_before: datetime | None = None,
+) -> bool:
+    """``enqueue`` for a hot path (every inbound event's answer): one Core ``INSERT … ON
+    CONFLICT DO NOTHING`` in the caller's transaction, the same row, no ORM object back.
+    False if ``dedupe_key`` was enqueued before — also when a concurrent transaction holding
+    it committed first (the insert waits for it instead of failing)."""
+    conn = session.connection()
+    result = conn.execute(
+        _insert(conn.dialect.name), _values(Message(target, card, dedupe_key), now, not_before)
+    )
+    return inserted(result)
 
-    target: Target
-    card: Card
-    dedupe_key: str
+
+@functools.cache
+def _insert(dialect: str) -> Insert:
+    return insert_new(dialect, OutboxMessage.__table__)  # type: ignore[arg-type]
 
 
 CHUNK = 1000  # keys per IN (...) look-up and rows per insert statement
