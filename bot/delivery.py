@@ -16,6 +16,12 @@ accepted but before the row was marked sent causes one resend, which Feishu drop
 - Unknown outcomes: a send that timed out after it went out, on an API without idempotency
   (group robots), is never resent blindly: the row becomes ``unknown``, the admins are told,
   and ``planloop outbox resend <id>`` (``resend``) sends it again on purpose.
+- Concurrency: a relay sends up to ``RelayPolicy.concurrency`` messages at once. A claimed
+  batch is split into lanes, one per target (bot, channel, target); lanes go in parallel on the
+  relay's thread pool, the rows of one lane one after another in claim order, so one chat never
+  has two of our sends in flight and sees them in the order they were claimed. Every row keeps
+  its own token, in-flight mark and outcome write. When ``stop`` is set (SIGTERM), sends in flight
+  finish and are recorded; rows not yet started are handed back at once for another relay.
 - Multi-part messages: each part the platform accepted is counted on the row (``parts_sent``),
   so a retry, in this process or after a restart, resumes at the next part.
 - Rate limits: token buckets per ``Platform.limits(message)``; a message that would
@@ -36,6 +42,8 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_all
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -64,6 +72,7 @@ DELIVERY_METRIC = {
     "unknown": "dead",  # no longer retried: counted with the given-up ones
     "waited": "skipped",
     "lost": "skipped",
+    "released": "skipped",  # handed back unsent on stop (SIGTERM), for another relay
 }
 
 # Keys of Outbound.extra for ``webhook`` rows: the team's group-robot URL and signing secret.
@@ -73,11 +82,13 @@ WEBHOOK_SECRET = "secret"  # noqa: S105 - a key name, not a secret
 
 @dataclass(frozen=True)
 class RelayPolicy:
-    batch: int = 10
+    batch: int = 16
     lease: timedelta = timedelta(minutes=5)  # well above an adapter's HTTP timeout × batch
     max_attempts: int = 8
     base_delay: float = 2.0  # seconds; attempt n waits up to base × 2^(n-1)
     max_delay: float = 3600.0
+    # sends in flight at once (each to a different target); 1: one at a time, in the caller's thread
+    concurrency: int = 4
 
 
 @dataclass
@@ -89,9 +100,10 @@ class RelayStats:
     waited: int = 0  # deferred by a rate limit
     lost: int = 0  # lease ran out before sending; left for whoever claims it next
     unknown: int = 0  # sent, unanswered, not safe to resend: left to an admin
+    released: int = 0  # claimed but not started when the relay was told to stop: handed back
 
     def add(self, other: RelayStats) -> None:
-        for name in ("claimed", "sent", "retried", "dead", "waited", "lost", "unknown"):
+        for name in ("claimed", "sent", "retried", "dead", "waited", "lost", "unknown", "released"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
     @property
@@ -226,8 +238,20 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
+Lane = tuple[str, str, str]  # (bot_id, channel, target): rows that go one after another
+
+
+def lanes(claimed: Iterable[Claimed]) -> list[list[Claimed]]:
+    """The claimed rows by target, each lane in claim order, lanes in order of their first row."""
+    by_lane: dict[Lane, list[Claimed]] = {}
+    for row in claimed:
+        by_lane.setdefault((row.bot_id, row.channel, row.target), []).append(row)
+    return list(by_lane.values())
+
+
 class Relay:
-    """One relay loop's state (its name and its rate-limit buckets). Not shared between threads."""
+    """One relay loop's state: its name, its rate-limit buckets and its pool of sending threads.
+    ``run_once`` is called from one thread at a time; it fans the sends out itself."""
 
     def __init__(
         self,
@@ -237,16 +261,26 @@ class Relay:
         policy: RelayPolicy | None = None,
         rng: Callable[[], float] = random.random,
         buckets: Buckets | None = None,
+        stop: threading.Event | None = None,
     ):
         self.services = services
         self.name = name or worker_name()
         self.policy = policy or RelayPolicy()
         self.rng = rng
         self.buckets = buckets or shared_buckets(services)
+        self.stop = stop  # once set, rows not yet started are handed back (``run_relay`` sets it)
         # limits -> no token before this time (epoch s), as the buckets last said. Safe to reuse:
         # tokens only get spent and blocks only get longer, so a wait never shrinks. It spares
         # the database one locked read per row of a burst that waits behind the same robot.
         self._not_before: dict[tuple[tuple[str, int, float], ...], float] = {}
+        self._not_before_lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+
+    def close(self) -> None:
+        """Let the sending threads go (after the sends in flight)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
 
     # -- claiming ---------------------------------------------------------------------------
 
@@ -329,12 +363,61 @@ class Relay:
     # -- sending ----------------------------------------------------------------------------
 
     def run_once(self) -> RelayStats:
+        """Claim a batch and send it: its lanes in parallel (up to ``policy.concurrency``), each
+        lane's rows in order. Returns when every row of the batch has its outcome."""
         stats = RelayStats()
-        for claimed in self.claim():
-            stats.claimed += 1
-            outcome = self.deliver(claimed)
-            setattr(stats, outcome, getattr(stats, outcome) + 1)
+        claimed = self.claim()
+        stats.claimed = len(claimed)
+        batch = lanes(claimed)
+        if self.policy.concurrency <= 1 or len(batch) <= 1:
+            results = [self._lane(lane) for lane in batch]
+        else:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(
+                    max_workers=self.policy.concurrency, thread_name_prefix=f"planloop-send-{self.name}"
+                )
+            futures: list[Future[list[str]]] = [self._pool.submit(self._lane, lane) for lane in batch]
+            wait_all(futures)  # every lane settles before a failure of one is raised
+            results = [f.result() for f in futures]
+        for outcomes in results:
+            for outcome in outcomes:
+                setattr(stats, outcome, getattr(stats, outcome) + 1)
         return stats
+
+    def _lane(self, rows: list[Claimed]) -> list[str]:
+        """One target's rows, one after another. A row that has to wait for a token has taken the
+        rest of its target's queue along (``_defer``): those are not tried in this pass."""
+        outcomes: list[str] = []
+        for n, claimed in enumerate(rows):
+            if self.stop is not None and self.stop.is_set():
+                outcomes.extend(self._hand_back(rows[n:]))
+                break
+            outcome = self.deliver(claimed)
+            outcomes.append(outcome)
+            if outcome == "waited":
+                for _ in rows[n + 1 :]:
+                    metrics.count_delivery(DELIVERY_METRIC["waited"])
+                outcomes.extend(["waited"] * (len(rows) - n - 1))
+                break
+        return outcomes
+
+    def _hand_back(self, rows: list[Claimed]) -> list[str]:
+        """Stopping: rows claimed but not started go back at once (not when the lease ends)."""
+        with transaction(self.services.sessions) as session:
+            session.execute(
+                update(OutboxMessage)
+                .where(
+                    OutboxMessage.id.in_([r.id for r in rows]),
+                    OutboxMessage.status == "pending",
+                    OutboxMessage.claimed_by == self.name,
+                    OutboxMessage.sending_at.is_(None),
+                )
+                .values(claimed_by=None, claimed_until=None)
+                .execution_options(synchronize_session=False)
+            )
+        for _ in rows:
+            metrics.count_delivery(DELIVERY_METRIC["released"])
+        return ["released"] * len(rows)
 
     def _outbound(self, claimed: Claimed) -> Outbound:
         card = Card.from_dict(claimed.card)
@@ -436,14 +519,16 @@ class Relay:
                 return "lost"
             now_ts = self.services.clock().timestamp()
             windows = tuple(sorted({(lim.key, lim.count, float(lim.per_seconds)) for lim in limits}))
-            known = self._not_before.get(windows, 0.0)
+            with self._not_before_lock:
+                known = self._not_before.get(windows, 0.0)
             if now_ts < known:
                 return self._defer(claimed, known - now_ts)
             wait = self.buckets.acquire(limits, now_ts)
             if wait > 0:
-                if len(self._not_before) > 10_000:
-                    self._not_before.clear()
-                self._not_before[windows] = now_ts + wait
+                with self._not_before_lock:
+                    if len(self._not_before) > 10_000:
+                        self._not_before.clear()
+                    self._not_before[windows] = max(self._not_before.get(windows, 0.0), now_ts + wait)
                 return self._defer(claimed, wait)
             if not _repeats_dropped(platform, message):
                 self._mark_sending(claimed)
@@ -525,20 +610,34 @@ class Relay:
         # rounded up to a whole microsecond, and at least a millisecond: a wait that a datetime
         # rounds to nothing would make the row due at once and claimed again, forever
         until = now + timedelta(microseconds=max(1000, math.ceil(wait * 1_000_000)))
+        lane = (
+            OutboxMessage.status == "pending",
+            OutboxMessage.bot_id == claimed.bot_id,
+            OutboxMessage.channel == claimed.channel,
+            OutboxMessage.target == claimed.target,
+        )
+        # The rest of this target's queue has the same limits and cannot go sooner either: move
+        # it along in one statement, rather than claim and defer each row in turn. The rows of it
+        # this relay holds (this one, and the rest of its lane: ``_lane`` stops here) go back too.
+        others = select(OutboxMessage.id).where(
+            *lane,
+            OutboxMessage.next_attempt_at < until,
+            or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until < now),
+        )
+        if not is_sqlite(self.services.engine):
+            # rows another relay is claiming or deferring right now are left to it: two relays
+            # moving one queue along never wait on each other's row locks (no deadlock)
+            others = others.with_for_update(skip_locked=True)
         with transaction(self.services.sessions) as session:
-            self._release(session, claimed, next_attempt_at=until)
-            # The rest of this target's queue has the same limits and cannot go sooner either:
-            # move it along in one statement, rather than claim and defer each row in turn.
             session.execute(
                 update(OutboxMessage)
-                .where(
-                    OutboxMessage.status == "pending",
-                    OutboxMessage.bot_id == claimed.bot_id,
-                    OutboxMessage.channel == claimed.channel,
-                    OutboxMessage.target == claimed.target,
-                    OutboxMessage.next_attempt_at < until,
-                    or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until < now),
-                )
+                .where(*lane, OutboxMessage.claimed_by == self.name, OutboxMessage.sending_at.is_(None))
+                .values(claimed_by=None, claimed_until=None, next_attempt_at=until)
+                .execution_options(synchronize_session=False)
+            )
+            session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id.in_(others.scalar_subquery()))
                 .values(next_attempt_at=until)
                 .execution_options(synchronize_session=False)
             )
@@ -668,7 +767,25 @@ def drain(
 
     Tests pass ``sleep`` that advances their frozen clock.
     """
+    own = relay is None
     relay = relay or Relay(services)
+    if relay.stop is None:
+        relay.stop = stop
+    try:
+        return _drain(services, relay, until_empty, deadline, sleep, stop)
+    finally:
+        if own:
+            relay.close()
+
+
+def _drain(
+    services: Services,
+    relay: Relay,
+    until_empty: bool,
+    deadline: datetime | None,
+    sleep: Callable[[float], None],
+    stop: threading.Event | None,
+) -> RelayStats:
     total = RelayStats()
     while stop is None or not stop.is_set():
         if deadline is not None and services.clock() >= deadline:
@@ -691,8 +808,18 @@ def drain(
 def run_relay(
     services: Services, stop: threading.Event, *, relay: Relay | None = None, idle: float = 1.0
 ) -> None:
-    """The worker's delivery loop: drain what is due, then nap (at most ``idle`` seconds)."""
+    """The worker's delivery loop: drain what is due, then nap (at most ``idle`` seconds).
+    On ``stop`` the sends in flight finish and are recorded; rows not started are handed back."""
     relay = relay or Relay(services)
+    if relay.stop is None:
+        relay.stop = stop
+    try:
+        _relay_loop(services, stop, relay, idle)
+    finally:
+        relay.close()
+
+
+def _relay_loop(services: Services, stop: threading.Event, relay: Relay, idle: float) -> None:
     while not stop.is_set():
         try:
             stats = relay.run_once()
