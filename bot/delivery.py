@@ -53,6 +53,7 @@ from sqlalchemy.orm import Session
 
 from bot import logs, metrics
 from bot.platforms.base import ALLOW_PRIVATE, OUTCOME_UNKNOWN, DeliveryError, Outbound, RateLimit, SendResult
+from bot.rate_limits import SharedBuckets
 from bot.services import Services
 from cards import builders_ops
 from cards.model import Card
@@ -89,6 +90,7 @@ class RelayPolicy:
     max_delay: float = 3600.0
     # sends in flight at once (each to a different target); 1: one at a time, in the caller's thread
     concurrency: int = 4
+    per_target: int = 4  # rows of one target in one batch (its lane); the rest wait for a later claim
 
 
 @dataclass
@@ -126,6 +128,8 @@ class Claimed:
     claimed_until: datetime
     parts_sent: int = 0
     sending_at: datetime | None = None
+    # a ``webhook`` row's team robot as the claim read it: (url, secret, allow private); None: unread
+    webhook: tuple[str | None, str | None, bool] | None = None
 
 
 class Buckets(Protocol):
@@ -215,8 +219,6 @@ def _repeats_dropped(platform: Any, message: Outbound) -> bool:
 
 def shared_buckets(services: Services) -> Buckets:
     """The deployment-wide buckets in ``services``' database."""
-    from bot.rate_limits import SharedBuckets
-
     return SharedBuckets(services.sessions, services.engine, services.clock)
 
 
@@ -275,6 +277,7 @@ class Relay:
         self._not_before: dict[tuple[tuple[str, int, float], ...], float] = {}
         self._not_before_lock = threading.Lock()
         self._pool: ThreadPoolExecutor | None = None
+        self._opened: dict[str, str] = {}  # sealed webhook URL or secret -> opened
 
     def close(self) -> None:
         """Let the sending threads go (after the sends in flight)."""
@@ -291,25 +294,56 @@ class Relay:
             or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until < now),
         )
 
+    def _capped(self, rows: Iterable[tuple[str, str, str, str]]) -> list[str]:
+        """Of the first due rows (id, bot, channel, target) in claim order: the batch, with at most
+        ``policy.per_target`` rows of one target. A target's queue shares one due time once its
+        limit deferred it: without the cap one robot that may send one message now would fill the
+        whole batch, and the rest of the batch would only be handed back."""
+        taken: list[str] = []
+        per: dict[tuple[str, str, str], int] = {}
+        for row_id, bot_id, channel, target in rows:
+            lane = (bot_id, channel, target)
+            if per.get(lane, 0) >= self.policy.per_target:
+                continue
+            per[lane] = per.get(lane, 0) + 1
+            taken.append(row_id)
+            if len(taken) >= self.policy.batch:
+                break
+        return taken
+
     def claim(self) -> list[Claimed]:
         now = self.services.clock()
         until = now + self.policy.lease
         order = (OutboxMessage.next_attempt_at, OutboxMessage.created_at, OutboxMessage.id)
+        # a few batches' worth of candidates, so the per-target cap still fills the batch
+        candidates = (
+            select(OutboxMessage.id, OutboxMessage.bot_id, OutboxMessage.channel, OutboxMessage.target)
+            .where(self._due(now))
+            .order_by(*order)
+            .limit(self.policy.batch * 4)
+        )
         with transaction(self.services.sessions) as session:
             if is_sqlite(self.services.engine):
-                # One statement: SQLite runs it under its single write lock, so two relays
-                # can never both match a row. Read back by (name, lease end).
-                ids = select(OutboxMessage.id).where(self._due(now)).order_by(*order).limit(self.policy.batch)
+                # The transaction began with BEGIN IMMEDIATE (storage.db): it holds SQLite's
+                # single write lock from the read on, so two relays can never both pick a row.
+                ids = self._capped(session.execute(candidates).all())
+            else:
+                # SKIP LOCKED: rows another relay is claiming are passed over, never waited for;
+                # the candidates left out by the cap are unlocked again at commit
+                ids = self._capped(session.execute(candidates.with_for_update(skip_locked=True)).all())
+            if ids:
                 session.execute(
                     update(OutboxMessage)
-                    .where(OutboxMessage.id.in_(ids.scalar_subquery()), self._due(now))
+                    .where(OutboxMessage.id.in_(ids), self._due(now))
                     .values(claimed_by=self.name, claimed_until=until)
                     .execution_options(synchronize_session=False)
                 )
-                rows = list(
+            rows = (
+                list(
                     session.scalars(
                         select(OutboxMessage)
                         .where(
+                            OutboxMessage.id.in_(ids),
                             OutboxMessage.claimed_by == self.name,
                             OutboxMessage.claimed_until == until,
                             OutboxMessage.status == "pending",
@@ -317,19 +351,10 @@ class Relay:
                         .order_by(*order)
                     )
                 )
-            else:
-                rows = list(
-                    session.scalars(
-                        select(OutboxMessage)
-                        .where(self._due(now))
-                        .order_by(*order)
-                        .limit(self.policy.batch)
-                        .with_for_update(skip_locked=True)
-                    )
-                )
-                for row in rows:
-                    row.claimed_by = self.name
-                    row.claimed_until = until
+                if ids
+                else []
+            )
+            hooks = self._webhooks(session, {r.target for r in rows if r.channel == "webhook"})
             return [
                 Claimed(
                     r.id,
@@ -343,9 +368,22 @@ class Relay:
                     until,
                     r.parts_sent or 0,
                     r.sending_at,
+                    hooks.get(r.target, (None, None, False)) if r.channel == "webhook" else None,
                 )
                 for r in rows
             ]
+
+    @staticmethod
+    def _webhooks(session: Session, teams: set[str]) -> dict[str, tuple[str | None, str | None, bool]]:
+        """The group robots of a batch's teams, in one read (not one per row)."""
+        if not teams:
+            return {}
+        rows = session.execute(
+            select(Team.id, Team.webhook_enc, Team.webhook_secret_enc, Team.webhook_allow_private).where(
+                Team.id.in_(sorted(teams))
+            )
+        ).all()
+        return {team: (url, secret, bool(private)) for team, url, secret, private in rows}
 
     def next_due(self) -> datetime | None:
         """When the earliest pending row becomes claimable (its due time or its lease end)."""
@@ -423,11 +461,7 @@ class Relay:
         card = Card.from_dict(claimed.card)
         extra: dict[str, str] = {}
         if claimed.channel == "webhook":
-            with self.services.sessions() as session:
-                team = session.get(Team, claimed.target)
-                url = team.webhook_enc if team is not None else None
-                secret = team.webhook_secret_enc if team is not None else None
-                allow_private = team is not None and team.webhook_allow_private
+            url, secret, allow_private = claimed.webhook or self._webhooks_now(claimed.target)
             if not url:
                 raise DeliveryError(
                     f"team {claimed.target} has no group-robot webhook configured",
@@ -448,16 +482,38 @@ class Relay:
             record_part=lambda n: self._record_part(claimed, n),
         )
 
-    def _mark_sending(self, claimed: Claimed) -> None:
-        """Before a send the platform would show twice: if this process dies before the outcome
-        is written, whoever claims the row next finds the mark and does not send it again."""
-        with transaction(self.services.sessions) as session:
+    def _webhooks_now(self, team: str) -> tuple[str | None, str | None, bool]:
+        with self.services.sessions() as session:
+            return self._webhooks(session, {team}).get(team, (None, None, False))
+
+    def _marker(self, claimed: Claimed) -> Callable[[Session], None]:
+        """The in-flight mark, before a send the platform would show twice: if this process dies
+        before the outcome is written, whoever claims the row next finds the mark and does not
+        send it again."""
+
+        def mark(session: Session) -> None:
             session.execute(
                 update(OutboxMessage)
                 .where(OutboxMessage.id == claimed.id, OutboxMessage.claimed_by == self.name)
                 .values(sending_at=self.services.clock())
                 .execution_options(synchronize_session=False)
             )
+
+        return mark
+
+    def _take_token(
+        self, limits: list[RateLimit], now: float, mark: Callable[[Session], None] | None
+    ) -> tuple[float, float]:
+        """A token from every limit, with the in-flight mark if given, committed before the send
+        (shared buckets write both in one transaction). Returns the wait (0: taken) and, when the
+        buckets can tell, how far the next token is (so the lane's next row need not ask)."""
+        if isinstance(self.buckets, SharedBuckets):
+            return self.buckets.acquire_then(limits, now, mark)
+        wait = self.buckets.acquire(limits, now)
+        if wait == 0 and mark is not None:
+            with transaction(self.services.sessions) as session:
+                mark(session)
+        return wait, 0.0
 
     def _record_part(self, claimed: Claimed, parts: int) -> None:
         """The platform accepted part ``parts`` of a multi-part message: count it on the row now,
@@ -471,15 +527,22 @@ class Relay:
             )
 
     def _open(self, stored: str) -> str:
-        """A webhook URL or secret as stored: sealed at rest (``planloop apply``), opened only here."""
+        """A webhook URL or secret as stored: sealed at rest (``planloop apply``), opened only here
+        (and kept opened, by its sealed text, for this relay's next message to that robot)."""
         if not stored.startswith(secrets.PREFIX):
             return stored  # written before sealing existed, or by hand
+        opened = self._opened.get(stored)
+        if opened is not None:
+            return opened
         try:
             keys = [k.get() for k in self.services.settings.secret_keys]
             opened = secrets.Sealer(keys).open(stored)
         except secrets.SecretsUnavailable as exc:
             raise DeliveryError(f"cannot open the team's webhook: {exc}", retry=True, code="secret") from exc
         logs.add_secret(opened)  # from now on the log redacts it wherever it shows up
+        if len(self._opened) > 10_000:
+            self._opened.clear()
+        self._opened[stored] = opened
         return opened
 
     def deliver(self, claimed: Claimed) -> str:
@@ -523,15 +586,16 @@ class Relay:
                 known = self._not_before.get(windows, 0.0)
             if now_ts < known:
                 return self._defer(claimed, known - now_ts)
-            wait = self.buckets.acquire(limits, now_ts)
-            if wait > 0:
+            mark = None if _repeats_dropped(platform, message) else self._marker(claimed)
+            wait, after = self._take_token(limits, now_ts, mark)
+            if wait > 0 or after > 0:
                 with self._not_before_lock:
                     if len(self._not_before) > 10_000:
                         self._not_before.clear()
-                    self._not_before[windows] = max(self._not_before.get(windows, 0.0), now_ts + wait)
+                    until = now_ts + max(wait, after)
+                    self._not_before[windows] = max(self._not_before.get(windows, 0.0), until)
+            if wait > 0:
                 return self._defer(claimed, wait)
-            if not _repeats_dropped(platform, message):
-                self._mark_sending(claimed)
             try:
                 result = platform.send(message)
             except DeliveryError as exc:

@@ -121,8 +121,10 @@ def _wecom(stack: ExitStack, services: Any, clock: Any, robots: int) -> Fleet:
         "",
         lambda n: list(fake.robot_at[keys[n]]),
         lambda: [b for key in keys for b in fake.robot[key]],
-        lambda: sum(1 for path, _ in fake.requests if path == "/cgi-bin/webhook/send")
-        - sum(len(fake.robot[key]) for key in keys),
+        lambda: (
+            sum(1 for path, _ in fake.requests if path == "/cgi-bin/webhook/send")
+            - sum(len(fake.robot[key]) for key in keys)
+        ),
         ((20, 60.0),),
         20,
     )
@@ -143,8 +145,10 @@ def _feishu(stack: ExitStack, services: Any, clock: Any, robots: int) -> Fleet:
         secret,
         lambda n: list(fake.robot_at.get(hooks[n], [])),
         lambda: list(fake.robot_posts),
-        lambda: sum(1 for _, path in fake.requests if path.startswith("/open-apis/bot/v2/hook/"))
-        - len(fake.robot_posts),
+        lambda: (
+            sum(1 for _, path in fake.requests if path.startswith("/open-apis/bot/v2/hook/"))
+            - len(fake.robot_posts)
+        ),
         ((5, 1.0), (100, 60.0)),
         5,
     )
@@ -271,7 +275,9 @@ def statuses(services: Any) -> Counter[tuple[str, int]]:
 
 
 @pytest.fixture
-def fleet(request: pytest.FixtureRequest, services: Any, db: Any, clock: Any) -> Iterator[Callable[..., Fleet]]:
+def fleet(
+    request: pytest.FixtureRequest, services: Any, db: Any, clock: Any
+) -> Iterator[Callable[..., Fleet]]:
     with ExitStack() as stack:
 
         def build(platform: str, robots: int) -> Fleet:
@@ -394,5 +400,7 @@ def test_stop_lets_the_sends_in_flight_finish_and_hands_the_rest_back(
     assert not loop.is_alive()
     # ... and another worker delivers the rest now, not after a lease: each message once
     drain(services, relay=Relay(services, name="next"), until_empty=False)
-    assert {team: sorted(n) for team, n in arrivals(robots).items()} == {team: [0, 1, 2] for team in robots.teams}
+    assert {team: sorted(n) for team, n in arrivals(robots).items()} == {
+        team: [0, 1, 2] for team in robots.teams
+    }
     assert statuses(services) == Counter({("sent", 1): 18})
