@@ -1,7 +1,7 @@
 """Benchmark: how often a relay SIGKILLed mid-delivery shows a message twice on a channel without
 idempotency (a group robot), with and without the relay's "in flight" mark.
 
-    python bench/sigkill_relay.py [--messages 600] [--db sqlite|postgresql] [--no-mark]
+    python bench/sigkill_relay.py [--messages 600] [--db sqlite|postgresql] [--no-mark] [--targets N] [--startup S]
 
 A fake chat server (tests/fakes/chat_server.py) records every request. A relay runs in a child
 process against it, as a group robot would be sent to (``repeats_dropped`` is False), and the
@@ -76,6 +76,12 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=600)
     parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument(
+        "--startup", type=float, default=1.0, help="seconds a child needs to start (more on a loaded machine)"
+    )
+    parser.add_argument(
+        "--targets", type=int, default=1, help="chats the messages are spread over (>1: concurrent sends)"
+    )
     parser.add_argument("--no-mark", action="store_true", help="the relay without its in-flight mark")
     parser.add_argument("--child", nargs=3, metavar=("URL", "SERVER", "MARK"), help=argparse.SUPPRESS)
     parser.add_argument("--seed", type=int, default=18)
@@ -101,7 +107,7 @@ def main() -> None:
         for n in range(args.messages):
             outbox.enqueue(
                 session,
-                outbox.Target("robot", "chat", "ops"),
+                outbox.Target("robot", "chat", "ops" if args.targets <= 1 else f"ops{n % args.targets}"),
                 Card(f"第 {n} 条", blocks=(Markdown("本周进度"),)),
                 dedupe_key=f"kill:{n}",
                 now=now,
@@ -125,7 +131,7 @@ def main() -> None:
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
-            time.sleep(1.0 + rng.uniform(0.03, 0.3))  # the child's start-up, then a random moment
+            time.sleep(args.startup + rng.uniform(0.03, 0.3))  # the child's start-up, then a random moment
             proc.send_signal(signal.SIGKILL)
             proc.wait()
             kills += 1

@@ -16,6 +16,12 @@ accepted but before the row was marked sent causes one resend, which Feishu drop
 - Unknown outcomes: a send that timed out after it went out, on an API without idempotency
   (group robots), is never resent blindly: the row becomes ``unknown``, the admins are told,
   and ``planloop outbox resend <id>`` (``resend``) sends it again on purpose.
+- Concurrency: a relay sends up to ``RelayPolicy.concurrency`` messages at once. A claimed
+  batch is split into lanes, one per target (bot, channel, target); lanes go in parallel on the
+  relay's thread pool, the rows of one lane one after another in claim order, so one chat never
+  has two of our sends in flight and sees them in the order they were claimed. Every row keeps
+  its own token, in-flight mark and outcome write. When ``stop`` is set (SIGTERM), sends in flight
+  finish and are recorded; rows not yet started are handed back at once for another relay.
 - Multi-part messages: each part the platform accepted is counted on the row (``parts_sent``),
   so a retry, in this process or after a restart, resumes at the next part.
 - Rate limits: token buckets per ``Platform.limits(message)``; a message that would
@@ -36,6 +42,8 @@ import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_all
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -45,6 +53,7 @@ from sqlalchemy.orm import Session
 
 from bot import logs, metrics
 from bot.platforms.base import ALLOW_PRIVATE, OUTCOME_UNKNOWN, DeliveryError, Outbound, RateLimit, SendResult
+from bot.rate_limits import SharedBuckets
 from bot.services import Services
 from cards import builders_ops
 from cards.model import Card
@@ -64,6 +73,7 @@ DELIVERY_METRIC = {
     "unknown": "dead",  # no longer retried: counted with the given-up ones
     "waited": "skipped",
     "lost": "skipped",
+    "released": "skipped",  # handed back unsent on stop (SIGTERM), for another relay
 }
 
 # Keys of Outbound.extra for ``webhook`` rows: the team's group-robot URL and signing secret.
@@ -73,11 +83,14 @@ WEBHOOK_SECRET = "secret"  # noqa: S105 - a key name, not a secret
 
 @dataclass(frozen=True)
 class RelayPolicy:
-    batch: int = 10
+    batch: int = 16
     lease: timedelta = timedelta(minutes=5)  # well above an adapter's HTTP timeout × batch
     max_attempts: int = 8
     base_delay: float = 2.0  # seconds; attempt n waits up to base × 2^(n-1)
     max_delay: float = 3600.0
+    # sends in flight at once (each to a different target); 1: one at a time, in the caller's thread
+    concurrency: int = 4
+    per_target: int = 4  # rows of one target in one batch (its lane); the rest wait for a later claim
 
 
 @dataclass
@@ -89,9 +102,10 @@ class RelayStats:
     waited: int = 0  # deferred by a rate limit
     lost: int = 0  # lease ran out before sending; left for whoever claims it next
     unknown: int = 0  # sent, unanswered, not safe to resend: left to an admin
+    released: int = 0  # claimed but not started when the relay was told to stop: handed back
 
     def add(self, other: RelayStats) -> None:
-        for name in ("claimed", "sent", "retried", "dead", "waited", "lost", "unknown"):
+        for name in ("claimed", "sent", "retried", "dead", "waited", "lost", "unknown", "released"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
 
     @property
@@ -114,6 +128,8 @@ class Claimed:
     claimed_until: datetime
     parts_sent: int = 0
     sending_at: datetime | None = None
+    # a ``webhook`` row's team robot as the claim read it: (url, secret, allow private); None: unread
+    webhook: tuple[str | None, str | None, bool] | None = None
 
 
 class Buckets(Protocol):
@@ -203,8 +219,6 @@ def _repeats_dropped(platform: Any, message: Outbound) -> bool:
 
 def shared_buckets(services: Services) -> Buckets:
     """The deployment-wide buckets in ``services``' database."""
-    from bot.rate_limits import SharedBuckets
-
     return SharedBuckets(services.sessions, services.engine, services.clock)
 
 
@@ -226,8 +240,20 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
+Lane = tuple[str, str, str]  # (bot_id, channel, target): rows that go one after another
+
+
+def lanes(claimed: Iterable[Claimed]) -> list[list[Claimed]]:
+    """The claimed rows by target, each lane in claim order, lanes in order of their first row."""
+    by_lane: dict[Lane, list[Claimed]] = {}
+    for row in claimed:
+        by_lane.setdefault((row.bot_id, row.channel, row.target), []).append(row)
+    return list(by_lane.values())
+
+
 class Relay:
-    """One relay loop's state (its name and its rate-limit buckets). Not shared between threads."""
+    """One relay loop's state: its name, its rate-limit buckets and its pool of sending threads.
+    ``run_once`` is called from one thread at a time; it fans the sends out itself."""
 
     def __init__(
         self,
@@ -237,16 +263,27 @@ class Relay:
         policy: RelayPolicy | None = None,
         rng: Callable[[], float] = random.random,
         buckets: Buckets | None = None,
+        stop: threading.Event | None = None,
     ):
         self.services = services
         self.name = name or worker_name()
         self.policy = policy or RelayPolicy()
         self.rng = rng
         self.buckets = buckets or shared_buckets(services)
+        self.stop = stop  # once set, rows not yet started are handed back (``run_relay`` sets it)
         # limits -> no token before this time (epoch s), as the buckets last said. Safe to reuse:
         # tokens only get spent and blocks only get longer, so a wait never shrinks. It spares
         # the database one locked read per row of a burst that waits behind the same robot.
         self._not_before: dict[tuple[tuple[str, int, float], ...], float] = {}
+        self._not_before_lock = threading.Lock()
+        self._pool: ThreadPoolExecutor | None = None
+        self._opened: dict[str, str] = {}  # sealed webhook URL or secret -> opened
+
+    def close(self) -> None:
+        """Let the sending threads go (after the sends in flight)."""
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
 
     # -- claiming ---------------------------------------------------------------------------
 
@@ -257,25 +294,56 @@ class Relay:
             or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until < now),
         )
 
+    def _capped(self, rows: Iterable[tuple[str, str, str, str]]) -> list[str]:
+        """Of the first due rows (id, bot, channel, target) in claim order: the batch, with at most
+        ``policy.per_target`` rows of one target. A target's queue shares one due time once its
+        limit deferred it: without the cap one robot that may send one message now would fill the
+        whole batch, and the rest of the batch would only be handed back."""
+        taken: list[str] = []
+        per: dict[tuple[str, str, str], int] = {}
+        for row_id, bot_id, channel, target in rows:
+            lane = (bot_id, channel, target)
+            if per.get(lane, 0) >= self.policy.per_target:
+                continue
+            per[lane] = per.get(lane, 0) + 1
+            taken.append(row_id)
+            if len(taken) >= self.policy.batch:
+                break
+        return taken
+
     def claim(self) -> list[Claimed]:
         now = self.services.clock()
         until = now + self.policy.lease
         order = (OutboxMessage.next_attempt_at, OutboxMessage.created_at, OutboxMessage.id)
+        # a few batches' worth of candidates, so the per-target cap still fills the batch
+        candidates = (
+            select(OutboxMessage.id, OutboxMessage.bot_id, OutboxMessage.channel, OutboxMessage.target)
+            .where(self._due(now))
+            .order_by(*order)
+            .limit(self.policy.batch * 4)
+        )
         with transaction(self.services.sessions) as session:
             if is_sqlite(self.services.engine):
-                # One statement: SQLite runs it under its single write lock, so two relays
-                # can never both match a row. Read back by (name, lease end).
-                ids = select(OutboxMessage.id).where(self._due(now)).order_by(*order).limit(self.policy.batch)
+                # The transaction began with BEGIN IMMEDIATE (storage.db): it holds SQLite's
+                # single write lock from the read on, so two relays can never both pick a row.
+                ids = self._capped(session.execute(candidates).all())
+            else:
+                # SKIP LOCKED: rows another relay is claiming are passed over, never waited for;
+                # the candidates left out by the cap are unlocked again at commit
+                ids = self._capped(session.execute(candidates.with_for_update(skip_locked=True)).all())
+            if ids:
                 session.execute(
                     update(OutboxMessage)
-                    .where(OutboxMessage.id.in_(ids.scalar_subquery()), self._due(now))
+                    .where(OutboxMessage.id.in_(ids), self._due(now))
                     .values(claimed_by=self.name, claimed_until=until)
                     .execution_options(synchronize_session=False)
                 )
-                rows = list(
+            rows = (
+                list(
                     session.scalars(
                         select(OutboxMessage)
                         .where(
+                            OutboxMessage.id.in_(ids),
                             OutboxMessage.claimed_by == self.name,
                             OutboxMessage.claimed_until == until,
                             OutboxMessage.status == "pending",
@@ -283,19 +351,10 @@ class Relay:
                         .order_by(*order)
                     )
                 )
-            else:
-                rows = list(
-                    session.scalars(
-                        select(OutboxMessage)
-                        .where(self._due(now))
-                        .order_by(*order)
-                        .limit(self.policy.batch)
-                        .with_for_update(skip_locked=True)
-                    )
-                )
-                for row in rows:
-                    row.claimed_by = self.name
-                    row.claimed_until = until
+                if ids
+                else []
+            )
+            hooks = self._webhooks(session, {r.target for r in rows if r.channel == "webhook"})
             return [
                 Claimed(
                     r.id,
@@ -309,9 +368,22 @@ class Relay:
                     until,
                     r.parts_sent or 0,
                     r.sending_at,
+                    hooks.get(r.target, (None, None, False)) if r.channel == "webhook" else None,
                 )
                 for r in rows
             ]
+
+    @staticmethod
+    def _webhooks(session: Session, teams: set[str]) -> dict[str, tuple[str | None, str | None, bool]]:
+        """The group robots of a batch's teams, in one read (not one per row)."""
+        if not teams:
+            return {}
+        rows = session.execute(
+            select(Team.id, Team.webhook_enc, Team.webhook_secret_enc, Team.webhook_allow_private).where(
+                Team.id.in_(sorted(teams))
+            )
+        ).all()
+        return {team: (url, secret, bool(private)) for team, url, secret, private in rows}
 
     def next_due(self) -> datetime | None:
         """When the earliest pending row becomes claimable (its due time or its lease end)."""
@@ -329,22 +401,67 @@ class Relay:
     # -- sending ----------------------------------------------------------------------------
 
     def run_once(self) -> RelayStats:
+        """Claim a batch and send it: its lanes in parallel (up to ``policy.concurrency``), each
+        lane's rows in order. Returns when every row of the batch has its outcome."""
         stats = RelayStats()
-        for claimed in self.claim():
-            stats.claimed += 1
-            outcome = self.deliver(claimed)
-            setattr(stats, outcome, getattr(stats, outcome) + 1)
+        claimed = self.claim()
+        stats.claimed = len(claimed)
+        batch = lanes(claimed)
+        if self.policy.concurrency <= 1 or len(batch) <= 1:
+            results = [self._lane(lane) for lane in batch]
+        else:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(
+                    max_workers=self.policy.concurrency, thread_name_prefix=f"planloop-send-{self.name}"
+                )
+            futures: list[Future[list[str]]] = [self._pool.submit(self._lane, lane) for lane in batch]
+            wait_all(futures)  # every lane settles before a failure of one is raised
+            results = [f.result() for f in futures]
+        for outcomes in results:
+            for outcome in outcomes:
+                setattr(stats, outcome, getattr(stats, outcome) + 1)
         return stats
+
+    def _lane(self, rows: list[Claimed]) -> list[str]:
+        """One target's rows, one after another. A row that has to wait for a token has taken the
+        rest of its target's queue along (``_defer``): those are not tried in this pass."""
+        outcomes: list[str] = []
+        for n, claimed in enumerate(rows):
+            if self.stop is not None and self.stop.is_set():
+                outcomes.extend(self._hand_back(rows[n:]))
+                break
+            outcome = self.deliver(claimed)
+            outcomes.append(outcome)
+            if outcome == "waited":
+                for _ in rows[n + 1 :]:
+                    metrics.count_delivery(DELIVERY_METRIC["waited"])
+                outcomes.extend(["waited"] * (len(rows) - n - 1))
+                break
+        return outcomes
+
+    def _hand_back(self, rows: list[Claimed]) -> list[str]:
+        """Stopping: rows claimed but not started go back at once (not when the lease ends)."""
+        with transaction(self.services.sessions) as session:
+            session.execute(
+                update(OutboxMessage)
+                .where(
+                    OutboxMessage.id.in_([r.id for r in rows]),
+                    OutboxMessage.status == "pending",
+                    OutboxMessage.claimed_by == self.name,
+                    OutboxMessage.sending_at.is_(None),
+                )
+                .values(claimed_by=None, claimed_until=None)
+                .execution_options(synchronize_session=False)
+            )
+        for _ in rows:
+            metrics.count_delivery(DELIVERY_METRIC["released"])
+        return ["released"] * len(rows)
 
     def _outbound(self, claimed: Claimed) -> Outbound:
         card = Card.from_dict(claimed.card)
         extra: dict[str, str] = {}
         if claimed.channel == "webhook":
-            with self.services.sessions() as session:
-                team = session.get(Team, claimed.target)
-                url = team.webhook_enc if team is not None else None
-                secret = team.webhook_secret_enc if team is not None else None
-                allow_private = team is not None and team.webhook_allow_private
+            url, secret, allow_private = claimed.webhook or self._webhooks_now(claimed.target)
             if not url:
                 raise DeliveryError(
                     f"team {claimed.target} has no group-robot webhook configured",
@@ -365,16 +482,38 @@ class Relay:
             record_part=lambda n: self._record_part(claimed, n),
         )
 
-    def _mark_sending(self, claimed: Claimed) -> None:
-        """Before a send the platform would show twice: if this process dies before the outcome
-        is written, whoever claims the row next finds the mark and does not send it again."""
-        with transaction(self.services.sessions) as session:
+    def _webhooks_now(self, team: str) -> tuple[str | None, str | None, bool]:
+        with self.services.sessions() as session:
+            return self._webhooks(session, {team}).get(team, (None, None, False))
+
+    def _marker(self, claimed: Claimed) -> Callable[[Session], None]:
+        """The in-flight mark, before a send the platform would show twice: if this process dies
+        before the outcome is written, whoever claims the row next finds the mark and does not
+        send it again."""
+
+        def mark(session: Session) -> None:
             session.execute(
                 update(OutboxMessage)
                 .where(OutboxMessage.id == claimed.id, OutboxMessage.claimed_by == self.name)
                 .values(sending_at=self.services.clock())
                 .execution_options(synchronize_session=False)
             )
+
+        return mark
+
+    def _take_token(
+        self, limits: list[RateLimit], now: float, mark: Callable[[Session], None] | None
+    ) -> tuple[float, float]:
+        """A token from every limit, with the in-flight mark if given, committed before the send
+        (shared buckets write both in one transaction). Returns the wait (0: taken) and, when the
+        buckets can tell, how far the next token is (so the lane's next row need not ask)."""
+        if isinstance(self.buckets, SharedBuckets):
+            return self.buckets.acquire_then(limits, now, mark)
+        wait = self.buckets.acquire(limits, now)
+        if wait == 0 and mark is not None:
+            with transaction(self.services.sessions) as session:
+                mark(session)
+        return wait, 0.0
 
     def _record_part(self, claimed: Claimed, parts: int) -> None:
         """The platform accepted part ``parts`` of a multi-part message: count it on the row now,
@@ -388,15 +527,22 @@ class Relay:
             )
 
     def _open(self, stored: str) -> str:
-        """A webhook URL or secret as stored: sealed at rest (``planloop apply``), opened only here."""
+        """A webhook URL or secret as stored: sealed at rest (``planloop apply``), opened only here
+        (and kept opened, by its sealed text, for this relay's next message to that robot)."""
         if not stored.startswith(secrets.PREFIX):
             return stored  # written before sealing existed, or by hand
+        opened = self._opened.get(stored)
+        if opened is not None:
+            return opened
         try:
             keys = [k.get() for k in self.services.settings.secret_keys]
             opened = secrets.Sealer(keys).open(stored)
         except secrets.SecretsUnavailable as exc:
             raise DeliveryError(f"cannot open the team's webhook: {exc}", retry=True, code="secret") from exc
         logs.add_secret(opened)  # from now on the log redacts it wherever it shows up
+        if len(self._opened) > 10_000:
+            self._opened.clear()
+        self._opened[stored] = opened
         return opened
 
     def deliver(self, claimed: Claimed) -> str:
@@ -436,17 +582,20 @@ class Relay:
                 return "lost"
             now_ts = self.services.clock().timestamp()
             windows = tuple(sorted({(lim.key, lim.count, float(lim.per_seconds)) for lim in limits}))
-            known = self._not_before.get(windows, 0.0)
+            with self._not_before_lock:
+                known = self._not_before.get(windows, 0.0)
             if now_ts < known:
                 return self._defer(claimed, known - now_ts)
-            wait = self.buckets.acquire(limits, now_ts)
+            mark = None if _repeats_dropped(platform, message) else self._marker(claimed)
+            wait, after = self._take_token(limits, now_ts, mark)
+            if wait > 0 or after > 0:
+                with self._not_before_lock:
+                    if len(self._not_before) > 10_000:
+                        self._not_before.clear()
+                    until = now_ts + max(wait, after)
+                    self._not_before[windows] = max(self._not_before.get(windows, 0.0), until)
             if wait > 0:
-                if len(self._not_before) > 10_000:
-                    self._not_before.clear()
-                self._not_before[windows] = now_ts + wait
                 return self._defer(claimed, wait)
-            if not _repeats_dropped(platform, message):
-                self._mark_sending(claimed)
             try:
                 result = platform.send(message)
             except DeliveryError as exc:
@@ -525,20 +674,34 @@ class Relay:
         # rounded up to a whole microsecond, and at least a millisecond: a wait that a datetime
         # rounds to nothing would make the row due at once and claimed again, forever
         until = now + timedelta(microseconds=max(1000, math.ceil(wait * 1_000_000)))
+        lane = (
+            OutboxMessage.status == "pending",
+            OutboxMessage.bot_id == claimed.bot_id,
+            OutboxMessage.channel == claimed.channel,
+            OutboxMessage.target == claimed.target,
+        )
+        # The rest of this target's queue has the same limits and cannot go sooner either: move
+        # it along in one statement, rather than claim and defer each row in turn. The rows of it
+        # this relay holds (this one, and the rest of its lane: ``_lane`` stops here) go back too.
+        others = select(OutboxMessage.id).where(
+            *lane,
+            OutboxMessage.next_attempt_at < until,
+            or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until < now),
+        )
+        if not is_sqlite(self.services.engine):
+            # rows another relay is claiming or deferring right now are left to it: two relays
+            # moving one queue along never wait on each other's row locks (no deadlock)
+            others = others.with_for_update(skip_locked=True)
         with transaction(self.services.sessions) as session:
-            self._release(session, claimed, next_attempt_at=until)
-            # The rest of this target's queue has the same limits and cannot go sooner either:
-            # move it along in one statement, rather than claim and defer each row in turn.
             session.execute(
                 update(OutboxMessage)
-                .where(
-                    OutboxMessage.status == "pending",
-                    OutboxMessage.bot_id == claimed.bot_id,
-                    OutboxMessage.channel == claimed.channel,
-                    OutboxMessage.target == claimed.target,
-                    OutboxMessage.next_attempt_at < until,
-                    or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until < now),
-                )
+                .where(*lane, OutboxMessage.claimed_by == self.name, OutboxMessage.sending_at.is_(None))
+                .values(claimed_by=None, claimed_until=None, next_attempt_at=until)
+                .execution_options(synchronize_session=False)
+            )
+            session.execute(
+                update(OutboxMessage)
+                .where(OutboxMessage.id.in_(others.scalar_subquery()))
                 .values(next_attempt_at=until)
                 .execution_options(synchronize_session=False)
             )
@@ -684,7 +847,25 @@ def drain(
 
     Tests pass ``sleep`` that advances their frozen clock.
     """
+    own = relay is None
     relay = relay or Relay(services)
+    if relay.stop is None:
+        relay.stop = stop
+    try:
+        return _drain(services, relay, until_empty, deadline, sleep, stop)
+    finally:
+        if own:
+            relay.close()
+
+
+def _drain(
+    services: Services,
+    relay: Relay,
+    until_empty: bool,
+    deadline: datetime | None,
+    sleep: Callable[[float], None],
+    stop: threading.Event | None,
+) -> RelayStats:
     total = RelayStats()
     while stop is None or not stop.is_set():
         if deadline is not None and services.clock() >= deadline:
@@ -707,8 +888,18 @@ def drain(
 def run_relay(
     services: Services, stop: threading.Event, *, relay: Relay | None = None, idle: float = 1.0
 ) -> None:
-    """The worker's delivery loop: drain what is due, then nap (at most ``idle`` seconds)."""
+    """The worker's delivery loop: drain what is due, then nap (at most ``idle`` seconds).
+    On ``stop`` the sends in flight finish and are recorded; rows not started are handed back."""
     relay = relay or Relay(services)
+    if relay.stop is None:
+        relay.stop = stop
+    try:
+        _relay_loop(services, stop, relay, idle)
+    finally:
+        relay.close()
+
+
+def _relay_loop(services: Services, stop: threading.Event, relay: Relay, idle: float) -> None:
     while not stop.is_set():
         try:
             stats = relay.run_once()

@@ -68,11 +68,20 @@ class SharedBuckets:
 
     def acquire(self, limits: Iterable[RateLimit], now: float) -> float:
         """Take a token from every window and return 0, or take none and return the wait."""
-        return self._pass(list(limits), now, take=True)
+        return self._pass(list(limits), now, take=True)[0]
+
+    def acquire_then(
+        self, limits: Iterable[RateLimit], now: float, then: Callable[[Session], None] | None
+    ) -> tuple[float, float]:
+        """``acquire``, and when the token is granted, ``then(session)`` in the same transaction
+        (the relay's in-flight mark: one commit instead of two before a send). Returns the wait
+        (0: granted) and, once granted, how long the next token is away as of ``now`` (0: it is
+        there), which only grows: the relay need not ask again before then."""
+        return self._pass(list(limits), now, take=True, then=then)
 
     def wait(self, limits: Iterable[RateLimit], now: float) -> float:
         """Seconds until every window has a token (0: a send now would fit)."""
-        return self._pass(list(limits), now, take=False)
+        return self._pass(list(limits), now, take=False)[0]
 
     def block(self, keys: Iterable[str], until: float) -> None:
         """The platform refused: nothing goes to these keys before ``until``, from any process."""
@@ -93,9 +102,20 @@ class SharedBuckets:
 
     # -- one locked read-compute-write ----------------------------------------------------
 
-    def _pass(self, limits: list[RateLimit], now: float, *, take: bool) -> float:
+    def _pass(
+        self,
+        limits: list[RateLimit],
+        now: float,
+        *,
+        take: bool,
+        then: Callable[[Session], None] | None = None,
+    ) -> tuple[float, float]:
+        """(the wait, 0 when a token was taken; then the next token's wait after this one)"""
         if not limits:
-            return 0.0
+            if then is not None:
+                with transaction(self.sessions) as session:
+                    then(session)
+            return 0.0, 0.0
         by_window: dict[WindowId, list[RateLimit]] = {}
         for limit in limits:
             by_window.setdefault(window_id(limit), []).append(limit)
@@ -115,14 +135,19 @@ class SharedBuckets:
                     longest = max(longest, _epoch(row.blocked_until) - now)
                 for limit in by_window[wid]:
                     longest = max(longest, window_wait(spent, limit, now))
-            if take and longest <= 0:
-                for wid, spent in kept.items():
-                    if wid[1] == 0:
-                        continue  # a limit without a window only carries blocks
-                    count = max(lim.count for lim in by_window[wid])
-                    rows[wid].spent = [*spent, now][-count:]
-                    rows[wid].updated_at = self.clock()
-            return max(0.0, longest)
+            if not take or longest > 0:
+                return max(0.0, longest), 0.0
+            after = 0.0
+            for wid, spent in kept.items():
+                if wid[1] == 0:
+                    continue  # a limit without a window only carries blocks
+                count = max(lim.count for lim in by_window[wid])
+                rows[wid].spent = [*spent, now][-count:]
+                rows[wid].updated_at = self.clock()
+                after = max([after] + [window_wait([*spent, now], lim, now) for lim in by_window[wid]])
+            if then is not None:
+                then(session)
+            return 0.0, after
 
     def _locked(self, session: Session, ids: list[WindowId]) -> dict[WindowId, RateWindow]:
         """The windows' rows, locked until the transaction ends (key order: no deadlock)."""

@@ -866,12 +866,65 @@ def _bucket_burst(adapter, fake, clock, limit: RateLimit, messages: int) -> list
     return failures
 
 
-def test_a_burst_of_100_through_a_token_bucket_on_our_limits_never_trips_the_throttle(fake, clock):
+def _relay_burst(adapter, fake, clock, messages: int, *, lag: float) -> list[DeliveryError]:
+    """Send ``messages`` the way the relay paces them (``TokenBuckets``: no window of
+    ``per_seconds`` holds more than ``count`` tokens), the first two of every other burst arriving
+    ``lag`` seconds after their token (DingTalk counts arrivals), so that the next burst, on
+    time, meets them; return the failures."""
+    from bot.delivery import TokenBuckets
+
+    url = fake.add_robot(SECRET)
+    limits = adapter.limits(webhook(url, SECRET))
+    buckets, failures = TokenBuckets(), []
+    held: list[tuple[datetime, Outbound]] = []  # sent late, before the next burst's tokens
+    in_burst, bursts = 0, 0
+    for n in range(messages):
+        now = clock().timestamp()
+        wait = buckets.acquire(limits, now)
+        if wait > 0:
+            for due, late in held:
+                clock.set(due)
+                _send(adapter, late, failures)
+            held = []
+            clock.set(datetime.fromtimestamp(now + wait, UTC))
+            assert buckets.acquire(limits, clock().timestamp()) == 0
+            in_burst, bursts = 0, bursts + 1
+        message = webhook(url, SECRET, Card(f"第 {n + 1} 条"), n)
+        if lag and bursts % 2 == 0 and in_burst < 2:
+            held.append((clock() + timedelta(seconds=lag), message))
+        else:
+            _send(adapter, message, failures)
+        in_burst += 1
+    for due, late in held:
+        clock.set(due)
+        _send(adapter, late, failures)
+    return failures
+
+
+def _send(adapter, message: Outbound, failures: list[DeliveryError]) -> None:
+    try:
+        adapter.send(message)
+    except DeliveryError as exc:
+        failures.append(exc)
+
+
+@pytest.mark.parametrize("lag", [0.0, 3.9])
+def test_a_burst_of_100_paced_as_the_relay_paces_it_never_trips_the_throttle(fake, clock, lag):
     adapter = adapter_for(fake, clock)
-    [limit] = adapter.limits(webhook("u", SECRET))
-    assert _bucket_burst(adapter, fake, clock, limit, 100) == []
+    start = clock()
+    assert _relay_burst(adapter, fake, clock, 100, lag=lag) == []
     assert len(fake.robot_messages) == 100
     assert [r.throttled for r in fake.robots.values()] == [0]
+    # in bursts of 19 a 64 s: the 96th to 100th go at 5 × 64 s
+    assert clock() - start == timedelta(seconds=5 * 64)
+
+
+def test_sends_lagging_their_tokens_by_more_than_the_windows_room_would_trip_it(fake, clock):
+    # the control: 64 s leaves 4 s of room; two sends of a burst arriving 4.5 s late meet the
+    # next burst inside one minute, and the 20th arrival in it is refused
+    adapter = adapter_for(fake, clock)
+    failures = _relay_burst(adapter, fake, clock, 40, lag=4.5)
+    assert failures and failures[0].code == "130101"
 
 
 def test_the_naive_20_per_60_bucket_would_trip_it(fake, clock):

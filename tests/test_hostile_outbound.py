@@ -318,5 +318,11 @@ def _claimed(team: str):
     from types import SimpleNamespace
 
     return SimpleNamespace(
-        id="x", channel="webhook", target=team, card=CARD.to_dict(), reply_handle=None, parts_sent=0
+        id="x",
+        channel="webhook",
+        target=team,
+        card=CARD.to_dict(),
+        reply_handle=None,
+        parts_sent=0,
+        webhook=None,
     )

@@ -138,7 +138,7 @@ class Burst:
 
 BURSTS = {
     # 20 in any minute: the 100th cannot leave before 4 minutes after the first (five windows).
-    # Our buckets spend one token per 3.21 s for DingTalk (its 20-burst + 20 could trip the ban).
+    # DingTalk: our buckets allow 19 in any 64 s (room for a send's arrival to lag its token).
     "dingtalk": Burst(_dingtalk, 100, timedelta(minutes=100 / 20 - 1), timedelta(minutes=100 / 20 * 1.25)),
     "wecom": Burst(_wecom, 100, timedelta(minutes=100 / 20 - 1), timedelta(minutes=100 / 20 * 1.25)),
     # 5 a second and 100 a minute: 150, so that the minute limit bites too. The 101st waits

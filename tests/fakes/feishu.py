@@ -253,6 +253,7 @@ class FakeFeishu:
         self.callback_tokens: dict[str, int] = {}  # token -> uses left (Feishu allows two)
         self.robots: dict[str, str] = {}  # hook id -> secret ("" = unsigned robot)
         self.robot_posts: list[dict[str, Any]] = []
+        self.robot_at: dict[str, list[float]] = {}  # hook -> when each accepted post came
         self.robot_times: dict[str, deque[float]] = {}
         self.requests: list[tuple[str, str]] = []
         self._failures: dict[str, deque[Failure]] = {}
@@ -541,6 +542,7 @@ class FakeFeishu:
                     return self._answer(200, 11232, "frequency limited psm[lark.oapi.app_platform_runtime]")
                 times.append(now)
                 self.robot_posts.append(data)
+                self.robot_at.setdefault(hook, []).append(now)
             self._after_success()
             return self._answer(200, 0, "success", {})
 
