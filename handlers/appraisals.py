@@ -59,6 +59,7 @@ from cards.builders import (
 from cards.model import Card, Markdown, Note, Option
 from cards.template_why import why_text
 from handlers.dates import DateError, parse_day
+from handlers.events_out import emit
 from handlers.inbound import Inbound
 from handlers.router import Context, LinkMaker, PermissionDenied, error_card, router
 from storage import outbox
@@ -507,6 +508,16 @@ def freeze(
             },
         )
     )
+    session.flush()
+    from handlers.appraisal_export import appraisal_entry
+
+    emit(
+        session,
+        "appraisal.held" if held else "appraisal.published",
+        appraisal_entry(session, row),
+        resource=f"appraisal:{person.id}/{week}",
+        now=now,
+    )
     return row
 
 
@@ -762,6 +773,21 @@ def switch_template(
                 "until": until.isoformat() if until else None,
             },
         )
+    )
+    emit(
+        session,
+        "template.switched",
+        {
+            "id": row.id,
+            "team": team_id,
+            "from": before,
+            "to": template_id,
+            "start": first.isoformat(),
+            "until": until.isoformat() if until else None,
+            "by": by,
+        },
+        resource=f"team:{team_id}",
+        now=now,
     )
     return row
 
@@ -1044,6 +1070,25 @@ def _review_link(ctx: Context, leader: Person | None, appeal: Appeal, week: str)
     return ctx.links(leader.id, "appeal-review", week, appeal=str(appeal.id)) if leader else ""
 
 
+def appeal_event(appeal: Appeal, row: Appraisal) -> dict[str, Any]:
+    """An appeal as an outgoing webhook's ``data``."""
+    return {
+        "id": appeal.id,
+        "employee": row.person_id,
+        "team": row.team_id,
+        "week": row.week,
+        "appraisal_version": row.version,
+        "kpi": appeal.kpi_key,
+        "note": appeal.note,
+        "status": appeal.status,
+        "excluded": bool(appeal.excluded),
+        "corrected_value": float(appeal.corrected_value) if appeal.corrected_value is not None else None,
+        "reply": appeal.reply or "",
+        "created_at": appeal.created_at.isoformat(),
+        "decided_at": appeal.decided_at.isoformat() if appeal.decided_at else None,
+    }
+
+
 def _appeal_view(session: Session, appeal: Appeal, row: Appraisal) -> AppealView:
     person = session.get(Person, row.person_id)
     item = next((i for i in row.items or [] if i.get("kpi") == appeal.kpi_key), {"kpi": appeal.kpi_key})
@@ -1112,6 +1157,9 @@ def appeal_submit(event: Inbound, ctx: Context) -> Card:
                 "note": note,
             },
         )
+    )
+    emit(
+        ctx.session, "appeal.created", appeal_event(appeal, row), resource=f"appeal:{appeal.id}", now=ctx.now
     )
     team = ctx.session.get(Team, row.team_id)
     leader = ctx.session.get(Person, team.leader_id) if team and team.leader_id else None
@@ -1204,6 +1252,9 @@ def appeal_decide(event: Inbound, ctx: Context) -> Card:
             subject=f"{row.person_id}/{row.week}",
             detail=detail,
         )
+    )
+    emit(
+        ctx.session, "appeal.decided", appeal_event(appeal, row), resource=f"appeal:{appeal.id}", now=ctx.now
     )
     decided = _appeal_view(ctx.session, appeal, row)
     result = appeal_result(

@@ -7,7 +7,7 @@ Response models mirror the exports (CONTRACT.md "Export"), so a script can move 
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -314,3 +314,40 @@ class ScenarioPath(BaseModel):
 
 class ScenarioPatch(BaseModel):
     active: bool
+
+
+def _known_event(name: str) -> str:
+    from bot.config_schema import WEBHOOK_EVENTS
+
+    if name not in WEBHOOK_EVENTS:
+        raise ValueError(f"unknown event (expected one of {', '.join(WEBHOOK_EVENTS)})")
+    return name
+
+
+WebhookEvent = Annotated[str, Field(max_length=40), AfterValidator(_known_event)]
+
+
+class WebhookIn(BaseModel):
+    url: str = Field(max_length=2000, description="http(s) address each event is POSTed to")
+    secret: str = Field(min_length=16, max_length=200, description="signs each delivery (Planloop-Signature)")
+    events: list[WebhookEvent] = Field(
+        default_factory=list, max_length=8, description="the events sent; empty: all of them"
+    )
+    allow_private: bool = Field(False, description="allow a receiver inside the network")
+
+
+class WebhookPath(BaseModel):
+    webhook_id: str = Field(max_length=40)
+
+
+class WebhookOut(BaseModel):
+    id: str
+    url: str
+    events: list[str]
+    allow_private: bool
+    source: Literal["api", "config"]
+    created_at: str | None = None
+
+
+class WebhookList(BaseModel):
+    webhooks: list[WebhookOut]

@@ -1,0 +1,93 @@
+"""Outgoing webhook events (issue 21): ``emit`` queues one outbox row per subscribed webhook, in
+the caller's transaction, so an event is sent if and only if the change that raised it commits.
+
+Subscriptions: ``[[webhooks]]`` of planloop.toml (handed to every session through
+``session.info``, set by bot/services.py) and the ``webhook_subscriptions`` made through the API.
+bot/webhooks_out.py signs and sends the rows; the relay (bot/delivery.py) schedules them.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import uuid
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from storage.models import OutboxMessage, WebhookSubscription
+
+CHANNEL = "event"  # OutboxMessage.channel of an outgoing webhook event; target = the webhook's id
+BOT_ID = "webhooks"  # OutboxMessage.bot_id of those rows (no chat bot sends them)
+SESSION_HOOKS = "webhooks"  # session.info key: the configured [[webhooks]] (bot.config.WebhookConfig)
+
+_sequence = itertools.count()
+
+
+def _row_id(now: datetime) -> str:
+    """A 36-character id that sorts by creation (microseconds, then a per-process counter), so the
+    relay, which claims by (due time, created_at, id), sends one resource's events in order."""
+    micros = int(now.timestamp() * 1_000_000)
+    return f"{micros:016x}-{next(_sequence) % 16**8:08x}-{os.urandom(5).hex()}"
+
+
+def subscribers(session: Session, event_type: str) -> list[str]:
+    """The ids of the webhooks that take ``event_type`` (an empty event list takes every event)."""
+    configured: Iterable[Any] = session.info.get(SESSION_HOOKS, ())
+    ids = [h.id for h in configured if not h.events or event_type in h.events]
+    for row in session.scalars(select(WebhookSubscription).order_by(WebhookSubscription.created_at)):
+        if not row.events or event_type in row.events:
+            ids.append(row.id)
+    return ids
+
+
+def emit(
+    session: Session,
+    event_type: str,
+    data: Mapping[str, Any],
+    *,
+    resource: str,
+    now: datetime,
+    key: str = "",
+) -> int:
+    """Queue ``event_type`` with ``data`` for every subscribed webhook; returns the rows queued.
+
+    ``resource`` names what the event is about (``plan:lilei/2026-W49``): events of one resource
+    go out in the order they were raised. ``key``, when given, makes the event idempotent: the
+    same key raises it once (a job run twice)."""
+    hooks = subscribers(session, event_type)
+    if not hooks:
+        return 0
+    event_id = (
+        str(uuid.uuid5(uuid.NAMESPACE_URL, f"planloop:{event_type}:{key}")) if key else str(uuid.uuid4())
+    )
+    event = {"id": event_id, "type": event_type, "created_at": now.isoformat(), "data": dict(data)}
+    queued = 0
+    for hook in hooks:
+        dedupe = f"event:{hook}:{event_id}"
+        if session.scalar(select(OutboxMessage.id).where(OutboxMessage.dedupe_key == dedupe)):
+            continue
+        session.add(
+            OutboxMessage(
+                id=_row_id(now),
+                dedupe_key=dedupe,
+                bot_id=BOT_ID,
+                channel=CHANNEL,
+                target=hook,
+                # "title" makes the row readable as a card where the relay and the admins' notice
+                # expect one; the event itself is what bot/webhooks_out.py sends
+                card={"title": f"{event_type} → {hook}", "event": event, "resource": resource},
+                reply_handle=None,
+                status="pending",
+                attempts=0,
+                next_attempt_at=now,
+                created_at=now,
+                last_error="",
+            )
+        )
+        queued += 1
+    session.flush()
+    return queued
