@@ -62,6 +62,9 @@ def test_document_is_openapi_31_with_every_operation(client):
         ("/template-switches", "post"),
         ("/template-switches/{switch_id}", "delete"),
         ("/scenarios/{scenario_id}", "patch"),
+        ("/webhooks", "post"),
+        ("/webhooks", "get"),
+        ("/webhooks/{webhook_id}", "delete"),
     }
     # request and answer models are the pydantic models, problems are problem+json
     metrics = doc["paths"]["/metrics"]["post"]
@@ -150,6 +153,9 @@ ENDPOINTS = [
     ("post", "/template-switches", {"team": "ops", "to": "ops-promo"}, "switches:write", 200),
     ("delete", "/template-switches/999999", None, "switches:write", 404),
     ("patch", "/scenarios/logistics_peak", {"active": True}, "scenarios:write", 200),
+    ("get", "/webhooks", None, "webhooks:write", 200),
+    ("post", "/webhooks", {"url": "https://erp.example.com/hook", "secret": "s" * 16}, "webhooks:write", 200),
+    ("delete", "/webhooks/wh_none", None, "webhooks:write", 404),
 ]
 
 
@@ -171,7 +177,10 @@ def test_every_documented_operation_is_in_the_table(client):
     tabled = {
         (
             method,
-            path.split("?")[0].replace("999999", "{switch_id}").replace("logistics_peak", "{scenario_id}"),
+            path.split("?")[0]
+            .replace("999999", "{switch_id}")
+            .replace("logistics_peak", "{scenario_id}")
+            .replace("wh_none", "{webhook_id}"),
         )
         for method, path, *_ in ENDPOINTS
     }

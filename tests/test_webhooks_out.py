@@ -178,3 +178,24 @@ def test_api_adds_lists_and_removes_webhooks(client, services, demo_team, receiv
     ]
     assert client.delete(f"/api/v1/webhooks/{hook['id']}", headers=headers).status_code == 200
     assert client.delete(f"/api/v1/webhooks/{hook['id']}", headers=headers).status_code == 404
+
+
+def test_the_receiver_example_of_the_docs_verifies_a_real_delivery(services, clock, receiver, monkeypatch):
+    import re
+    import time
+    from pathlib import Path
+
+    page = (Path(__file__).parents[1] / "docs" / "reference" / "api.md").read_text(encoding="utf-8")
+    section = page.split("## Outgoing webhooks", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, flags=re.S).group(1)
+    assert len(code.strip().splitlines()) <= 10
+    namespace: dict = {}
+    exec(code, namespace)  # noqa: S102 - the documentation's own example, run as a receiver would
+    _raise(services, clock, 1)
+    drain(services)
+    ((headers, body),) = receiver.got
+    monkeypatch.setattr(time, "time", lambda: clock().timestamp())
+    assert namespace["verify"](SECRET, body, headers[SIGNATURE_HEADER])
+    assert not namespace["verify"](SECRET, body + b" ", headers[SIGNATURE_HEADER])
+    clock.advance(minutes=6)
+    assert not namespace["verify"](SECRET, body, headers[SIGNATURE_HEADER])
