@@ -17,13 +17,15 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import requests
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import sessionmaker
 
 from bot.config import Settings
 from bot.platforms.base import DeliveryError, Outbound, RateLimit, SendResult
-from handlers.events_out import CHANNEL
+from handlers.events_out import CHANNEL, resource_prefix
 from sources import netguard
 from storage import secrets
+from storage.db import transaction
 from storage.models import OutboxMessage, WebhookSubscription
 
 SIGNATURE_HEADER = "Planloop-Signature"
@@ -93,6 +95,26 @@ class WebhookSender:
             if row is None:
                 raise DeliveryError("the outbox row is gone", retry=False, code="gone")
             event, attempts, created = dict(row.card["event"]), row.attempts, row.created_at
+            resource = str(row.card.get("resource", ""))
+            earlier = session.scalar(
+                select(func.max(OutboxMessage.next_attempt_at)).where(
+                    OutboxMessage.status == "pending",
+                    OutboxMessage.channel == CHANNEL,
+                    OutboxMessage.target == message.target,
+                    OutboxMessage.dedupe_key.startswith(
+                        resource_prefix(message.target, resource), autoescape=True
+                    ),
+                    OutboxMessage.id < message.id,
+                )
+            )
+        if earlier is not None:  # claimed with it in one batch before it failed: wait behind it
+            behind = max(1.0, (earlier - self.clock()).total_seconds() + 1)
+            raise DeliveryError(
+                "an earlier event of this resource is not delivered yet",
+                retry=True,
+                retry_after=behind,
+                code="in_order",
+            )
         now = self.clock()
         if now - created >= LIFETIME:
             raise DeliveryError("undelivered for 24 hours", retry=False, code="expired")
@@ -107,6 +129,23 @@ class WebhookSender:
             "User-Agent": "planloop-webhooks",
         }
         wait = self._wait(attempts, created, now)
+        try:
+            return self._post(message, url, body, headers, allow_private, event["id"], wait)
+        except DeliveryError as exc:
+            if exc.retry:  # the later events of this resource wait behind this one
+                self._hold_later(message, resource, now + timedelta(seconds=wait + 1))
+            raise
+
+    def _post(
+        self,
+        message: Outbound,
+        url: str,
+        body: bytes,
+        headers: dict[str, str],
+        allow_private: bool,
+        event_id: str,
+        wait: float,
+    ) -> SendResult:
         http = netguard.GuardedSession(allow_private, *([self.resolve] if self.resolve else []))
         try:
             answer = http.post(url, data=body, headers=headers, timeout=TIMEOUT, allow_redirects=False)
@@ -119,10 +158,28 @@ class WebhookSender:
         finally:
             http.close()
         if 200 <= answer.status_code < 300:
-            return SendResult(platform_message_id=event["id"])
+            return SendResult(platform_message_id=event_id)
         raise DeliveryError(
             f"the receiver answered HTTP {answer.status_code}", retry=True, retry_after=wait, code="http"
         )
+
+    def _hold_later(self, message: Outbound, resource: str, until: datetime) -> None:
+        with transaction(self.sessions) as session:
+            session.execute(
+                update(OutboxMessage)
+                .where(
+                    OutboxMessage.status == "pending",
+                    OutboxMessage.channel == CHANNEL,
+                    OutboxMessage.target == message.target,
+                    OutboxMessage.dedupe_key.startswith(
+                        resource_prefix(message.target, resource), autoescape=True
+                    ),
+                    OutboxMessage.id > message.id,
+                    OutboxMessage.next_attempt_at < until,
+                )
+                .values(next_attempt_at=until)
+                .execution_options(synchronize_session=False)
+            )
 
     def _wait(self, attempts: int, created: datetime, now: datetime) -> float:
         """Seconds before the next attempt after this one fails: the schedule, never past 24 hours."""

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from storage.models import OutboxMessage, WebhookSubscription
@@ -32,6 +32,23 @@ def _row_id(now: datetime) -> str:
     relay, which claims by (due time, created_at, id), sends one resource's events in order."""
     micros = int(now.timestamp() * 1_000_000)
     return f"{micros:016x}-{next(_sequence) % 16**8:08x}-{os.urandom(5).hex()}"
+
+
+def resource_prefix(hook: str, resource: str) -> str:
+    """The start of the dedupe key of every event row of ``resource`` for ``hook``."""
+    return f"event:{hook}:{resource}:"
+
+
+def queue_end(session: Session, hook: str, resource: str) -> datetime | None:
+    """When the last undelivered event of ``resource`` for ``hook`` is due: a new one goes after it."""
+    return session.scalar(
+        select(func.max(OutboxMessage.next_attempt_at)).where(
+            OutboxMessage.status == "pending",
+            OutboxMessage.channel == CHANNEL,
+            OutboxMessage.target == hook,
+            OutboxMessage.dedupe_key.startswith(resource_prefix(hook, resource), autoescape=True),
+        )
+    )
 
 
 def subscribers(session: Session, event_type: str) -> list[str]:
@@ -56,7 +73,8 @@ def emit(
     """Queue ``event_type`` with ``data`` for every subscribed webhook; returns the rows queued.
 
     ``resource`` names what the event is about (``plan:lilei/2026-W49``): events of one resource
-    go out in the order they were raised. ``key``, when given, makes the event idempotent: the
+    go out in the order they were raised: a new one is due no sooner than the last one waiting, and
+    a retried one takes the later ones with it (bot/webhooks_out.py). ``key``, when given, makes the event idempotent: the
     same key raises it once (a job run twice)."""
     hooks = subscribers(session, event_type)
     if not hooks:
@@ -67,9 +85,11 @@ def emit(
     event = {"id": event_id, "type": event_type, "created_at": now.isoformat(), "data": dict(data)}
     queued = 0
     for hook in hooks:
-        dedupe = f"event:{hook}:{event_id}"
+        dedupe = resource_prefix(hook, resource) + event_id
         if session.scalar(select(OutboxMessage.id).where(OutboxMessage.dedupe_key == dedupe)):
             continue
+        behind = queue_end(session, hook, resource)  # an earlier event still waits: queue after it
+        due = max(now, behind) if behind is not None else now
         session.add(
             OutboxMessage(
                 id=_row_id(now),
@@ -83,7 +103,7 @@ def emit(
                 reply_handle=None,
                 status="pending",
                 attempts=0,
-                next_attempt_at=now,
+                next_attempt_at=due,
                 created_at=now,
                 last_error="",
             )

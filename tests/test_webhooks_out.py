@@ -7,6 +7,7 @@ import json
 import threading
 from collections.abc import Iterator
 from dataclasses import replace
+from datetime import timedelta
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
@@ -105,6 +106,19 @@ def test_a_receiver_answering_500_then_200_gets_it_once(services, clock, receive
     assert len(receiver.got) == 1 and receiver.events()[0]["type"] == "plan.submitted"
 
 
+def test_a_retried_event_keeps_its_resource_in_order(services, clock, receiver):
+    receiver.statuses = [500]  # lilei's first version fails once
+    with transaction(services.sessions) as session:
+        for resource, version in [("lilei", 1), ("hanmeimei", 1), ("lilei", 2), ("lilei", 3)]:
+            data = {"employee": resource, "version": version}
+            emit(session, "plan.submitted", data, resource=f"plan:{resource}/2026-W48", now=clock())
+    stats = drain(services, sleep=lambda s: clock.advance(seconds=s))
+    got = [(e["data"]["employee"], e["data"]["version"]) for e in receiver.events()]
+    assert [v for who, v in got if who == "lilei"] == [1, 2, 3]
+    assert got[0] == ("hanmeimei", 1)  # another resource does not wait
+    assert stats.sent == 4 and len(got) == 4
+
+
 def test_an_event_undelivered_for_24_hours_is_dead(services, clock, receiver):
     receiver.statuses = [500] * 20
     _raise(services, clock, 1)
@@ -112,7 +126,7 @@ def test_an_event_undelivered_for_24_hours_is_dead(services, clock, receiver):
     with services.sessions() as session:
         row = session.scalars(select(OutboxMessage).where(OutboxMessage.channel == "event")).one()
     assert row.status == "dead" and receiver.got == []
-    assert row.next_attempt_at - row.created_at <= __import__("datetime").timedelta(hours=24)
+    assert row.attempts == 8 and row.next_attempt_at - row.created_at <= timedelta(hours=24)
 
 
 @pytest.mark.parametrize(
