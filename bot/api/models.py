@@ -351,3 +351,46 @@ class WebhookOut(BaseModel):
 
 class WebhookList(BaseModel):
     webhooks: list[WebhookOut]
+
+
+class KpiPath(BaseModel):
+    key: str = Field(max_length=64)
+
+
+class KpiIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200, description="what people read, e.g. 支付转化率")
+    unit: str = Field("", max_length=16)
+    direction: Literal["up", "down"] = Field("up", description="which way is better")
+    kind: Literal["metric", "rating", "checklist"] = "metric"
+    metric: str | None = Field(None, max_length=64, description="the metric key a source fills (metric KPIs)")
+    scope: str = Field("shop", max_length=200)
+
+
+class TemplatePath(BaseModel):
+    template_id: str = Field(max_length=64)
+
+
+class TemplateIn(BaseModel):
+    """A ``[[templates]]`` entry of the team file, as JSON (the id is in the path)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, max_length=200)
+    role: str | None = Field(None, max_length=64)
+    period: str | None = Field(None, max_length=64)
+    scenario: str | None = Field(None, max_length=64)
+    employee_type: Literal["new", "veteran"] | None = None
+    weights: dict[str, float] = Field(description="KPI key → points; they sum to 100")
+    cap: float | None = Field(None, description="% a single KPI's completion may reach")
+    grades: dict[str, float] | None = Field(None, description="grade → lower bound")
+    curves: dict[str, Any] | None = None
+    allow_negative: bool | None = None
+    ratings: dict[str, Any] | None = None
+    adjustments: list[dict[str, Any]] | None = Field(None, max_length=50)
+
+
+class TemplateWritten(BaseModel):
+    template: TemplateOut
+    version: int = Field(description="the template version now in force")
