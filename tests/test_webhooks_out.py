@@ -19,6 +19,7 @@ from bot.webhooks_out import SIGNATURE_HEADER, verify
 from handlers.events_out import emit
 from storage.db import transaction
 from storage.models import OutboxMessage
+from tests.test_appraisals import shop  # noqa: F401 - a fixture: the appraisal tests' two teams
 
 SECRET = "whsec-test-0123456789"  # noqa: S105 - a test value
 
@@ -29,6 +30,7 @@ class Receiver:
     def __init__(self) -> None:
         self.got: list[tuple[dict[str, str], bytes]] = []
         self.statuses: list[int] = []
+        self.paths: list[str] = []
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -37,6 +39,7 @@ class Receiver:
                 status = outer.statuses.pop(0) if outer.statuses else 200
                 if status == 200:
                     outer.got.append((dict(self.headers), body))
+                    outer.paths.append(self.path)
                 self.send_response(status)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
@@ -213,3 +216,96 @@ def test_the_receiver_example_of_the_docs_verifies_a_real_delivery(services, clo
     assert not namespace["verify"](SECRET, body + b" ", headers[SIGNATURE_HEADER])
     clock.advance(minutes=6)
     assert not namespace["verify"](SECRET, body, headers[SIGNATURE_HEADER])
+
+
+# ---------------------------------------------------------------- every event, raised where it happens
+
+
+@pytest.mark.usefixtures("shop")
+def test_every_event_raised_where_it_happens_reaches_the_receiver_once(db, sim, services, clock, receiver):
+    from datetime import UTC, datetime
+
+    from handlers.alerts import run_lag_alerts
+    from handlers.appraisals import current_appraisal, run_week, switch_template
+    from handlers.reminders import run_plan_reminders
+    from storage.models import Appeal, Team, WebhookSubscription
+    from storage.secrets import Sealer
+    from tests.conftest import TEST_KEY
+    from tests.test_appraisals import add_plan, lilei_week48, sample
+
+    api_url = receiver.url + "?via=api"
+    with db() as s, s.begin():
+        s.add(
+            WebhookSubscription(
+                id="wh_e2e",
+                url=api_url,
+                secret_enc=Sealer([TEST_KEY]).seal(SECRET),
+                events=[],
+                allow_private=True,
+                created_at=clock(),
+                created_by="test",
+            )
+        )
+        lilei_week48(s)
+        # zhangwei's shop has no numbers: his appraisal is held
+        add_plan(
+            s,
+            "zhangwei",
+            "2026-W48",
+            [("conversion_rate", "+2pp", "3.00", "shop2"), ("ctr", "+10%", "2.0", "shop2")],
+        )
+        s.get(Team, "ops").leader_id = "zhangwei"
+        run_week(
+            s, "2026-W48", clock(), team="ops"
+        )  # appraisal.published (and held for the ones without data)
+        published = current_appraisal(s, "lilei", "2026-W48").id
+    sim.act(
+        "lilei", "appraisal.appeal.submit", {"appraisal": str(published), "kpi": "ctr", "note": "数据晚到"}
+    )
+    with db() as s:
+        appeal_id = s.scalars(select(Appeal.id)).one()
+    sim.act(
+        "zhangwei",
+        "appraisal.appeal.decide",
+        {"appeal": str(appeal_id), "decision": "correct", "value": "2.2"},
+    )
+    with db() as s, s.begin():
+        switch_template(s, "ops", "ops-promo", by="zhangwei", now=clock())
+    first = Relay(services, name="before-restart", policy=RelayPolicy(batch=3))
+    first.run_once()  # this worker stops here
+    sim.say("lilei", "计划\n优化详情页首屏 支付转化率 +2pp")  # plan.submitted (a new version)
+    with db() as s, s.begin():
+        run_plan_reminders(
+            s, datetime(2026, 11, 23, 7, 0, tzinfo=UTC), bots={"sim"}, links=lambda *a, **k: ""
+        )
+        sample(s, "pay_conversion_rate", "2026-11-26", "3.00")
+        run_lag_alerts(s, datetime(2026, 11, 26, 8, 0, tzinfo=UTC), bots={"sim"})
+    drain(services, relay=Relay(services, name="after-restart"), sleep=lambda s: clock.advance(seconds=s))
+
+    mine = [
+        json.loads(body)
+        for (_, body), path in zip(receiver.got, receiver.paths, strict=True)
+        if "via=api" in path
+    ]
+    types = [e["type"] for e in mine]
+    assert set(types) == {
+        "plan.submitted",
+        "plan.late",
+        "item.lagging",
+        "appraisal.published",
+        "appraisal.held",
+        "appeal.created",
+        "appeal.decided",
+        "template.switched",
+    }, types
+    assert len({e["id"] for e in mine}) == len(mine)  # each once
+    lilei = [
+        (e["type"], e["data"].get("version"))
+        for e in mine
+        if e["type"].startswith("appraisal") and e["data"]["employee"] == "lilei"
+    ]
+    assert lilei == [("appraisal.published", 1), ("appraisal.published", 2)]
+    appeal = [e["data"]["status"] for e in mine if e["type"].startswith("appeal.")]
+    assert appeal == ["open", "accepted"]
+    for headers, body in receiver.got:  # signed when sent; the frozen clock has moved on since
+        assert verify(SECRET, body, headers[SIGNATURE_HEADER], int(clock().timestamp()), tolerance=10**6)
