@@ -1,26 +1,41 @@
 """Benchmark: appraisal scoring, template selection, and a weekly run on a database.
 
-    python bench/appraisal.py [--people 200] [--db sqlite|postgresql]
+    python bench/appraisal.py [--people 200] [--db sqlite|postgresql] [--profile DIR]
 
 1. pure: ``score()`` of a four-KPI week (one curve, a penalty item) and ``select_template()``
    among 12 templates with periods, a scenario and a manual switch, per call;
-2. storage: ``run_week`` for ``--people`` people (each with a three-item plan and a week of
-   daily samples per KPI), the first run and a recompute (new versions), then
-   ``export_appraisals`` and ``publish`` (outbox rows) of the week.
+2. storage: ``run_week`` for ``--people`` people (each with a three-item plan, a chat identity
+   and a week of daily samples per KPI), the first run and a recompute (new versions), then
+   ``export_appraisals`` and ``publish`` (outbox rows) of the week;
+3. the whole weekly job as the scheduler runs it for one team: ``appraise_team`` (run, publish
+   every card, the held card, the leader's table) of the next week, first run and an explicit
+   re-run (new versions, sent again).
+
+``--profile DIR`` writes one cProfile file per step into DIR and prints its top functions.
+
+Each step prints its wall time and its CPU time: the bench process's, and on PostgreSQL also the
+database backends' (read from /proc, the server being local), so a step's own work shows even
+when other jobs share the cores and stretch the wall time.
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
+import os
+import pstats
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal as D
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import func, select, text  # noqa: E402
 
 from appraisal.scoring import ItemInput, KpiInfo, RatingInput, score  # noqa: E402
 from appraisal.selection import Employee, Switch, select_template  # noqa: E402
@@ -82,12 +97,60 @@ def bench_pure() -> None:
     print(f"select_template(): 12 templates, switch   {us:8.1f} µs/call")
 
 
+class Steps:
+    """Times each step (and profiles it with ``--profile DIR``)."""
+
+    def __init__(self, profile: str | None) -> None:
+        self.cpu = 0.0
+        self.db_cpu = 0.0
+        self.backends: Callable[[], list[int]] | None = None  # the bench database's backend pids
+        self.profile = Path(profile) if profile else None
+        if self.profile:
+            self.profile.mkdir(parents=True, exist_ok=True)
+
+    def run(self, name: str, fn):  # noqa: ANN001, ANN201
+        profiler = cProfile.Profile() if self.profile else None
+        start, cpu, db = time.perf_counter(), time.process_time(), self._db_cpu()
+        if profiler:
+            profiler.enable()
+        out = fn()
+        if profiler:
+            profiler.disable()
+        took = time.perf_counter() - start
+        self.cpu = time.process_time() - cpu
+        self.db_cpu = sum(t - db.get(pid, 0.0) for pid, t in self._db_cpu().items())
+        if profiler and self.profile:
+            path = self.profile / f"{name}.prof"
+            profiler.dump_stats(str(path))
+            print(f"--- {name}: {path}")
+            pstats.Stats(str(path)).sort_stats("tottime").print_stats(12)
+        return out, took
+
+    def _db_cpu(self) -> dict[int, float]:
+        """CPU seconds so far of each backend serving the bench database (PostgreSQL on this host)."""
+        out: dict[int, float] = {}
+        for pid in self.backends() if self.backends else []:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            out[pid] = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+        return out
+
+    def cpu_text(self) -> str:
+        db = f" + db {self.db_cpu:6.2f} s" if self.backends else ""
+        return f"cpu {self.cpu:6.2f} s{db}"
+
+
+WEEKS = ("2026-W48", "2026-W49")
+
+
 def setup(db: str, people: int):  # noqa: ANN201
-    from storage.models import Kpi, MetricSample, Person, Plan, PlanItem, Team, Template
+    from sqlalchemy import insert
+
+    from storage.models import Identity, Kpi, MetricSample, Person, Plan, PlanItem, Team, Template
 
     if db == "postgresql":
-        from sqlalchemy import text
-
         admin = make_engine(
             "postgresql+psycopg://postgres@127.0.0.1:5432/postgres", isolation_level="AUTOCOMMIT"
         )
@@ -101,6 +164,7 @@ def setup(db: str, people: int):  # noqa: ANN201
     sessions = make_sessionmaker(engine)
     with sessions() as s, s.begin():
         s.add(Team(id="ops", name="运营组", chat_bot="sim", chat_id="ops"))
+        s.add(Person(id="leader", name="张伟", team_id="ops", role="operations"))
         for key, metric, direction in (
             ("conversion_rate", "pay_conversion_rate", "up"),
             ("ctr", "ctr", "up"),
@@ -114,68 +178,145 @@ def setup(db: str, people: int):  # noqa: ANN201
         }
         s.add(Template(id="ops-default", name="运营默认模板", role="operations", spec=spec_of(entry)))
         s.flush()
+        s.get(Team, "ops").leader_id = "leader"  # type: ignore[union-attr]
+        ids = [f"p{n:04d}" for n in range(people)]
+        s.execute(
+            insert(Person),
+            [{"id": pid, "name": pid, "team_id": "ops", "role": "operations", "active": True} for pid in ids],
+        )
+        s.execute(
+            insert(Identity),
+            [{"bot_id": "sim", "external_id": pid, "person_id": pid} for pid in ["leader", *ids]],
+        )
+        items = (
+            ("a", "conversion_rate", "+2%", D("3.00"), D("3.06")),
+            ("b", "ctr", "+0.2", D("2.0"), D("2.2")),
+            ("c", "complaint_rate", "-10%", D("1.20"), D("1.08")),
+        )
+        for week in WEEKS:
+            plan_ids = s.scalars(
+                insert(Plan).returning(Plan.id, sort_by_parameter_order=True),
+                [
+                    {"person_id": pid, "team_id": "ops", "week": week, "submitted_at": NOW, "current": True}
+                    for pid in ids
+                ],
+            ).all()
+            s.execute(
+                insert(PlanItem),
+                [
+                    {
+                        "plan_id": plan_id,
+                        "position": pos,
+                        "text": text,
+                        "kpi_key": kpi,
+                        "scope": f"shop{n % 20}",
+                        "target_text": target_text,
+                        "baseline": baseline,
+                        "target": target,
+                    }
+                    for n, plan_id in enumerate(plan_ids)
+                    for pos, (text, kpi, target_text, baseline, target) in enumerate(items, start=1)
+                ],
+            )
         monday = date(2026, 11, 23)
-        for n in range(people):
-            pid = f"p{n:04d}"
-            scope = f"shop{n % 20}"
-            s.add(Person(id=pid, name=pid, team_id="ops", role="operations"))
-            plan = Plan(person_id=pid, team_id="ops", week="2026-W48", submitted_at=NOW)
-            plan.items = [
-                PlanItem(position=1, text="a", kpi_key="conversion_rate", scope=scope, target_text="+2%",
-                         baseline=D("3.00"), target=D("3.06")),
-                PlanItem(position=2, text="b", kpi_key="ctr", scope=scope, target_text="+0.2",
-                         baseline=D("2.0"), target=D("2.2")),
-                PlanItem(position=3, text="c", kpi_key="complaint_rate", scope=scope, target_text="-10%",
-                         baseline=D("1.20"), target=D("1.08")),
-            ]  # fmt: skip
-            s.add(plan)
-        for shop in range(20):
-            for d in range(7):
+        s.execute(
+            insert(MetricSample),
+            [
+                {
+                    "metric": metric,
+                    "scope": f"shop{shop}",
+                    "day": monday + timedelta(days=d),
+                    "value": D(value),
+                    "fetched_at": NOW,
+                }
+                for shop in range(20)
+                for d in range(14)
                 for metric, value in (
                     ("pay_conversion_rate", "3.04"),
                     ("ctr", "2.1"),
                     ("complaint_rate", "1.1"),
-                ):
-                    s.add(
-                        MetricSample(
-                            metric=metric,
-                            scope=f"shop{shop}",
-                            day=monday + timedelta(days=d),
-                            value=D(value),
-                            fetched_at=NOW,
-                        )
-                    )
+                )
+            ],
+        )
     return engine, sessions
 
 
-def bench_storage(db: str, people: int) -> None:
-    from handlers.appraisals import export_appraisals, publish, run_week
+def bench_storage(db: str, people: int, steps: Steps) -> None:
+    from handlers.appraisal_export import export_appraisals
+    from handlers.appraisal_runs import publish, run_week
+    from handlers.digests import appraise_team
+    from storage.models import Appraisal, OutboxMessage
 
     engine, sessions = setup(db, people)
+    if db == "postgresql":
+        watcher = make_engine("postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+        query = text(
+            "SELECT pid FROM pg_stat_activity WHERE datname = 'planloop_bench_appraisal'"
+            " AND pid <> pg_backend_pid()"
+        )
+
+        def backends() -> list[int]:
+            with watcher.connect() as conn:
+                return list(conn.scalars(query))
+
+        steps.backends = backends
+    week = WEEKS[0]
     for label, reason in (("first run", ""), ("recompute (v2)", "重算")):
-        start = time.perf_counter()
-        with sessions() as s, s.begin():
-            rows = run_week(s, "2026-W48", NOW, reason=reason)
-        took = time.perf_counter() - start
+
+        def run(reason: str = reason) -> list:  # noqa: ANN001
+            with sessions() as s, s.begin():
+                return run_week(s, week, NOW, reason=reason)
+
+        rows, took = steps.run(f"run_week-{label.split()[0]}", run)
         print(
             f"run_week {label:16s} {len(rows):5d} people  {took:7.2f} s  {took / len(rows) * 1000:6.1f} ms/person"
+            f"  ({steps.cpu_text()})"
         )
-    start = time.perf_counter()
-    with sessions() as s:
-        data = export_appraisals(s, "2026-W48")
-    took = time.perf_counter() - start
-    print(f"export_appraisals            {len(data['appraisals']):5d} people  {took:7.2f} s")
-    start = time.perf_counter()
-    with sessions() as s, s.begin():
-        from storage.models import Appraisal, Identity
 
-        for n in range(people):
-            s.merge(Identity(bot_id="sim", external_id=f"p{n:04d}", person_id=f"p{n:04d}"))
-        s.flush()
-        current = list(s.query(Appraisal).filter(Appraisal.current.is_(True)))
-        queued = publish(s, current, NOW, bots={"sim"})
-    took = time.perf_counter() - start
-    print(f"publish (outbox rows)        {queued:5d} cards   {took:7.2f} s")
+    def export() -> dict:
+        with sessions() as s:
+            return export_appraisals(s, week)
+
+    data, took = steps.run("export", export)
+    print(
+        f"export_appraisals            {len(data['appraisals']):5d} people  {took:7.2f} s  ({steps.cpu_text()})"
+    )
+
+    def publish_all() -> int:
+        with sessions() as s, s.begin():
+            current = list(s.scalars(select(Appraisal).where(Appraisal.current.is_(True))))
+            return publish(s, current, NOW, bots={"sim"})
+
+    queued, took = steps.run("publish", publish_all)
+    print(f"publish (outbox rows)        {queued:5d} cards   {took:7.2f} s  ({steps.cpu_text()})")
+
+    # the scheduler's weekly job for one team of ``people``: run, every card, the leader's table
+    at = NOW + timedelta(days=7)
+    total = 0.0
+    for label, explicit in (("first run", False), ("re-run (v2)", True)):
+
+        def job(explicit: bool = explicit):  # noqa: ANN001, ANN202
+            with sessions() as s, s.begin():
+                return appraise_team(
+                    s,
+                    "ops",
+                    WEEKS[1],
+                    at,
+                    bots={"sim"},
+                    explicit=explicit,
+                    dedupe_suffix=":again" if explicit else "",
+                )
+
+        result, took = steps.run(f"weekly-{label.split()[0]}", job)
+        total += took
+        print(
+            f"weekly job {label:14s} {result.appraised:5d} people  {took:7.2f} s  "
+            f"({steps.cpu_text()}; {result.cards} cards, {int(result.table)} table)"
+        )
+    with sessions() as s:
+        rows = s.scalar(select(func.count()).select_from(OutboxMessage))
+        keys = s.scalar(select(func.count(func.distinct(OutboxMessage.dedupe_key))))
+    print(f"outbox rows {rows}, distinct keys {keys}")
     engine.dispose()
 
 
@@ -183,9 +324,10 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--people", type=int, default=200)
     parser.add_argument("--db", choices=["sqlite", "postgresql"], default="sqlite")
+    parser.add_argument("--profile", metavar="DIR", help="write a cProfile file per step into DIR")
     args = parser.parse_args()
     bench_pure()
-    bench_storage(args.db, args.people)
+    bench_storage(args.db, args.people, Steps(args.profile))
 
 
 if __name__ == "__main__":

@@ -1,9 +1,10 @@
 """Webhook throughput and latency of `planloop serve` (gunicorn) under wrk, per platform path,
-on SQLite and on PostgreSQL. Run by hand; the numbers go in docs/readme/production.md.
+on SQLite and on PostgreSQL. Run by hand; the numbers go in docs/ops/performance.md.
 
     apt-get install wrk
     python bench/webhook_wrk.py                      # both databases, every path, 15 s each
     python bench/webhook_wrk.py --db sqlite --duration 5 --paths sim-help
+    python bench/webhook_wrk.py --paths feishu-text --workers 2 --reference --rate 200   # issue 18 §4
 
 What it does, per database: creates an empty one (a temp SQLite file, or a fresh database on
 the PostgreSQL at $PLANLOOP_TEST_PG), runs `planloop db upgrade` and `planloop apply
@@ -13,6 +14,14 @@ and points wrk at each path with pre-built requests: every request carries a new
 cheap duplicate path) and, for a signed platform, a valid signature made with the
 adapter's own ``sign_…`` twin. A platform whose adapter is not in this checkout is
 skipped with a note. Traffic goes only to 127.0.0.1, and every run stops by itself.
+
+Each row also gives the server's CPU milliseconds per request (its processes' user + system
+time over the run, from /proc), which a busy shared machine inflates much less than it
+deflates req/s. ``--reference`` runs bench/webhook_reference.py (a bare Flask app: verify,
+decrypt, insert the event id) under gunicorn with the same worker count, on the same kind of
+database, alternating with planloop's ``feishu-text`` ``--rounds`` times, and prints the
+ratio of each round. ``--rate R`` then drives each server open-loop at R req/s
+(bench/open_loop.py) for the latency at a fixed rate, which wrk cannot do.
 """
 
 from __future__ import annotations
@@ -22,6 +31,7 @@ import json
 import os
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -30,7 +40,7 @@ import urllib.request
 import uuid
 from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -131,16 +141,16 @@ def free_port() -> int:
 
 
 @contextmanager
-def database(kind: str, tmp: Path) -> Iterator[str]:
+def database(kind: str, tmp: Path, name: str = "bench") -> Iterator[str]:
     if kind == "sqlite":
-        yield f"sqlite:///{tmp / 'bench.db'}"
+        yield f"sqlite:///{tmp / f'{name}.db'}"
         return
     from sqlalchemy import text
 
     from storage.db import make_engine
 
     admin = make_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-    name = f"planloop_bench_{uuid.uuid4().hex[:8]}"
+    name = f"planloop_{name}_{uuid.uuid4().hex[:8]}"
     with admin.connect() as conn:
         conn.execute(text(f'CREATE DATABASE "{name}"'))
     try:
@@ -172,6 +182,28 @@ def write_requests(path: Path_, port: int, count: int, out: Path) -> None:
             query = built[3] if len(built) > 3 else ""  # type: ignore[misc]
             raw = raw_request(method, path.url + query, port, headers, body)
             f.write(f"{len(raw)}\n".encode() + raw)
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of ``pid`` and its live children (gunicorn's workers), from /proc:
+    the server's cost per request, which a shared machine's load does not inflate the way it
+    inflates wall-clock rates."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    pids = [pid]
+    try:
+        pids += [int(c) for c in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return float("nan")
+    for p in pids:
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+        if p == pid:  # workers gunicorn recycled (max_requests) and reaped: cutime, cstime
+            total += (int(fields[13]) + int(fields[14])) / tick
+    return total
 
 
 def wrk(port: int, script: Path, requests: Path, seconds: int, threads: int, connections: int) -> dict:
@@ -213,60 +245,182 @@ def wait_ready(port: int, proc: subprocess.Popen, seconds: float = 60) -> None:
     raise SystemExit("serve did not become ready")
 
 
+@dataclass
+class Server:
+    name: str  # "planloop" | "reference"
+    port: int
+    pid: int
+
+
+def measure(
+    path: Path_,
+    server: Server,
+    tmp: Path,
+    args: argparse.Namespace,
+    kind: str,
+    warm: bool,
+    paced: bool = True,
+) -> dict:
+    """One wrk run (closed loop: the throughput) on fresh event ids, with the server's CPU seconds
+    per request; with --rate, then the open loop (latency at that fixed rate)."""
+    script = tmp / "bench.lua"
+    script.write_text(LUA, encoding="utf-8")
+    reqs = tmp / f"{path.name}.reqs"
+    if warm:
+        write_requests(path, server.port, args.pool, reqs)
+        wrk(server.port, script, reqs, 3, args.threads, args.connections)  # warm-up
+    write_requests(path, server.port, args.pool, reqs)  # fresh event ids for the measured run
+    cpu = tree_cpu_seconds(server.pid)
+    r = wrk(server.port, script, reqs, args.duration, args.threads, args.connections)
+    cpu = tree_cpu_seconds(server.pid) - cpu
+    name = path.name if server.name == "planloop" else f"{path.name} (reference)"
+    r.update(db=kind, path=name, note=path.note, server=server.name)
+    r["rps"] = r["requests"] / (r["duration_us"] / 1e6)
+    r["cpu_ms"] = cpu / r["requests"] * 1000 if r["requests"] else float("nan")
+    r["repeats"] = max(0, r["requests"] - args.pool)
+    print(row(r), flush=True)
+    if args.rate and paced:
+        from bench import open_loop
+
+        write_requests(path, server.port, int(args.rate * args.rate_seconds), reqs)
+        paced = open_loop.run(
+            server.port, open_loop.read_requests(reqs), args.rate, args.rate_seconds
+        ).summary()
+        r["paced"] = paced
+        print(f"#   {kind} {name} at {args.rate:g} req/s open loop: {json.dumps(paced)}", flush=True)
+    return r
+
+
+@contextmanager
+def planloop_server(kind: str, url: str, tmp: Path, args: argparse.Namespace, bots: bool) -> Iterator[Server]:
+    """`planloop serve` on a fresh, migrated database with examples/team.toml applied."""
+    config = tmp / "planloop.toml"
+    config.write_text(
+        '[server]\ndatabase_url = "env:BENCH_DB"\nsecret_key = "env:BENCH_KEY"\n'
+        'public_url = "http://127.0.0.1"\n[simulator]\nenabled = true\n'
+        + (webhook_bots_toml() if bots else ""),
+        encoding="utf-8",
+    )
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("PROMETHEUS_")},
+        "PLANLOOP_CONFIG": str(config),
+        "BENCH_DB": url,
+        "BENCH_KEY": KEY,
+        "PYTHONPATH": str(ROOT),
+        "PLANLOOP_LOG_LEVEL": "warning",
+    }
+    planloop(env, "db", "upgrade")
+    planloop(env, "apply", str(ROOT / "examples" / "team.toml"))
+    port = free_port()
+    serve_args = ["serve", "--host", "127.0.0.1", "--port", str(port)]
+    if args.workers:
+        serve_args += ["--workers", str(args.workers)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "bot.cli", *serve_args],
+        env=env,
+        stdout=subprocess.DEVNULL,  # access log lines: wrk would be measuring the terminal
+        stderr=(tmp / "serve.log").open("w"),
+    )
+    try:
+        wait_ready(port, proc)
+        yield Server("planloop", port, proc.pid)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+        failures = summarize_errors(tmp / "serve.log")
+        for reason, n in failures.most_common(5):
+            print(f"#   {kind}: {n} × {reason}")
+
+
+@contextmanager
+def reference_server(url: str, tmp: Path, args: argparse.Namespace) -> Iterator[Server]:
+    """bench/webhook_reference.py under gunicorn with planloop's worker class, workers and threads."""
+    from bot.serve import THREADS, default_workers
+
+    env = {**os.environ, "REF_DB": url, "REF_ENCRYPT_KEY": REFERENCE_ENCRYPT_KEY, "PYTHONPATH": str(ROOT)}
+    subprocess.run(
+        [sys.executable, "-c", "from bench.webhook_reference import setup; setup()"],
+        env=env,
+        check=True,
+        timeout=60,
+    )
+    port = free_port()
+    worker = (
+        ["-k", "gthread", "--threads", str(THREADS)] if args.reference_worker == "gthread" else ["-k", "sync"]
+    )
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "gunicorn",
+            *worker,
+            "-w",
+            str(args.workers or default_workers()),
+            "-b",
+            f"127.0.0.1:{port}",
+            "--log-level",
+            "warning",
+            "bench.webhook_reference:app",
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=(tmp / "reference.log").open("w"),
+    )
+    try:
+        wait_up(port, proc)
+        yield Server("reference", port, proc.pid)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+
+
+def wait_up(port: int, proc: subprocess.Popen, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"the reference exited with {proc.returncode}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.2)
+    raise SystemExit("the reference did not start")
+
+
 def bench_db(kind: str, paths: list[Path_], args: argparse.Namespace) -> list[dict]:
-    results = []
-    with tempfile.TemporaryDirectory(prefix="planloop-bench-") as tmpdir:
+    """Every path against planloop; with --reference, feishu-text against planloop and the
+    reference in alternation (--rounds times each, both servers up all along), so that a
+    shared machine's load falls on both sides of the ratio alike."""
+    results: list[dict] = []
+    bots = any(p.name.split("-")[0] in PLATFORM_NAMES for p in paths)
+    feishu = next((p for p in paths if p.name == "feishu-text"), None)
+    if args.reference and feishu is None:
+        raise SystemExit("--reference compares feishu-text: include it in --paths")
+    with tempfile.TemporaryDirectory(prefix="planloop-bench-") as tmpdir, ExitStack() as stack:
         tmp = Path(tmpdir)
-        with database(kind, tmp) as url:
-            config = tmp / "planloop.toml"
-            config.write_text(
-                '[server]\ndatabase_url = "env:BENCH_DB"\nsecret_key = "env:BENCH_KEY"\n'
-                'public_url = "http://127.0.0.1"\n[simulator]\nenabled = true\n'
-                + (webhook_bots_toml() if any(p.name.split("-")[0] in PLATFORM_NAMES for p in paths) else ""),
-                encoding="utf-8",
+        url = stack.enter_context(database(kind, tmp))
+        ours = stack.enter_context(planloop_server(kind, url, tmp, args, bots))
+        for path in paths:
+            if path is not feishu or not args.reference:
+                results.append(measure(path, ours, tmp, args, kind, warm=True))
+        if args.reference and feishu is not None:
+            ref_url = stack.enter_context(database(kind, tmp, "reference"))
+            ref = stack.enter_context(reference_server(ref_url, tmp, args))
+            pairs = []
+            for i in range(args.rounds):
+                last = i == args.rounds - 1  # the open-loop run once per server, after the last round
+                a = measure(feishu, ours, tmp, args, kind, warm=i == 0, paced=last)
+                b = measure(feishu, ref, tmp, args, kind, warm=i == 0, paced=last)
+                pairs.append((a, b))
+                results += [a, b]
+            ratios = sorted(a["rps"] / b["rps"] for a, b in pairs)
+            cpu = sorted(b["cpu_ms"] / a["cpu_ms"] for a, b in pairs)
+            print(
+                f"#   {kind}: feishu-text / reference, req/s ratio per round {', '.join(f'{x:.2f}' for x in ratios)}"
+                f" (median {statistics.median(ratios):.2f}); CPU-per-request ratio (reference / planloop)"
+                f" median {statistics.median(cpu):.2f}",
+                flush=True,
             )
-            env = {
-                **{k: v for k, v in os.environ.items() if not k.startswith("PROMETHEUS_")},
-                "PLANLOOP_CONFIG": str(config),
-                "BENCH_DB": url,
-                "BENCH_KEY": KEY,
-                "PYTHONPATH": str(ROOT),
-                "PLANLOOP_LOG_LEVEL": "warning",
-            }
-            planloop(env, "db", "upgrade")
-            planloop(env, "apply", str(ROOT / "examples" / "team.toml"))
-            port = free_port()
-            serve_args = ["serve", "--host", "127.0.0.1", "--port", str(port)]
-            if args.workers:
-                serve_args += ["--workers", str(args.workers)]
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "bot.cli", *serve_args],
-                env=env,
-                stdout=subprocess.DEVNULL,  # access log lines: wrk would be measuring the terminal
-                stderr=(tmp / "serve.log").open("w"),
-            )
-            try:
-                wait_ready(port, proc)
-                script = tmp / "bench.lua"
-                script.write_text(LUA, encoding="utf-8")
-                for path in paths:
-                    reqs = tmp / f"{path.name}.reqs"
-                    write_requests(path, port, args.pool, reqs)
-                    wrk(port, script, reqs, 3, args.threads, args.connections)  # warm-up
-                    write_requests(path, port, args.pool, reqs)  # fresh event ids for the measured run
-                    r = wrk(port, script, reqs, args.duration, args.threads, args.connections)
-                    r.update(
-                        db=kind, path=path.name, note=path.note, rps=r["requests"] / (r["duration_us"] / 1e6)
-                    )
-                    r["repeats"] = max(0, r["requests"] - args.pool)
-                    results.append(r)
-                    print(row(r), flush=True)
-            finally:
-                proc.send_signal(signal.SIGTERM)
-                proc.wait(timeout=60)
-                failures = summarize_errors(tmp / "serve.log")
-                for reason, n in failures.most_common(5):
-                    print(f"#   {kind}: {n} × {reason}")
     return results
 
 
@@ -285,6 +439,7 @@ def summarize_errors(log: Path) -> Counter[str]:
 
 
 PLATFORM_NAMES = ("feishu", "dingtalk", "wecom")
+REFERENCE_ENCRYPT_KEY = "fake-encrypt-key"  # the Feishu fake's key, which webhook_platforms signs with
 
 
 def webhook_bots_toml() -> str:
@@ -297,7 +452,8 @@ def row(r: dict) -> str:
     errors = r["connect"] + r["read"] + r["write"] + r["timeout"]
     return (
         f"| {r['db']} | {r['path']} | {r['rps']:.0f} | {r['p50'] / 1000:.1f} | {r['p90'] / 1000:.1f} | "
-        f"{r['p99'] / 1000:.1f} | {r['max'] / 1000:.0f} | {r['status']} | {errors} | {r['repeats']} |"
+        f"{r['p99'] / 1000:.1f} | {r['max'] / 1000:.0f} | {r['status']} | {errors} | {r['repeats']} | "
+        f"{r['cpu_ms']:.2f} |"
     )
 
 
@@ -310,6 +466,23 @@ def main() -> None:
     parser.add_argument("--connections", type=int, default=16, help="wrk connections")
     parser.add_argument("--workers", type=int, help="gunicorn workers (default: planloop's default)")
     parser.add_argument("--pool", type=int, default=40000, help="distinct requests per path")
+    parser.add_argument(
+        "--reference",
+        action="store_true",
+        help="also run bench/webhook_reference.py (bare Flask, same gunicorn workers) on feishu-text; print the ratio",
+    )
+    parser.add_argument(
+        "--rate", type=float, help="after wrk, drive each path open-loop at this req/s (p99 at a rate)"
+    )
+    parser.add_argument(
+        "--reference-worker",
+        choices=["gthread", "sync"],
+        default="gthread",
+        help="the reference's gunicorn worker class: planloop's (gthread, 4 threads) or gunicorn's default (sync)",
+    )
+    parser.add_argument("--rounds", type=int, default=3, help="with --reference: alternating runs of each")
+    parser.add_argument("--rate-seconds", type=float, default=30, help="seconds of the open-loop run")
+    parser.add_argument("--json", type=Path, help="write every result here as JSON")
     args = parser.parse_args()
 
     paths, skipped = available_paths()
@@ -324,11 +497,17 @@ def main() -> None:
     )
     for note in skipped:
         print(f"# skipped: {note}")
-    print("| db | path | req/s | p50 ms | p90 ms | p99 ms | max ms | non-2xx | socket errors | repeats |")
-    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print(
+        "| db | path | req/s | p50 ms | p90 ms | p99 ms | max ms | non-2xx | socket errors | repeats "
+        "| server CPU ms/req |"
+    )
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     kinds = ["sqlite", "postgresql"] if args.db == "both" else [args.db]
+    results = []
     for kind in kinds:
-        bench_db(kind, paths, args)
+        results += bench_db(kind, paths, args)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=1, ensure_ascii=False), encoding="utf-8")
 
 
 if __name__ == "__main__":

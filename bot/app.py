@@ -146,6 +146,10 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
 
     mount_api(app, services)  # /api/v1: the open API (bot/api/)
 
+    from bot.console import blueprint as console_blueprint
+
+    app.register_blueprint(console_blueprint(services))
+
     if settings.simulator or "sim" in services.platforms:
         from bot.sim import blueprint
 

@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.cli_common import Failure, database_failure
+from bot.cli_common import Failure, database_failure, tr
 from bot.cli_common import moment as _now
 from bot.cli_common import open_services as _services
+from bot.cli_common import say_for as _say
 from bot.cli_common import settings_of as _settings
 from bot.config import ConfigError, Settings
 from bot.terminal import shown
@@ -32,13 +33,14 @@ def cmd_db(args: argparse.Namespace) -> int:
     from storage.db import make_engine, migration_status, upgrade
 
     settings = _settings(args)
+    say = tr(args)
     engine = make_engine(settings.database_url)
     try:
         upgrade(engine)
         current, _head = migration_status(engine)
     except DBAPIError as exc:
-        raise Failure(database_failure(engine, exc)) from None
-    print(f"database is at revision {current}")
+        raise Failure(database_failure(engine, exc, say)) from None
+    print(say("db_revision", revision=current))
     return 0
 
 
@@ -46,16 +48,17 @@ def cmd_db_backup(args: argparse.Namespace) -> int:
     from storage.backup import BackupError, backup, restore
 
     settings = _settings(args)
+    say = tr(args)
     try:
         if args.db_command == "backup":
             done = backup(settings.database_url, Path(args.file))
         else:
             done = restore(settings.database_url, Path(args.file))
     except BackupError as exc:
-        raise Failure(str(exc)) from None
-    print(f"{args.db_command}: {done}")
+        raise Failure(say(f"backup.{exc.key}", **exc.values)) from None
+    print(say(f"db_{args.db_command}", done=done))
     if args.db_command == "restore":
-        print("next: planloop db upgrade (an older backup's schema), then start serve and worker")
+        print(say("db_restore_next"))
     return 0
 
 
@@ -67,13 +70,14 @@ def cmd_apply(args: argparse.Namespace) -> int:
     from storage.secrets import Sealer, SecretsUnavailable
 
     settings = _settings(args)
+    say = tr(args)
     path = Path(args.file)
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8"))
     except OSError as exc:
-        raise Failure(f"{path}: cannot read ({exc.strerror})") from None
+        raise Failure(say("cannot_read", path=path, reason=exc.strerror)) from None
     except tomllib.TOMLDecodeError as exc:
-        print(f"{path}: not valid TOML ({exc})", file=sys.stderr)
+        print(say("bad_toml", path=path, reason=exc), file=sys.stderr)
         return 2
 
     def secret(raw: str, where: str) -> str:
@@ -86,7 +90,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
         spec = parse(data, secret)
     except TeamFileError as exc:
         for line in exc.problems:
-            print(f"{path}: {line}", file=sys.stderr)
+            print(say("path_problem", path=path, problem=line), file=sys.stderr)
         return 2
     services = _services(settings)
     try:
@@ -108,18 +112,18 @@ def cmd_apply(args: argparse.Namespace) -> int:
         except TeamFileError as exc:
             session.rollback()
             for line in exc.problems:
-                print(f"{path}: {line}", file=sys.stderr)
+                print(say("path_problem", path=path, problem=line), file=sys.stderr)
             return 2
         if args.dry_run:
             session.rollback()
         else:
             session.commit()
     for line in report.warnings:
-        print(f"warning: {line}", file=sys.stderr)
+        print(say("warning", line=line), file=sys.stderr)
     for line in report.changes:
         print(line)
-    verb = "would change" if args.dry_run else "changed"
-    print(f"{len(report.changes)} {verb}" if report.changes else "no changes")
+    verb = "would_change" if args.dry_run else "changed"
+    print(say(verb, count=len(report.changes)) if report.changes else say("no_changes"))
     return 0
 
 
@@ -127,13 +131,14 @@ def cmd_export(args: argparse.Namespace) -> int:
     from handlers import exports
     from handlers.workdays import parse_week
 
+    say = tr(args)
     try:
         parse_week(args.week)
     except ValueError as exc:
-        print(f"--week: {exc}", file=sys.stderr)
+        print(say("bad_week", reason=exc), file=sys.stderr)
         return 2
     if args.format == "xlsx" and not args.output and sys.stdout.isatty():
-        print("--format xlsx writes a binary file: add -o FILE.xlsx", file=sys.stderr)
+        print(say("xlsx_to_terminal"), file=sys.stderr)
         return 2
     services = _services(_settings(args))
     with services.sessions() as session:
@@ -144,7 +149,7 @@ def cmd_export(args: argparse.Namespace) -> int:
     payload = exports.encode(data, args.what, args.format)
     if args.output:
         Path(args.output).write_bytes(payload)
-        print(f"wrote {args.output}", file=sys.stderr)
+        print(say("wrote", path=args.output), file=sys.stderr)
     else:
         sys.stdout.buffer.write(payload)
         sys.stdout.flush()
@@ -156,18 +161,19 @@ def cmd_verify(args: argparse.Namespace) -> int:
     from appraisal.verify import load, verify
     from handlers.workdays import parse_week
 
+    say = tr(args)
     try:
         parse_week(args.week)
     except ValueError as exc:
-        print(f"--week: {exc}", file=sys.stderr)
+        print(say("bad_week", reason=exc), file=sys.stderr)
         return 2
     if args.file:
         try:
             data = load(Path(args.file).read_text("utf-8-sig"))
         except (OSError, ValueError) as exc:
-            raise Failure(f"{args.file}: {exc}") from None
+            raise Failure(say("path_problem", path=args.file, problem=exc)) from None
         if data.get("week") != args.week:
-            raise Failure(f"{args.file} is the export of {data.get('week')}, not {args.week}")
+            raise Failure(say("export_of_other_week", file=args.file, found=data.get("week"), week=args.week))
     else:
         from handlers import exports
 
@@ -193,6 +199,7 @@ def cmd_keys(args: argparse.Namespace) -> int:
         print(Fernet.generate_key().decode())
         return 0
     settings = _settings(args)
+    say = tr(args)
     _require_key(settings, "keys rotate")
     services = _services(settings)
     try:
@@ -200,12 +207,10 @@ def cmd_keys(args: argparse.Namespace) -> int:
         with services.sessions() as session, session.begin():
             report = rotate_all(session, sealer)
     except SecretsUnavailable as exc:
-        raise Failure(
-            f"{exc}; nothing was changed (keep the old key in server.secret_key until rotated)"
-        ) from None
+        raise Failure(say("keys_unreadable", reason=exc)) from None
     for line in report.lines():
         print(line)
-    print(f"{report.total_resealed} re-sealed with the newest key")
+    print(say("resealed", count=report.total_resealed))
     return 0
 
 
@@ -238,43 +243,43 @@ def cmd_run(args: argparse.Namespace) -> int:
     from bot.worker import run_now
 
     services = _services(_settings(args))
+    say = _say(services)
     at = _now(services, args.at)
     if args.week:
         from bot.jobs import week_moment
 
         if args.at:
-            print("planloop run: give --week or --at, not both", file=sys.stderr)
+            print(say("run_week_and_at"), file=sys.stderr)
             return 2
         try:
             at = week_moment(services, args.job, args.week)
         except ValueError as exc:
-            print(f"planloop run: {exc}", file=sys.stderr)
+            print(say("run_problem", reason=exc), file=sys.stderr)
             return 2
     from bot.jobs import CURRENT_RULES
 
     if args.current_rules and args.job != "appraisal":
-        print("planloop run: --current-rules is for the appraisal", file=sys.stderr)
+        print(say("run_current_rules"), file=sys.stderr)
         return 2
     token = CURRENT_RULES.set(bool(args.current_rules))
     try:
         result, sent = run_now(services, args.job, at)
     except UnknownJob as exc:
-        print(f"planloop run: {exc.args[0]}", file=sys.stderr)
+        print(say("run_problem", reason=exc.args[0]), file=sys.stderr)
         return 2
     finally:
         CURRENT_RULES.reset(token)
-    print(f"{result.job} {result.period}: {result.status}{f' ({result.reason})' if result.reason else ''}")
-    print(f"messages: {result.enqueued} queued, {sent.sent} delivered, {sent.dead} failed for good")
+    done = {"job": result.job, "period": result.period, "status": result.status, "reason": result.reason}
+    print(say("run_result_reason" if result.reason else "run_result", **done))
+    print(say("run_messages", queued=result.enqueued, sent=sent.sent, dead=sent.dead))
     return 1 if result.status == "failed" or sent.dead else 0
 
 
 def _require_key(settings: Settings, what: str) -> None:
     if not settings.secret_keys:
-        print(
-            f"planloop {what}: server.secret_key is not set (it signs page links and encrypts secrets "
-            "at rest); generate one with: planloop keys generate",
-            file=sys.stderr,
-        )
+        from bot.cli_texts import texts
+
+        print(texts(settings.locale)("no_secret_key", what=what), file=sys.stderr)
         raise SystemExit(2)
 
 
@@ -407,28 +412,30 @@ EXTRA_COMMANDS: list[Callable[[Any], None]] = []
 
 
 def cmd_template_switch(args: argparse.Namespace) -> int:
-    from handlers.appraisals import AppraisalError, switch_template
+    from handlers.appraisals import AppraisalError
     from handlers.dates import DateError, parse_day
+    from handlers.template_switches import switch_template
     from storage.models import Team
 
     services = _services(_settings(args))
+    say = _say(services)
     now = services.clock()
     with services.sessions() as session, session.begin():
         team = session.get(Team, args.team)
         if team is None:
-            raise Failure(f"no team with id {args.team!r}")
+            raise Failure(say("no_team", team=repr(args.team)))
         try:
             today = now.astimezone(ZoneInfo(team.timezone)).date()
             until = parse_day(args.until, today) if args.until else None
         except DateError as exc:
-            print(f"--until: {exc}", file=sys.stderr)
+            print(say("bad_until", reason=exc), file=sys.stderr)
             return 2
         try:
             row = switch_template(session, args.team, args.to, by=args.by, now=now, until=until)
         except AppraisalError as exc:
             raise Failure(str(exc)) from None
-        end = row.until.isoformat() if row.until else "further notice"
-        print(f"team {args.team}: template {row.template_id} from {row.start.isoformat()} until {end}")
+        end = say("switched_until", day=row.until.isoformat()) if row.until else say("switched_open")
+        print(say("switched", team=args.team, template=row.template_id, start=row.start.isoformat(), end=end))
     return 0
 
 
@@ -482,17 +489,27 @@ def _token_commands(sub: Any) -> None:
 EXTRA_COMMANDS.append(_token_commands)  # token create, list, revoke (issue 21)
 
 
+def _console_commands(sub: Any) -> None:
+    from bot.cli_console import add_commands
+
+    add_commands(sub)
+
+
+EXTRA_COMMANDS.append(_console_commands)  # console link, console logout --all (issue 22)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return int(args.func(args))
     except ConfigError as exc:
+        say = tr(args)
         for line in exc.problems:
-            print(f"config: {shown(line)}", file=sys.stderr)
+            print(say("config_problem", problem=shown(line)), file=sys.stderr)
         return 2
     except Failure as exc:
-        print(f"planloop: {shown(exc)}", file=sys.stderr)
+        print(tr(args)("failure", reason=shown(exc)), file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130

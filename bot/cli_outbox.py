@@ -6,50 +6,40 @@ import argparse
 import sys
 from typing import Any
 
-from sqlalchemy import select
-
-from storage.models import OutboxMessage
-
 
 def cmd_outbox_list(args: argparse.Namespace) -> int:
     # imported here, not at the top: the relay loads prometheus_client, which `planloop serve`
     # must not see imported before it sets the multiprocess folder (bot/serve.py)
-    from bot.cli_common import open_services, settings_of
-    from bot.delivery import RESENDABLE
+    from bot.cli_common import open_services, settings_of, tr
+    from bot.delivery import outbox_rows
 
     services = open_services(settings_of(args))
     with services.sessions() as session:
-        rows = session.scalars(
-            select(OutboxMessage)
-            .where(OutboxMessage.status.in_(RESENDABLE))
-            .order_by(OutboxMessage.created_at)
-            .limit(args.limit)
-        ).all()
+        rows = outbox_rows(session, limit=args.limit)
     for row in rows:
         title = str((row.card or {}).get("title", ""))
         print(
             f"{row.id}  {row.status:<7}  {row.bot_id} {row.channel}:{row.target}  {title}  {row.last_error[:120]}"
         )
     if not rows:
-        print("nothing waits for an admin: no unknown or dead messages")
+        print(tr(args)("outbox_empty"))
     return 0
 
 
 def cmd_outbox_resend(args: argparse.Namespace) -> int:
-    from bot.cli_common import open_services, settings_of
+    from bot.cli_common import open_services, settings_of, tr
     from bot.delivery import RESENDABLE, resend
 
     services = open_services(settings_of(args))
+    say = tr(args)
     was = resend(services, args.id)
     if was is None:
-        print(f"planloop outbox resend: no message {args.id}", file=sys.stderr)
+        print(say("outbox_no_message", id=args.id), file=sys.stderr)
         return 2
     if was not in RESENDABLE:
-        print(
-            f"planloop outbox resend: {args.id} is {was}, not unknown or dead; nothing to do", file=sys.stderr
-        )
+        print(say("outbox_not_resendable", id=args.id, was=was), file=sys.stderr)
         return 1
-    print(f"{args.id}: was {was}, queued again; the worker sends it (from the first part not yet accepted)")
+    print(say("outbox_requeued", id=args.id, was=was))
     return 0
 
 

@@ -44,9 +44,10 @@ def cmd_import(args: argparse.Namespace) -> int:
     from bot import cli_common as cli
     from bot.polling import import_file_report
 
+    say = cli.tr(args)
     path = Path(args.file)
     if not path.is_file():
-        raise cli.Failure(f"{path}: 文件不存在")
+        raise cli.Failure(say("import_missing", path=path))
     services = cli.open_services(cli.settings_of(args))
     progress = None
     if sys.stderr.isatty() and path.stat().st_size >= BAR_MIN_BYTES:
@@ -54,7 +55,7 @@ def cmd_import(args: argparse.Namespace) -> int:
     try:
         report = import_file_report(services, path, args.source, progress=progress)
     except KeyError as exc:
-        print(f"planloop import: {shown(exc.args[0])}", file=sys.stderr)
+        print(say("import_problem", reason=shown(exc.args[0])), file=sys.stderr)
         return 2
     finally:
         if progress:
@@ -62,24 +63,23 @@ def cmd_import(args: argparse.Namespace) -> int:
     detail = report.detail
     how = [detail.get("format", "")]
     if detail.get("encoding_label"):
-        how.append(f"编码 {detail['encoding_label']}")
+        how.append(say("import_encoding", label=detail["encoding_label"]))
     if detail.get("header_line"):
-        how.append(f"表头在第 {detail['header_line']} 行")
-    print(f"{shown(path.name)}：{'，'.join(h for h in how if h)}")
-    print(
-        f"读取 {report.rows_read} 行：载入 {report.loaded} 行，拒绝 {report.refused} 行，跳过 {report.skipped} 行"
-        f"（合计/空行/备注）；数值新增 {report.inserted}，更新 {report.updated}，未变 {report.unchanged}"
-    )
+        how.append(say("import_header", line=detail["header_line"]))
+    print(say("import_how", name=shown(path.name), how=say("list_sep").join(h for h in how if h)))
+    counts = {"read": report.rows_read, "loaded": report.loaded, "refused": report.refused}
+    counts |= {"skipped": report.skipped, "inserted": report.inserted, "updated": report.updated}
+    print(say("import_counts", unchanged=report.unchanged, **counts))
     if detail.get("not_imported"):
-        print("未导入的列：" + shown("、".join(detail["not_imported"])))
+        print(say("import_not_imported", columns=shown(say("name_sep").join(detail["not_imported"]))))
     if detail.get("unmapped_reasons"):
-        listed = "、".join(f"{reason} ×{count}" for reason, count in detail["unmapped_reasons"])
-        print(shown(f"未归类的售后原因（计入“其他”，可在 [aftersales] causes 里归类）：{listed}"))
+        listed = say("name_sep").join(f"{reason} ×{count}" for reason, count in detail["unmapped_reasons"])
+        print(shown(say("import_unmapped", reasons=listed)))
     for error in report.errors[:MAX_LISTED]:
         print(shown(error), file=sys.stderr)
     hidden = len(report.errors) - MAX_LISTED + int(detail.get("errors_not_listed", 0))
     if hidden > 0:
-        print(f"……另有 {hidden} 处错误未列出", file=sys.stderr)
+        print(say("import_more_errors", count=hidden), file=sys.stderr)
     return 1 if report.errors else 0
 
 
@@ -88,8 +88,9 @@ def cmd_sources_check(args: argparse.Namespace) -> int:
     from bot.polling import sources_check
 
     services = cli.open_services(cli.settings_of(args))
+    say = cli.tr(args)
     if not services.settings.sources:
-        print("没有配置任何数据源（[[sources]]）")
+        print(say("sources_none"))
         return 0
     results = sources_check(services)
     for r in results:
@@ -98,8 +99,10 @@ def cmd_sources_check(args: argparse.Namespace) -> int:
         if r.error:
             print(f"    {shown(r.error)}")
             continue
-        days = f"{r.first_day} … {r.last_day}" if r.first_day else "无日期"
-        print(f"    会载入 {r.samples} 个数值（{days}），读取 {r.rows_read} 行，拒绝 {r.rows_refused} 行")
+        days = f"{r.first_day} … {r.last_day}" if r.first_day else say("sources_no_dates")
+        print(
+            say("sources_would_load", samples=r.samples, days=days, read=r.rows_read, refused=r.rows_refused)
+        )
         for metric, n in sorted(r.metrics.items()):
             print(f"      {metric}: {n}")
         for error in r.errors[:10]:

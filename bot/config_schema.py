@@ -59,7 +59,14 @@ SERVER = _keys(
         '"Asia/Shanghai"',
         "Asia/Shanghai",
     ),
-    Key("locale", "string", "Language of cards and replies.", '"zh-CN"', "zh-CN", choices=LOCALES),
+    Key(
+        "locale",
+        "string",
+        "Language of cards, replies and the planloop command's messages.",
+        '"zh-CN"',
+        "zh-CN",
+        choices=LOCALES,
+    ),
     Key(
         "public_url",
         "string",
@@ -245,6 +252,13 @@ _FEISHU = (
         "The bot's open_id; in groups only @-mentions of it are answered.",
         '"ou_1a2b"',
     ),
+    Key(
+        "oauth_base",
+        "string",
+        "Sign-in host of the web console (OAuth); tests point it at a fake.",
+        '"https://accounts.feishu.cn"',
+        "https://accounts.feishu.cn",
+    ),
     _TIMEOUT,
 )
 
@@ -289,6 +303,13 @@ _DINGTALK = (
         "https://oapi.dingtalk.com",
         filled=True,
     ),
+    Key(
+        "oauth_base",
+        "string",
+        "Sign-in host of the web console (OAuth); tests point it at a fake.",
+        '"https://login.dingtalk.com"',
+        "https://login.dingtalk.com",
+    ),
     Key("card_template_id", "string", "Card template for cards with buttons.", '"xxxx.schema"'),
     Key(
         "card_callback_route_key",
@@ -313,6 +334,13 @@ _WECOM_API = Key(
     '"https://qyapi.weixin.qq.com"',
     "https://qyapi.weixin.qq.com",
     filled=True,
+)
+_WECOM_OAUTH = Key(
+    "oauth_base",
+    "string",
+    "Sign-in host of the web console (OAuth, silent inside the WeCom client); tests point it at a fake.",
+    '"https://open.weixin.qq.com"',
+    "https://open.weixin.qq.com",
 )
 _WECOM_WS = Key(
     "ws_url",
@@ -348,7 +376,7 @@ BOTS: dict[tuple[str, str], dict[str, Key]] = {
     ("feishu", "stream"): _keys(*_FEISHU),
     ("dingtalk", "webhook"): _keys(*_DINGTALK),
     ("dingtalk", "stream"): _keys(*_DINGTALK),
-    ("wecom", "webhook"): _keys(*_wecom_app(True), _WECOM_API, _TIMEOUT),
+    ("wecom", "webhook"): _keys(*_wecom_app(True), _WECOM_API, _WECOM_OAUTH, _TIMEOUT),
     ("wecom", "stream"): _keys(
         Key("bot_id", "string", "The AI bot's BotID.", '"aib1a2b3"', required=True),
         Key(
@@ -361,6 +389,7 @@ BOTS: dict[tuple[str, str], dict[str, Key]] = {
         ),
         *_wecom_app(False),
         _WECOM_API,
+        _WECOM_OAUTH,
         _WECOM_WS,
         Key("heartbeat_seconds", "number", "Seconds between pings on the connection.", "30", 30.0),
         Key("answer_seconds", "number", "Seconds a reply or push waits for WeCom's answer.", "5", 5.0),

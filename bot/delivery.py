@@ -35,7 +35,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
@@ -636,6 +636,22 @@ class Relay:
 
 
 RESENDABLE = ("unknown", "dead")
+
+
+def outbox_rows(
+    session: Session, statuses: Sequence[str] = RESENDABLE, limit: int = 50, *, newest_first: bool = False
+) -> list[OutboxMessage]:
+    """Outbox rows in ``statuses``, oldest first (or newest): what ``planloop outbox list`` prints
+    (unknown and dead, waiting for an admin) and what the console's delivery page lists."""
+    order = OutboxMessage.created_at.desc() if newest_first else OutboxMessage.created_at
+    return list(
+        session.scalars(
+            select(OutboxMessage)
+            .where(OutboxMessage.status.in_(tuple(statuses)))
+            .order_by(order)
+            .limit(limit)
+        )
+    )
 
 
 def resend(services: Services, outbox_id: str) -> str | None:

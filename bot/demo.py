@@ -14,10 +14,12 @@ import tomllib
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.cli_texts import config_locale, texts
 from bot.config import Secret, Settings
 from storage.models import MetricSample
 
@@ -162,10 +164,21 @@ def prepare(data_dir: Path, port: int, host: str = "127.0.0.1", *, now: datetime
     from bot.demo_story import tell
 
     if tell(settings, now):
-        print(
-            "示例团队已就绪：过去四周的计划、考核和周初汇总，以及本周的计划（1 人未交、1 项落后）", flush=True
-        )
+        print(texts(settings.locale)("demo_story"), flush=True)
     return settings
+
+
+def console_link(services: Any) -> str:
+    """A one-time /console/ sign-in link for the first team's leader (the demo has no OAuth)."""
+    from bot.console.sessions import create_link
+    from storage.models import Team
+
+    with services.sessions() as session, session.begin():
+        leader = session.scalar(select(Team.leader_id).where(Team.leader_id.is_not(None)).order_by(Team.id))
+        if not leader:
+            return ""
+        token = create_link(session, leader, services.clock(), timedelta(minutes=60))
+    return f"{services.settings.public_url.rstrip('/')}/console/link/{token}"
 
 
 def run_demo(data_dir: Path, *, port: int = 8000, host: str = "127.0.0.1", verbose: bool = False) -> int:
@@ -176,11 +189,10 @@ def run_demo(data_dir: Path, *, port: int = 8000, host: str = "127.0.0.1", verbo
     from bot.services import build_services
 
     logs.configure_console(verbose=verbose)
+    say = texts(config_locale(data_dir / "planloop.toml"))  # zh-CN until someone sets it there
     problem = _port_problem(host, port)
     if problem:
-        print(
-            f"端口 {port} 无法使用（{problem}）：换一个端口，例如 planloop demo --port {port + 1}", flush=True
-        )
+        print(say("demo_port", port=port, reason=problem, next=port + 1), flush=True)
         return 2
     quiet = logging.getLogger("planloop")  # the story's hundreds of cards: one summary line instead
     level = quiet.level
@@ -196,17 +208,14 @@ def run_demo(data_dir: Path, *, port: int = 8000, host: str = "127.0.0.1", verbo
         server = make_server(host, port, app, threaded=True)
     except OSError as exc:
         services.engine.dispose()
-        print(
-            f"端口 {port} 无法使用（{exc.strerror}）：换一个端口，例如 planloop demo --port {port + 1}",
-            flush=True,
-        )
+        print(say("demo_port", port=port, reason=exc.strerror, next=port + 1), flush=True)
         return 2
     stop = threading.Event()
     worker = _start_worker(services, stop)
-    print(
-        f"planloop demo 已启动：打开 http://{host}:{port}/sim/ （数据在 {data_dir.resolve()}；Ctrl-C 停止）",
-        flush=True,
-    )
+    print(say("demo_started", host=host, port=port, data=data_dir.resolve()), flush=True)
+    console = console_link(services)
+    if console:
+        print(say("demo_console", url=console), flush=True)
 
     def on_signal(signum: int, _frame: object) -> None:
         # shutdown() waits for serve_forever() to return, so it must run on another thread.
@@ -226,7 +235,7 @@ def run_demo(data_dir: Path, *, port: int = 8000, host: str = "127.0.0.1", verbo
         if worker is not None:
             worker.join(timeout=10)
         services.engine.dispose()
-        print("planloop demo 已停止", flush=True)
+        print(say("demo_stopped"), flush=True)
     return 0
 
 

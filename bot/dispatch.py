@@ -44,9 +44,7 @@ def _process_once(services: Services, platform: Platform, inbound: Inbound) -> W
             # A command's answer is the asker's own (their plan, progress, score, and links signed
             # for them): it goes to their direct chat; the group only sees that it was sent.
             private = outbox.Target(inbound.bot_id, "user", inbound.actor)
-            outbox.enqueue(
-                session, private, card, dedupe_key=f"dm:{inbound.bot_id}:{inbound.event_id}", now=now
-            )
+            outbox.put(session, private, card, dedupe_key=f"dm:{inbound.bot_id}:{inbound.event_id}", now=now)
             card = private_reply_notice(card.title)
         response, via_outbox = platform.answer(inbound, card)
         if card is not None and via_outbox:
@@ -58,7 +56,7 @@ def _process_once(services: Services, platform: Platform, inbound: Inbound) -> W
                 # lets the adapter answer in place (DingTalk session webhook or card, Feishu token …)
                 reply_handle=inbound.reply_handle,
             )
-            outbox.enqueue(
+            outbox.put(
                 session, target, card, dedupe_key=f"reply:{inbound.bot_id}:{inbound.event_id}", now=now
             )
         record = getattr(platform, "record", None)

@@ -38,6 +38,7 @@ from handlers.pages import (
     form_previews,
     latest_appraised_week,
     led_teams,
+    mark_uncounted,
     plan_view,
     subject_for,
     team_tables,
@@ -264,6 +265,8 @@ def blueprint(services: Services) -> Blueprint:
         week = week_now(person, now)
         kpis = form_kpis(session, person, now.astimezone(ZoneInfo(person.team.timezone)).date())
         template = week_template(session, person, week)
+        counted = template.counted if template else None
+        kpis = mark_uncounted(kpis, counted)
         notice = ""
         if claims.week and claims.week != week:
             notice = f"这个链接是为 {claims.week} 发的；现在填写的是本周（{week}）的计划。"
@@ -273,7 +276,7 @@ def blueprint(services: Services) -> Blueprint:
             post_url=post_url,
             nonce=nonce,
             kpis=kpis,
-            previews=form_previews(card, kpis, template.counted if template else None),
+            previews=form_previews(card, kpis, counted),
             script_nonce=script_nonce,
             notice=notice,
         )

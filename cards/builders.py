@@ -7,9 +7,10 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 from cards import format as fmt
-from cards.explain import COMBINE_RULE, explain, formula_number
+from cards.explain import combine_rule, explain, formula_number, stored_text
 from cards.i18n import Texts, texts
 from cards.model import Button, Card, Field, Fields, Form, Input, Markdown, Note, Option, Table
+from cards.scale import weight_text
 
 TARGET_HINT = "+2pp / +2% / +0.5 / =3.5"
 
@@ -270,7 +271,7 @@ def _row_block(row: Mapping[str, object], tr: Texts) -> Markdown:
     head = tr(
         "card.row_head",
         name=row.get("name"),
-        weight=points(weight).removesuffix(".0"),
+        weight=weight_text(weight),
         points=points(contribution),
     )
     lines = [head]
@@ -280,9 +281,9 @@ def _row_block(row: Mapping[str, object], tr: Texts) -> Markdown:
     if row.get("kind", "metric") == "metric" and row.get("status") != "unplanned":
         b, t, a = _dec(row.get("baseline")), _dec(row.get("target")), _dec(row.get("actual"))
         lines.append(tr("card.row_levels", levels=fmt.arrow(b, t, unit), actual=fmt.value(a, unit)))
-    lines.append(appraisal_formula(row))
+    lines.append(appraisal_formula(row, tr.locale))
     if row.get("curve"):
-        lines.append(f"评分曲线：{row.get('curve')}")
+        lines.append(tr("explain.curve_line", curve=stored_text(str(row.get("curve")), tr.locale)))
     return Markdown("\n".join(lines))
 
 
@@ -296,7 +297,7 @@ def appraisal_card(
     view: AppraisalView, *, can_appeal: bool = True, detail_url: str = "", locale: str = "zh-CN"
 ) -> Card:
     """The explanation card: score, grade, template and why, one block per KPI with its formula, flags.
-    ``locale`` words the card's own labels (the per-KPI formulas stay as cards/explain.py writes them)."""
+    ``locale`` words the whole card; names (person, KPI, template) are shown as they are."""
     tr = texts(locale)
     summary = [
         Field(tr("card.employee"), view.person_name),
@@ -316,13 +317,16 @@ def appraisal_card(
     for adj in view.adjustments:
         amount = _dec(adj.get("points")) or Decimal(0)
         if amount:
-            blocks.append(
-                Markdown(
-                    f"**{adj.get('name')}** · {formula_number(_dec(adj.get('count')) or Decimal(0))} 次 × "
-                    f"{formula_number(_dec(adj.get('per')) or Decimal(0))} 分 → {points(amount)} 分"
-                    f"（范围 {adj.get('low')}–{adj.get('high')}）"
-                )
+            line = tr(
+                "explain.adjustment",
+                name=adj.get("name"),
+                count=formula_number(_dec(adj.get("count")) or Decimal(0)),
+                per=formula_number(_dec(adj.get("per")) or Decimal(0)),
+                points=points(amount),
+                low=adj.get("low"),
+                high=adj.get("high"),
             )
+            blocks.append(Markdown(line))
     parts = [
         points(_dec(r.get("contribution")) or Decimal(0))
         for r in view.rows
@@ -338,9 +342,11 @@ def appraisal_card(
     total = tr("card.total", label=label, formula=formula, score=points(view.score), grade=view.grade)
     blocks.append(Markdown(total))
     if shares_a_kpi(view.rows):
-        blocks.append(Note(COMBINE_RULE))
+        blocks.append(Note(combine_rule(locale)))
     if view.flags:
-        blocks.append(Note(tr("card.flags") + "\n" + "\n".join(f"· {flag}" for flag in view.flags)))
+        blocks.append(
+            Note(tr("card.flags") + "\n" + "\n".join(f"· {stored_text(flag, locale)}" for flag in view.flags))
+        )
     buttons: list[Button] = []
     appealable = [r for r in view.rows if r.get("status") not in ("outside", "excluded")]
     if can_appeal and appealable:

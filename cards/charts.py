@@ -13,6 +13,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from decimal import Decimal
 from html import escape
 
@@ -28,6 +29,42 @@ TOP = 30
 BOTTOM = 40
 
 Number = float | Decimal | int
+
+
+@dataclass(frozen=True)
+class Mark:
+    """A labelled horizontal line: ``kind`` is baseline, target or cap (cards/scale.py makes them)."""
+
+    kind: str
+    label: str
+    value: float
+
+
+MARK_STYLES = {
+    "baseline": 'stroke="#8f959e" stroke-width="1"',
+    "target": 'stroke="#2ea121" stroke-width="1.5" stroke-dasharray="2 3"',
+    "cap": 'stroke="#f54a45" stroke-width="1" stroke-dasharray="1 3"',
+}
+MARK_COLOURS = {"baseline": "#646a73", "target": "#2ea121", "cap": "#f54a45"}
+
+
+def _marks(marks: Sequence[Mark], lo: float, hi: float, width: int, height: int) -> list[str]:
+    """Each mark's line across the plot and its label just above it, at the right end."""
+    parts = []
+    x0, x1 = _c(LEFT), _c(width - RIGHT)
+    for m in marks:
+        if not lo <= m.value <= hi:
+            continue
+        y = y_at(m.value, lo, hi, height)
+        parts.append(
+            f'<line class="{m.kind}" x1="{x0}" y1="{_c(y)}" x2="{x1}" y2="{_c(y)}" {MARK_STYLES[m.kind]}/>'
+        )
+        if m.label:
+            parts.append(
+                f'<text class="mark mark-{m.kind}" x="{_c(width - RIGHT - 3)}" y="{_c(y - 3)}" text-anchor="end" '
+                f'font-size="10" fill="{MARK_COLOURS[m.kind]}">{escape(m.label)}</text>'
+            )
+    return parts
 
 
 def plot_width(width: int = WIDTH) -> float:
@@ -183,22 +220,27 @@ def pace_chart(
     unit: str = "",
     off_days: Sequence[bool] = (),
     y_range: tuple[float, float] | None = None,
+    step: float | None = None,
+    marks: Sequence[Mark] = (),
     width: int = WIDTH,
     height: int = HEIGHT,
 ) -> str:
-    """A week of daily values (solid line, a gap where a day has no value) against the expected pace
+    """``marks`` (cards/scale.item_axis) replace the unlabelled ``target`` / ``baseline`` lines.
+    A week of daily values (solid line, a gap where a day has no value) against the expected pace
     (dashed), with the target (dotted) and the baseline (grey); days off are shaded."""
     n = len(labels)
     act = [_num(v) for v in actual]
     exp = [_num(v) for v in expected]
     lines = {k: f for k, f in (("target", _num(target)), ("baseline", _num(baseline))) if f is not None}
-    known = [v for v in act + exp if v is not None] + list(lines.values())
+    if marks:
+        lines = {}
+    known = [v for v in act + exp if v is not None] + list(lines.values()) + [m.value for m in marks]
     parts = _open(ident, title, desc, width, height)
     if n == 0 or not known:
         return _empty(parts, width, height)
     if y_range is not None:
         lo, hi = y_range
-        step = nice_step((hi - lo) / 4)
+        step = step or nice_step((hi - lo) / 4)
     else:
         # 8 % headroom on both sides so a point on the target is not drawn on the frame
         room = (max(known) - min(known)) * 0.08
@@ -211,6 +253,7 @@ def pace_chart(
                 f'height="{_c(plot_height(height))}" fill="#f5f6f7"/>'
             )
     parts += _y_axis(lo, hi, step, unit, width, height)
+    parts += _marks(marks, lo, hi, width, height)
     x0, x1 = _c(LEFT), _c(width - RIGHT)
     if "baseline" in lines:
         y = _c(y_at(lines["baseline"], lo, hi, height))
@@ -256,7 +299,7 @@ def pace_chart(
     legend = [("actual", "实际")]
     if pace:
         legend.append(("expected", "应有进度"))
-    if "target" in lines:
+    if "target" in lines or any(m.kind == "target" for m in marks):
         legend.append(("target", "目标"))
     parts += _legend(legend, width)
     parts.append("</svg>")
@@ -273,6 +316,9 @@ def history_chart(
     notes: Sequence[str] = (),
     reference: Number | None = 100,
     y_range: tuple[float, float] | None = None,
+    step: float | None = None,
+    unit: str = "",
+    marks: Sequence[Mark] = (),
     width: int = WIDTH,
     height: int = HEIGHT,
 ) -> str:
@@ -286,11 +332,11 @@ def history_chart(
         return _empty(parts, width, height)
     if y_range is not None:
         lo, hi = y_range
-        step = nice_step((hi - lo) / 4)
+        step = step or nice_step((hi - lo) / 4)
     else:
         top = max(known + ([float(reference)] if reference is not None else []))
         lo, hi, step = nice_range(min(0.0, *known), top * 1.2)  # room for the labels above a bar
-    parts += _y_axis(lo, hi, step, "", width, height)
+    parts += _y_axis(lo, hi, step, unit, width, height)
     band = plot_width(width) / n
     bar_w = band * 0.6
     base = y_at(max(lo, 0.0), lo, hi, height)
@@ -317,7 +363,8 @@ def history_chart(
                 f'<text class="note" x="{_c(cx)}" y="{_c(top_y - 17)}" text-anchor="middle" font-weight="bold" '
                 f'fill="#3370ff">{escape(note)}</text>'
             )
-    if reference is not None and lo <= float(reference) <= hi:
+    parts += _marks(marks, lo, hi, width, height)
+    if reference is not None and not marks and lo <= float(reference) <= hi:
         ry = _c(y_at(float(reference), lo, hi, height))
         parts.append(
             f'<line class="reference" x1="{_c(LEFT)}" y1="{ry}" x2="{_c(width - RIGHT)}" y2="{ry}" '

@@ -7,7 +7,7 @@ small callable the builders and handlers use; an unknown locale falls back to zh
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -156,6 +156,27 @@ ZH: dict[str, str] = {
     "card.total_label_adjusted": "Σ 权重 × 完成度 ± 加减分",
     "card.total": "**总分** = {label} = {formula} → **{score}（{grade}）**",
     "card.flags": "注意：",
+    # one appraisal row explained (cards/explain.py), on the card and the page
+    "explain.rating": "主管评分 {stars} 星 → {percent}",
+    "explain.checklist": "完成 {done} / 计划 {planned} = {percent}",
+    "explain.zero.rating": "尚未评分，计 0",
+    "explain.zero.checklist": "没有登记完成情况，计 0",
+    "explain.zero.levels": "缺少基线或目标，计 0",
+    "explain.zero.data": "暂无数据，计 0",
+    "explain.zero.other": "无法计算完成度，计 0",
+    "explain.excluded": "申诉后剔除，不计分",
+    "explain.outside": "不在本模板内，不计分",
+    "explain.aside": "（{text}）",
+    "explain.unplanned": "本周没有计划项，计 0",
+    "explain.negative": "{text} → 反向变化，按 0 % 计",
+    "explain.curve": "{text} → 按曲线计 {percent}",
+    "explain.cap": "{text} → 封顶 {percent}",
+    "explain.curve_line": "评分曲线：{curve}",
+    "explain.adjustment": "**{name}** · {count} 次 × {per} 分 → {points} 分（范围 {low}–{high}）",
+    "explain.combine": (
+        "同一指标下有多个计划项时，各项平分该指标的权重；指标类各项按自己的数据分别计算完成度，"
+        "评分类和清单类共用一个完成度（星级，或完成任务数 ÷ 各项计划任务数之和）。"
+    ),
 }
 
 EN: dict[str, str] = {
@@ -298,6 +319,27 @@ EN: dict[str, str] = {
     "card.total_label_adjusted": "Σ weight × completion ± adjustments",
     "card.total": "**Score** = {label} = {formula} → **{score} ({grade})**",
     "card.flags": "Note:",
+    "explain.rating": "leader's rating {stars} stars → {percent}",
+    "explain.checklist": "done {done} / planned {planned} = {percent}",
+    "explain.zero.rating": "not rated yet: counts 0",
+    "explain.zero.checklist": "nothing recorded as done: counts 0",
+    "explain.zero.levels": "no baseline or target: counts 0",
+    "explain.zero.data": "no data yet: counts 0",
+    "explain.zero.other": "completion cannot be computed: counts 0",
+    "explain.excluded": "removed after an appeal: not scored",
+    "explain.outside": "not in this template: not scored",
+    "explain.aside": " ({text})",
+    "explain.unplanned": "no plan item this week: counts 0",
+    "explain.negative": "{text} → moved the wrong way, counts 0 %",
+    "explain.curve": "{text} → {percent} on the scoring curve",
+    "explain.cap": "{text} → capped at {percent}",
+    "explain.curve_line": "Scoring curve: {curve}",
+    "explain.adjustment": "**{name}** · {count} × {per} points → {points} points (range {low}–{high})",
+    "explain.combine": (
+        "Several plan items on one KPI share its weight equally; metric items each get their own "
+        "completion from their own data, rating and checklist items share one completion (the stars, "
+        "or tasks done ÷ the sum of the tasks planned)."
+    ),
 }
 
 CATALOGUES: dict[str, dict[str, str]] = {"zh-CN": ZH, "en-US": EN}
@@ -326,6 +368,18 @@ class Texts:
         if ratio is None:
             return self.table["no_data"]
         return f"{(Decimal(str(ratio)) * 100).quantize(Decimal(1), ROUND_HALF_UP)} %"
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """Any pair of catalogues keyed by locale (the CLI's, bot/cli_texts.py): one locale's sentence,
+    filled in; an unknown locale is zh-CN."""
+
+    catalogues: Mapping[str, Mapping[str, str]]
+    locale: str
+
+    def __call__(self, key: str, /, **values: object) -> str:
+        return self.catalogues.get(self.locale, self.catalogues[DEFAULT])[key].format(**values)
 
 
 def texts(locale: str) -> Texts:

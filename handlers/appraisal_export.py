@@ -23,6 +23,8 @@ from sqlalchemy.orm import Session
 
 from appraisal.rules import rules_of
 from appraisal.selection import week_days
+from handlers.appraisals import load_templates
+from handlers.spreadsheets import ExportError
 from storage.models import Appraisal, Person, Team
 
 
@@ -85,8 +87,6 @@ def _rules(session: Session, row: Appraisal) -> dict[str, Any]:
     if row.rules:
         return dict(row.rules)
     # a result stored before issue 16: the template as it is now
-    from handlers.appraisals import load_templates
-
     template = next((t for t in load_templates(session) if t.id == row.template_id), None)
     return rules_of(template) if template is not None else {}
 
@@ -129,8 +129,6 @@ def export_appraisals(session: Session, week: str, team: str | None = None) -> d
     query = select(Appraisal).where(Appraisal.week == week, Appraisal.current.is_(True))
     if team is not None:
         if session.get(Team, team) is None:
-            from handlers.exports import ExportError
-
             raise ExportError(f"no team with id {team!r}")
         query = query.where(Appraisal.team_id == team)
     rows = list(session.scalars(query.order_by(Appraisal.team_id, Appraisal.person_id)))

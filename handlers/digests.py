@@ -1,7 +1,7 @@
 """The start-of-week summary and the weekly appraisal run, per team, on the workday calendar.
 
 - Weekly appraisal: on the team's last workday of the ISO week (a 调休 Sunday or a Wednesday
-  before 国庆 included), ``appraise_team`` freezes the week (``handlers.appraisals.run_week``),
+  before 国庆 included), ``appraise_team`` freezes the week (``handlers.appraisal_runs.run_week``),
   queues each person's explanation card to their direct chat (``publish``) and the leader's
   table, in the caller's one transaction. A scheduled run never publishes a week twice; an
   admin's explicit run makes new versions with the reason and sends them again.
@@ -37,7 +37,8 @@ from cards.builders import (
     monday_summary_leader_card,
 )
 from cards.i18n import Texts, texts
-from handlers.appraisals import Rules, publish, run_week, team_switches
+from handlers.appraisal_runs import publish, run_week
+from handlers.appraisals import Rules, team_switches
 from handlers.held import notify_held
 from handlers.progress import ItemProgress, week_progress
 from handlers.reminders import days_label, expected_planners, moment, on_leave, planned_ids, zone

@@ -16,12 +16,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from handlers import spreadsheets
+from handlers.appraisal_export import appraisal_rows, export_appraisals
 from handlers.progress import ItemProgress, week_progress
+from handlers.spreadsheets import ExportError  # raised here too; callers catch exports.ExportError
 from storage.models import Person, Plan, Team
-
-
-class ExportError(Exception):
-    pass
 
 
 def _num(value: Decimal | None) -> float | None:
@@ -135,8 +133,6 @@ def export_progress(session: Session, week: str, *, team: str | None, now: datet
 
 
 def _export_appraisals(session: Session, week: str, *, team: str | None, now: datetime) -> dict[str, Any]:
-    from handlers.appraisals import export_appraisals
-
     return export_appraisals(session, week, team)
 
 
@@ -193,8 +189,6 @@ TAILS: dict[str, tuple[str, ...]] = {"plans": ("active",), "progress": ("active"
 def flat_rows(data: dict[str, Any], what: str) -> tuple[list[str], list[list[Any]]]:
     """One row per item (a person without items keeps one row), for CSV and XLSX."""
     if what == "appraisals":
-        from handlers.appraisal_export import appraisal_rows
-
         return appraisal_rows(data)
     key, head, fields = TABLES[what]
     tail = TAILS.get(what, ())

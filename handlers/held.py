@@ -11,24 +11,24 @@ missing metric, scope and days, with each source's last run and error, and two b
   ``missing_data`` flag; the reason (who, what was missing) is the version reason.
 
 The ``appraisal-held`` tick publishes a held appraisal as soon as its data is complete.
+The check itself is ``missing_data`` in ``handlers/appraisals.py`` (a run calls it for each person).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Collection, Iterable, Sequence
-from dataclasses import dataclass
-from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
+from datetime import datetime
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from appraisal.scoring import Result
-from appraisal.selection import week_days
 from cards.held import MissingLine, SourceLine, held_card
 from cards.model import Card, Markdown
+from handlers.appraisal_runs import freeze, publish
+from handlers.appraisals import WeekInputs, compute, missing_data
 from handlers.inbound import Inbound
 from handlers.ops import notify_admins
 from handlers.router import Context, LinkMaker, PermissionDenied, error_card, router
@@ -36,47 +36,8 @@ from storage import outbox
 from storage.models import Appraisal, AuditLog, Kpi, MetricSample, Person, SourceRun, SourceState, Team
 from storage.people import person_target
 
-if TYPE_CHECKING:
-    from handlers.appraisals import WeekInputs
-
 REPOLL = ("planloop", "repoll")  # SourceState (source_id, key): a 重新拉取 the worker has not done yet
 HELD_ACTION = "appraisal.held"
-
-
-@dataclass(frozen=True)
-class Missing:
-    kpi: str
-    metric: str
-    scope: str
-    days: tuple[date, ...]
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "kpi": self.kpi,
-            "metric": self.metric,
-            "scope": self.scope,
-            "days": [d.isoformat() for d in self.days],
-        }
-
-
-def missing_data(inputs: WeekInputs, result: Result, week: str, now: datetime, tz: str) -> list[Missing]:
-    """The items that count but have no sample of their metric and scope inside the week (the
-    window the completion is taken from); the days named are the week's days up to ``now``."""
-    today = now.astimezone(ZoneInfo(tz)).date()
-    window = week_days(week)
-    named = tuple(d for d in window if d <= today) or tuple(window)
-    out: dict[tuple[str, str], Missing] = {}
-    for row in result.rows:
-        if row.kind != "metric" or row.status in ("outside", "excluded", "unplanned") or not row.weight:
-            continue
-        kpi = inputs.kpis.get(row.kpi)
-        if kpi is None or not kpi.metric:
-            continue
-        seen = inputs.days.get((kpi.metric, row.scope), set())
-        if any(d in seen for d in window):
-            continue
-        out[(row.kpi, row.scope)] = Missing(row.kpi, kpi.metric, row.scope, named)
-    return list(out.values())
 
 
 def _days(days: Sequence[str]) -> str:
@@ -203,8 +164,6 @@ def release(
     links: LinkMaker | None = None,
 ) -> list[Appraisal]:
     """Publish ``rows`` (held) as new versions with ``reason``, and send each person's card."""
-    from handlers.appraisals import freeze, publish
-
     out = []
     for row in rows:
         person = session.get(Person, row.person_id)
@@ -220,8 +179,6 @@ def release_ready(
     session: Session, now: datetime, *, bots: Collection[str], links: LinkMaker | None = None
 ) -> int:
     """The tick: publish every held appraisal whose data is now complete; returns how many."""
-    from handlers.appraisals import WeekInputs, compute
-
     ready = []
     for row in held_rows(session):
         person = session.get(Person, row.person_id)

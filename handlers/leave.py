@@ -8,6 +8,8 @@ week. Every leave recorded from issue 16 on is a ``leaves`` row (first and last 
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import select
@@ -52,6 +54,48 @@ def away_whole_week(session: Session, person: Person, week: str) -> bool:
     if has_leaves(session, person.id):
         return len(leave_days(session, person.id, week)) == 7
     return person.on_leave_until is not None and person.on_leave_until >= week_dates(week)[-1]
+
+
+CHUNK = 1000  # ids per IN (...) list: well inside every database's parameter limit
+
+
+@dataclass(frozen=True)
+class WeekLeave:
+    """The leave of many people in one week, read in two queries (a weekly run needs it for
+    everyone it appraises); the same answers as ``leave_days`` and ``away_whole_week``."""
+
+    week: str
+    days: dict[str, list[date]]  # person → the days of the week a recorded leave covers
+    recorded: frozenset[str]  # people with any ``leaves`` row (the others: ``on_leave_until``)
+
+    @classmethod
+    def load(cls, session: Session, week: str, people: Collection[str] | None = None) -> WeekLeave:
+        days = week_dates(week)
+        overlapping = select(Leave).where(Leave.start <= days[-1], Leave.until >= days[0])
+        anyone = select(Leave.person_id).distinct()
+        rows: list[Leave] = []
+        recorded: set[str] = set()
+        if people is None:
+            rows = list(session.scalars(overlapping))
+            recorded = set(session.scalars(anyone))
+        else:
+            ids = sorted(set(people))
+            for n in range(0, len(ids), CHUNK):
+                chunk = ids[n : n + CHUNK]
+                rows.extend(session.scalars(overlapping.where(Leave.person_id.in_(chunk))))
+                recorded.update(session.scalars(anyone.where(Leave.person_id.in_(chunk))))
+        covered: dict[str, set[date]] = {}
+        for row in rows:
+            covered.setdefault(row.person_id, set()).update(d for d in days if row.start <= d <= row.until)
+        return cls(week, {pid: sorted(ds) for pid, ds in covered.items()}, frozenset(recorded))
+
+    def leave_days(self, person_id: str) -> list[date]:
+        return self.days.get(person_id, [])
+
+    def away_whole_week(self, person: Person) -> bool:
+        if person.id in self.recorded:
+            return len(self.leave_days(person.id)) == 7
+        return person.on_leave_until is not None and person.on_leave_until >= week_dates(self.week)[-1]
 
 
 def record_leave(

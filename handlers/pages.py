@@ -6,6 +6,7 @@ score history, and a leader's team table. Reads storage; returns plain views for
 from __future__ import annotations
 
 from collections.abc import Callable, Collection, Sequence
+from dataclasses import replace
 from datetime import date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -26,7 +27,7 @@ from cards.render.page import (
     TeamRow,
     TeamTable,
 )
-from handlers.appraisals import template_why
+from handlers.appraisal_runs import template_why
 from handlers.plan_items import latest_value
 from handlers.plan_template import UNCOUNTED
 from handlers.plans import current_plan, planning_kpis
@@ -110,6 +111,14 @@ def preview(kpi: KpiInfo | None, target_text: str, scope: str = "") -> tuple[str
     if kpi.baseline is None:
         return f"目标 {fmt.value(level, kpi.unit)}（基线待首个数据确定）", False
     return fmt.arrow(kpi.baseline, level, kpi.unit), False
+
+
+def mark_uncounted(kpis: Sequence[KpiInfo], counted: Collection[str] | None) -> list[KpiInfo]:
+    """The form's KPIs, those the week's template does not count carrying UNCOUNTED, so the
+    page's script warns as :func:`form_previews` does."""
+    if counted is None:
+        return list(kpis)
+    return [k if k.key in counted else replace(k, uncounted=UNCOUNTED) for k in kpis]
 
 
 def form_previews(
@@ -325,6 +334,7 @@ def appraisal_view(session: Session, person: Person, week: str) -> AppraisalView
         flags=tuple(str(f) for f in (row.flags or [])),
         version_reason=row.version_reason,
         history=history,
+        cap_points=_dec((row.rules or {}).get("cap")) or Decimal(150),
     )
 
 

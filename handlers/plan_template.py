@@ -13,6 +13,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from handlers.appraisals import select_for
 from storage.models import Kpi, Person, Role
 
 UNCOUNTED = "本周模板不计此指标（不计分）"
@@ -33,7 +34,6 @@ def week_template(session: Session, person: Person, week: str, rules: Any = None
     """The person's template for ``week``; None when no template applies (nothing to warn about)."""
     from appraisal.selection import NoTemplate
     from appraisal.templates import TemplateError
-    from handlers.appraisals import select_for
 
     try:
         template = select_for(session, person, week, rules).template

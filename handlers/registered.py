@@ -7,25 +7,31 @@ Handler modules import ``handlers.router`` (downwards) and decorate their functi
 from __future__ import annotations
 
 import handlers.alerts
-import handlers.appraisals
+import handlers.appeals
+import handlers.appraisal_runs
 import handlers.commands
 import handlers.held
 import handlers.plans
 import handlers.progress
+import handlers.ratings
 import handlers.reminder_commands
 import handlers.reminders
+import handlers.template_switches
 import handlers.welcome
 from handlers.router import Router, router
 
 REGISTERING = (
     handlers.alerts,
-    handlers.appraisals,
+    handlers.appeals,
+    handlers.appraisal_runs,
     handlers.commands,
     handlers.held,
     handlers.plans,
     handlers.progress,
+    handlers.ratings,
     handlers.reminder_commands,
     handlers.reminders,
+    handlers.template_switches,
     handlers.welcome,
 )
 

@@ -9,7 +9,7 @@ from datetime import datetime
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from cards.model import Card, Markdown
@@ -30,17 +30,38 @@ def _no_links(person_id: str, page: str, week: str = "", **extra: str) -> str:
 @dataclass
 class Context:
     """What a handler gets besides the event: the DB session (caller owns the transaction), the clock,
-    the team's time zone and locale, a maker of signed page links, and the acting person."""
+    the team's time zone and locale, a maker of signed page links, and the acting person.
+
+    ``person`` is loaded on first use: a public handler (帮助) may answer knowing only
+    ``person_id``, and then no ``Person`` is built at all."""
 
     session: Session
     now: datetime
     tz: ZoneInfo
     locale: str = "zh-CN"
     links: LinkMaker = _no_links
-    person: Person | None = None
+    person_id: str | None = None  # the acting person, when known
     bot_id: str = ""
     bots: frozenset[str] = frozenset()  # bot ids configured here (where messages can go)
     extra: dict[str, object] = field(default_factory=dict)
+    _person: Person | None = field(default=None, repr=False)
+    _welcomed: bool = field(default=False, repr=False)  # known without loading the person
+
+    @property
+    def person(self) -> Person | None:
+        if self._person is None and self.person_id is not None:
+            self._person = self.session.get(Person, self.person_id)
+        return self._person
+
+    @person.setter
+    def person(self, person: Person | None) -> None:
+        self._person = person
+        self.person_id = person.id if person is not None else None
+        self._welcomed = person is not None and person.welcomed_at is not None
+
+    def welcomed(self) -> bool:
+        """Whether the bot has greeted the acting person (their first message), without loading them."""
+        return self._person.welcomed_at is not None if self._person is not None else self._welcomed
 
     @property
     def today(self):  # noqa: ANN201 - a date in the team's zone
@@ -115,15 +136,20 @@ class Router:
                 f"这个按钮已失效或不认识（{event.action or event.text[:20]}）。发送“帮助”查看可用命令。"
             )
         handler, public = found
-        if ctx.person is None:
-            ctx.person = resolve_person(ctx.session, event.bot_id, event.actor)
-        if ctx.person is None and not public:
+        if ctx.person_id is None:
+            if public:  # may answer a stranger too: learn who it is, load the person only if used
+                known = known_actor(ctx.session, event.bot_id, event.actor)
+                if known is not None:
+                    ctx.person_id, ctx._welcomed = known
+            else:  # will use the person: one query loads them
+                ctx.person = resolve_person(ctx.session, event.bot_id, event.actor)
+        if ctx.person_id is None and not public:
             return error_card(UNKNOWN_PERSON.format(actor=event.actor), title="未加入团队")
         try:
             card = handler(event, ctx)
         except PermissionDenied as exc:
             return error_card(str(exc) or "你没有权限做这件事。", title="没有权限")
-        if ctx.person is not None:
+        if ctx.person_id is not None:
             for step in self._after:
                 step(event, ctx)
         return card
@@ -131,11 +157,33 @@ class Router:
 
 def resolve_person(session: Session, bot_id: str, external_id: str) -> Person | None:
     """The active person behind ``external_id`` on ``bot_id``, or None."""
-    return session.scalar(
-        select(Person)
-        .join(Identity, Identity.person_id == Person.id)
-        .where(Identity.bot_id == bot_id, Identity.external_id == external_id, Person.active.is_(True))
+    return session.scalar(_PERSON_BY_IDENTITY, {"bot_id": bot_id, "external_id": external_id})
+
+
+def known_actor(session: Session, bot_id: str, external_id: str) -> tuple[str, bool] | None:
+    """(person id, greeted already) of the active person behind ``external_id``, or None: one
+    Core row, no ``Person`` built (what a public handler needs before it knows more)."""
+    row = session.execute(_ACTOR_BY_IDENTITY, {"bot_id": bot_id, "external_id": external_id}).first()
+    return None if row is None else (row[0], row[1] is not None)
+
+
+# Built once: every inbound event runs one of them, and building a statement costs more than
+# running it.
+_BY_IDENTITY = (
+    Identity.bot_id == bindparam("bot_id"),
+    Identity.external_id == bindparam("external_id"),
+    Person.active.is_(True),
+)
+_PERSON_BY_IDENTITY = select(Person).join(Identity, Identity.person_id == Person.id).where(*_BY_IDENTITY)
+_ACTOR_BY_IDENTITY = (
+    select(Person.__table__.c.id, Person.__table__.c.welcomed_at)
+    .join(Identity.__table__, Identity.__table__.c.person_id == Person.__table__.c.id)
+    .where(
+        Identity.__table__.c.bot_id == bindparam("bot_id"),
+        Identity.__table__.c.external_id == bindparam("external_id"),
+        Person.__table__.c.active.is_(True),
     )
+)
 
 
 router = Router()

@@ -23,6 +23,10 @@ from typing import Any
 FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
 
 
+class ExportError(Exception):
+    """An export that cannot be made (an unknown team, format or export); the message says which."""
+
+
 def inert_text(text: str) -> str:
     """``text`` as a CSV cell no spreadsheet evaluates."""
     return "'" + text if text.startswith(FORMULA_TRIGGERS) else text

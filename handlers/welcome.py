@@ -26,8 +26,10 @@ STALE_AFTER_DAYS = 2  # reports arrive the next day; two days without one means 
 
 @router.after
 def greet_once(event: Inbound, ctx: Context) -> None:
+    if ctx.person_id is None or event.kind != "text" or ctx.welcomed():
+        return
     person = ctx.person
-    if person is None or event.kind != "text" or person.welcomed_at is not None:
+    if person is None:
         return
     person.welcomed_at = ctx.now
     target = person_target(ctx.session, person, ctx.bots)

@@ -9,7 +9,6 @@ header row is the first row that names a case id and an opened time. Times are
 
 from __future__ import annotations
 
-import json
 import re
 import unicodedata
 from collections.abc import Iterator
@@ -26,9 +25,8 @@ from sources.files import (
     MAX_PREAMBLE,
     FileRefused,
     Row,
-    candidate_files,
-    file_digest,
     open_table,
+    read_new_files,
 )
 from sources.presets import normalise_header
 
@@ -250,22 +248,8 @@ class AftersalesFileSource:
         return read_cases(path, shop=self.shop, source=self.id, tz=self.tz)
 
     def fetch(self, window: Window, now: datetime) -> FetchResult:
-        if not self.path.exists():
-            raise NeedsAdmin(f"找不到 {self.path}（sources.{self.id}.path）")
-        files = [self.path] if self.path.is_file() else candidate_files(self.path)
-        result = FetchResult()
-        per_file: dict[str, Any] = {}
-        for f in files:
-            key = f"file:{file_digest(f)}"
-            if self.deps.state.get(key) is not None:
-                continue
-            one = self.read(f)
-            per_file[f.name] = {
-                "rows_read": one.rows_read,
-                "rows_refused": one.rows_refused,
-                "cases": len(one.cases),
-            }
-            one.state[key] = json.dumps({"name": f.name, "at": now.isoformat()}, ensure_ascii=False)
-            result.extend(one)
-        result.detail["files"] = per_file
-        return result
+        return read_new_files(self.path, self.id, self.deps, now, self.read, _cases_summary)
+
+
+def _cases_summary(one: FetchResult) -> dict[str, Any]:
+    return {"rows_read": one.rows_read, "rows_refused": one.rows_refused, "cases": len(one.cases)}

@@ -14,7 +14,7 @@ import hashlib
 import io
 import json
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -706,9 +706,36 @@ def candidate_files(folder: Path) -> list[Path]:
     )
 
 
+def read_new_files(
+    path: Path,
+    source_id: str,
+    deps: SourceDeps,
+    now: datetime,
+    read: Callable[[Path], FetchResult],
+    summary: Callable[[FetchResult], dict[str, Any]],
+) -> FetchResult:
+    """Read the file at ``path`` (or each report file in that folder) whose content was not read
+    before: each file's content hash is remembered (state ``file:<sha256>``) once it is read, so a
+    re-copied or renamed file loads once. ``detail["files"]`` has ``summary(result)`` per file read."""
+    if not path.exists():
+        raise NeedsAdmin(f"找不到 {path}（sources.{source_id}.path）")
+    files = [path] if path.is_file() else candidate_files(path)
+    result = FetchResult()
+    per_file: dict[str, Any] = {}
+    for f in files:
+        key = f"file:{file_digest(f)}"
+        if deps.state.get(key) is not None:
+            continue
+        one = read(f)
+        per_file[f.name] = summary(one)
+        one.state[key] = json.dumps({"name": f.name, "at": now.isoformat()}, ensure_ascii=False)
+        result.extend(one)
+    result.detail["files"] = per_file
+    return result
+
+
 class FileSource:
-    """A report file, or a folder watched for new ones. Each file's content hash is remembered
-    (state ``file:<sha256>``) after it is loaded, so a re-copied or renamed file loads once."""
+    """A report file, or a folder watched for new ones, each file loaded once (read_new_files)."""
 
     kind = "file"
 
@@ -723,24 +750,16 @@ class FileSource:
         self.options = options_from_config(config)
 
     def fetch(self, window: Window, now: datetime) -> FetchResult:
-        if not self.path.exists():
-            raise NeedsAdmin(f"找不到 {self.path}（sources.{self.id}.path）")
-        files = [self.path] if self.path.is_file() else candidate_files(self.path)
-        result = FetchResult()
-        per_file: dict[str, Any] = {}
-        for f in files:
-            digest = file_digest(f)
-            key = f"file:{digest}"
-            if self.deps.state.get(key) is not None:
-                continue
-            one = read_report(f, self.options, now, progress=self.deps.progress, label=f.name)
-            per_file[f.name] = {
-                "rows_read": one.rows_read,
-                "rows_refused": one.rows_refused,
-                "samples": len(one.samples),
-                **{k: v for k, v in one.detail.items() if k in ("encoding", "format", "refused", "sheet")},
-            }
-            one.state[key] = json.dumps({"name": f.name, "at": now.isoformat()}, ensure_ascii=False)
-            result.extend(one)
-        result.detail["files"] = per_file
-        return result
+        def read(f: Path) -> FetchResult:
+            return read_report(f, self.options, now, progress=self.deps.progress, label=f.name)
+
+        return read_new_files(self.path, self.id, self.deps, now, read, _report_summary)
+
+
+def _report_summary(one: FetchResult) -> dict[str, Any]:
+    return {
+        "rows_read": one.rows_read,
+        "rows_refused": one.rows_refused,
+        "samples": len(one.samples),
+        **{k: v for k, v in one.detail.items() if k in ("encoding", "format", "refused", "sheet")},
+    }

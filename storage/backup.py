@@ -18,9 +18,24 @@ from sqlalchemy.engine import make_url
 
 from storage.db import is_sqlite
 
+# The English sentence of each refusal (logs, str()); the CLI words them in the config's locale
+# with the same keys (bot/cli_texts.py, "backup.<key>").
+REFUSALS = {
+    "no_database": "no database at {path}",
+    "no_backup": "no backup at {path}",
+    "not_sqlite": "{path} is not an intact SQLite database",
+    "in_memory": "an in-memory database has nothing to back up",
+    "tool_missing": "{tool} not found: install the PostgreSQL client tools (Debian: postgresql-client)",
+    "tool_failed": "{tool} failed: {output}",
+}
+
 
 class BackupError(Exception):
-    """The backup or restore could not be made; the message says why and what to do."""
+    """The backup or restore could not be made: ``key`` says why (REFUSALS), ``values`` fill it in."""
+
+    def __init__(self, key: str, **values: object):
+        super().__init__(REFUSALS[key].format(**values))
+        self.key, self.values = key, values
 
 
 def backup(database_url: str, target: Path) -> str:
@@ -28,18 +43,18 @@ def backup(database_url: str, target: Path) -> str:
     if is_sqlite(database_url):
         source = _sqlite_path(database_url)
         if not source.exists():
-            raise BackupError(f"no database at {source}")
+            raise BackupError("no_database", path=source)
         with sqlite3.connect(source) as src, sqlite3.connect(target) as dst:
             src.backup(dst)
         return f"SQLite {source} → {target}"
     _pg_tool("pg_dump", "--format=custom", "--no-owner", f"--file={target}", _libpq_url(database_url))
-    return f"PostgreSQL {make_url(database_url).database} → {target} (pg_dump custom format)"
+    return f"PostgreSQL {make_url(database_url).database} → {target} (pg_dump --format=custom)"
 
 
 def restore(database_url: str, source: Path) -> str:
     """Replace the database's contents with the backup in ``source`` (stop serve and worker first)."""
     if not source.exists():
-        raise BackupError(f"no backup at {source}")
+        raise BackupError("no_backup", path=source)
     if is_sqlite(database_url):
         target = _sqlite_path(database_url)
         with sqlite3.connect(source) as src:
@@ -48,7 +63,7 @@ def restore(database_url: str, source: Path) -> str:
             except sqlite3.DatabaseError:
                 intact = False
             if not intact:
-                raise BackupError(f"{source} is not an intact SQLite database")
+                raise BackupError("not_sqlite", path=source)
             with sqlite3.connect(target) as dst:
                 src.backup(dst)
         return f"SQLite {source} → {target}"
@@ -66,7 +81,7 @@ def restore(database_url: str, source: Path) -> str:
 def _sqlite_path(database_url: str) -> Path:
     name = make_url(database_url).database
     if not name or name == ":memory:":
-        raise BackupError("an in-memory database has nothing to back up")
+        raise BackupError("in_memory")
     return Path(name)
 
 
@@ -78,9 +93,7 @@ def _libpq_url(database_url: str) -> str:
 def _pg_tool(tool: str, *args: str) -> None:
     path = shutil.which(tool)
     if path is None:
-        raise BackupError(
-            f"{tool} not found: install the PostgreSQL client tools (Debian: postgresql-client)"
-        )
+        raise BackupError("tool_missing", tool=tool)
     done = subprocess.run([path, *args], capture_output=True, text=True, check=False)  # noqa: S603
     if done.returncode != 0:
-        raise BackupError(f"{tool} failed: {(done.stderr or done.stdout).strip()[:500]}")
+        raise BackupError("tool_failed", tool=tool, output=(done.stderr or done.stdout).strip()[:500])

@@ -8,7 +8,9 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, Insert, Table, create_engine, event
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -51,6 +53,33 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         # A dead database must fail a probe in seconds, not hang it for the OS's TCP timeout.
         kwargs.setdefault("connect_args", {"connect_timeout": 5})
     return create_engine(url, **kwargs)
+
+
+def insert_new(dialect: str, table: Table) -> Insert:
+    """``INSERT INTO table … ON CONFLICT DO NOTHING`` for ``dialect`` (sqlite or postgresql):
+    executed with a row's values, its row count is 1 for a new row and 0 for one whose
+    primary or unique key was already there. Build it once and reuse it: the statement's
+    compiled form is cached per engine, so a hot path pays no ORM and no compile."""
+    stmt: Insert
+    if dialect == "sqlite":
+        stmt = sqlite_insert(table).on_conflict_do_nothing()
+    elif dialect == "postgresql":
+        stmt = pg_insert(table).on_conflict_do_nothing()
+    else:
+        raise ValueError(f"no INSERT … ON CONFLICT DO NOTHING for the {dialect} dialect")
+    # SQLAlchemy keeps an INSERT's row count only when asked (psycopg's is gone once the
+    # cursor closes: -1, which would read as "inserted").
+    return stmt.execution_options(preserve_rowcount=True)
+
+
+def inserted(result: Any) -> bool:
+    """Whether an ``insert_new`` statement added its row (1) or met an existing key (0); any
+    other count means the driver did not say, and guessing either way would drop or repeat
+    an event, so it is an error."""
+    count = result.rowcount
+    if count not in (0, 1):
+        raise RuntimeError(f"INSERT … ON CONFLICT DO NOTHING reported {count} rows; expected 0 or 1")
+    return bool(count == 1)
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime, timedelta
 
-from sqlalchemy import delete, insert, select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Insert, delete
 from sqlalchemy.orm import Session
 
+from storage.db import insert_new, inserted
 from storage.models import InboundEvent
 
 # Feishu retries for ~7.1 h; keep ids well beyond the longest platform retry window.
@@ -18,16 +19,20 @@ def first_time(session: Session, key: str, now: datetime) -> bool:
     """Record ``key``; False if it was already there. Runs in the caller's transaction, so a
     rolled-back handler also forgets the id and the platform's retry is processed again.
 
-    A retry racing the original (on another web replica) waits on the original's row: if
-    that commits, the insert hits the primary key and this is a duplicate, not an error."""
-    if session.scalar(select(InboundEvent.key).where(InboundEvent.key == key)) is not None:
-        return False
-    try:
-        with session.begin_nested():
-            session.execute(insert(InboundEvent).values(key=key, received_at=now))
-    except IntegrityError:
-        return False
-    return True
+    One statement, ``INSERT … ON CONFLICT DO NOTHING``, whose row count answers: no read
+    first, no savepoint, no exception on the duplicate path. A retry racing the original
+    (another worker or replica) waits on the original's uncommitted row — PostgreSQL's
+    unique index, SQLite's single writer — and then inserts nothing if that committed (a
+    duplicate), or inserts if it rolled back (the retry is processed, as it should be)."""
+    conn = session.connection()
+    result = conn.execute(_insert(conn.dialect.name), {"key": key, "received_at": now})
+    return inserted(result)
+
+
+@functools.cache
+def _insert(dialect: str) -> Insert:
+    """Built once per dialect; its compiled form is cached per engine."""
+    return insert_new(dialect, InboundEvent.__table__)  # type: ignore[arg-type]
 
 
 def prune(session: Session, now: datetime) -> int:

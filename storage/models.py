@@ -527,3 +527,21 @@ class WebhookSubscription(Base):
     allow_private: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime]
     created_by: Mapped[str] = mapped_column(String(100))  # the audit actor (token id)
+
+
+class ConsoleSession(Base):
+    """A web console credential, stored only as the SHA-256 of its random token (bot/console/sessions.py):
+    ``link`` a one-time sign-in URL, ``oauth`` a sign-in under way (its ``state``), ``session`` a
+    signed-in browser. Expires; revoked by logout or ``planloop console logout --all``."""
+
+    __tablename__ = "console_sessions"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # sha256 hex of the token
+    kind: Mapped[str] = mapped_column(String(16))  # link | oauth | session
+    person_id: Mapped[str | None] = mapped_column(ForeignKey("people.id"))
+    csrf: Mapped[str] = mapped_column(String(64), default="")
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+    used_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]

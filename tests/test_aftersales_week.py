@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from bot.config import SourceConfig
 from bot.polling import import_file_report
-from handlers.appraisals import run_week
+from handlers.appraisal_runs import run_week
 from storage.models import AftersaleCase, PlanItem, Scenario, SourceRun
 
 SH = ZoneInfo("Asia/Shanghai")

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import re
 from decimal import Decimal as D
 from typing import Any
 
@@ -390,3 +392,141 @@ def test_switch_card_is_a_wecom_select_card() -> None:
     body = message["template_card"]
     assert body["card_type"] == "multiple_interaction"
     assert [s["question_key"] for s in body["select_list"]] == ["template", "until"]
+
+
+# ---------------------------------------------------------------- en-US: every explanation kind
+
+CJK = re.compile(r"[\u3000-\u303f\u3400-\u9fff\uff00-\uffef]")
+EN_KPIS = {
+    "conv": KpiInfo("conv", "Conversion", "%", "up"),
+    "ctr": KpiInfo("ctr", "CTR", "%", "up"),
+    "complaints": KpiInfo("complaints", "Complaints", "%", "down"),
+    "sales": KpiInfo("sales", "Event sales", "", "up"),
+    "learning": KpiInfo("learning", "Learning", "", "up", "checklist"),
+    "attitude": KpiInfo("attitude", "Attitude", "", "up", "rating"),
+}
+
+
+def en_item(kpi: str, baseline: str | None, target: str | None, actual: str | None) -> ItemInput:
+    d = lambda v: D(v) if v is not None else None  # noqa: E731
+    return ItemInput(kpi, "Landing page", "shop", d(baseline), d(target), d(actual))
+
+
+def en_card(spec: dict[str, Any], items: list[ItemInput], **kw: Any) -> Card:
+    template = parse_template({"id": "t", "name": "Default", **spec})
+    result = score(template, EN_KPIS, items, kw.pop("ratings", {}), **kw)
+    view = dataclasses.replace(view_of(result, "role default", "Default"), person_name="Li Lei")
+    return appraisal_card(view, detail_url="https://x.test/p/a", locale="en-US")
+
+
+def words(node: Any) -> list[str]:
+    """Every string a card holds (titles, fields, blocks, button labels)."""
+    if isinstance(node, str):
+        return [node]
+    if isinstance(node, dict):
+        return [w for value in node.values() for w in words(value)]
+    if isinstance(node, list | tuple):
+        return [w for value in node for w in words(value)]
+    return []
+
+
+EN_WEEKS: dict[str, tuple[dict[str, Any], list[ItemInput], dict[str, Any], list[str]]] = {
+    "formula, over the cap, wrong way": (
+        {"weights": {"conv": 50, "ctr": 30, "complaints": 20}},
+        [
+            en_item("conv", "3.00", "3.06", "3.12"),
+            en_item("ctr", "3.00", "3.06", "2.90"),
+            en_item("complaints", "1.20", "1.08", "1.104"),
+        ],
+        {},
+        [
+            "(3.12 − 3.00) / (3.06 − 3.00) = 200 % → capped at 150 %",
+            "(2.90 − 3.00) / (3.06 − 3.00) = -167 % → moved the wrong way, counts 0 %",
+            "· Conversion: completion above the cap of 150 %, counts the cap",
+            "· CTR: moved the wrong way, counts 0",
+        ],
+    ),
+    "curve, no data, no levels, equal levels": (
+        {
+            "weights": {"conv": 40, "ctr": 20, "complaints": 20, "sales": 20},
+            "curves": {"conv": [{"below": 60, "score": 0}, {"below": 80, "score": 60}]},
+        },
+        [
+            en_item("conv", "3.00", "4.00", "3.70"),
+            en_item("ctr", "3.00", "3.06", None),
+            en_item("complaints", None, None, "1.0"),
+            en_item("sales", "100", "100", "120"),
+        ],
+        {},
+        [
+            "(3.70 − 3.00) / (4.00 − 3.00) = 70 % → 60 % on the scoring curve",
+            "Scoring curve: below 60 % counts 0 %; below 80 % counts 60 %; otherwise as is",
+            "no data yet: counts 0",
+            "no baseline or target: counts 0",
+            "· CTR: no data this week, counts 0 points",
+            "· Complaints: the plan item has no baseline or target, counts 0 points",
+            "· Event sales: the target equals the baseline, so completion cannot be computed, counts 0 points",
+        ],
+    ),
+    "rating, checklist, unplanned, outside": (
+        {"weights": {"learning": 40, "attitude": 40, "ctr": 20}},
+        [en_item("conv", "3.00", "3.06", "3.05")],
+        {"ratings": {"learning": RatingInput(done=3, planned=4), "attitude": RatingInput(stars=4)}},
+        [
+            "done 3 / planned 4 = 75 %",
+            "leader's rating 4 stars → 100 %",
+            "no plan item this week: counts 0",
+            "not in this template: not scored ((3.05 − 3.00) / (3.06 − 3.00) = 83 %)",
+            "· CTR: the template counts this KPI but there is no plan item this week, counts 0 points",
+            "· Conversion: not in the template “Default”, not scored",
+        ],
+    ),
+    "unrated, nothing done, appeals, two items on a KPI, adjustment": (
+        {
+            "weights": {"learning": 20, "attitude": 20, "conv": 30, "ctr": 30},
+            "adjustments": [{"kpi": "bad_reviews", "name": "Bad reviews", "points": -5, "min": -20}],
+        },
+        [en_item("conv", "3.00", "3.06", "3.05"), en_item("conv", "3.00", "3.10", "3.05")],
+        {"excluded": {"ctr"}, "corrections": {"conv": D("3.06")}, "counts": {"bad_reviews": D(2)}},
+        [
+            "not rated yet: counts 0",
+            "nothing recorded as done: counts 0",
+            "removed after an appeal: not scored",
+            "Bad reviews · 2 × -5 points → -10.0 points (range -20–0)",
+            "· Attitude: not rated this week, counts 0 points",
+            "· Learning: nothing recorded as done this week, counts 0 points",
+            "· CTR: removed after an appeal, not scored (the other KPIs' weights scale up to 100)",
+            "· Conversion: actual corrected after an appeal to 3.06 % (was 3.05 %)",
+            "Several plan items on one KPI share its weight equally; metric items each get their own "
+            "completion from their own data, rating and checklist items share one completion (the stars, "
+            "or tasks done ÷ the sum of the tasks planned).",
+        ],
+    ),
+    "every KPI removed": (
+        {"weights": {"conv": 100}},
+        [en_item("conv", "3.00", "3.06", "3.05")],
+        {"excluded": {"conv"}},
+        ["· every KPI was removed after appeals: no score this week"],
+    ),
+}
+
+
+@pytest.mark.parametrize("name", list(EN_WEEKS))
+def test_every_explanation_kind_reads_in_english(name: str) -> None:
+    spec, items, kw, expected = EN_WEEKS[name]
+    card = en_card(spec, items, **dict(kw))
+    assert card.title in words(card.to_dict())  # the walk sees the card's text
+    assert [w for w in words(card.to_dict()) if CJK.search(w)] == []
+    lines = text.render(card).splitlines()
+    for sentence in expected:
+        assert sentence in lines
+
+
+def test_stored_sentences_stay_chinese_in_zh_cn_and_unknown_ones_pass_through() -> None:
+    from cards.explain import stored_text
+
+    assert stored_text("CTR：本周没有数据，计 0 分") == "CTR：本周没有数据，计 0 分"
+    assert stored_text("一句新的话", "en-US") == "一句新的话"
+    assert stored_text("CTR：评分应为 1–5 星，收到 7，计 0 分", "en-US") == (
+        "CTR: a rating is 1–5 stars, got 7, counts 0 points"
+    )

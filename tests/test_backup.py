@@ -32,7 +32,7 @@ def test_backup_then_restore_brings_every_row_back(config, sim, demo_team, db, e
     engine.dispose()  # "stop serve and worker": nothing holds a connection while restoring
     assert main(["--config", config, "db", "restore", str(archive)]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("backup: ") and "restore: " in out and "planloop db upgrade" in out
+    assert out.startswith("已备份：") and "已恢复：" in out and "下一步：planloop db upgrade" in out
     assert main(["--config", config, "db", "upgrade"]) == 0
     assert (count(db, Person), count(db, Plan), count(db, PlanItem)) == before
 
@@ -44,14 +44,14 @@ def test_restore_refuses_a_file_that_is_not_a_backup(config, engine, tmp_path, c
     err = capsys.readouterr().err
     assert (
         "planloop: " in err
-        and ("not an intact SQLite database" in err or "pg_restore failed" in err)
+        and ("不是完好的 SQLite 数据库" in err or "pg_restore 失败" in err)
         or ("file is not a database" in err)
     )
 
 
 def test_a_missing_backup_is_named(config, tmp_path, capsys):
     assert main(["--config", config, "db", "restore", str(tmp_path / "nope")]) == 1
-    assert f"no backup at {tmp_path / 'nope'}" in capsys.readouterr().err
+    assert f"没有备份文件 {tmp_path / 'nope'}" in capsys.readouterr().err
 
 
 def test_a_sqlite_backup_is_a_plain_database_file(tmp_path, capsys):

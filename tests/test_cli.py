@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -20,14 +21,14 @@ def test_db_upgrade_on_a_fresh_file(tmp_path, capsys):
     path = tmp_path / "p.toml"
     path.write_text(f'[server]\ndatabase_url = "sqlite:///{tmp_path / "x.db"}"\n')
     assert main(["--config", str(path), "db", "upgrade"]) == 0
-    assert f"database is at revision {head_revision()}" in capsys.readouterr().out
+    assert f"数据库已在版本 {head_revision()}" in capsys.readouterr().out
 
 
 def test_commands_refuse_an_unmigrated_database_with_the_fix(tmp_path, capsys):
     path = tmp_path / "p.toml"
     path.write_text(f'[server]\ndatabase_url = "sqlite:///{tmp_path / "x.db"}"\n')
     assert main(["--config", str(path), "apply", EXAMPLE]) == 1
-    assert "run `planloop db upgrade` first" in capsys.readouterr().err
+    assert "先运行 `planloop db upgrade`" in capsys.readouterr().err
 
 
 def test_a_bad_config_is_exit_2_with_one_line_per_problem(tmp_path, capsys):
@@ -44,14 +45,14 @@ def test_a_bad_config_is_exit_2_with_one_line_per_problem(tmp_path, capsys):
 def test_apply_twice_then_dry_run(config, capsys):
     assert main(["--config", config, "apply", EXAMPLE]) == 0
     first = capsys.readouterr().out
-    assert "+ person lilei" in first and first.strip().endswith("changed")
+    assert "+ person lilei" in first and re.search(r"已更改 \d+ 项$", first.strip())
     assert main(["--config", config, "apply", EXAMPLE]) == 0
-    assert capsys.readouterr().out.strip() == "no changes"
+    assert capsys.readouterr().out.strip() == "没有变化"
 
 
 def test_apply_dry_run_changes_nothing(config, capsys):
     assert main(["--config", config, "apply", "--dry-run", EXAMPLE]) == 0
-    assert capsys.readouterr().out.strip().endswith("would change")
+    assert re.search(r"将更改 \d+ 项（--dry-run，没有写入）$", capsys.readouterr().out.strip())
     assert main(["--config", config, "apply", "--dry-run", EXAMPLE]) == 0
     assert "+ person lilei" in capsys.readouterr().out  # still not applied
 
@@ -66,8 +67,8 @@ def test_apply_reports_every_problem_and_exits_2(config, tmp_path, capsys):
     )
     assert main(["--config", config, "apply", str(bad)]) == 2
     err = capsys.readouterr().err
-    assert f"{bad}: people (zhangwei).team: no team with id 'opz'" in err
-    assert f"{bad}: kpis (complaint_rate).direction: 'less' is not up or down" in err
+    assert f"{bad}：people (zhangwei).team: no team with id 'opz'" in err
+    assert f"{bad}：kpis (complaint_rate).direction: 'less' is not up or down" in err
 
 
 def test_usage_errors_are_exit_2(config, capsys):
@@ -209,14 +210,14 @@ def test_a_command_without_a_config_leaves_no_empty_database_behind(tmp_path, mo
     monkeypatch.delenv("PLANLOOP_CONFIG", raising=False)
     assert main(["export", "plans", "--week", "2026-W48"]) == 1
     err = capsys.readouterr().err
-    assert f"no database at {tmp_path / 'planloop.db'}" in err and "planloop db upgrade" in err
+    assert f"没有数据库 {tmp_path / 'planloop.db'}" in err and "planloop db upgrade" in err
     assert list(tmp_path.iterdir()) == []
 
 
 def test_xlsx_is_not_written_to_a_terminal(config, monkeypatch, capsys):
     monkeypatch.setattr("sys.stdout.isatty", lambda: True)
     assert main(["--config", config, "export", "plans", "--week", "2026-W48", "--format", "xlsx"]) == 2
-    assert "add -o FILE.xlsx" in capsys.readouterr().err
+    assert "请加 -o 文件名.xlsx" in capsys.readouterr().err
 
 
 def test_building_the_cli_does_not_load_prometheus_client():

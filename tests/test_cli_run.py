@@ -57,7 +57,7 @@ def test_run_lag_alerts_delivers_and_runs_again_when_asked(config, db, lagging, 
     out = capsys.readouterr().out.splitlines()
     assert out == [
         "lag-alerts 2026-11-25T09:05:00+08:00: done",
-        "messages: 2 queued, 2 delivered, 0 failed for good",
+        "消息：入队 2 条，送达 2 条，0 条最终失败",
     ]
     assert titles(db, "lilei") == ["进度提醒：优化详情页"]
     assert titles(db, "zhangwei") == ["运营组 · 进度落后 1 项"]
@@ -74,7 +74,7 @@ def test_run_as_of_a_future_time_still_delivers_now(config, db, capsys) -> None:
     out = capsys.readouterr().out.splitlines()
     assert out == [
         "lag-alerts 2036-11-26T10:00:00+08:00: done",
-        "messages: 2 queued, 2 delivered, 0 failed for good",
+        "消息：入队 2 条，送达 2 条，0 条最终失败",
     ]
     assert titles(db, "lilei") == ["进度提醒：优化详情页"]
 
@@ -83,7 +83,7 @@ def test_run_progress_reports_counts(config, db, lagging, capsys) -> None:
     assert main(["--config", config, "run", "progress", "--at", "2026-11-25T09:05"]) == 0
     assert capsys.readouterr().out.splitlines() == [
         "progress 2026-11-25T09:05:00+08:00: done",
-        "messages: 0 queued, 0 delivered, 0 failed for good",
+        "消息：入队 0 条，送达 0 条，0 条最终失败",
     ]
 
 
@@ -91,7 +91,7 @@ def test_run_progress_reports_counts(config, db, lagging, capsys) -> None:
     ("argv", "message"),
     [
         (["run", "monday-sumary"], "unknown job 'monday-sumary'"),
-        (["run", "lag-alerts", "--at", "next monday"], "--at: not an ISO date-time"),
+        (["run", "lag-alerts", "--at", "next monday"], "--at：不是 ISO 日期时间"),
     ],
 )
 def test_run_usage_errors(config, argv: list[str], message: str, capsys) -> None:

@@ -64,6 +64,13 @@ def test_demo_runs_stops_on_sigterm_and_restarts_on_the_same_data(tmp_path):
             "replies"
         ]
         assert receipt["title"].startswith("本周计划已提交"), receipt["text"]
+        # the next line is the leader's one-time console link: it signs in and shows the team
+        link = proc.stdout.readline().rsplit("：", 1)[1].strip()
+        assert link.startswith(f"http://127.0.0.1:{port}/console/link/")
+        browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+        with browser.open(urllib.request.Request(link, b"", method="POST"), timeout=30) as res:  # noqa: S310
+            page = res.read().decode()
+        assert res.url.endswith("/console/") and "运营设计组" in page and "张伟" in page
     finally:
         proc.send_signal(signal.SIGTERM)
         out, _ = proc.communicate(timeout=30)

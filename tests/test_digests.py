@@ -18,8 +18,8 @@ from bot.delivery import drain
 from bot.demo import seed_metrics
 from bot.jobs import run_job
 from handlers import digests
-from handlers.appraisals import switch_template
 from handlers.digests import previous_workweek
+from handlers.template_switches import switch_template
 from handlers.workdays import Calendar
 from storage.db import transaction
 from storage.models import Appraisal, JobRun, OutboxMessage, Person, SimMessage, Template
@@ -333,7 +333,7 @@ def test_planloop_run_delivers_and_sends_again(
         out = capsys.readouterr().out.splitlines()
         assert out[0] == f"{job} {at}:00+08:00: done"
         queued = int(out[1].split()[1])
-        assert out[1] == f"messages: {queued} queued, {queued} delivered, 0 failed for good" and queued > 0
+        assert out[1] == f"消息：入队 {queued} 条，送达 {queued} 条，0 条最终失败" and queued > 0
         for chat, n in chats.items():
             assert len(delivered(db, chat)) == n * times, (chat, times)
     with db() as s:
@@ -350,7 +350,7 @@ def test_planloop_run_on_a_day_off_sends_nothing(config, db, week_of_data, capsy
     assert out == [
         "monday-summary 2026-11-28T09:00:00+08:00: skipped (no team is due; "
         "ops: due 2026-11-30, the first workday of 2026-W49; service: due 2026-11-30, the first workday of 2026-W49)",
-        "messages: 0 queued, 0 delivered, 0 failed for good",
+        "消息：入队 0 条，送达 0 条，0 条最终失败",
     ]
 
 

@@ -134,6 +134,7 @@ def test_the_wheel_carries_migrations_and_static_files(tmp_path):
         "storage/migrations/env.py",
         "storage/migrations/script.py.mako",
         "bot/static/sim.html",
+        "bot/console/templates/base.html",
         "bot/serve.py",
         "bot/healthcheck.py",
         *(f"storage/migrations/versions/{v}" for v in versions),

@@ -59,7 +59,7 @@ def test_import_prints_a_hostile_file_name_escaped(tmp_path, engine, capsys, nam
 @pytest.mark.parametrize(
     ("url", "names"),
     [
-        ("sqlite:///{tmp}/no/such/folder/planloop.db", ["no/such/folder/planloop.db", "does not exist"]),
+        ("sqlite:///{tmp}/no/such/folder/planloop.db", ["no/such/folder/planloop.db", "不存在"]),
         (
             "postgresql+psycopg://postgres:hunter2@127.0.0.1:5432/planloop_hostile_missing",
             ["planloop_hostile_missing", "does not exist"],
@@ -73,6 +73,6 @@ def test_db_upgrade_on_a_missing_database_is_one_line_and_exit_1(tmp_path, capsy
     assert main(["--config", str(config), "db", "upgrade"]) == 1
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1, err
-    assert err.startswith("planloop: cannot open the database ")
+    assert err.startswith("planloop: 打不开数据库 ")
     assert all(n in err for n in names), err
     assert "hunter2" not in err and "Traceback" not in err

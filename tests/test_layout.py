@@ -27,28 +27,9 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("bot", "handlers", "cards", "storage", "appraisal", "sources")
 HANDLER_LIMIT = 600
 
-# The appraisal family (appraisals <-> appraisal_export <-> exports; appraisals <-> held;
-# appraisals <-> plan_template) is being split by the engineer on branch h/bulk at the same time
-# as the other circles are broken here; the lead removes this allow-list at merge.
-# handlers.progress is inside only through exports -> progress -> appraisals.Rules / plan_template,
-# so it leaves with the family. (handlers.plans left it when fill_baselines moved to plan_items.)
-ALLOWED_CIRCLES: frozenset[frozenset[str]] = frozenset(
-    {
-        frozenset(
-            {
-                "handlers.appraisals",
-                "handlers.appraisal_export",
-                "handlers.exports",
-                "handlers.held",
-                "handlers.plan_template",
-                "handlers.progress",
-            }
-        ),
-    }
-)
+ALLOWED_CIRCLES: frozenset[frozenset[str]] = frozenset()
 
-# handlers/appraisals.py is being split on branch h/bulk; the lead removes this allow-list at merge.
-ALLOWED_LONG_HANDLERS: frozenset[str] = frozenset({"handlers/appraisals.py"})
+ALLOWED_LONG_HANDLERS: frozenset[str] = frozenset()
 
 
 def module_name(path: Path) -> str:

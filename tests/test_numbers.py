@@ -181,7 +181,7 @@ def test_card_and_page_explain_alike_and_state_how_items_combine(sim, client, ne
     url = next(b["url"] for b in card["actions"] if b.get("url"))
     page = client.get(url[url.index("/p/") :]).get_data(as_text=True)
     assert COMBINE_RULE in page
-    assert "完成 8 / 计划 10 = 80 % × 权重 30.0 = 24.0 分" in page
+    assert "完成 8 / 计划 10 = 80 % × 权重 30 = 24.0 分" in page
     assert "暂无数据，按 0 计" not in page and "= 暂无数据" not in page
 
 
@@ -194,7 +194,7 @@ def test_a_template_kpi_without_data_reads_the_same_on_card_and_page(sim, client
     assert "本周没有计划项，计 0" in card["text"]  # 详情页点击率 is in the template, not in the plan
     url = next(b["url"] for b in card["actions"] if b.get("url"))
     page = client.get(url[url.index("/p/") :]).get_data(as_text=True)
-    assert "本周没有计划项，计 0 × 权重 40.0 = 0.0 分" in page
+    assert "本周没有计划项，计 0 × 权重 40 = 0.0 分" in page
     assert "暂无数据，按 0 计" not in page
 
 

@@ -134,12 +134,12 @@ def test_a_rerun_uses_the_template_version_in_force_that_week(
         ),
         (
             ("lag-alerts", "--week", "2026-W49"),
-            "planloop run: --week works for appraisal, monday-summary, reminders, not lag-alerts",
+            "planloop run：--week works for appraisal, monday-summary, reminders, not lag-alerts",
             2,
         ),
         (
             ("appraisal", "--week", "2026-W49", "--at", "2026-11-25T20:00"),
-            "planloop run: give --week or --at, not both",
+            "planloop run：--week 和 --at 只能给一个",
             2,
         ),
     ],

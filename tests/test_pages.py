@@ -564,10 +564,10 @@ def test_appraisal_detail_shows_score_template_formulas_and_eight_weeks(services
     assert "运营默认模板（ops-default）" in body and "运营岗位的默认模板" in body
     assert "第 2 版：申诉通过，重新计算" in body
     # the card's explanation (cards/explain.py) and the points it adds
-    assert "(5.50 − 3.00) / (5.00 − 3.00) = 125 % × 权重 60.0 = 75.0 分" in body
+    assert "(5.50 − 3.00) / (5.00 − 3.00) = 125 % × 权重 60 = 75.0 分" in body
     # the minimal row: the KPI's name and unit come from the KPI table
     assert "<td>详情页点击率</td>" in body
-    assert "(4.90 − 4.50) / (5.00 − 4.50) = 80 % × 权重 40.0 = 32.0 分" in body
+    assert "(4.90 − 4.50) / (5.00 − 4.50) = 80 % × 权重 40 = 32.0 分" in body
     (chart,) = svgs(body)
     assert chart.find(f"{SVG}title").text == "李雷 最近 8 周得分"
     bars = chart.findall(f"{SVG}rect[@class='bar']")

@@ -15,7 +15,9 @@ from werkzeug.serving import make_server
 from bot.delivery import drain
 from bot.demo import demo_value
 from cards import format as fmt
-from handlers.pages import form_kpis, preview
+from cards.model import Card, Form, Input
+from handlers.pages import form_kpis, form_previews, preview
+from handlers.plan_template import UNCOUNTED
 from storage.models import Person, Plan
 from tests.browser import Chromium, find_chromium, png_pixels
 from tests.test_pages import LAST_WEEK, LILEI_HISTORY, SUNDAY, WEEK, seed_appraisals
@@ -53,6 +55,8 @@ def browser(tmp_path):  # noqa: ANN001, ANN201
         chromium.close()
 
 
+COUNTED = ("conversion_rate", "ctr")  # examples/team.toml's ops-default template, lilei's this week
+
 # target text, scope: run through the page's script and through the Python preview
 PREVIEW_CASES = [
     ("conversion_rate", "+2pp", ""),
@@ -83,6 +87,11 @@ PREVIEW_CASES = [
     ("learning", "=5", ""),
     ("learning", "+5", ""),
     ("leader_rating", "", ""),
+    # a count (件) is whole, as the server shows it: "806 件 → 967 件", never "967.20 件"
+    ("activity_sales", "", ""),
+    ("activity_sales", "+20%", ""),
+    ("activity_sales", "=967.5", ""),
+    ("activity_sales", "+1500", ""),
 ]
 
 
@@ -106,6 +115,9 @@ def test_plan_form_in_chromium_submits_and_the_receipt_reaches_the_chat(
     )
     want = [list(preview(kpis[k], t, sc)) for k, t, sc in PREVIEW_CASES]
     assert json.loads(got) == want
+    sales = kpis["activity_sales"].baseline
+    assert sales is not None and want[-3][0] == fmt.arrow(sales, sales * Decimal("1.2"), "件")
+    assert not any(".20 件" in text for text, _ in want)
 
     conv = demo_value("pay_conversion_rate", SUNDAY)
     rows = [
@@ -118,6 +130,17 @@ def test_plan_form_in_chromium_submits_and_the_receipt_reaches_the_chat(
         page.choose(f"#f-item{n}_kpi", kpi)
         page.type_into(f"#f-item{n}_target", target)
     assert page.js("document.getElementById('pv-1').textContent") == fmt.arrow(conv, conv + 2, "%")
+    # 投诉率 is not in lilei's week template: the browser warns as the server does, once filled
+    typed = tuple(
+        Input(f"item{n}_{part}", "", value=v)
+        for n, row in enumerate(rows, start=1)
+        for part, v in zip(("text", "kpi", "target"), row, strict=True)
+    )
+    server = form_previews(Card("t", form=Form("plan.submit", inputs=typed)), list(kpis.values()), COUNTED)
+    assert server[3][0] == preview(kpis["complaint_rate"], "-10%")[0] + "；" + UNCOUNTED
+    shown = [page.js(f"document.getElementById('pv-{n}').textContent") for n in (1, 2, 3)]
+    assert shown == [server[1][0], server[2][0], server[3][0]]
+    assert UNCOUNTED not in shown[0] + shown[1]  # 支付转化率 and 点击率 count
     page.screenshot(tmp_path / "plan-form.png", doc_image="page-plan-form.png")
 
     page.click_and_wait("form.planform button[type=submit]")

@@ -162,17 +162,17 @@ def test_keys_rotate_command(db, clock, engine, tmp_path, capsys):
     out = capsys.readouterr().out
     assert "teams.webhook_enc: 1 re-sealed, 0 already current" in out
     assert "source_state: 1 re-sealed, 0 already current" in out
-    assert out.strip().endswith("4 re-sealed with the newest key")
+    assert out.strip().endswith("已用最新的密钥重新加密 4 项")
     assert main(["--config", str(config), "keys", "rotate"]) == 0
     out = capsys.readouterr().out
-    assert out.strip().endswith("0 re-sealed with the newest key")
+    assert out.strip().endswith("已用最新的密钥重新加密 0 项")
     assert "teams.webhook_enc: 0 re-sealed, 1 already current" in out
 
     before = dump(engine)
     wrong = _config(tmp_path, engine, KEY_C)
     assert main(["--config", str(wrong), "keys", "rotate"]) == 1
     err = capsys.readouterr().err
-    assert "sealed with a key that is not configured" in err and "nothing was changed" in err
+    assert "sealed with a key that is not configured" in err and "没有做任何更改" in err
     assert dump(engine) == before
     for key in (KEY_A, KEY_B, KEY_C):
         assert key not in out + err

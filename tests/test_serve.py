@@ -111,7 +111,7 @@ def test_serve_refuses_an_unmigrated_database_then_runs_after_db_upgrade(kind, t
 
         upgraded = planloop("db", "upgrade", env=env)
         assert upgraded.returncode == 0, upgraded.stderr
-        assert "database is at revision" in upgraded.stdout
+        assert "数据库已在版本" in upgraded.stdout
 
         proc = start_serve(port, env, stdout=subprocess.PIPE)
         try:
@@ -156,7 +156,7 @@ def test_serve_without_secret_key_is_a_usage_error(tmp_path):
     config.write_text(f'[server]\ndatabase_url = "sqlite:///{tmp_path}/p.db"\n', encoding="utf-8")
     result = planloop("serve", env={**os.environ, "PLANLOOP_CONFIG": str(config), "PYTHONPATH": str(ROOT)})
     assert result.returncode == 2
-    assert "server.secret_key is not set" in result.stderr
+    assert "没有设置 server.secret_key" in result.stderr
 
 
 def test_the_web_app_never_loads_the_scheduler(tmp_path):

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from handlers.appraisals import run_week
+from handlers.appraisal_runs import run_week
 from storage.models import Scenario
 
 NOW = datetime(2026, 11, 23, 2, 0, tzinfo=UTC)  # the clock fixture: Monday 10:00 +08:00, 2026-W48

@@ -19,7 +19,7 @@ from bot.webhooks_out import SIGNATURE_HEADER, verify
 from handlers.events_out import emit
 from storage.db import transaction
 from storage.models import OutboxMessage
-from tests.test_appraisals import shop  # noqa: F401 - a fixture: the appraisal tests' two teams
+from tests.appraisal_shop import add_plan, lilei_week48, sample, seed_shop
 
 SECRET = "whsec-test-0123456789"  # noqa: S105 - a test value
 
@@ -80,7 +80,7 @@ def _raise(services, clock, n: int, resource: str = "plan:lilei/2026-W48") -> No
 
 
 def test_every_event_once_in_order_signed_through_a_relay_restart(services, clock, receiver, demo_team):
-    from handlers.appraisals import switch_template
+    from handlers.template_switches import switch_template
 
     _raise(services, clock, 5)
     with transaction(services.sessions) as session:
@@ -182,7 +182,7 @@ def test_api_adds_lists_and_removes_webhooks(client, services, demo_team, receiv
         (hook["id"], "api"),
     ]
     # the API's webhook takes only template.switched: one more delivery than the config's
-    from handlers.appraisals import switch_template
+    from handlers.template_switches import switch_template
 
     with transaction(services.sessions) as session:
         switch_template(session, "ops", "ops-promo", by="zhangwei", now=clock())
@@ -221,18 +221,18 @@ def test_the_receiver_example_of_the_docs_verifies_a_real_delivery(services, clo
 # ---------------------------------------------------------------- every event, raised where it happens
 
 
-@pytest.mark.usefixtures("shop")
 def test_every_event_raised_where_it_happens_reaches_the_receiver_once(db, sim, services, clock, receiver):
     from datetime import UTC, datetime
 
     from handlers.alerts import run_lag_alerts
-    from handlers.appraisals import current_appraisal, run_week, switch_template
+    from handlers.appraisal_runs import current_appraisal, run_week
     from handlers.reminders import run_plan_reminders
+    from handlers.template_switches import switch_template
     from storage.models import Appeal, Team, WebhookSubscription
     from storage.secrets import Sealer
     from tests.conftest import TEST_KEY
-    from tests.test_appraisals import add_plan, lilei_week48, sample
 
+    seed_shop(db)  # the appraisal tests' two teams
     api_url = receiver.url + "?via=api"
     with db() as s, s.begin():
         s.add(

@@ -40,7 +40,9 @@ def post_switch(header: m.WriteHeaders, body: m.SwitchIn) -> Response:
 
 
 def _switch(session: Session, who: Caller, body: m.SwitchIn) -> dict[str, Any]:
-    from handlers.appraisals import AppraisalError, parse_day, switch_template
+    from handlers.appraisals import AppraisalError
+    from handlers.dates import DateError, parse_day
+    from handlers.template_switches import switch_template
     from storage.models import Team
 
     team = session.get(Team, body.team)
@@ -49,7 +51,7 @@ def _switch(session: Session, who: Caller, body: m.SwitchIn) -> dict[str, Any]:
     now = services().clock()
     try:
         until = parse_day(body.until, now.astimezone(ZoneInfo(team.timezone)).date()) if body.until else None
-    except AppraisalError as exc:
+    except DateError as exc:
         raise ApiProblem(422, str(exc), errors=[FieldError(field="until", message=str(exc))]) from None
     try:
         row = switch_template(session, body.team, body.to, by=who.actor, now=now, until=until)
@@ -74,7 +76,7 @@ def delete_switch(path: m.SwitchPath, header: m.WriteHeaders) -> Response:
 
 
 def _cancel(session: Session, who: Caller, switch_id: int) -> dict[str, Any]:
-    from handlers.appraisals import cancel_switch
+    from handlers.template_switches import cancel_switch
 
     row = session.get(TemplateSwitch, switch_id)
     if row is None:
@@ -97,11 +99,12 @@ def patch_scenario(path: m.ScenarioPath, header: m.WriteHeaders, body: m.Scenari
 
 
 def _scenario(session: Session, who: Caller, path: m.ScenarioPath, body: m.ScenarioPatch) -> dict[str, Any]:
-    from handlers.scenarios import set_scenario
+    from handlers.scenarios import ScenarioError, set_scenario
 
-    row = set_scenario(session, path.scenario_id, body.active, by=who.actor, now=services().clock())
-    if row is None:
-        raise ApiProblem(404, f"no scenario {path.scenario_id!r}")
+    try:
+        row = set_scenario(session, path.scenario_id, body.active, by=who.actor, now=services().clock())
+    except ScenarioError as exc:
+        raise ApiProblem(404, f"no scenario {path.scenario_id!r}") from exc
     return dump(m.ScenarioOut(id=row.id, name=row.name, active=row.active))
 
 

@@ -7,8 +7,7 @@ tests/test_doctor.py checks both catalogues have the same keys and placeholders.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Any
+from cards.i18n import Catalogue
 
 ZH: dict[str, str] = {
     "sep": "：",
@@ -247,16 +246,8 @@ EN: dict[str, str] = {
 }
 
 CATALOGUES = {"zh-CN": ZH, "en-US": EN}
-DEFAULT = "zh-CN"
-
-
-@dataclass(frozen=True)
-class Texts:
-    locale: str
-
-    def __call__(self, key: str, /, **values: Any) -> str:
-        return CATALOGUES.get(self.locale, ZH)[key].format(**values)
+Texts = Catalogue  # one locale of these catalogues, as the CLI's (bot/cli_texts.py)
 
 
 def texts(locale: str) -> Texts:
-    return Texts(locale if locale in CATALOGUES else DEFAULT)
+    return Catalogue(CATALOGUES, locale)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import hmac
 import os
@@ -101,8 +102,14 @@ class WxEnvelope:
             raise CryptoError("plaintext is not UTF-8") from None
 
 
+@functools.lru_cache(maxsize=64)
+def feishu_aes_key(encrypt_key: str) -> bytes:
+    """SHA-256 of the Encrypt Key, the AES-256 key; derived once per bot, not per event."""
+    return hashlib.sha256(encrypt_key.encode("utf-8")).digest()
+
+
 def feishu_decrypt(encrypt_key: str, encrypt: str) -> str:
-    key = hashlib.sha256(encrypt_key.encode("utf-8")).digest()
+    key = feishu_aes_key(encrypt_key)
     blob = _b64decode(encrypt)
     if len(blob) < 32 or len(blob) % 16:
         raise CryptoError("ciphertext length is not a multiple of the AES block")
@@ -115,7 +122,7 @@ def feishu_decrypt(encrypt_key: str, encrypt: str) -> str:
 
 def feishu_encrypt(encrypt_key: str, plaintext: str, iv: bytes | None = None) -> str:
     """What Feishu does to an event body; the fake server and tests use it."""
-    key = hashlib.sha256(encrypt_key.encode("utf-8")).digest()
+    key = feishu_aes_key(encrypt_key)
     iv = iv or os.urandom(16)
     data = _pkcs7_pad(plaintext.encode("utf-8"), 16)
     return base64.b64encode(iv + _aes_cbc(key, iv, data, encrypt=True)).decode()

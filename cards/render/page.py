@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from html import escape
 
-from cards import charts
+from cards import charts, scale
 from cards import format as fmt
 from cards.explain import COMBINE_RULE, explain
 from cards.model import Card, Form, Input
@@ -112,6 +112,7 @@ class KpiInfo:
     kind: str  # metric | rating | checklist
     baseline: Decimal | None
     scope: str = "shop"
+    uncounted: str = ""  # "本周模板不计此指标（不计分）" when the week's template does not count it
 
 
 _ITEM = re.compile(r"^item(\d+)_(\w+)$")
@@ -168,6 +169,8 @@ def _kpi_json(kpis: Sequence[KpiInfo]) -> str:
             "kind": k.kind,
             "baseline": None if k.baseline is None else f"{k.baseline:f}",
             "scope": k.scope,
+            "whole": k.unit in fmt.WHOLE_UNITS,
+            "uncounted": k.uncounted,
         }
         for k in kpis
     }
@@ -292,9 +295,10 @@ PREVIEW_JS = r"""
     p[0] = p[0].replace(/\B(?=(\d{3})+(?!\d))/g, ',');
     return (neg ? '-' : '') + p.join('.');
   }
-  function value(v, unit) {
+  function value(v, unit, whole) {
     if (v === null) { return '—'; }
     var t, r = round2(v);
+    if (whole) { return group(String((v < 0 ? -1 : 1) * Math.round(Math.abs(v)))) + ' ' + unit; }
     if (unit === '%') { return r.toFixed(2) + ' %'; }
     if (Math.abs(v) >= 1000) {
       t = (Math.round(v) === v) ? group(v.toFixed(0)) : group(r.toFixed(2));
@@ -313,7 +317,7 @@ PREVIEW_JS = r"""
     var raw = (text || '').trim();
     if (!raw) {
       if (k.kind === 'checklist') { return ['写计划完成的任务数，例如 =5', false]; }
-      return [b === null ? '暂无基线数据' : '当前基线 ' + value(b, k.unit), false];
+      return [b === null ? '暂无基线数据' : '当前基线 ' + value(b, k.unit, k.whole), false];
     }
     var m = RE.exec(norm(raw));
     if (!m) { return ['目标“' + raw + '”看不懂：请写 +2pp（百分点）、+2%（相对）、+0.5（绝对变化）或 =3.5（目标值）', true]; }
@@ -365,15 +369,18 @@ PREVIEW_JS = r"""
       }
     }
     if (k.unit === '%' && level < 0 && (b === null || b >= 0)) { return [name + '的目标低于 0%', true]; }
-    if (b === null) { return ['目标 ' + value(level, k.unit) + '（基线待首个数据确定）', false]; }
-    return [value(b, k.unit) + ' → ' + value(level, k.unit), false];
+    if (b === null) { return ['目标 ' + value(level, k.unit, k.whole) + '（基线待首个数据确定）', false]; }
+    return [value(b, k.unit, k.whole) + ' → ' + value(level, k.unit, k.whole), false];
   }
   window.planloopPreview = preview;
   function refresh(set) {
     var kpi = set.querySelector('[data-role=kpi]'), target = set.querySelector('[data-role=target]');
     var scope = set.querySelector('[data-role=scope]'), out = set.querySelector('output.pv');
+    var text = set.querySelector('[data-role=text]');
     if (!kpi || !target || !out) { return; }
     var r = preview(kpi.value, target.value, scope ? scope.value.trim() : '');
+    var k = KPIS[kpi.value], filled = (text && text.value) || target.value;
+    if (k && k.uncounted && filled) { r[0] = r[0] ? r[0] + '；' + k.uncounted : k.uncounted; }
     out.textContent = r[0];
     out.className = r[1] ? 'pv bad' : 'pv';
   }
@@ -526,6 +533,7 @@ def _item_section(item: PlanItemView, view: PlanView) -> str:
             if v is not None
         )
         desc = f"{item.kpi_name} 本周每日数值：{seen or '暂无'}{target}；虚线为按已过工作日计算的应有进度。"
+        axis = scale.item_axis(item.baseline, item.target, item.unit, (*item.values, *item.expected))
         chart = charts.pace_chart(
             ident=f"item-{item.n}",
             title=f"{item.n}. {item.text} · {item.kpi_name}",
@@ -533,10 +541,11 @@ def _item_section(item: PlanItemView, view: PlanView) -> str:
             labels=tuple(_two_lines(d) for d in item.day_labels),
             actual=item.values,
             expected=item.expected,
-            target=item.target,
-            baseline=item.baseline,
-            unit=item.unit,
+            unit=axis.unit,
             off_days=item.off_days,
+            y_range=(axis.lo, axis.hi),
+            step=axis.step,
+            marks=axis.marks,
         )
         table = "".join(
             f'<tr><td>{escape(d)}</td><td class="num">{escape(fmt.value(v, item.unit))}</td>'
@@ -617,6 +626,7 @@ class AppraisalView:
     flags: tuple[str, ...] = ()
     version_reason: str = ""
     history: tuple[tuple[str, Decimal | None, str], ...] = ()  # (week, score, grade), oldest first
+    cap_points: Decimal = Decimal(150)  # the template's cap: the history chart's axis ends there
 
 
 @dataclass(frozen=True)
@@ -657,7 +667,7 @@ def formula(row: FormulaRow) -> str:
     the points it adds."""
     if row.kind == "adjustment":
         return f"加减分项，计 {_points(row.contribution)} 分"
-    tail = f" × 权重 {_points(row.weight)} = {_points(row.contribution)} 分"
+    tail = f" × 权重 {scale.weight_text(row.weight)} = {_points(row.contribution)} 分"
     return explain({**row.__dict__, "name": row.kpi_name}) + tail
 
 
@@ -666,13 +676,18 @@ def _history_section(view: AppraisalView) -> str:
         return ""
     labels = tuple(w.split("-")[-1] for w, _, _ in view.history)
     desc = "；".join(f"{w} {_points(s)} 分 {g}".strip() for w, s, g in view.history)
+    axis = scale.score_axis(view.cap_points)
     chart = charts.history_chart(
         ident="history",
         title=f"{view.person_name} 最近 {len(view.history)} 周得分",
-        desc=f"每周得分（虚线为 100 分）：{desc}",
+        desc=f"每周得分（虚线为 100 分，纵轴到封顶 {scale.weight_text(view.cap_points)} 分）：{desc}",
         labels=labels,
         values=[s for _, s, _ in view.history],
         notes=[g for _, _, g in view.history],
+        y_range=(axis.lo, axis.hi),
+        step=axis.step,
+        unit=axis.unit,
+        marks=axis.marks,
     )
     return f'<section class="history"><h2>最近 {len(view.history)} 周得分</h2>{chart}</section>'
 
@@ -700,7 +715,7 @@ def appraisal_page(
         )
         rows = "".join(
             f"<tr><td>{escape(r.kpi_name)}{_muted(r.text)}</td>"
-            f'<td class="num">{escape(_points(r.weight))}</td>'
+            f'<td class="num">{escape(scale.weight_text(r.weight))}</td>'
             f'<td class="num">{escape(fmt.percent(r.completion) if r.completion is not None else "—")}</td>'
             f'<td class="num">{escape(_points(r.contribution))}</td></tr>'
             f'<tr class="formula-row"><td colspan="4" class="formula">{escape(formula(r))}</td></tr>'

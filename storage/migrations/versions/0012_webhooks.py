@@ -1,7 +1,7 @@
 """webhooks: outgoing webhooks made through the API (issue 21)
 
 Revision ID: 0012_webhooks
-Revises: 0007_api
+Revises: 0008_console
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0012_webhooks"
-down_revision = "0007_api"
+down_revision = "0008_console"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,83 @@
+"""`planloop console …`: a one-time sign-in link for a person, and signing everyone out."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from datetime import timedelta
+from typing import Any
+
+MAX_MINUTES = 24 * 60
+
+
+def cmd_console_link(args: argparse.Namespace) -> int:
+    from bot.cli_common import open_services, settings_of
+    from bot.console.sessions import create_link
+    from storage.db import transaction
+    from storage.models import AuditLog, Person
+
+    if not 1 <= args.minutes <= MAX_MINUTES:
+        print(f"planloop console link: --minutes must be 1–{MAX_MINUTES}", file=sys.stderr)
+        return 2
+    services = open_services(settings_of(args))
+    now = services.clock()
+    with transaction(services.sessions) as session:
+        person = session.get(Person, args.person)
+        if person is None or not person.active:
+            print(
+                f"planloop console link: no active person {args.person!r} (see the team file's [[people]])",
+                file=sys.stderr,
+            )
+            return 1
+        token = create_link(session, person.id, now, timedelta(minutes=args.minutes))
+        session.add(
+            AuditLog(
+                at=now,
+                actor="cli",
+                action="console.link",
+                subject=person.id,
+                detail={"minutes": args.minutes},
+            )
+        )
+    base = services.settings.public_url.rstrip("/")
+    print(f"{base}/console/link/{token}")
+    print(f"works once, for {args.minutes} minutes, signs in as {person.name} ({person.id})", file=sys.stderr)
+    return 0
+
+
+def cmd_console_logout(args: argparse.Namespace) -> int:
+    from bot.cli_common import open_services, settings_of
+    from bot.console.sessions import revoke_all
+    from storage.db import transaction
+    from storage.models import AuditLog
+
+    services = open_services(settings_of(args))
+    now = services.clock()
+    with transaction(services.sessions) as session:
+        count = revoke_all(session, now, None if args.all else args.person)
+        session.add(
+            AuditLog(
+                at=now,
+                actor="cli",
+                action="console.logout",
+                subject=args.person or "all",
+                detail={"revoked": count},
+            )
+        )
+    who = "everyone" if args.all else args.person
+    print(f"signed out {who}: {count} session(s) and unused link(s) revoked")
+    return 0
+
+
+def add_commands(sub: Any) -> None:
+    p = sub.add_parser("console", help="the web console: sign-in links, sign everyone out")
+    csub = p.add_subparsers(dest="console_command", required=True)
+    ln = csub.add_parser("link", help="print a one-time sign-in URL for a person (bootstrap, offline use)")
+    ln.add_argument("--person", required=True, help="the person id (as in the team file)")
+    ln.add_argument("--minutes", type=int, default=10, help="the link works this long (default 10)")
+    ln.set_defaults(func=cmd_console_link)
+    lo = csub.add_parser("logout", help="revoke console sessions")
+    who = lo.add_mutually_exclusive_group(required=True)
+    who.add_argument("--all", action="store_true", help="everyone's sessions and unused links")
+    who.add_argument("--person", help="one person's sessions and unused links")
+    lo.set_defaults(func=cmd_console_logout)
