@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
 import tomllib
 from collections.abc import Mapping
@@ -13,6 +14,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from bot import config_schema as schema
 from sources.causes import AftersalesOptions
 from sources.causes import parse_options as parse_aftersales
+from sources.netguard import literal_refusal
 
 PLATFORMS = schema.PLATFORMS
 LOCALES = schema.LOCALES
@@ -114,6 +116,7 @@ class Settings:
     simulator: bool = False
     bots: tuple[BotConfig, ...] = ()
     sources: tuple[SourceConfig, ...] = ()
+    webhooks: tuple[WebhookConfig, ...] = ()
     path: Path | None = None
     extra: Mapping[str, Any] = field(default_factory=dict)
     aftersales: AftersalesOptions = field(default_factory=AftersalesOptions)
@@ -142,6 +145,45 @@ class Settings:
 
     def source(self, source_id: str) -> SourceConfig | None:
         return next((s for s in self.sources if s.id == source_id), None)
+
+
+@dataclass(frozen=True)
+class WebhookConfig:
+    """A [[webhooks]] entry: an outgoing webhook (bot/webhooks_out.py sends to it)."""
+
+    id: str  # "toml-" + a hash of the url: stable while the entry keeps its url
+    url: str
+    secret: Secret
+    events: tuple[str, ...]
+    allow_private: bool
+
+
+def webhook_problems(where: str, url: Any, events: Any, allow_private: Any) -> list[str]:
+    """What is wrong with an outgoing webhook's fields (the config file and the API say the same)."""
+    problems: list[str] = []
+    if not isinstance(url, str) or not url:
+        problems.append(f"{where}.url: required (an http(s) URL)")
+    if not isinstance(allow_private, bool):
+        problems.append(f"{where}.allow_private: expected true or false")
+    elif isinstance(url, str) and url and not allow_private:
+        refusal = literal_refusal(url)  # a name only DNS can judge is checked at send time
+        if refusal:
+            problems.append(f"{where}.url: {refusal}")
+    elif isinstance(url, str) and url and not url.startswith(("http://", "https://")):
+        problems.append(f"{where}.url: 只支持 http(s) 地址")
+    if not isinstance(events, list | tuple) or not all(isinstance(e, str) for e in events):
+        problems.append(f"{where}.events: expected a list of event names")
+    else:
+        for event in events:
+            if event not in schema.WEBHOOK_EVENTS:
+                problems.append(
+                    f"{where}.events: unknown event {event!r} (expected {', '.join(schema.WEBHOOK_EVENTS)})"
+                )
+    return problems
+
+
+def webhook_id(url: str) -> str:
+    return "toml-" + hashlib.sha256(url.encode("utf-8")).hexdigest()[:10]
 
 
 # Secret-bearing [server] keys kept in Settings.extra (resolved, wrapped); secret_key and
@@ -272,6 +314,30 @@ def parse(
         secrets = {k: secret(raw[k], f"{where}.{k}") for k in secret_keys if k in raw}
         sources.append(SourceConfig(source_id, kind, values, secrets))
 
+    webhooks: list[WebhookConfig] = []
+    for n, raw in enumerate(data.get("webhooks", []), start=1):
+        where = f"webhooks[{n}]"
+        if not isinstance(raw, Mapping):
+            problems.append(f"{where}: expected a table [[webhooks]]")
+            continue
+        problems.extend(schema.unknown_keys(where, raw, schema.WEBHOOKS))
+        for key in schema.required(schema.WEBHOOKS):
+            if key not in raw:
+                problems.append(f"{where}.{key}: required for an outgoing webhook")
+        url, events = raw.get("url"), raw.get("events", [])
+        allow_private = raw.get("allow_private", False)
+        problems.extend(webhook_problems(where, url, events, allow_private))
+        if isinstance(url, str) and "secret" in raw:
+            webhooks.append(
+                WebhookConfig(
+                    webhook_id(url),
+                    url,
+                    secret(raw["secret"], f"{where}.secret"),
+                    tuple(events) if isinstance(events, list) else (),
+                    allow_private is True,
+                )
+            )
+
     raw_aftersales = data.get("aftersales")
     if isinstance(raw_aftersales, Mapping):
         problems.extend(schema.unknown_keys("aftersales", raw_aftersales, schema.AFTERSALES))
@@ -291,6 +357,7 @@ def parse(
         simulator=sim_enabled,
         bots=tuple(bots),
         sources=tuple(sources),
+        webhooks=tuple(webhooks),
         path=path,
         # Secret-bearing server keys are kept resolved and wrapped, never as the raw literal.
         extra={

@@ -41,7 +41,7 @@ SOURCE_KINDS = ("file", "http_json", "sql", "taobao", "jd", "pdd", "doudian")
 SHOP_KINDS = ("taobao", "jd", "pdd", "doudian")
 FILE_PRESETS = ("generic", "sycm", "jd", "pdd", "cs", "qianniu", "custom", "aftersales")
 
-SECTIONS = ("server", "simulator", "bots", "sources", "aftersales")
+SECTIONS = ("server", "simulator", "bots", "sources", "aftersales", "webhooks")
 
 SERVER = _keys(
     Key(
@@ -156,6 +156,49 @@ AFTERSALES = _keys(
         "Extra rules, a whole reason or a keyword → cause (物流, 产品, 描述不符, 服务, 其他); tried first.",
         '{ "缺货" = "物流" }',
         {},
+    ),
+)
+
+# ---------------------------------------------------------------- [[webhooks]]
+
+# The events an outgoing webhook may subscribe to (handlers/events_out.py raises them).
+WEBHOOK_EVENTS = (
+    "plan.submitted",
+    "plan.late",
+    "item.lagging",
+    "appraisal.published",
+    "appraisal.held",
+    "appeal.created",
+    "appeal.decided",
+    "template.switched",
+)
+
+WEBHOOKS = _keys(
+    Key(
+        "url",
+        "string",
+        "Where each event is POSTed (JSON, signed Planloop-Signature).",
+        '"https://erp.example.com/planloop"',
+        required=True,
+    ),
+    Key(
+        "secret",
+        "string",
+        'Signs each delivery: HMAC-SHA256 over "<t>.<body>" (docs/reference/api.md).',
+        '"env:ERP_WEBHOOK_SECRET"',
+        required=True,
+        secret=True,
+    ),
+    Key(
+        "events",
+        "list of strings",
+        "The events sent; empty or absent: all of them.",
+        '["plan.submitted", "appraisal.published"]',
+        [],
+        choices=WEBHOOK_EVENTS,
+    ),
+    Key(
+        "allow_private", "boolean", "Allow a receiver inside the network (loopback, private).", "true", False
     ),
 )
 

@@ -51,7 +51,7 @@ from typing import Any, Protocol
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from bot import logs, metrics
+from bot import logs, metrics, webhooks_out
 from bot.platforms.base import ALLOW_PRIVATE, OUTCOME_UNKNOWN, DeliveryError, Outbound, RateLimit, SendResult
 from bot.rate_limits import SharedBuckets
 from bot.services import Services
@@ -552,7 +552,9 @@ class Relay:
         return outcome
 
     def _deliver(self, claimed: Claimed) -> str:
-        platform = self.services.platforms.get(claimed.bot_id)
+        platform = webhooks_out.sender_for(self.services, claimed.channel) or self.services.platforms.get(
+            claimed.bot_id
+        )
         try:
             if platform is None:
                 raise DeliveryError(

@@ -16,6 +16,7 @@ from bot.config import BotConfig, Settings
 from bot.links import LinkSigner
 from bot.platforms import Deps, build
 from bot.platforms.base import Platform
+from handlers.events_out import SESSION_HOOKS
 from handlers.registered import default_router
 from handlers.router import Context, Router
 from storage.db import make_engine, make_sessionmaker
@@ -97,6 +98,8 @@ def build_services(
     clock = clock or default_clock()
     engine = engine or make_engine(settings.database_url)
     sessions = make_sessionmaker(engine)
+    # every session knows the configured outgoing webhooks: handlers.events_out.emit reads them
+    sessions.configure(info={SESSION_HOOKS: settings.webhooks})
     http = http or requests.Session()
     links = LinkSigner(settings.secret_keys, settings.public_url) if settings.secret_keys else None
     services = Services(settings, engine, sessions, default_router(), clock, http, links)

@@ -105,6 +105,7 @@ def configuration_page() -> str:
         len(schema.SERVER)
         + len(schema.SIMULATOR)
         + len(schema.AFTERSALES)
+        + len(schema.WEBHOOKS)
         + len(schema.BOT_COMMON)
         + sum(len(k) for k in schema.BOTS.values())
         + len(schema.SOURCE_COMMON)
@@ -137,6 +138,13 @@ def configuration_page() -> str:
         "## `[aftersales]`",
         "",
         *_key_table(schema.AFTERSALES),
+        "## `[[webhooks]]`",
+        "",
+        "Outgoing webhooks: each event is POSTed to `url`, signed with `secret` (see the API",
+        "reference, *Outgoing webhooks*). An address inside the network is refused unless",
+        "`allow_private = true`.",
+        "",
+        *_key_table(schema.WEBHOOKS),
         "## `[[bots]]`",
         "",
         "One entry per chat app. Every entry has these keys; the rest depend on `platform` and",

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 from cards import builders_progress as cards
 from cards.model import Card
 from handlers import workdays
+from handlers.events_out import emit
 from handlers.inbound import Inbound
 from handlers.progress import DEFAULT_LAG_MARGIN, ItemProgress, progress_command, week_progress
 from handlers.router import Context, PermissionDenied, router
@@ -136,6 +137,15 @@ def run_lag_alerts(
                     now=now,
                 )
                 result.employee += row is not None
+                if row is not None:
+                    emit(
+                        session,
+                        "item.lagging",
+                        lag_event(item, person, margin),
+                        resource=f"item:{item.item_id}",
+                        now=now,
+                        key=f"lag:{item.item_id}:{today.isoformat()}",
+                    )
             until = snoozes.get(f"{TEAM_SNOOZE}{team.id}")
             if until is not None and today <= until:
                 continue
@@ -154,6 +164,30 @@ def run_lag_alerts(
             )
             result.leader += row is not None
     return result
+
+
+def _num(value: object) -> float | None:
+    return None if value is None else float(value)  # type: ignore[arg-type]
+
+
+def lag_event(item: ItemProgress, person: Person, margin: int) -> dict[str, object]:
+    """A lagging item as an outgoing webhook's ``data``: the export's item keys, with whose and why."""
+    return {
+        "employee": person.id,
+        "team": item.team_id,
+        "week": item.week,
+        "item_id": item.item_id,
+        "text": item.text,
+        "kpi": item.kpi_key,
+        "scope": item.scope,
+        "baseline": _num(item.baseline),
+        "target": _num(item.target),
+        "actual": _num(item.actual),
+        "progress": item.ratio,
+        "pace": _num(item.pace),
+        "lagging": True,
+        "margin": margin,
+    }
 
 
 def _alertable(person: Person | None, today: date) -> bool:

@@ -19,6 +19,7 @@ from cards.model import Card
 from handlers.appraisal_chat import acting_person, done_card, notify, require_leader_of
 from handlers.appraisal_runs import appraisal_card_for, freeze
 from handlers.appraisals import AppraisalError
+from handlers.events_out import emit
 from handlers.inbound import Inbound
 from handlers.router import Context, PermissionDenied, error_card, router
 from storage.models import Appeal, Appraisal, AuditLog, Person, Team
@@ -80,6 +81,25 @@ def _appeal_link(ctx: Context, row: Appraisal, kpi: str) -> str:
 
 def _review_link(ctx: Context, leader: Person | None, appeal: Appeal, week: str) -> str:
     return ctx.links(leader.id, "appeal-review", week, appeal=str(appeal.id)) if leader else ""
+
+
+def appeal_event(appeal: Appeal, row: Appraisal) -> dict[str, Any]:
+    """An appeal as an outgoing webhook's ``data``."""
+    return {
+        "id": appeal.id,
+        "employee": row.person_id,
+        "team": row.team_id,
+        "week": row.week,
+        "appraisal_version": row.version,
+        "kpi": appeal.kpi_key,
+        "note": appeal.note,
+        "status": appeal.status,
+        "excluded": bool(appeal.excluded),
+        "corrected_value": float(appeal.corrected_value) if appeal.corrected_value is not None else None,
+        "reply": appeal.reply or "",
+        "created_at": appeal.created_at.isoformat(),
+        "decided_at": appeal.decided_at.isoformat() if appeal.decided_at else None,
+    }
 
 
 def _appeal_view(session: Session, appeal: Appeal, row: Appraisal) -> AppealView:
@@ -150,6 +170,9 @@ def appeal_submit(event: Inbound, ctx: Context) -> Card:
                 "note": note,
             },
         )
+    )
+    emit(
+        ctx.session, "appeal.created", appeal_event(appeal, row), resource=f"appeal:{appeal.id}", now=ctx.now
     )
     team = ctx.session.get(Team, row.team_id)
     leader = ctx.session.get(Person, team.leader_id) if team and team.leader_id else None
@@ -242,6 +265,9 @@ def appeal_decide(event: Inbound, ctx: Context) -> Card:
             subject=f"{row.person_id}/{row.week}",
             detail=detail,
         )
+    )
+    emit(
+        ctx.session, "appeal.decided", appeal_event(appeal, row), resource=f"appeal:{appeal.id}", now=ctx.now
     )
     decided = _appeal_view(ctx.session, appeal, row)
     result = appeal_result(

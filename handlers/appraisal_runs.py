@@ -32,6 +32,7 @@ from cards.model import Card, Markdown
 from cards.template_why import why_text
 from handlers.appraisal_chat import acting_person
 from handlers.appraisals import AppraisalError, WeekInputs, compute, missing_data
+from handlers.events_out import emit, subscribers
 from handlers.inbound import Inbound
 from handlers.leave import WeekLeave, leave_days
 from handlers.plan_items import fill_baselines
@@ -98,7 +99,24 @@ def freeze(
     row = Appraisal(**values)
     session.add(row)
     session.add(AuditLog(**audit))
+    session.flush()
+    announce(session, [row], now)
     return row
+
+
+def announce(session: Session, rows: Iterable[Appraisal], now: datetime) -> None:
+    """Each new version as an outgoing webhook event (appraisal.published or .held), its data the
+    export's entry; nothing is built when no webhook takes either event (the weekly bulk path)."""
+    wanted = {kind for kind in ("appraisal.published", "appraisal.held") if subscribers(session, kind)}
+    if not wanted:
+        return
+    from handlers.appraisal_export import appraisal_entry
+
+    for row in rows:
+        kind = "appraisal.held" if row.status == "held" else "appraisal.published"
+        if kind in wanted:
+            resource = f"appraisal:{row.person_id}/{row.week}"
+            emit(session, kind, appraisal_entry(session, row), resource=resource, now=now)
 
 
 @dataclass(frozen=True)
@@ -336,6 +354,8 @@ def _store_versions(
     out = [inserted[r["person_id"]] for r in rows]
     for n in range(0, len(audits), BATCH):
         session.execute(insert(AuditLog), audits[n : n + BATCH])
+    if out:
+        announce(session, out, out[0].created_at)
     return out
 
 

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from cards.builders import FormRow, ItemView, KpiChoice, plan_form, plan_receipt, text_plan_errors
 from cards.model import Card, Markdown
+from handlers.events_out import emit
 from handlers.inbound import Inbound
 from handlers.personal_scope import with_personal_scopes
 from handlers.plan_items import (
@@ -150,7 +151,35 @@ def store_plan(
         )
     )
     session.flush()
+    emit(session, "plan.submitted", plan_event(plan, person), resource=f"plan:{person.id}/{week}", now=now)
     return plan, True
+
+
+def _number(value: Decimal | None) -> float | None:
+    return float(value) if value is not None else None
+
+
+def plan_event(plan: Plan, person: Person) -> dict[str, Any]:
+    """A plan as an outgoing webhook's ``data``: one entry of ``planloop export plans``, plus its version."""
+    zone = _team_zone(person)
+    return {
+        "employee": plan.person_id,
+        "team": plan.team_id,
+        "week": plan.week,
+        "version": plan.version,
+        "status": plan.status,
+        "submitted_at": plan.submitted_at.astimezone(zone).isoformat(),
+        "items": [
+            {
+                "text": i.text,
+                "kpi": i.kpi_key,
+                "scope": i.scope,
+                "baseline": _number(i.baseline),
+                "target": _number(i.target),
+            }
+            for i in plan.items
+        ],
+    }
 
 
 # ---------------------------------------------------------------- cards

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, object_session
 
 from cards.builders import MissingPlan, plan_missing_card, plan_reminder_card
 from cards.i18n import Texts, texts
+from handlers.events_out import emit
 from handlers.leave import on_leave_day
 from handlers.progress import INACTIVE_PLAN_STATUSES
 from handlers.router import LinkMaker
@@ -274,6 +275,16 @@ def _tell_leader(
     missing, away = missing_people(session, team, pd)
     if not missing:
         return 0
+    for person in missing:
+        late = {"employee": person.id, "team": team.id, "week": pd.week, "deadline": pd.deadline.isoformat()}
+        emit(
+            session,
+            "plan.late",
+            late,
+            resource=f"plan:{person.id}/{pd.week}",
+            now=at,
+            key=f"late:{person.id}:{pd.week}",
+        )
     leader = leader_of(session, team)
     target = person_target(session, leader, bots) if leader is not None else None
     if target is None:

@@ -21,6 +21,7 @@ from cards.model import Card, Option
 from handlers.appraisal_chat import acting_person, done_card, led_team, team_today
 from handlers.appraisals import AppraisalError, Rules, select_for
 from handlers.dates import DateError, parse_day
+from handlers.events_out import emit
 from handlers.inbound import Inbound
 from handlers.router import Context, error_card, router
 from storage.models import AuditLog, Person, Team, TemplateSwitch
@@ -105,6 +106,16 @@ def switch_template(
             },
         )
     )
+    switched = {
+        "id": row.id,
+        "team": team_id,
+        "from": before,
+        "to": template_id,
+        "start": first.isoformat(),
+        "until": until.isoformat() if until else None,
+        "by": by,
+    }
+    emit(session, "template.switched", switched, resource=f"team:{team_id}", now=now)
     return row
 
 

@@ -514,6 +514,21 @@ class ApiIdempotency(Base):
     created_at: Mapped[datetime] = mapped_column(index=True)
 
 
+class WebhookSubscription(Base):
+    """An outgoing webhook made through the API (issue 21); ``[[webhooks]]`` in planloop.toml are
+    not stored. The secret is sealed with server.secret_key (storage/secrets.py)."""
+
+    __tablename__ = "webhook_subscriptions"
+
+    id: Mapped[str] = mapped_column(String(40), primary_key=True)
+    url: Mapped[str] = mapped_column(Text)
+    secret_enc: Mapped[str] = mapped_column(Text)
+    events: Mapped[list[Any]] = mapped_column(default=list)  # empty: every event
+    allow_private: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime]
+    created_by: Mapped[str] = mapped_column(String(100))  # the audit actor (token id)
+
+
 class ConsoleSession(Base):
     """A web console credential, stored only as the SHA-256 of its random token (bot/console/sessions.py):
     ``link`` a one-time sign-in URL, ``oauth`` a sign-in under way (its ``state``), ``session`` a

@@ -62,6 +62,11 @@ def test_document_is_openapi_31_with_every_operation(client):
         ("/template-switches", "post"),
         ("/template-switches/{switch_id}", "delete"),
         ("/scenarios/{scenario_id}", "patch"),
+        ("/webhooks", "post"),
+        ("/webhooks", "get"),
+        ("/webhooks/{webhook_id}", "delete"),
+        ("/kpis/{key}", "put"),
+        ("/templates/{template_id}", "put"),
     }
     # request and answer models are the pydantic models, problems are problem+json
     metrics = doc["paths"]["/metrics"]["post"]
@@ -150,6 +155,11 @@ ENDPOINTS = [
     ("post", "/template-switches", {"team": "ops", "to": "ops-promo"}, "switches:write", 200),
     ("delete", "/template-switches/999999", None, "switches:write", 404),
     ("patch", "/scenarios/logistics_peak", {"active": True}, "scenarios:write", 200),
+    ("get", "/webhooks", None, "webhooks:write", 200),
+    ("post", "/webhooks", {"url": "https://erp.example.com/hook", "secret": "s" * 16}, "webhooks:write", 200),
+    ("delete", "/webhooks/wh_none", None, "webhooks:write", 404),
+    ("put", "/kpis/gmv", {"name": "GMV", "unit": "元", "metric": "pay_amount"}, "templates:write", 200),
+    ("put", "/templates/ops-api", {"role": "operations", "weights": {"ctr": 100}}, "templates:write", 200),
 ]
 
 
@@ -171,7 +181,12 @@ def test_every_documented_operation_is_in_the_table(client):
     tabled = {
         (
             method,
-            path.split("?")[0].replace("999999", "{switch_id}").replace("logistics_peak", "{scenario_id}"),
+            path.split("?")[0]
+            .replace("999999", "{switch_id}")
+            .replace("logistics_peak", "{scenario_id}")
+            .replace("wh_none", "{webhook_id}")
+            .replace("/kpis/gmv", "/kpis/{key}")
+            .replace("/templates/ops-api", "/templates/{template_id}"),
         )
         for method, path, *_ in ENDPOINTS
     }
@@ -448,3 +463,66 @@ def test_numbers_json_cannot_store_are_refused_not_500(client, token, raw):
     if r.status_code == 200:
         out = r.get_json()
         assert [x["index"] for x in out["rejected"]] == [0] and out["inserted"] == 0
+
+
+# ---------------------------------------------------------------- KPIs and templates without a file
+
+
+def test_templates_and_kpis_are_written_checked_versioned_and_audited(client, db, token):
+    token_id, headers = token("templates:write", "templates:read")
+    kpi = client.put(
+        f"{API}/kpis/gmv", headers=headers, json={"name": "成交额", "unit": "元", "metric": "pay_amount"}
+    )
+    assert kpi.status_code == 200 and kpi.get_json() == {
+        "key": "gmv",
+        "name": "成交额",
+        "unit": "元",
+        "direction": "up",
+        "metric": "pay_amount",
+        "kind": "metric",
+        "scope": "shop",
+    }
+    body = {
+        "name": "运营默认模板",
+        "role": "operations",
+        "weights": {"conversion_rate": 50, "gmv": 50},
+        "cap": 130,
+    }
+    first = client.put(f"{API}/templates/ops-default", headers=headers, json=body).get_json()
+    assert first["version"] == 2 and first["template"]["spec"]["weights"] == {
+        "conversion_rate": 50,
+        "gmv": 50,
+    }
+    again = client.put(f"{API}/templates/ops-default", headers=headers, json=body).get_json()
+    assert again["version"] == 2  # the same entry twice is no new version
+    listed = client.get(f"{API}/templates", headers=headers).get_json()["templates"]
+    (ops,) = [t for t in listed if t["id"] == "ops-default"]
+    assert [v["version"] for v in ops["versions"]] == [1, 2] and f"token:{token_id}" in ops["versions"][1][
+        "reason"
+    ]
+    with db() as session:
+        actions = session.scalars(
+            select(AuditLog.action).where(AuditLog.actor == f"token:{token_id}").order_by(AuditLog.id)
+        ).all()
+    assert actions == ["api.kpi.put", "api.template.put", "api.template.put"]
+
+
+@pytest.mark.parametrize(
+    "path, body, field, words",
+    [
+        ("/templates/ops-default", {"weights": {"conversion_rate": 60, "ctr": 30}}, "weights", "100"),
+        ("/templates/ops-default", {"weights": {"nope": 100}}, "weights", "nope"),
+        ("/templates/ops-default", {"weights": {"ctr": 100}, "role": "astronaut"}, "role", "astronaut"),
+        ("/templates/bad id", {"weights": {"ctr": 100}}, "id", ""),
+        ("/kpis/gmv", {"name": "GMV"}, "metric", "metric"),
+        ("/kpis/bad key", {"name": "GMV", "kind": "rating"}, "key", ""),
+    ],
+)
+def test_bad_templates_and_kpis_are_refused_like_apply(client, db, token, path, body, field, words):
+    _, headers = token("templates:write")
+    r = client.put(f"{API}{path}", headers=headers, json=body)
+    assert r.status_code == 422, r.get_json()
+    problem = r.get_json()
+    assert problem["errors"][0]["field"].startswith(field) and words in problem["detail"]
+    with db() as session:
+        assert session.scalar(select(AuditLog).where(AuditLog.action.like("api.%.put"))) is None

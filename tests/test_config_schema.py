@@ -437,8 +437,10 @@ def test_a_file_written_from_every_example_loads_without_a_problem():
         "aftersales": _from_examples(schema.AFTERSALES),
         "bots": bots,
         "sources": sources,
+        "webhooks": [_from_examples(schema.WEBHOOKS)],
     }
     settings = parse(data, env=AnyEnv())
+    assert [h.events for h in settings.webhooks] == [("plan.submitted", "appraisal.published")]
     assert len(settings.bots) == len(schema.BOTS) and len(settings.sources) == len(schema.SOURCES)
     taobao = settings.source("taobao")
     assert taobao is not None and taobao.secret("session") == "k" * 43 and "session" not in taobao.values

@@ -46,13 +46,15 @@ def create_api(services: Services) -> OpenAPI:
     api.config["MAX_CONTENT_LENGTH"] = MAX_BODY
     api.extensions["planloop"] = services
 
-    from bot.api import reads, switches, writes
+    from bot.api import reads, setup_writes, switches, webhooks, writes
 
     # one blueprint: the document keys operations by path, and GET and POST /plans share one
     operations = APIBlueprint("api", __name__, abp_security=[{"bearer": []}])
     reads.register(operations)
     writes.register(operations)
     switches.register(operations)
+    webhooks.register(operations)
+    setup_writes.register(operations)
     api.register_api(operations)
 
     @api.get("/openapi.json", doc_ui=False)

@@ -7,7 +7,7 @@ Response models mirror the exports (CONTRACT.md "Export"), so a script can move 
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -314,3 +314,83 @@ class ScenarioPath(BaseModel):
 
 class ScenarioPatch(BaseModel):
     active: bool
+
+
+def _known_event(name: str) -> str:
+    from bot.config_schema import WEBHOOK_EVENTS
+
+    if name not in WEBHOOK_EVENTS:
+        raise ValueError(f"unknown event (expected one of {', '.join(WEBHOOK_EVENTS)})")
+    return name
+
+
+WebhookEvent = Annotated[str, Field(max_length=40), AfterValidator(_known_event)]
+
+
+class WebhookIn(BaseModel):
+    url: str = Field(max_length=2000, description="http(s) address each event is POSTed to")
+    secret: str = Field(min_length=16, max_length=200, description="signs each delivery (Planloop-Signature)")
+    events: list[WebhookEvent] = Field(
+        default_factory=list, max_length=8, description="the events sent; empty: all of them"
+    )
+    allow_private: bool = Field(False, description="allow a receiver inside the network")
+
+
+class WebhookPath(BaseModel):
+    webhook_id: str = Field(max_length=40)
+
+
+class WebhookOut(BaseModel):
+    id: str
+    url: str
+    events: list[str]
+    allow_private: bool
+    source: Literal["api", "config"]
+    created_at: str | None = None
+
+
+class WebhookList(BaseModel):
+    webhooks: list[WebhookOut]
+
+
+class KpiPath(BaseModel):
+    key: str = Field(max_length=64)
+
+
+class KpiIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200, description="what people read, e.g. 支付转化率")
+    unit: str = Field("", max_length=16)
+    direction: Literal["up", "down"] = Field("up", description="which way is better")
+    kind: Literal["metric", "rating", "checklist"] = "metric"
+    metric: str | None = Field(None, max_length=64, description="the metric key a source fills (metric KPIs)")
+    scope: str = Field("shop", max_length=200)
+
+
+class TemplatePath(BaseModel):
+    template_id: str = Field(max_length=64)
+
+
+class TemplateIn(BaseModel):
+    """A ``[[templates]]`` entry of the team file, as JSON (the id is in the path)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(None, max_length=200)
+    role: str | None = Field(None, max_length=64)
+    period: str | None = Field(None, max_length=64)
+    scenario: str | None = Field(None, max_length=64)
+    employee_type: Literal["new", "veteran"] | None = None
+    weights: dict[str, float] = Field(description="KPI key → points; they sum to 100")
+    cap: float | None = Field(None, description="% a single KPI's completion may reach")
+    grades: dict[str, float] | None = Field(None, description="grade → lower bound")
+    curves: dict[str, Any] | None = None
+    allow_negative: bool | None = None
+    ratings: dict[str, Any] | None = None
+    adjustments: list[dict[str, Any]] | None = Field(None, max_length=50)
+
+
+class TemplateWritten(BaseModel):
+    template: TemplateOut
+    version: int = Field(description="the template version now in force")
