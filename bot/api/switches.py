@@ -1,5 +1,5 @@
 """The one-click switch, for other systems: a team's template switch (POST, DELETE) and a scenario on
-or off (PATCH); handlers.appraisals.switch_template / cancel_switch and handlers.scenarios do the work
+or off (PATCH); handlers.template_switches.switch_template / cancel_switch and handlers.scenarios do the work
 and the audit, as the chat and ``planloop template switch`` do."""
 
 from __future__ import annotations
