@@ -432,7 +432,13 @@ def cmd_template_switch(args: argparse.Namespace) -> int:
             return 2
         try:
             row = switch_template(
-                session, args.team, args.to, by=args.by, now=now, until=until, reason=args.reason[:200]
+                session,
+                args.team,
+                args.to,
+                by=args.by,
+                now=now,
+                until=until,
+                reason=(args.reason or "")[:200],
             )
         except AppraisalError as exc:
             raise Failure(str(exc)) from None
@@ -449,7 +455,7 @@ def _template_command(sub: Any) -> None:
     sw.add_argument("--to", required=True, help="template id")
     sw.add_argument("--until", help="last day, inclusive: 2026-12-01 or 12-01 (default: until switched back)")
     sw.add_argument("--by", default="admin", help="who switches, for the audit log (default: admin)")
-    sw.add_argument("--reason", default="", help="why, kept in the audit log (as the chat's and console's)")
+    sw.add_argument("--reason", help="why, kept in the audit log (as the chat's and console's)")
     sw.set_defaults(func=cmd_template_switch)
 
 
