@@ -20,7 +20,9 @@ def test_create_list_revoke(config, db, client, capsys):
     assert main(["--config", config, "token", "create", "--name", "erp", "--scopes", "plans:read,metrics:write",
                  "--team", "ops", "--expires", "90d"]) == 0  # fmt: skip
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == "令牌 1（erp）：metrics:write，plans:read，限团队 ops"  # [server] locale: zh-CN by default
+    assert (
+        out[0] == "令牌 1（erp）：metrics:write，plans:read，限团队 ops"
+    )  # [server] locale: zh-CN by default
     secret = out[-1]
     assert secret.startswith("pl_") and len(secret) == 46
     with db() as session:
