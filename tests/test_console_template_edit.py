@@ -19,6 +19,12 @@ OPS = {"w.conversion_rate": "60", "w.ctr": "40"}
 CHECKS = [
     ("as stored", OPS, []),
     ("sum not 100", {"w.conversion_rate": "60", "w.ctr": "30"}, ["weights: 权重合计为 90，必须等于 100"]),
+    ("no weights", {"cap": "120"}, ["weights: 应为非空的表：{ 指标 key = 权重 }"]),
+    (
+        "weight not a number",
+        {"w.conversion_rate": "6o", "w.ctr": "40"},
+        ["weights.conversion_rate: 权重应为数字，不是“6o”"],
+    ),
     ("cap too high", {**OPS, "cap": "5000"}, ["cap: 封顶应为 100–1000 之间的百分数，不是“5000”"]),
     ("cap too low", {**OPS, "cap": "50"}, ["cap: 封顶应为 100–1000 之间的百分数，不是“50”"]),
     (
@@ -147,6 +153,12 @@ def test_csrf_refused(client, services, db, demo_team, path, csrf, headers):  # 
     form = {"_csrf": real if csrf is None else csrf, "w.conversion_rate": "70", "w.ctr": "30", "do": "save"}
     assert client.post(path, data=form, headers=headers).status_code == 403
     assert counts(db) == (1, 0)
+
+
+def test_no_such_template_is_a_404_page_not_a_500(client, services, demo_team):  # noqa: ANN001
+    sign_in(client, services, ADMIN)
+    res = client.get("/console/templates/nope/edit")
+    assert res.status_code == 404 and "没有 id 为“nope”的模板" in res.get_data(as_text=True)
 
 
 @pytest.mark.parametrize("who", [LEADER, MEMBER])

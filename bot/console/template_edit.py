@@ -165,7 +165,7 @@ def add_routes(bp: Blueprint, services: Services) -> None:
     def stored(session: Session, template_id: str) -> Template:
         row = session.get(Template, template_id[:64])
         if row is None:
-            raise Refusal(404, "action_denied")
+            raise Refusal(404, "no_template", id=template_id[:64])
         return row
 
     def kpis(session: Session) -> list[Kpi]:
@@ -180,7 +180,7 @@ def add_routes(bp: Blueprint, services: Services) -> None:
         if not problems:
             try:
                 rows = preview(session, row.id, entry, week)
-            except (TemplateError, ValueError, TypeError) as exc:
+            except (TemplateError, ValueError, TypeError, ArithmeticError) as exc:
                 problems = [str(exc)]
         return form, problems, rows, week
 

@@ -274,6 +274,10 @@ REFUSALS: dict[str, dict[str, tuple[str, str, str]]] = {
         "zh-CN": ("没有权限", "你的角色不能做这个操作。", ""),
         "en-US": ("Not allowed", "Your role cannot do this.", ""),
     },
+    "no_template": {
+        "zh-CN": ("没有这个模板", "没有 id 为“{id}”的模板。", ""),
+        "en-US": ("No such template", "There is no template with id “{id}”.", ""),
+    },
     "unavailable": {
         "zh-CN": ("暂时打不开", "服务暂时不可用，请稍后再试。", ""),
         "en-US": ("Unavailable", "The service is unavailable for a moment; try again shortly.", ""),
