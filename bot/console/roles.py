@@ -31,6 +31,7 @@ ACTIONS: dict[str, frozenset[str]] = {
     "scenario": frozenset({ADMIN}),
     "resend": frozenset({ADMIN}),
     "decide": frozenset({ADMIN, LEADER}),
+    "edit_template": frozenset({ADMIN}),  # weights, cap, curves, grades: shared by every team
 }
 
 
