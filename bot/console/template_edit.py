@@ -29,7 +29,7 @@ from bot.console.texts import texts
 from bot.console.web import Current, Refusal, check_post, current, nav, to_login
 from bot.pages import html
 from bot.services import Services
-from handlers.appraisal_runs import _appraised_people
+from handlers.appraisal_runs import appraised_people
 from handlers.appraisals import WeekInputs, compute
 from handlers.catalog_edits import TeamFileError, check_template, put_template
 from handlers.pages import previous_weeks
@@ -120,7 +120,7 @@ def preview(session: Session, template_id: str, entry: dict[str, Any], week: str
     others = [t for t in inputs.rules.templates if t.id != template_id]
     after = replace(inputs, rules=replace(inputs.rules, templates=[*others, edited]))
     rows = []
-    for person in _appraised_people(session, week, None, inputs):
+    for person in appraised_people(session, week, None, inputs):
         was = _scored(session, person, week, inputs)
         now = _scored(session, person, week, after)
         if template_id not in (was[0], now[0]):
