@@ -9,6 +9,7 @@ detector, not a budget. Any gunicorn setting can still be overridden with
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import shlex
@@ -201,6 +202,43 @@ def _multiprocess_metrics(workers: int) -> str | None:
     return made
 
 
+# What a worker imports while building the app (create_app imports some lazily).
+APP_MODULES = (
+    "bot.app",
+    "bot.services",
+    "bot.api.app",
+    "bot.api.reads",
+    "bot.api.writes",
+    "bot.api.switches",
+    "bot.api.webhooks",
+    "bot.api.setup_writes",
+    "bot.pages",
+    "bot.console",
+    "bot.console.web",
+    "bot.console.auth",
+    "bot.console.views",
+    "bot.leader",
+    "bot.platforms.signin",
+    "bot.platforms.stream",
+    "bot.streams",
+    "bot.sim",
+    "handlers.scenarios",
+    "flask_openapi3.plugins",
+    "pydantic.dataclasses",
+    "pydantic.type_adapter",
+)
+
+
+def _import_app_modules() -> None:
+    """Import the web app's modules in the master, before the fork: each worker then inherits
+    them (copy-on-write) instead of importing Flask, pydantic, SQLAlchemy's models and every
+    handler itself at every boot — and a worker boots again every ``max_requests`` requests.
+    Only modules: no app, engine or pool exists before the fork (``preload_app`` stays off).
+    Runs after ``_multiprocess_metrics``: prometheus_client picks its value class on import."""
+    for name in APP_MODULES:
+        importlib.import_module(name)
+
+
 def run_serve(settings: Settings, host: str = "0.0.0.0", port: int = 8000, workers: int | None = None) -> int:  # noqa: S104
     """Check the database, then run gunicorn until SIGTERM/SIGINT. Exit 1 if not migrated."""
     logs.configure(settings)
@@ -210,6 +248,7 @@ def run_serve(settings: Settings, host: str = "0.0.0.0", port: int = 8000, worke
         return 1
     options = gunicorn_options(settings, host, port, workers)
     made = _multiprocess_metrics(options["workers"])
+    _import_app_modules()
     master = os.getpid()
     try:
         PlanloopServer(settings, options).run()

@@ -181,6 +181,43 @@ def test_the_web_app_never_loads_the_scheduler(tmp_path):
     assert result.stdout.strip() == "[]"
 
 
+def test_the_master_imports_what_a_worker_would_import_at_boot(tmp_path):
+    """run_serve imports the app's modules before the fork, so a worker (booted again every
+    max_requests) inherits them: building the app must import nothing more of ours or of the
+    heavy libraries, and the master must not load the scheduler either."""
+    ours = (
+        "bot",
+        "handlers",
+        "storage",
+        "sources",
+        "cards",
+        "appraisal",
+        "flask",
+        "pydantic",
+        "flask_openapi3",
+    )
+    code = (
+        "import sys\n"
+        "from bot.config import Settings, Secret\n"
+        "from bot.serve import PlanloopServer, gunicorn_options, _import_app_modules\n"
+        f"s = Settings(database_url='sqlite:///{tmp_path}/p.db', secret_keys=(Secret('{TEST_KEY}'),), simulator=True)\n"
+        "_import_app_modules()\n"
+        "scheduler = sorted(m for m in sys.modules if m.startswith(('apscheduler', 'bot.worker', 'bot.scheduler')))\n"
+        "before = set(sys.modules)\n"
+        "PlanloopServer(s, gunicorn_options(s, '127.0.0.1', 0, 1)).load()\n"
+        f"late = sorted(m for m in set(sys.modules) - before if m.split('.')[0] in {ours!r})\n"
+        "print(scheduler, late)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[] []"
+
+
 @pytest.mark.parametrize(
     ("cpus", "expected"),
     [(1, 3), (2, 5), (3, 7), (4, 8), (16, 8)],
