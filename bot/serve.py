@@ -217,6 +217,7 @@ APP_MODULES = (
     "bot.console.web",
     "bot.console.auth",
     "bot.console.views",
+    "bot.console.template_edit",
     "bot.leader",
     "bot.platforms.signin",
     "bot.platforms.stream",
