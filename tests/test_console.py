@@ -136,13 +136,13 @@ def test_a_session_of_a_deactivated_person_stops(client, services, demo_team):  
 
 # ------------------------------------------------------------------ the permission table
 
-PAGES = ("/console/", "/console/appraisals", "/console/templates", "/console/delivery")
-#            team  appraisals templates delivery
+PAGES = ("/console/", "/console/appraisals", "/console/templates", "/console/delivery", "/console/data")
+#            team  appraisals templates delivery data
 GET_TABLE = {
-    ADMIN: (200, 200, 200, 200),
-    LEADER: (200, 200, 200, 403),
-    MEMBER: (200, 200, 403, 403),
-    None: (302, 302, 302, 302),
+    ADMIN: (200, 200, 200, 200, 200),
+    LEADER: (200, 200, 200, 403, 200),
+    MEMBER: (200, 200, 403, 403, 403),
+    None: (302, 302, 302, 302, 302),
 }
 
 
@@ -162,13 +162,17 @@ POSTS = {
     "scenario": ("/console/scenarios", {"scenario": "logistics_peak", "active": "1"}),
     "resend": ("/console/delivery/resend", {"id": "00000000-0000-0000-0000-000000000000"}),
     "decide": ("/console/appraisals/decide", {"appeal": "999", "decision": "reject"}),
+    "pull": ("/console/data/pull", {"source": "no-such-source"}),
+    "upload": ("/console/data/upload", {}),
+    "confirm": ("/console/data/confirm", {"upload": "0" * 32}),
 }
 POST_TABLE = {
-    #               switch ops  switch service  undo ops  scenario  resend  decide (no such appeal)
-    ADMIN: (303, 303, 303, 303, 303, 303),
-    LEADER: (303, 403, 303, 403, 403, 303),
-    MEMBER: (403, 403, 403, 403, 403, 403),
-    None: (401, 401, 401, 401, 401, 401),
+    #       switch ops  switch service  undo ops  scenario  resend  decide (no such appeal)  pull (no such
+    #       source)  upload (no file)  confirm (no such upload)
+    ADMIN: (303, 303, 303, 303, 303, 303, 400, 303, 303),
+    LEADER: (303, 403, 303, 403, 403, 303, 403, 403, 403),
+    MEMBER: (403, 403, 403, 403, 403, 403, 403, 403, 403),
+    None: (401, 401, 401, 401, 401, 401, 401, 401, 401),
 }
 
 
