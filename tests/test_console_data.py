@@ -191,3 +191,39 @@ def test_formula_cells_are_shown_as_text(client, services, demo_team):  # noqa: 
 def _count(db) -> int:  # noqa: ANN001
     with db() as session:
         return len(session.scalars(select(MetricSample.metric)).all())
+
+
+def test_a_failing_pull_shows_the_sources_error(client, services, demo_team, tmp_path):  # noqa: ANN001
+    from dataclasses import replace
+
+    services.settings = replace(
+        services.settings, sources=(SourceConfig("gone", "file", {"path": str(tmp_path / "nowhere")}, {}),)
+    )
+    csrf = sign_in(client, services, ADMIN)
+    message = banner(client, client.post("/console/data/pull", data={"_csrf": csrf, "source": "gone"}))
+    assert message.startswith("拉取 gone 失败：") and "nowhere" in message
+    assert "nowhere" in client.get("/console/data").get_data(as_text=True)  # the source's last run error
+
+
+def test_an_aftersales_export_previews_its_cases(client, db, services, demo_team, tmp_path):  # noqa: ANN001
+    from dataclasses import replace
+
+    from storage.models import AftersaleCase
+
+    source = SourceConfig("pdd-after", "file", {"path": str(tmp_path), "preset": "aftersales"}, {})
+    services.settings = replace(services.settings, sources=(source,))
+    csrf = sign_in(client, services, ADMIN)
+    fixture = Path(__file__).parent / "fixtures" / "aftersales" / "pdd_aftersales.csv"
+    res = upload(client, csrf, fixture.read_bytes(), "pdd_aftersales.csv", source="pdd-after")
+    body = res.get_data(as_text=True)
+    cases = int(re.search(r"、(\d+) 条售后记录", body).group(1))
+    assert res.status_code == 200 and cases > 0 and 'id="confirm"' in body
+    upload_id = re.search(r'name="upload" value="([0-9a-f]{32})"', body).group(1)
+    with db() as session:
+        assert session.scalars(select(AftersaleCase)).all() == []
+    assert (
+        banner(client, client.post("/console/data/confirm", data={"_csrf": csrf, "upload": upload_id}))
+        == "已导入。"
+    )
+    with db() as session:
+        assert len(session.scalars(select(AftersaleCase)).all()) == cases

@@ -115,8 +115,9 @@ def preview_of(result: Any) -> dict[str, Any]:
     return {
         "rows_read": result.rows_read,
         "samples": len(samples),
+        "cases": len(result.cases or ()),  # an after-sales (aftersales preset) export's cases
         "shown": [(s.metric, s.scope, s.date.isoformat(), str(s.value)) for s in samples[:PREVIEW_ROWS]],
-        "columns": sorted((result.detail.get("columns") or {}).items()),
+        "columns": _mapped_columns(result.detail.get("columns")),
         "not_imported": list(result.detail.get("not_imported") or []),
         "refused": result.rows_refused,
         "errors": [str(e) for e in result.errors[:PREVIEW_ERRORS]],
@@ -124,6 +125,15 @@ def preview_of(result: Any) -> dict[str, Any]:
         "format": str(result.detail.get("format", "")),
         "encoding": str(result.detail.get("encoding_label", "")),
     }
+
+
+def _mapped_columns(columns: Any) -> list[tuple[str, str]]:
+    """(header, metric) of a metric report; an after-sales export names its recognised headers only."""
+    if isinstance(columns, dict):
+        return sorted((str(h), str(m)) for h, m in columns.items())
+    if isinstance(columns, list | tuple):
+        return [(str(h), "售后记录") for h in columns]
+    return []
 
 
 def add_routes(bp: Blueprint, services: Services) -> None:
@@ -245,7 +255,7 @@ def add_routes(bp: Blueprint, services: Services) -> None:
             uploads.remove(kept)
             return back(found, error=f"无法读取：{exc}")
         shown = preview_of(result)
-        if not result.samples:
+        if not result.samples and not result.cases:
             uploads.remove(kept)
         return render(found, preview=shown, upload=kept)
 
