@@ -227,3 +227,9 @@ def test_an_aftersales_export_previews_its_cases(client, db, services, demo_team
     )
     with db() as session:
         assert len(session.scalars(select(AftersaleCase)).all()) == cases
+
+
+def test_a_leader_cannot_push_a_large_body(client, services, demo_team):  # noqa: ANN001
+    csrf = sign_in(client, services, LEADER)
+    res = upload(client, csrf, b"x" * (2 << 20))
+    assert res.status_code == 413 and "文件太大" in res.get_data(as_text=True)

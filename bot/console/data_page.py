@@ -225,7 +225,10 @@ def add_routes(bp: Blueprint, services: Services) -> None:
                 *(max_upload_bytes(services, s.id) for s in services.settings.sources),
             ]
         )
-        request.max_content_length = largest + MB
+        with services.sessions() as session:
+            signed = current(services, session)  # the cookie only: the body is not read yet
+        if signed is not None and signed.viewer.may("upload"):
+            request.max_content_length = largest + MB  # anyone else stays at the app's MAX_BODY
         try:
             with services.sessions() as session:
                 found = check_post(services, session)
