@@ -431,7 +431,15 @@ def cmd_template_switch(args: argparse.Namespace) -> int:
             print(say("bad_until", reason=exc), file=sys.stderr)
             return 2
         try:
-            row = switch_template(session, args.team, args.to, by=args.by, now=now, until=until)
+            row = switch_template(
+                session,
+                args.team,
+                args.to,
+                by=args.by,
+                now=now,
+                until=until,
+                reason=(args.reason or "")[:200],
+            )
         except AppraisalError as exc:
             raise Failure(str(exc)) from None
         end = say("switched_until", day=row.until.isoformat()) if row.until else say("switched_open")
@@ -447,6 +455,7 @@ def _template_command(sub: Any) -> None:
     sw.add_argument("--to", required=True, help="template id")
     sw.add_argument("--until", help="last day, inclusive: 2026-12-01 or 12-01 (default: until switched back)")
     sw.add_argument("--by", default="admin", help="who switches, for the audit log (default: admin)")
+    sw.add_argument("--reason", help="why, kept in the audit log (as the chat's and console's)")
     sw.set_defaults(func=cmd_template_switch)
 
 

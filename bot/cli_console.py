@@ -11,23 +11,21 @@ MAX_MINUTES = 24 * 60
 
 
 def cmd_console_link(args: argparse.Namespace) -> int:
-    from bot.cli_common import open_services, settings_of
+    from bot.cli_common import open_services, settings_of, tr
     from bot.console.sessions import create_link
     from storage.db import transaction
     from storage.models import AuditLog, Person
 
+    say = tr(args)
     if not 1 <= args.minutes <= MAX_MINUTES:
-        print(f"planloop console link: --minutes must be 1–{MAX_MINUTES}", file=sys.stderr)
+        print(say("console_bad_minutes", most=MAX_MINUTES), file=sys.stderr)
         return 2
     services = open_services(settings_of(args))
     now = services.clock()
     with transaction(services.sessions) as session:
         person = session.get(Person, args.person)
         if person is None or not person.active:
-            print(
-                f"planloop console link: no active person {args.person!r} (see the team file's [[people]])",
-                file=sys.stderr,
-            )
+            print(say("console_no_person", person=repr(args.person)), file=sys.stderr)
             return 1
         token = create_link(session, person.id, now, timedelta(minutes=args.minutes))
         session.add(
@@ -41,12 +39,12 @@ def cmd_console_link(args: argparse.Namespace) -> int:
         )
     base = services.settings.public_url.rstrip("/")
     print(f"{base}/console/link/{token}")
-    print(f"works once, for {args.minutes} minutes, signs in as {person.name} ({person.id})", file=sys.stderr)
+    print(say("console_link_note", minutes=args.minutes, name=person.name, id=person.id), file=sys.stderr)
     return 0
 
 
 def cmd_console_logout(args: argparse.Namespace) -> int:
-    from bot.cli_common import open_services, settings_of
+    from bot.cli_common import open_services, settings_of, tr
     from bot.console.sessions import revoke_all
     from storage.db import transaction
     from storage.models import AuditLog
@@ -64,8 +62,9 @@ def cmd_console_logout(args: argparse.Namespace) -> int:
                 detail={"revoked": count},
             )
         )
-    who = "everyone" if args.all else args.person
-    print(f"signed out {who}: {count} session(s) and unused link(s) revoked")
+    say = tr(args)
+    who = say("console_everyone") if args.all else args.person
+    print(say("console_signed_out", who=who, count=count))
     return 0
 
 

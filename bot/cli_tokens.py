@@ -9,10 +9,11 @@ from typing import Any
 
 def cmd_token_create(args: argparse.Namespace) -> int:
     from bot.api.tokens import DEFAULT_RATE, TokenError, create_token, parse_expiry, parse_scopes
-    from bot.cli_common import open_services, settings_of
+    from bot.cli_common import open_services, settings_of, tr
     from storage.db import transaction
 
     services = open_services(settings_of(args))
+    say = tr(args)
     now = services.clock()
     try:
         scopes = parse_scopes(args.scopes)
@@ -29,50 +30,61 @@ def cmd_token_create(args: argparse.Namespace) -> int:
             )
             token_id = made.row.id
     except TokenError as exc:
-        print(f"planloop token create: {exc}", file=sys.stderr)
+        print(say("token_problem", reason=exc), file=sys.stderr)
         return 2
-    print(
-        f"token {token_id} ({args.name}): {', '.join(scopes)}" + (f", team {args.team}" if args.team else "")
-    )
+    team = say("token_team", team=args.team) if args.team else ""
+    print(say("token_created", id=token_id, name=args.name, scopes=say("list_sep").join(scopes)) + team)
     if expires is not None:
-        print(f"expires {expires.isoformat(timespec='seconds')}")
-    print("the token (shown only now; only its hash is kept):")
+        print(say("token_expires", at=expires.isoformat(timespec="seconds")))
+    print(say("token_secret_once"))
     print(made.secret)
     return 0
 
 
 def cmd_token_list(args: argparse.Namespace) -> int:
     from bot.api.tokens import list_tokens, state
-    from bot.cli_common import open_services, settings_of
+    from bot.cli_common import open_services, settings_of, tr
 
     services = open_services(settings_of(args))
+    say = tr(args)
     now = services.clock()
+    never = say("token_never")
     with services.sessions() as session:
         rows = list_tokens(session)
         for row in rows:
-            used = row.last_used_at.isoformat(timespec="seconds") if row.last_used_at else "never"
-            expires = row.expires_at.isoformat(timespec="seconds") if row.expires_at else "never"
+            used = row.last_used_at.isoformat(timespec="seconds") if row.last_used_at else never
+            expires = row.expires_at.isoformat(timespec="seconds") if row.expires_at else never
             print(
-                f"{row.id}  {row.prefix}…  {row.name}  {state(row, now)}  scopes={','.join(row.scopes)}"
-                f"  team={row.team_id or '*'}  expires={expires}  last_used={used}"
+                say(
+                    "token_row",
+                    id=row.id,
+                    prefix=row.prefix,
+                    name=row.name,
+                    state=state(row, now),
+                    scopes=",".join(row.scopes),
+                    team=row.team_id or "*",
+                    expires=expires,
+                    used=used,
+                )
             )
     if not rows:
-        print("no API tokens: planloop token create --name NAME --scopes …")
+        print(say("token_none"))
     return 0
 
 
 def cmd_token_revoke(args: argparse.Namespace) -> int:
     from bot.api.tokens import revoke_token
-    from bot.cli_common import open_services, settings_of
+    from bot.cli_common import open_services, settings_of, tr
     from storage.db import transaction
 
     services = open_services(settings_of(args))
+    say = tr(args)
     with transaction(services.sessions) as session:
         row = revoke_token(session, args.id, now=services.clock())
         if row is None:
-            print(f"planloop token revoke: no token {args.id}", file=sys.stderr)
+            print(say("token_no_such", id=args.id), file=sys.stderr)
             return 1
-    print(f"token {args.id} revoked: it is refused from now on")
+    print(say("token_revoked", id=args.id))
     return 0
 
 

@@ -1,5 +1,6 @@
 """Write the generated reference pages: the CLI from the argument parsers, the configuration
-reference from bot/config_schema.py.
+reference from bot/config_schema.py, the HTTP endpoints from the web app's routes and the open
+API's document, the export columns from handlers/exports.py.
 
 Run `python docs/gen_reference.py` after changing a command; `tests/test_docs.py` fails while a
 committed page differs from what this writes, so the reference never goes stale.
@@ -170,9 +171,144 @@ def configuration_page() -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+def exports_page() -> str:
+    from handlers.exports import flat_rows
+
+    empty = {"week": "", "plans": [], "progress": [], "appraisals": []}
+    lines = [
+        "# Export formats",
+        "",
+        "`planloop export plans|progress|appraisals --week 2026-W48 [--team T] --format json|csv|xlsx",
+        "[-o FILE]` writes one week. The open API's `GET /api/v1/plans`, `/progress` and `/appraisals`",
+        "answer with the same JSON (plus `next_cursor` when a page is cut), and outgoing webhooks carry",
+        "the same shapes in their `data`, so a script can move between a file, the API and an event.",
+        "",
+        "## JSON",
+        "",
+        'One object per week: `{"week": "2026-W48", "plans" | "progress" | "appraisals": [...]}`, one',
+        "entry per person with `employee`, `team` and `items`. Values are in the KPI's own unit (a `%`",
+        "KPI at 3.05 % is `3.05`); `progress` and `completion` are ratios (1.25 = 125 %); `weight`,",
+        "`contribution` and `score` are points out of 100, and",
+        "`score = clamp(Σ contribution + Σ adjustments.points, 0, max)`. A deactivated person's",
+        'entries carry `"active": false`. An appraisal is the newest version, with `version`,',
+        "`version_reason`, `status` (`published` or `held`), the template as in force and everything",
+        "needed to recompute the score: `planloop verify appraisals --file EXPORT.json` does exactly",
+        "that ([Numbers you can check](../admin/scores.md)).",
+        "",
+        "## CSV and XLSX",
+        "",
+        "One row per item (a person without items keeps one row; an appraisal's bonus or penalty is a",
+        "row of kind `adjustment`), the person's columns repeated on each row. Text a spreadsheet",
+        "would evaluate (starting with `=`, `+`, `-`, `@`, a tab or a carriage return) is made inert:",
+        "in CSV it gets a leading `'`, in XLSX it is always a string cell. CSV is UTF-8 with a BOM, so",
+        "Excel and WPS open Chinese text correctly; xlsx is never written to a terminal.",
+        "",
+        "Generated from `handlers/exports.py` by `python docs/gen_reference.py`:",
+        "",
+    ]
+    for what in ("plans", "progress", "appraisals"):
+        header, _rows = flat_rows(empty, what)
+        lines += [f"`{what}`: " + ", ".join(f"`{c}`" for c in header), ""]
+    return "\n".join(lines)
+
+
+# What each route of the web app is for, by Flask endpoint. A route missing here stops the
+# generator (and so tests/test_docs.py): a new URL is documented the day it is added.
+ROUTES = {
+    "healthz": "liveness: 200 while the process answers (the image's HEALTHCHECK)",
+    "readyz": "readiness: 200 once the database answers and is migrated to head, else 503",
+    "prometheus": "Prometheus metrics; `Authorization: Bearer <[server] metrics_token>` when one is set",
+    "webhook": "a platform's callbacks for the bot `<bot_id>` (`feishu`, `dingtalk`, `wecom`); "
+    "`<sub>` is DingTalk's `card` route for interactive-card clicks",
+    "pages.show": "a signed page opened from a card (plan form, progress, appraisal, tables), expiring",
+    "pages.submit": "a form posted from such a page (same-origin only, CSRF-checked)",
+    "sim.page": "the chat simulator (when `[simulator] enabled`, as in `planloop demo`)",
+    "sim.people": "the simulator's people",
+    "sim.messages": "the simulator's transcript",
+    "sim.say": "a person says a text in the simulator",
+    "sim.act": "a person clicks a card button or submits a card form in the simulator",
+    "static": "the simulator's static files",
+    "console.team": "console home: the leader's team this week",
+    "console.appraisals": "console: the week's appraisals, held weeks, appeals waiting",
+    "console.decide": "console: decide an appeal",
+    "console.templates": "console: which template applies to whom, switch, scenarios",
+    "console.switch": "console: switch a team's template (to, until, reason)",
+    "console.undo": "console: undo a team's switch",
+    "console.template_edit": "console: edit a template's weights, cap, curves and grades (admins)",
+    "console.data": "console: sources' last runs and errors, newest sample per metric and scope (admins; leaders: freshness)",
+    "console.pull": "console: poll one source now, as planloop run poll:<id> (admins, audited)",
+    "console.upload": "console: upload a report file and preview what it would import, nothing written (admins)",
+    "console.confirm": "console: import the previewed upload, kept server-side by a random id (admins, audited)",
+    "console.template_check": "console: check an edited template and preview last week's scores under it",
+    "console.template_save": "console: save an edited template as a new version (or preview without JS)",
+    "console.scenario": "console: turn a scenario on or off",
+    "console.delivery": "console: the outbox by status, stream connections",
+    "console.resend": "console: send an unknown or dead message again",
+    "console.login": "console sign-in page: one button per bot's platform",
+    "console.oauth_start": "console: start the platform's OAuth sign-in for `<bot_id>`",
+    "console.oauth_callback": "console: the platform's OAuth redirect back (state checked)",
+    "console.link": "console: a one-time sign-in link (`planloop console link`), shown with a button",
+    "console.link_redeem": "console: the button that spends the one-time link",
+    "console.logout": "console: sign out",
+}
+
+
+def http_page() -> str:
+    import tempfile
+
+    from bot.app import create_app
+    from bot.config import load
+
+    with tempfile.TemporaryDirectory() as tmp:
+        config = Path(tmp) / "planloop.toml"
+        config.write_text(
+            f'[server]\ndatabase_url = "sqlite:///{tmp}/reference.db"\nsecret_key = "{"k" * 40}"\n'
+            'public_url = "https://planloop.example.com"\n[simulator]\nenabled = true\n',
+            encoding="utf-8",
+        )
+        app = create_app(load(config))
+        rules = sorted(app.url_map.iter_rules(), key=lambda r: (r.rule, sorted(r.methods or ())))
+        document = app.extensions["planloop.api"].api_doc
+    missing = sorted({r.endpoint for r in rules} - set(ROUTES))
+    if missing:
+        raise SystemExit(f"gen_reference: describe these routes in ROUTES: {', '.join(missing)}")
+    lines = [
+        "# HTTP endpoints",
+        "",
+        "Generated from the web app's routes and the open API's document by",
+        "`python docs/gen_reference.py`; do not edit by hand. Every path is served by `planloop serve`",
+        "(and by `planloop demo`); `planloop worker` serves only its health port (`/healthz`).",
+        "",
+        "## The web app",
+        "",
+        "| path | methods | what it is |",
+        "|---|---|---|",
+    ]
+    for rule in rules:
+        methods = ", ".join(sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}))
+        lines.append(f"| `{rule.rule}` | {methods} | {_cell(ROUTES[rule.endpoint])} |")
+    lines += [
+        "",
+        "## The open API (`/api/v1`)",
+        "",
+        "Bearer tokens with scopes (`planloop token create`); the document is `GET /api/v1/openapi.json`",
+        "and an interactive page `GET /api/v1/docs`, both served from the package. The details,",
+        "errors, pages and idempotency are in [the open API's reference](api.md).",
+        "",
+        "| path | method | what it does |",
+        "|---|---|---|",
+    ]
+    for path, operations in sorted(document["paths"].items()):
+        for method, operation in sorted(operations.items()):
+            lines.append(f"| `/api/v1{path}` | {method.upper()} | {_cell(operation.get('summary', ''))} |")
+    return "\n".join(lines) + "\n"
+
+
 PAGES = {
     HERE / "reference" / "cli.md": cli_page,
     HERE / "reference" / "configuration.md": configuration_page,
+    HERE / "reference" / "http.md": http_page,
+    HERE / "reference" / "exports.md": exports_page,
 }
 
 

@@ -233,7 +233,7 @@ def _on_leave(session: Session, person: Person, week: str, inputs: WeekInputs | 
     return bool(leave_days(session, person.id, week))
 
 
-def _appraised_people(session: Session, week: str, team: str | None, inputs: WeekInputs) -> list[Person]:
+def appraised_people(session: Session, week: str, team: str | None, inputs: WeekInputs) -> list[Person]:
     query = (
         select(Person)
         .join(Team, Person.team_id == Team.id)
@@ -301,7 +301,7 @@ def run_week(
     new_rows: list[dict[str, Any]] = []
     audits: list[dict[str, Any]] = []
     replaced: list[int] = []
-    for person in _appraised_people(session, week, team, inputs):
+    for person in appraised_people(session, week, team, inputs):
         previous = current.get(person.id)
         try:
             values, audit = _new_version(

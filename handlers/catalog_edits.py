@@ -77,13 +77,26 @@ def put_kpi(
     return row, created
 
 
-def put_template(
-    session: Session, template_id: str, entry: Mapping[str, Any], *, actor: str, now: datetime
-) -> tuple[Template, int]:
-    """Create or replace template ``template_id``; (row, version in force). TeamFileError with every problem."""
+def check_template(session: Session, template_id: str, entry: Mapping[str, Any]) -> dict[str, Any]:
+    """The template's columns and spec as ``put_template`` would store them; TeamFileError with
+    every problem. Writes nothing (the console's validation as you type)."""
     doc = _stored(session)
     doc["templates"] = [{**{k: v for k, v in entry.items() if v is not None}, "id": template_id}]
-    values = parse(doc)["templates"][template_id]
+    values: dict[str, Any] = parse(doc)["templates"][template_id]
+    return values
+
+
+def put_template(
+    session: Session,
+    template_id: str,
+    entry: Mapping[str, Any],
+    *,
+    actor: str,
+    now: datetime,
+    via: str = "api",
+) -> tuple[Template, int]:
+    """Create or replace template ``template_id``; (row, version in force). TeamFileError with every problem."""
+    values = check_template(session, template_id, entry)
     row = session.get(Template, template_id)
     before = entry_of(row) if row is not None else None
     if row is None:
@@ -94,12 +107,12 @@ def put_template(
             setattr(row, name, value)
         row.active = True
     session.flush()
-    version = record(session, row, now, f"API ({actor})")
+    version = record(session, row, now, f"{via.upper() if via == 'api' else via} ({actor})")
     session.add(
         AuditLog(
             at=now,
             actor=actor,
-            action="api.template.put",
+            action=f"{via}.template.put",
             subject=f"template {template_id}",
             detail={"version": version, "before": before, "after": entry_of(row)},
         )
@@ -108,4 +121,4 @@ def put_template(
     return row, version
 
 
-__all__ = ["TeamFileError", "put_kpi", "put_template"]
+__all__ = ["TeamFileError", "check_template", "put_kpi", "put_template"]

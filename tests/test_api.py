@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 
 from bot.api.tokens import SCOPES, create_token, revoke_token
 from handlers import exports
-from storage.models import ApiToken, AuditLog, MetricSample, Plan
+from storage.models import ApiToken, AuditLog, MetricSample, Plan, TemplateSwitch
 
 API = "/api/v1"
 WEEK = "2026-W48"  # the clock fixture's week
@@ -449,7 +449,31 @@ def test_template_switch_and_scenario_from_another_system(client, db, token):
             a.action: a.actor
             for a in session.scalars(select(AuditLog).where(AuditLog.actor == f"token:{token_id}"))
         }
-    assert set(actions) >= {"template.switch", "template.switch.cancel", "scenario.on", "api.template.switch"}
+        reasons = [
+            a.detail.get("reason")
+            for a in session.scalars(select(AuditLog).where(AuditLog.action == "template.switch"))
+        ]
+    assert set(actions) >= {"template.switch", "template.switch.cancel", "scenario.on"}
+    assert reasons == ["大促提前"]  # the reason sits in the switch's own audit row, as from chat and console
+
+
+@pytest.mark.parametrize(
+    ("until", "words"),
+    [
+        ("13-45", "看不懂"),  # parse_day's DateError: once caught as AppraisalError only, so a 503
+        ("2026-11-22", "早于开始日期"),  # the day before today (2026-11-23): the until field, not "to"
+    ],
+)
+def test_a_bad_switch_end_day_is_a_field_error_on_until(client, db, token, until, words):
+    _, headers = token("switches:write")
+    r = client.post(
+        f"{API}/template-switches", headers=headers, json={"team": "ops", "to": "ops-promo", "until": until}
+    )
+    assert r.status_code == 422, r.get_json()
+    (error,) = r.get_json()["errors"]
+    assert error["field"] == "until" and words in error["message"]
+    with db() as session:
+        assert session.scalar(select(func.count()).select_from(TemplateSwitch)) == 0
 
 
 @pytest.mark.parametrize(

@@ -153,6 +153,57 @@ COMMANDS = {
         1,
         {"zh-CN": "planloop: 没有 id 为 'nope' 的团队", "en-US": "planloop: no team with id 'nope'"},
     ),
+    "token list, none yet": (
+        ["token", "list"],
+        True,
+        0,
+        {
+            "zh-CN": "没有 API 令牌：planloop token create --name 名称 --scopes …",
+            "en-US": "no API tokens: planloop token create --name NAME --scopes …",
+        },
+    ),
+    "token create with an unknown scope": (
+        ["token", "create", "--name", "erp", "--scopes", "everything"],
+        True,
+        2,
+        {
+            "zh-CN": r"planloop token create：unknown scope.*",
+            "en-US": r"planloop token create: unknown scope.*",
+        },
+    ),
+    "token revoke of an unknown id": (
+        ["token", "revoke", "7"],
+        True,
+        1,
+        {"zh-CN": "planloop token revoke：没有令牌 7", "en-US": "planloop token revoke: no token 7"},
+    ),
+    "console link for too long": (
+        ["console", "link", "--person", "lilei", "--minutes", "0"],
+        False,
+        2,
+        {
+            "zh-CN": "planloop console link：--minutes 必须在 1–1440 之间",
+            "en-US": "planloop console link: --minutes must be 1–1440",
+        },
+    ),
+    "console link for nobody": (
+        ["console", "link", "--person", "nobody"],
+        True,
+        1,
+        {
+            "zh-CN": r"planloop console link：没有在职的人员 'nobody'（见团队文件的 \[\[people\]\]）",
+            "en-US": r"planloop console link: no active person 'nobody' \(see the team file's \[\[people\]\]\)",
+        },
+    ),
+    "console logout of everyone": (
+        ["console", "logout", "--all"],
+        True,
+        0,
+        {
+            "zh-CN": "已让所有人退出：吊销了 0 个会话和未用的登录链接",
+            "en-US": r"signed out everyone: 0 session\(s\) and unused link\(s\) revoked",
+        },
+    ),
     "serve without a secret key": (
         ["serve"],
         False,

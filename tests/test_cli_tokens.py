@@ -20,7 +20,9 @@ def test_create_list_revoke(config, db, client, capsys):
     assert main(["--config", config, "token", "create", "--name", "erp", "--scopes", "plans:read,metrics:write",
                  "--team", "ops", "--expires", "90d"]) == 0  # fmt: skip
     out = capsys.readouterr().out.splitlines()
-    assert out[0] == "token 1 (erp): metrics:write, plans:read, team ops"
+    assert (
+        out[0] == "令牌 1（erp）：metrics:write，plans:read，限团队 ops"
+    )  # [server] locale: zh-CN by default
     secret = out[-1]
     assert secret.startswith("pl_") and len(secret) == 46
     with db() as session:
@@ -32,7 +34,7 @@ def test_create_list_revoke(config, db, client, capsys):
 
     assert main(["--config", config, "token", "list"]) == 0
     listed = capsys.readouterr().out
-    assert f"1  {secret[:11]}…  erp  active" in listed and "team=ops" in listed and secret not in listed
+    assert f"1  {secret[:11]}…  erp  active" in listed and "团队=ops" in listed and secret not in listed
 
     assert main(["--config", config, "token", "revoke", "1"]) == 0
     assert client.get("/api/v1/teams", headers=headers).status_code == 401

@@ -104,7 +104,9 @@ def test_cli_logout_all_revokes_every_session(client, app, services, config, dem
     sign_in(other, services, ADMIN)
     unused = link_for(services, MEMBER)
     assert main(["--config", config, "console", "logout", "--all"]) == 0
-    assert "3 session(s)" in capsys.readouterr().out
+    assert (
+        capsys.readouterr().out == "已让所有人退出：吊销了 3 个会话和未用的登录链接\n"
+    )  # zh-CN: no [server] locale
     assert client.get("/console/").status_code == 302
     assert other.get("/console/").status_code == 302
     assert client.post(f"/console/link/{unused}").status_code == 410
@@ -136,13 +138,16 @@ def test_a_session_of_a_deactivated_person_stops(client, services, demo_team):  
 
 # ------------------------------------------------------------------ the permission table
 
-PAGES = ("/console/", "/console/appraisals", "/console/templates", "/console/delivery", "/console/data")
-#            team  appraisals templates delivery data
+PAGES = (
+    "/console/", "/console/appraisals", "/console/templates", "/console/delivery",
+    "/console/templates/ops-default/edit", "/console/data",
+)  # fmt: skip
+#            team  appraisals templates delivery edit a template  data
 GET_TABLE = {
-    ADMIN: (200, 200, 200, 200, 200),
-    LEADER: (200, 200, 200, 403, 200),
-    MEMBER: (200, 200, 403, 403, 403),
-    None: (302, 302, 302, 302, 302),
+    ADMIN: (200, 200, 200, 200, 200, 200),
+    LEADER: (200, 200, 200, 403, 403, 200),
+    MEMBER: (200, 200, 403, 403, 403, 403),
+    None: (302, 302, 302, 302, 302, 302),
 }
 
 
@@ -162,17 +167,21 @@ POSTS = {
     "scenario": ("/console/scenarios", {"scenario": "logistics_peak", "active": "1"}),
     "resend": ("/console/delivery/resend", {"id": "00000000-0000-0000-0000-000000000000"}),
     "decide": ("/console/appraisals/decide", {"appeal": "999", "decision": "reject"}),
+    "edit template": (
+        "/console/templates/ops-default/edit",
+        {"w.conversion_rate": "50", "w.ctr": "50", "do": "save"},
+    ),
     "pull": ("/console/data/pull", {"source": "no-such-source"}),
     "upload": ("/console/data/upload", {}),
     "confirm": ("/console/data/confirm", {"upload": "0" * 32}),
 }
 POST_TABLE = {
-    #       switch ops  switch service  undo ops  scenario  resend  decide (no such appeal)  pull (no such
-    #       source)  upload (no file)  confirm (no such upload)
-    ADMIN: (303, 303, 303, 303, 303, 303, 400, 303, 303),
-    LEADER: (303, 403, 303, 403, 403, 303, 403, 403, 403),
-    MEMBER: (403, 403, 403, 403, 403, 403, 403, 403, 403),
-    None: (401, 401, 401, 401, 401, 401, 401, 401, 401),
+    #     switch ops  switch service  undo ops  scenario  resend  decide (no such appeal)  edit template
+    #     pull (no such source)  upload (no file)  confirm (no such upload)
+    ADMIN: (303, 303, 303, 303, 303, 303, 303, 400, 303, 303),
+    LEADER: (303, 403, 303, 403, 403, 303, 403, 403, 403, 403),
+    MEMBER: (403, 403, 403, 403, 403, 403, 403, 403, 403, 403),
+    None: (401, 401, 401, 401, 401, 401, 401, 401, 401, 401),
 }
 
 
@@ -470,3 +479,42 @@ def test_team_page_shows_the_plan_state_charts_and_progress_notes(client, sim, s
     row = re.search(r'<tr id="person-lilei">(.*?)</tr>', body, flags=re.S).group(1)
     assert "已提交" in row and ">2<" in row
     assert body.count("<svg") >= 2  # one pace chart per metric item
+
+
+def test_a_recomputed_week_shows_its_newest_version_in_the_console_and_the_api(
+    client, services, db, clock, demo_team
+):  # noqa: ANN001
+    """The weekly run writes versions in multi-row statements: after a recompute the console's
+    appraisals page and GET /api/v1/appraisals see exactly one current row per person, the new one."""
+    from bot.api.tokens import create_token
+    from handlers.appraisal_runs import run_week
+    from storage.models import Appraisal
+    from tests.test_pages import LAST_WEEK
+
+    with db() as session, session.begin():
+        first = {a.person_id: a.id for a in run_week(session, LAST_WEEK, clock(), hold=False)}
+    with db() as session, session.begin():
+        second = run_week(session, LAST_WEEK, clock(), reason="数据补录后重算", hold=False)
+        made = create_token(session, name="t", scopes=["appraisals:read"], now=clock())
+        headers = {"Authorization": f"Bearer {made.secret}"}
+    assert {a.person_id for a in second} == set(first) and len(first) == 10
+    with db() as session:
+        current = session.execute(
+            select(Appraisal.person_id, Appraisal.version, Appraisal.id).where(
+                Appraisal.week == LAST_WEEK, Appraisal.current.is_(True)
+            )
+        ).all()
+    assert sorted((p, v) for p, v, _ in current) == sorted((p, 2) for p in first)
+    assert not {i for _, _, i in current} & set(first.values())
+
+    sign_in(client, services, LEADER)
+    body = client.get(f"/console/appraisals?week={LAST_WEEK}").get_data(as_text=True)
+    ops = sum(a.team_id == "ops" for a in second)  # the leader's own team
+    assert body.count(">v2<") == ops == 5 and ">v1<" not in body and "数据补录后重算" in body
+
+    res = client.get(f"/api/v1/appraisals?week={LAST_WEEK}&limit=100", headers=headers)
+    assert res.status_code == 200, res.get_json()
+    rows = res.get_json()["appraisals"]
+    assert sorted((r["employee"], r["version"], r["version_reason"].split("；")[0]) for r in rows) == sorted(
+        (p, 2, "数据补录后重算") for p in first
+    )

@@ -134,6 +134,8 @@ def test_cli_template_switch(config, db, shop, capsys) -> None:
                 "ops-promo",
                 "--until",
                 "2099-12-01",
+                "--reason",
+                "大促提前",
             ]
         )
         == 0
@@ -146,7 +148,7 @@ def test_cli_template_switch(config, db, shop, capsys) -> None:
         row = s.scalars(select(TemplateSwitch)).one()
         audit = s.scalars(select(AuditLog).where(AuditLog.action == "template.switch")).one()
     assert (row.template_id, row.until, row.by) == ("ops-promo", date(2099, 12, 1), "admin")
-    assert audit.detail["to"] == "ops-promo"
+    assert (audit.detail["to"], audit.detail["reason"]) == ("ops-promo", "大促提前")
     assert main(["--config", config, "template", "switch", "--team", "ops", "--to", "nope"]) == 1
     assert "没有 id 为“nope”的可用模板" in capsys.readouterr().err
     assert (

@@ -279,6 +279,20 @@ def write_worker_config(tmp_path: Path, port: int) -> Path:
     return path
 
 
+def wait_until_healthy(worker: subprocess.Popen[str], port: int, seconds: float = 60) -> None:
+    """Until the worker's health port answers ok (imports alone take seconds on a busy machine)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        assert worker.poll() is None, worker.stderr.read() if worker.stderr else ""
+        try:
+            if get(f"http://127.0.0.1:{port}/healthz") == (200, {"status": "ok"}):
+                return
+        except OSError:
+            pass
+        assert time.monotonic() < deadline, "the worker did not come up"
+        time.sleep(0.1)
+
+
 def test_a_second_sqlite_worker_is_refused_with_exit_1(tmp_path) -> None:
     url = f"sqlite:///{tmp_path / 'planloop.db'}"
     port = free_port()
@@ -292,16 +306,7 @@ def test_a_second_sqlite_worker_is_refused_with_exit_1(tmp_path) -> None:
         text=True,
     )
     try:
-        deadline = time.monotonic() + 30
-        while True:  # up once its health port answers
-            assert first.poll() is None, first.stderr.read() if first.stderr else ""
-            try:
-                if get(f"http://127.0.0.1:{port}/healthz") == (200, {"status": "ok"}):
-                    break
-            except OSError:
-                pass
-            assert time.monotonic() < deadline, "the first worker did not come up"
-            time.sleep(0.1)
+        wait_until_healthy(first, port)
         second = planloop("worker", env=env_for(write_worker_config(tmp_path, 0), url), timeout=30)
         assert second.returncode == 1
         assert "another planloop worker (pid " + str(first.pid) in second.stderr
@@ -314,16 +319,17 @@ def test_a_second_sqlite_worker_is_refused_with_exit_1(tmp_path) -> None:
         finally:
             if first.poll() is None:
                 os.kill(first.pid, signal.SIGKILL)
-    # the lock died with its holder: a new worker starts (and stops cleanly)
+    # the lock died with its holder: a new worker starts (and stops cleanly once it is up: a SIGTERM
+    # before its handler is installed would be a kill, not a stop)
+    port = free_port()
     third = subprocess.Popen(
         [sys.executable, "-m", "bot.cli", "worker"],
-        env=env_for(write_worker_config(tmp_path, 0), url),
+        env=env_for(write_worker_config(tmp_path, port), url),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
     )
-    time.sleep(1.5)
-    assert third.poll() is None, third.stderr.read() if third.stderr else ""
+    wait_until_healthy(third, port)
     third.send_signal(signal.SIGTERM)
     assert third.wait(30) == 0
 

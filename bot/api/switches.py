@@ -1,5 +1,5 @@
 """The one-click switch, for other systems: a team's template switch (POST, DELETE) and a scenario on
-or off (PATCH); handlers.appraisals.switch_template / cancel_switch and handlers.scenarios do the work
+or off (PATCH); handlers.template_switches.switch_template / cancel_switch and handlers.scenarios do the work
 and the audit, as the chat and ``planloop template switch`` do."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from bot.api.auth import Caller, caller, services
 from bot.api.paging import dump
 from bot.api.problems import ApiProblem, FieldError
 from bot.api.writes import ANSWERS, write_once
-from storage.models import AuditLog, TemplateSwitch
+from storage.models import TemplateSwitch
 
 
 def _switch_out(row: TemplateSwitch) -> dict[str, Any]:
@@ -49,24 +49,19 @@ def _switch(session: Session, who: Caller, body: m.SwitchIn) -> dict[str, Any]:
     if team is None:
         raise ApiProblem(422, f"no team {body.team!r}", errors=[FieldError(field="team", message="unknown")])
     now = services().clock()
+    today = now.astimezone(ZoneInfo(team.timezone)).date()
     try:
-        until = parse_day(body.until, now.astimezone(ZoneInfo(team.timezone)).date()) if body.until else None
+        until = parse_day(body.until, today) if body.until else None
+        if until is not None and until < today:
+            raise DateError(f"截止日期 {until:%Y-%m-%d} 早于开始日期 {today:%Y-%m-%d}")
     except DateError as exc:
         raise ApiProblem(422, str(exc), errors=[FieldError(field="until", message=str(exc))]) from None
     try:
-        row = switch_template(session, body.team, body.to, by=who.actor, now=now, until=until)
+        row = switch_template(
+            session, body.team, body.to, by=who.actor, now=now, until=until, reason=body.reason or ""
+        )
     except AppraisalError as exc:
         raise ApiProblem(422, str(exc), errors=[FieldError(field="to", message=str(exc))]) from None
-    if body.reason:
-        session.add(
-            AuditLog(
-                at=now,
-                actor=who.actor,
-                action="api.template.switch",
-                subject=f"team {body.team}",
-                detail={"switch": row.id, "reason": body.reason},
-            )
-        )
     return _switch_out(row)
 
 

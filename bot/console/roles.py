@@ -34,6 +34,7 @@ ACTIONS: dict[str, frozenset[str]] = {
     "decide": frozenset({ADMIN, LEADER}),
     "pull": frozenset({ADMIN}),
     "upload": frozenset({ADMIN}),
+    "edit_template": frozenset({ADMIN}),  # weights, cap, curves, grades: shared by every team
 }
 
 

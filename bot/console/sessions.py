@@ -13,7 +13,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, delete, or_, update
 from sqlalchemy.orm import Session
 
 from storage.models import ConsoleSession, Person
@@ -153,14 +153,3 @@ def revoke_all(session: Session, now: datetime, person_id: str | None = None) ->
         query = query.where(ConsoleSession.person_id == person_id)
     result = session.execute(query.values(revoked_at=now).execution_options(synchronize_session=False))
     return int(getattr(result, "rowcount", 0) or 0)
-
-
-def live_count(session: Session, now: datetime) -> int:
-    rows = session.scalars(
-        select(ConsoleSession.id).where(
-            ConsoleSession.kind == "session",
-            ConsoleSession.revoked_at.is_(None),
-            ConsoleSession.expires_at > now,
-        )
-    ).all()
-    return len(rows)

@@ -38,10 +38,14 @@ BANNERS = {
     "scenario": "场景已更新。",
     "resent": "已重新排队，worker 会重新发送。",
     "decided": "申诉已处理。",
+    "template_saved": "模板已保存为新版本，之后的考核按它计算。",
 }
 
 
 def add_routes(bp: Blueprint, services: Services) -> None:
+    from bot.console import template_edit
+
+    template_edit.add_routes(bp, services)
     locale = services.settings.locale
     t = texts(locale)
 
@@ -117,7 +121,7 @@ def add_routes(bp: Blueprint, services: Services) -> None:
             scenarios = all_scenarios(session)
             return show(
                 "templates.html", found, "templates", t["templates"], blocks=blocks, week=week, scenarios=scenarios,
-                can_scenarios=found.viewer.may("scenario"),
+                can_scenarios=found.viewer.may("scenario"), can_edit=found.viewer.may(template_edit.ACTION),
             )  # fmt: skip
 
     @bp.get("/delivery")
