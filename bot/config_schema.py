@@ -90,6 +90,14 @@ SERVER = _keys(
         [],
     ),
     Key(
+        "console_upload_dir",
+        "string",
+        "Where report files uploaded in the console wait between preview and confirm (one hour at most).",
+        '"/var/lib/planloop/uploads"',
+        "",
+        default_text="planloop-console-uploads in the system temp folder",
+    ),
+    Key(
         "guide_url",
         "string",
         "User guide linked from the welcome card.",

@@ -204,6 +204,39 @@ class ImportOutcome(NamedTuple):
     errors: list[RowError]
 
 
+def read_import(
+    services: Services,
+    path: Path,
+    source_id: str | None = None,
+    *,
+    progress: ProgressFn | None = None,
+    label: str | None = None,
+) -> tuple[ReportOptions, FetchResult]:
+    """The reading half of ``import_file_report``: the file read with the source's preset and
+    columns (or the generic long form), every check applied, nothing written (the console's preview)."""
+    config = _source_config(services, source_id) if source_id else None
+    cases_file = config is not None and config.get("preset") == "aftersales"
+    if config is not None and not cases_file:
+        options = options_from_config(config)
+    else:
+        options = ReportOptions(preset=GENERIC, scope="shop", source_id=source_id or "import")
+    _known_keys(services, options)
+    if config is not None and cases_file:
+        return options, read_cases_for(config, path, services.settings.timezone)
+    return options, read_report(path, options, services.clock(), progress=progress, label=label)
+
+
+def preview_import(
+    services: Services, path: Path, source_id: str | None = None, *, label: str | None = None
+) -> FetchResult:
+    """What ``import_file_report`` would store, in a transaction that is rolled back."""
+    _, result = read_import(services, path, source_id, label=label)
+    with services.sessions() as session:
+        _refuse_misscaled(session, result, label or path.name)
+        session.rollback()
+    return result
+
+
 def import_file_report(
     services: Services,
     path: str | Path,
@@ -215,18 +248,8 @@ def import_file_report(
     store its good rows; every refused row is listed. The run is recorded under the source id
     (``import`` without one)."""
     path = Path(path)
-    config = _source_config(services, source_id) if source_id else None
-    cases_file = config is not None and config.get("preset") == "aftersales"
-    if config is not None and not cases_file:
-        options = options_from_config(config)
-    else:
-        options = ReportOptions(preset=GENERIC, scope="shop", source_id=source_id or "import")
-    _known_keys(services, options)
+    options, result = read_import(services, path, source_id, progress=progress)
     now = services.clock()
-    if config is not None and cases_file:
-        result = read_cases_for(config, path, services.settings.timezone)
-    else:
-        result = read_report(path, options, now, progress=progress)
     with transaction(services.sessions) as session:
         _refuse_misscaled(session, result, path.name)
         run = start_run(session, options.source_id, now)

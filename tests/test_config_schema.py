@@ -57,7 +57,10 @@ def _problems(data: dict) -> list[str]:
             'server.Timezone: unknown key — did you mean "timezone"?',
         ),
         ({"server": {"admin": ["zw"]}}, 'server.admin: unknown key — did you mean "admins"?'),
-        ({"server": {"colour": "red"}}, "server.colour: unknown key; known keys: admins, database_url,"),
+        (
+            {"server": {"colour": "red"}},
+            "server.colour: unknown key; known keys: admins, console_upload_dir, database_url,",
+        ),
         ({"simulator": {"enable": True}}, 'simulator.enable: unknown key — did you mean "enabled"?'),
         (
             {"aftersales": {"resolution_hour": 24}},

@@ -140,14 +140,14 @@ def test_a_session_of_a_deactivated_person_stops(client, services, demo_team):  
 
 PAGES = (
     "/console/", "/console/appraisals", "/console/templates", "/console/delivery",
-    "/console/templates/ops-default/edit",
+    "/console/templates/ops-default/edit", "/console/data",
 )  # fmt: skip
-#            team  appraisals templates delivery edit a template
+#            team  appraisals templates delivery edit a template  data
 GET_TABLE = {
-    ADMIN: (200, 200, 200, 200, 200),
-    LEADER: (200, 200, 200, 403, 403),
-    MEMBER: (200, 200, 403, 403, 403),
-    None: (302, 302, 302, 302, 302),
+    ADMIN: (200, 200, 200, 200, 200, 200),
+    LEADER: (200, 200, 200, 403, 403, 200),
+    MEMBER: (200, 200, 403, 403, 403, 403),
+    None: (302, 302, 302, 302, 302, 302),
 }
 
 
@@ -171,13 +171,17 @@ POSTS = {
         "/console/templates/ops-default/edit",
         {"w.conversion_rate": "50", "w.ctr": "50", "do": "save"},
     ),
+    "pull": ("/console/data/pull", {"source": "no-such-source"}),
+    "upload": ("/console/data/upload", {}),
+    "confirm": ("/console/data/confirm", {"upload": "0" * 32}),
 }
 POST_TABLE = {
     #     switch ops  switch service  undo ops  scenario  resend  decide (no such appeal)  edit template
-    ADMIN: (303, 303, 303, 303, 303, 303, 303),
-    LEADER: (303, 403, 303, 403, 403, 303, 403),
-    MEMBER: (403, 403, 403, 403, 403, 403, 403),
-    None: (401, 401, 401, 401, 401, 401, 401),
+    #     pull (no such source)  upload (no file)  confirm (no such upload)
+    ADMIN: (303, 303, 303, 303, 303, 303, 303, 400, 303, 303),
+    LEADER: (303, 403, 303, 403, 403, 303, 403, 403, 403, 403),
+    MEMBER: (403, 403, 403, 403, 403, 403, 403, 403, 403, 403),
+    None: (401, 401, 401, 401, 401, 401, 401, 401, 401, 401),
 }
 
 

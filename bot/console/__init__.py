@@ -5,6 +5,7 @@
 - ``auth``: sign-in with the chat platform (bot/platforms/signin.py), links, sign-out.
 - ``views``: the team, appraisals, templates and delivery pages and their actions.
 - ``data``: each page's data, read through handlers/*.
+- ``data_page``, ``uploads``: the Data page (sources' freshness, pull now, report upload with preview).
 - ``render``, ``texts``, ``templates/``: Jinja2 pages (zh-CN, en-US) under the pages' strict CSP.
 """
 
@@ -22,7 +23,7 @@ log = logging.getLogger("planloop.console")
 
 
 def blueprint(services: Services) -> Blueprint:
-    from bot.console import auth, views
+    from bot.console import auth, data_page, views
     from bot.console.web import Refusal, refusal_page
 
     bp = Blueprint("console", __name__, url_prefix="/console")
@@ -40,4 +41,5 @@ def blueprint(services: Services) -> Blueprint:
 
     auth.add_routes(bp, services)
     views.add_routes(bp, services)
+    data_page.add_routes(bp, services)
     return bp

@@ -23,6 +23,7 @@ PAGES: dict[str, frozenset[str]] = {
     "appraisals": frozenset({ADMIN, LEADER, MEMBER}),
     "templates": frozenset({ADMIN, LEADER}),
     "delivery": frozenset({ADMIN}),
+    "data": frozenset({ADMIN, LEADER}),  # a leader sees the freshness of the KPIs' metrics only
 }
 # POST action -> the roles that may do it (a leader only for their own teams)
 ACTIONS: dict[str, frozenset[str]] = {
@@ -31,6 +32,8 @@ ACTIONS: dict[str, frozenset[str]] = {
     "scenario": frozenset({ADMIN}),
     "resend": frozenset({ADMIN}),
     "decide": frozenset({ADMIN, LEADER}),
+    "pull": frozenset({ADMIN}),
+    "upload": frozenset({ADMIN}),
     "edit_template": frozenset({ADMIN}),  # weights, cap, curves, grades: shared by every team
 }
 

@@ -9,6 +9,7 @@ ZH: dict[str, str] = {
     "appraisals": "考核",
     "templates": "模板",
     "delivery": "消息投递",
+    "data": "数据",
     "logout": "退出登录",
     "signed_in_as": "已登录",
     "role_admin": "管理员",
@@ -103,6 +104,7 @@ EN: dict[str, str] = {
     "appraisals": "Appraisals",
     "templates": "Templates",
     "delivery": "Delivery",
+    "data": "Data",
     "logout": "Sign out",
     "signed_in_as": "Signed in",
     "role_admin": "admin",
@@ -273,6 +275,14 @@ REFUSALS: dict[str, dict[str, tuple[str, str, str]]] = {
     "action_denied": {
         "zh-CN": ("没有权限", "你的角色不能做这个操作。", ""),
         "en-US": ("Not allowed", "Your role cannot do this.", ""),
+    },
+    "upload_too_large": {
+        "zh-CN": ("文件太大", "上传的文件超过 {limit} MB 的上限（max_file_mb）。", ""),
+        "en-US": ("File too large", "The upload is over the {limit} MB limit (max_file_mb).", ""),
+    },
+    "bad_source": {
+        "zh-CN": ("没有这个数据源", "请从列表里选择一个已配置的数据源。", ""),
+        "en-US": ("No such source", "Choose one of the configured sources.", ""),
     },
     "no_template": {
         "zh-CN": ("没有这个模板", "没有 id 为“{id}”的模板。", ""),
