@@ -218,6 +218,7 @@ APP_MODULES = (
     "bot.console.auth",
     "bot.console.views",
     "bot.console.template_edit",
+    "bot.console.data_page",
     "bot.leader",
     "bot.platforms.signin",
     "bot.platforms.stream",
