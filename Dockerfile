@@ -63,7 +63,7 @@ EXPOSE 8000
 # The slim image has no curl: a few lines of Python probe /healthz on $PORT (a worker container
 # sets PLANLOOP_HEALTHCHECK_URL to its own health port).
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-  CMD ["python", "-m", "bot.healthcheck"]
+  CMD ["python", "-m", "bot.ops.healthcheck"]
 
 ENTRYPOINT ["planloop"]
 CMD ["serve"]

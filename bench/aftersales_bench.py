@@ -61,8 +61,8 @@ def write_cases(path: Path, n: int, *, close_all: bool = False) -> None:
 
 def one_case(db: str, n: int) -> dict:
     from bot.config import Settings, SourceConfig
-    from bot.polling import import_file_report
     from bot.services import build_services
+    from bot.worker.polling import import_file_report
     from sources.causes import AftersalesOptions
     from storage.db import make_engine, upgrade
 

@@ -116,8 +116,8 @@ def serve(url: str, port: int) -> None:
 
     from werkzeug.serving import make_server
 
-    from bot.app import create_app
     from bot.config import Settings
+    from bot.web.app import create_app
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per request on the terminal
     app = create_app(Settings(database_url=url))

@@ -7,7 +7,7 @@
 Data (not timed): ``--teams`` teams of 50 (a leader and 49 members) with simulator identities,
 two KPIs and one template; for 2026-W47 every member has a two-item plan (two in three of
 them filed) and a daily report per item; for 2026-W48, a third of them have filed by Monday.
-Timed, each as the scheduler runs it (``bot.jobs.run_job``): the appraisal of W47 (Friday
+Timed, each as the scheduler runs it (``bot.worker.jobs.run_job``): the appraisal of W47 (Friday
 20:00: freeze every member, queue each card and each leader's table), the start-of-week
 summary of W48 (Monday 09:00: two cards per team), the reminders (10:00) and the leaders'
 lists (14:00); then the relay delivering everything through the simulator.
@@ -31,9 +31,9 @@ from sqlalchemy import insert, text  # noqa: E402
 
 from appraisal.templates import spec_of  # noqa: E402
 from bot.config import Secret, Settings  # noqa: E402
-from bot.delivery import drain  # noqa: E402
-from bot.jobs import run_job  # noqa: E402
 from bot.services import build_services  # noqa: E402
+from bot.worker.delivery import drain  # noqa: E402
+from bot.worker.jobs import run_job  # noqa: E402
 from storage.db import make_engine, upgrade  # noqa: E402
 from storage.models import (  # noqa: E402
     Identity,

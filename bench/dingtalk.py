@@ -28,9 +28,9 @@ sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 from dingtalk.crypto import DingTalkCrypto  # noqa: E402
 
-from bot.app import create_app  # noqa: E402
 from bot.config import BotConfig, Secret, Settings  # noqa: E402
 from bot.services import build_services  # noqa: E402
+from bot.web.app import create_app  # noqa: E402
 from storage.db import make_engine, upgrade  # noqa: E402
 
 APP_KEY, TOKEN, AES_KEY = "dingbenchapp", "benchtoken", "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"

@@ -32,10 +32,10 @@ from werkzeug.serving import make_server
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bot.app import create_app  # noqa: E402
 from bot.config import Secret, Settings  # noqa: E402
 from bot.platforms.base import CaseInsensitiveDict, WebRequest  # noqa: E402
 from bot.services import build_services  # noqa: E402
+from bot.web.app import create_app  # noqa: E402
 from storage.db import make_engine, upgrade  # noqa: E402
 from tests.fakes import feishu as ff  # noqa: E402
 
@@ -45,7 +45,7 @@ URL = "/webhooks/feishu/feishu-main"
 
 
 def setup(db: str) -> tuple[object, object]:
-    from bot.demo import seed_metrics
+    from bot.demo.run import seed_metrics
     from handlers.setup import apply, parse
 
     if db == "postgresql":

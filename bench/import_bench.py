@@ -76,8 +76,8 @@ def write_xlsx(path: Path, n: int, bump: int = 0) -> None:
 
 def one_case(db: str, fmt: str, n: int) -> dict:
     from bot.config import Settings
-    from bot.polling import import_file_report
     from bot.services import build_services
+    from bot.worker.polling import import_file_report
     from storage.db import make_engine, upgrade
 
     tmp = Path(tempfile.mkdtemp(prefix="planloop-bench-"))

@@ -27,10 +27,10 @@ sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 from sqlalchemy import func, select  # noqa: E402
 
-from bot.app import create_app  # noqa: E402
 from bot.config import Secret, Settings  # noqa: E402
-from bot.demo import seed_metrics  # noqa: E402
+from bot.demo.run import seed_metrics  # noqa: E402
 from bot.services import build_services  # noqa: E402
+from bot.web.app import create_app  # noqa: E402
 from cards import charts  # noqa: E402
 from handlers.setup import apply, parse  # noqa: E402
 from storage.db import make_engine, upgrade  # noqa: E402

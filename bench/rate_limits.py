@@ -22,9 +22,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from bot.delivery import TokenBuckets  # noqa: E402
 from bot.platforms.base import RateLimit  # noqa: E402
-from bot.rate_limits import SharedBuckets  # noqa: E402
+from bot.worker.delivery import TokenBuckets  # noqa: E402
+from bot.worker.rate_limits import SharedBuckets  # noqa: E402
 from storage.db import make_engine, make_sessionmaker, upgrade  # noqa: E402
 
 PG = "postgresql+psycopg://postgres@127.0.0.1:5432/"

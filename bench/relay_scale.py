@@ -69,12 +69,12 @@ def main() -> None:  # noqa: PLR0915 - one linear script
     import requests
 
     from bot.config import BotConfig, Secret, Settings
-    from bot.delivery import Relay, RelayPolicy, RelayStats
     from bot.platforms import Deps
     from bot.platforms.dingtalk import DingTalkPlatform
     from bot.platforms.feishu import FeishuPlatform
     from bot.platforms.wecom import WeComPlatform
     from bot.services import build_services
+    from bot.worker.delivery import Relay, RelayPolicy, RelayStats
     from cards.model import Card, Markdown
     from storage import outbox
     from storage.db import make_engine, make_sessionmaker, transaction, upgrade

@@ -37,10 +37,10 @@ PG = "postgresql+psycopg://postgres@127.0.0.1:5432/"
 
 def child(url: str, server: str, mark: bool) -> None:
     """One relay process: deliver what is due, forever (until killed)."""
-    from bot import delivery
     from bot.config import Settings
-    from bot.delivery import Relay, RelayPolicy
     from bot.services import build_services
+    from bot.worker import delivery
+    from bot.worker.delivery import Relay, RelayPolicy
     from tests.fakes.chat_server import HttpFakePlatform
 
     services = build_services(Settings(database_url=url, simulator=False))

@@ -33,11 +33,11 @@ import requests  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 from werkzeug.serving import make_server  # noqa: E402
 
-from bot.app import create_app  # noqa: E402
 from bot.config import BotConfig, Secret, Settings  # noqa: E402
-from bot.demo import team_file  # noqa: E402
+from bot.demo.run import team_file  # noqa: E402
 from bot.services import build_services  # noqa: E402
-from bot.streams import Supervisor  # noqa: E402
+from bot.web.app import create_app  # noqa: E402
+from bot.worker.streams import Supervisor  # noqa: E402
 from handlers.setup import apply, parse  # noqa: E402
 from storage.db import make_engine, upgrade  # noqa: E402
 from storage.models import InboundEvent  # noqa: E402

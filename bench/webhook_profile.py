@@ -35,9 +35,9 @@ URL = "/webhooks/feishu/feishu-main"
 def build_app(db: str, tmp: Path) -> tuple[object, Callable[[], None]]:
     from sqlalchemy import text
 
-    from bot.app import create_app
     from bot.config import load as load_settings
     from bot.services import build_services
+    from bot.web.app import create_app
     from handlers.setup import apply, parse
     from storage.db import make_engine, upgrade
 

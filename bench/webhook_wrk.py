@@ -163,7 +163,11 @@ def database(kind: str, tmp: Path, name: str = "bench") -> Iterator[str]:
 
 def planloop(env: dict[str, str], *args: str) -> None:
     subprocess.run(
-        [sys.executable, "-m", "bot.cli", *args], env=env, check=True, capture_output=True, timeout=300
+        [sys.executable, "-m", "bot.cli.commands", *args],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=300,
     )
 
 
@@ -316,7 +320,7 @@ def planloop_server(kind: str, url: str, tmp: Path, args: argparse.Namespace, bo
     if args.workers:
         serve_args += ["--workers", str(args.workers)]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", *serve_args],
+        [sys.executable, "-m", "bot.cli.commands", *serve_args],
         env=env,
         stdout=subprocess.DEVNULL,  # access log lines: wrk would be measuring the terminal
         stderr=(tmp / "serve.log").open("w"),
@@ -335,7 +339,7 @@ def planloop_server(kind: str, url: str, tmp: Path, args: argparse.Namespace, bo
 @contextmanager
 def reference_server(url: str, tmp: Path, args: argparse.Namespace) -> Iterator[Server]:
     """bench/webhook_reference.py under gunicorn with planloop's worker class, workers and threads."""
-    from bot.serve import THREADS, default_workers
+    from bot.ops.serve import THREADS, default_workers
 
     env = {**os.environ, "REF_DB": url, "REF_ENCRYPT_KEY": REFERENCE_ENCRYPT_KEY, "PYTHONPATH": str(ROOT)}
     subprocess.run(
@@ -489,7 +493,7 @@ def main() -> None:
     if args.paths:
         wanted = args.paths.split(",")
         paths = [p for p in paths if p.name in wanted]
-    from bot.serve import default_workers
+    from bot.ops.serve import default_workers
 
     print(
         f"# machine: {os.cpu_count()} cores; wrk -t{args.threads} -c{args.connections} -d{args.duration}s; "

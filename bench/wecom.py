@@ -22,12 +22,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from bot.app import create_app  # noqa: E402
 from bot.config import BotConfig, Secret, Settings  # noqa: E402
 from bot.platforms.base import CaseInsensitiveDict, WebRequest  # noqa: E402
 from bot.platforms.crypto import WxEnvelope  # noqa: E402
 from bot.platforms.wecom import sign_callback  # noqa: E402
 from bot.services import build_services  # noqa: E402
+from bot.web.app import create_app  # noqa: E402
 from cards.model import Card, Markdown  # noqa: E402
 from cards.render.wecom import encode_key  # noqa: E402
 from handlers.inbound import Inbound  # noqa: E402

@@ -28,12 +28,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench.wecom import AES, AGENT, CORP, TOKEN, text_xml  # noqa: E402
 from bot import dispatch  # noqa: E402
-from bot.app import create_app  # noqa: E402
 from bot.config import BotConfig, Secret, Settings  # noqa: E402
 from bot.platforms.crypto import WxEnvelope  # noqa: E402
 from bot.platforms.stream import build_stream  # noqa: E402
 from bot.platforms.wecom import sign_callback  # noqa: E402
 from bot.services import build_services  # noqa: E402
+from bot.web.app import create_app  # noqa: E402
 from cards.model import Card, Markdown  # noqa: E402
 from handlers.inbound import Inbound  # noqa: E402
 from handlers.router import Context, Router  # noqa: E402

@@ -1,6 +1,6 @@
 """CPU a gunicorn worker of `planloop serve` spends booting (issue 18 §4): what
 ``PlanloopServer.load`` costs in a fresh process, with and without the modules the master
-imports before the fork (``bot.serve.APP_MODULES``). A worker boots again every
+imports before the fork (``bot.ops.serve.APP_MODULES``). A worker boots again every
 ``max_requests`` (2,000 + jitter) requests, so this divided by ~2,100 is its share of
 the CPU per request.
 
@@ -22,7 +22,7 @@ CODE = """
 import sys, time
 sys.path.insert(0, {root!r})
 from bot.config import Secret, Settings
-from bot.serve import PlanloopServer, _import_app_modules, gunicorn_options
+from bot.ops.serve import PlanloopServer, _import_app_modules, gunicorn_options
 settings = Settings(database_url={url!r}, secret_keys=(Secret({key!r}),), simulator=True)
 if {inherited}:
     _import_app_modules()  # what the master did before the fork

@@ -149,7 +149,7 @@ class Settings:
 
 @dataclass(frozen=True)
 class WebhookConfig:
-    """A [[webhooks]] entry: an outgoing webhook (bot/webhooks_out.py sends to it)."""
+    """A [[webhooks]] entry: an outgoing webhook (bot/worker/webhooks_out.py sends to it)."""
 
     id: str  # "toml-" + a hash of the url: stable while the entry keeps its url
     url: str

@@ -372,7 +372,7 @@ class Texts:
 
 @dataclass(frozen=True)
 class Catalogue:
-    """Any pair of catalogues keyed by locale (the CLI's, bot/cli_texts.py): one locale's sentence,
+    """Any pair of catalogues keyed by locale (the CLI's, bot/cli/texts.py): one locale's sentence,
     filled in; an unknown locale is zh-CN."""
 
     catalogues: Mapping[str, Mapping[str, str]]

@@ -37,7 +37,7 @@ def _walk(
 
 def cli_page() -> str:
     os.environ["COLUMNS"] = "100"  # argparse wraps help to the terminal: fix it for a stable page
-    from bot.cli import build_parser
+    from bot.cli.commands import build_parser
 
     lines = [
         "# CLI reference",
@@ -256,8 +256,8 @@ ROUTES = {
 def http_page() -> str:
     import tempfile
 
-    from bot.app import create_app
     from bot.config import load
+    from bot.web.app import create_app
 
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "planloop.toml"

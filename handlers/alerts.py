@@ -228,7 +228,7 @@ def _item_for(ctx: Context, event: Inbound, *, leader_may: bool = False) -> tupl
 
 
 def _note_link(ctx: Context, item: ItemProgress) -> str:
-    # the page "progress-note" (bot/pages.py) shows the same form for platforms without text inputs
+    # the page "progress-note" (bot/web/pages.py) shows the same form for platforms without text inputs
     return ctx.links(item.person_id, "progress-note", item.week, item=str(item.item_id))
 
 

@@ -10,7 +10,7 @@
   biggest movers; items still lagging; who has not planned; the templates in force) and the
   group chat's (team figures, lag flags and templates only: no personal score).
 
-The jobs (``bot/jobs.py``) ask ``summary_due`` / ``appraisal_due`` which teams are due at a slot.
+The jobs (``bot/worker/jobs.py``) ask ``summary_due`` / ``appraisal_due`` which teams are due at a slot.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ the caller's transaction, so an event is sent if and only if the change that rai
 
 Subscriptions: ``[[webhooks]]`` of planloop.toml (handed to every session through
 ``session.info``, set by bot/services.py) and the ``webhook_subscriptions`` made through the API.
-bot/webhooks_out.py signs and sends the rows; the relay (bot/delivery.py) schedules them.
+bot/worker/webhooks_out.py signs and sends the rows; the relay (bot/worker/delivery.py) schedules them.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def emit(
 
     ``resource`` names what the event is about (``plan:lilei/2026-W49``): events of one resource
     go out in the order they were raised: a new one is due no sooner than the last one waiting, and
-    a retried one takes the later ones with it (bot/webhooks_out.py). ``key``, when given, makes the event idempotent: the
+    a retried one takes the later ones with it (bot/worker/webhooks_out.py). ``key``, when given, makes the event idempotent: the
     same key raises it once (a job run twice)."""
     hooks = subscribers(session, event_type)
     if not hooks:
@@ -98,7 +98,7 @@ def emit(
                 channel=CHANNEL,
                 target=hook,
                 # "title" makes the row readable as a card where the relay and the admins' notice
-                # expect one; the event itself is what bot/webhooks_out.py sends
+                # expect one; the event itself is what bot/worker/webhooks_out.py sends
                 card={"title": f"{event_type} → {hook}", "event": event, "resource": resource},
                 reply_handle=None,
                 status="pending",

@@ -19,7 +19,7 @@ from sqlalchemy.engine import make_url
 from storage.db import is_sqlite
 
 # The English sentence of each refusal (logs, str()); the CLI words them in the config's locale
-# with the same keys (bot/cli_texts.py, "backup.<key>").
+# with the same keys (bot/cli/texts.py, "backup.<key>").
 REFUSALS = {
     "no_database": "no database at {path}",
     "no_backup": "no backup at {path}",

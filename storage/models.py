@@ -400,7 +400,7 @@ class RateWindow(Base):
     ``spent``: when the last sends counted against it happened (epoch seconds, oldest first, at
     most ``count`` kept); ``blocked_until``: the platform refused a send (DingTalk 130101, WeCom
     45009, Feishu 11232) and nothing goes to this key before then. Taken under a row lock
-    (``bot.rate_limits``)."""
+    (``bot.worker.rate_limits``)."""
 
     __tablename__ = "rate_windows"
 

@@ -158,7 +158,7 @@ def services(settings: Settings, engine: Engine, clock: Clock):  # noqa: ANN201
 
 @pytest.fixture
 def app(settings: Settings, services):  # noqa: ANN001, ANN201
-    from bot.app import create_app
+    from bot.web.app import create_app
 
     flask_app = create_app(settings, services)
     flask_app.testing = True
@@ -182,7 +182,7 @@ def team_spec() -> dict:
 @pytest.fixture
 def demo_team(db, clock: Clock, team_spec: dict) -> dict:  # noqa: ANN001
     """examples/team.toml applied, plus four weeks of the demo's metric history before the clock's day."""
-    from bot.demo import seed_metrics
+    from bot.demo.run import seed_metrics
     from handlers.setup import apply
 
     with db() as session, session.begin():

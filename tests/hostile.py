@@ -42,8 +42,8 @@ def bots() -> tuple[BotConfig, ...]:
 
 
 def make_app(settings, engine, clock):  # noqa: ANN001, ANN201
-    from bot.app import create_app
     from bot.services import build_services
+    from bot.web.app import create_app
 
     cfg = replace(settings, bots=bots(), simulator=True)
     services = build_services(cfg, clock=clock, engine=engine)

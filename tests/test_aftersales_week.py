@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.config import SourceConfig
-from bot.polling import import_file_report
+from bot.worker.polling import import_file_report
 from handlers.appraisal_runs import run_week
 from storage.models import AftersaleCase, PlanItem, Scenario, SourceRun
 
@@ -108,7 +108,7 @@ def test_a_week_of_cases_scores_the_logistics_plan(
 
 
 def test_cli_import_of_an_aftersales_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from bot.cli import main
+    from bot.cli.commands import main
 
     config = tmp_path / "planloop.toml"
     config.write_text(

@@ -1,14 +1,14 @@
 """An ERP-style script with a plans:write,metrics:write,appraisals:read token: it files a plan,
 pushes the week's numbers and reads the appraisal, all through the API; only the appraisal run is
-the admin's (``planloop run appraisal`` = bot.worker.run_now)."""
+the admin's (``planloop run appraisal`` = bot.worker.process.run_now)."""
 
 from __future__ import annotations
 
 from datetime import date, timedelta
 
 from bot.api.tokens import create_token
-from bot.jobs import week_moment
-from bot.worker import run_now
+from bot.worker.jobs import week_moment
+from bot.worker.process import run_now
 
 API = "/api/v1"
 WEEK = "2026-W48"

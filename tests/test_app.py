@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from bot.app import create_app
 from bot.config import Settings
 from bot.services import build_services
+from bot.web.app import create_app
 from storage.db import make_engine
 
 

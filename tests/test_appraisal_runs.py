@@ -9,7 +9,7 @@ from decimal import Decimal as D
 import pytest
 from sqlalchemy import select
 
-from bot.cli import main
+from bot.cli.commands import main
 from handlers import exports
 from handlers.appraisal_export import export_appraisals
 from handlers.appraisal_runs import current_appraisal, publish, run_week

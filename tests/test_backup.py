@@ -7,7 +7,7 @@ import sqlite3
 
 from sqlalchemy import delete, func, select
 
-from bot.cli import main
+from bot.cli.commands import main
 from storage.models import Person, Plan, PlanItem
 
 

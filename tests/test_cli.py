@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from openpyxl import load_workbook
 
-from bot.cli import main
+from bot.cli.commands import main
 from storage.db import head_revision
 
 EXAMPLE = str(Path(__file__).parents[1] / "examples" / "team.toml")
@@ -183,7 +183,7 @@ def _all_parsers(parser, path=("planloop",)):  # noqa: ANN001, ANN202
 
 
 def test_every_subcommand_describes_itself_and_every_option_has_help():
-    from bot.cli import build_parser
+    from bot.cli.commands import build_parser
 
     undocumented = []
     for path, parser in _all_parsers(build_parser()):
@@ -222,11 +222,11 @@ def test_xlsx_is_not_written_to_a_terminal(config, monkeypatch, capsys):
 
 def test_building_the_cli_does_not_load_prometheus_client():
     """`planloop serve` must set PROMETHEUS_MULTIPROC_DIR before prometheus_client is imported
-    (bot/serve.py), so no subcommand may import it while the parser is built."""
+    (bot/ops/serve.py), so no subcommand may import it while the parser is built."""
     import subprocess
     import sys
 
-    code = "import sys; from bot.cli import build_parser; build_parser(); print('prometheus_client' in sys.modules)"
+    code = "import sys; from bot.cli.commands import build_parser; build_parser(); print('prometheus_client' in sys.modules)"
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=Path(__file__).parents[1]
     )

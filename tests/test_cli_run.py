@@ -8,7 +8,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from bot.cli import main
+from bot.cli.commands import main
 from storage.db import transaction
 from storage.models import JobRun, SimMessage
 from tests import worker_seed as seed

@@ -1,5 +1,5 @@
 """The `planloop` command speaks its config's ``[server] locale``: zh-CN by default, en-US when set
-(bot/cli_texts.py). A table of commands × locale, each asserting the sentence a person reads."""
+(bot/cli/texts.py). A table of commands × locale, each asserting the sentence a person reads."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.cli import main
-from bot.cli_texts import CATALOGUES, EN, ZH, config_locale
+from bot.cli.commands import main
+from bot.cli.texts import CATALOGUES, EN, ZH, config_locale
 from storage.db import head_revision
 
 EXAMPLE = str(Path(__file__).parents[1] / "examples" / "team.toml")

@@ -1,4 +1,4 @@
-"""`planloop token create | list | revoke` (bot/cli_tokens.py): printed once, stored as a hash,
+"""`planloop token create | list | revoke` (bot/cli/tokens.py): printed once, stored as a hash,
 listed with its state, refused by the API once revoked."""
 
 from __future__ import annotations
@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from bot.cli import main
+from bot.cli.commands import main
 from storage.models import ApiToken
 
 EXAMPLE = str(Path(__file__).parents[1] / "examples" / "team.toml")

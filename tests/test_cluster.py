@@ -31,9 +31,9 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.config import Secret, Settings
-from bot.demo import seed_metrics, team_file
-from bot.scheduler import fire_times, slots
+from bot.demo.run import seed_metrics, team_file
 from bot.services import CLOCK_FILE_ENV, build_services
+from bot.worker.scheduler import fire_times, slots
 from handlers.setup import apply, parse
 from storage.db import make_engine, upgrade
 from storage.models import InboundEvent, JobRun, OutboxMessage, Plan, SimMessage
@@ -167,7 +167,7 @@ class Proc:
         self.log = log
         self.handle = log.open("w", encoding="utf-8")
         self.popen = subprocess.Popen(
-            [sys.executable, "-m", "bot.cli", *args],
+            [sys.executable, "-m", "bot.cli.commands", *args],
             env=env,
             stdout=self.handle,
             stderr=subprocess.STDOUT,

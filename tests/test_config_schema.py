@@ -324,13 +324,13 @@ def test_keys_read_by_name_at_run_time_are_declared():
 @pytest.mark.parametrize(
     "keys, name, value",
     [
-        (schema.SERVER, "threads", ("bot.serve", "THREADS")),
-        (schema.SERVER, "timeout", ("bot.serve", "TIMEOUT")),
-        (schema.SERVER, "worker_port", ("bot.metrics", "WORKER_PORT")),
-        (schema.SERVER, "scheduler_tick_seconds", ("bot.scheduler", "TICK_SECONDS")),
+        (schema.SERVER, "threads", ("bot.ops.serve", "THREADS")),
+        (schema.SERVER, "timeout", ("bot.ops.serve", "TIMEOUT")),
+        (schema.SERVER, "worker_port", ("bot.ops.metrics", "WORKER_PORT")),
+        (schema.SERVER, "scheduler_tick_seconds", ("bot.worker.scheduler", "TICK_SECONDS")),
         (schema.AFTERSALES, "resolution_hours", ("sources.causes", "DEFAULT_RESOLUTION_HOURS")),
-        (schema.SOURCE_COMMON, "interval", ("bot.scheduler", "DEFAULT_POLL")),
-        (schema.SOURCE_COMMON, "days", ("bot.polling", "DEFAULT_DAYS")),
+        (schema.SOURCE_COMMON, "interval", ("bot.worker.scheduler", "DEFAULT_POLL")),
+        (schema.SOURCE_COMMON, "days", ("bot.worker.polling", "DEFAULT_DAYS")),
         (schema.SOURCES["http_json"], "max_bytes", ("sources.http_json", "MAX_BYTES")),
         (schema.SOURCES["sql"], "max_rows", ("sources.sql", "MAX_ROWS")),
         (schema.BOTS[("wecom", "stream")], "ws_url", ("bot.platforms.wecom_stream", "DEFAULT_URL")),
@@ -415,7 +415,7 @@ def test_the_docs_have_planloop_toml_blocks_to_check():
 
 
 def test_the_demo_s_written_config_loads_without_a_problem(tmp_path):
-    from bot.demo import _write_config
+    from bot.demo.run import _write_config
 
     (tmp_path / "secret.key").write_text("k" * 44)
     _write_config(tmp_path, Settings(database_url=f"sqlite:///{tmp_path}/demo.db"))

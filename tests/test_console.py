@@ -70,7 +70,7 @@ def test_link_signs_in_once_and_sets_a_strict_cookie(client, services, demo_team
 
 
 def test_secure_cookie_when_public_url_is_https(services, demo_team):  # noqa: ANN001
-    from bot.app import create_app
+    from bot.web.app import create_app
 
     services.settings = Settings(
         database_url="sqlite://", secret_keys=(Secret(TEST_KEY),), public_url="https://plan.example.com"
@@ -97,7 +97,7 @@ def test_logout_revokes_this_session(client, services, demo_team):  # noqa: ANN0
 
 
 def test_cli_logout_all_revokes_every_session(client, app, services, config, demo_team, capsys):  # noqa: ANN001
-    from bot.cli import main
+    from bot.cli.commands import main
 
     other = app.test_client()
     sign_in(client, services, LEADER)
@@ -117,7 +117,7 @@ def test_cli_logout_all_revokes_every_session(client, app, services, config, dem
 
 
 def test_cli_link_prints_a_working_url(client, services, config, demo_team, capsys):  # noqa: ANN001
-    from bot.cli import main
+    from bot.cli.commands import main
 
     assert main(["--config", config, "console", "link", "--person", MEMBER, "--minutes", "5"]) == 0
     url = capsys.readouterr().out.strip()
@@ -313,7 +313,7 @@ def test_resend_a_dead_message(client, services, demo_team):  # noqa: ANN001
 
 
 def test_en_us_locale(services, demo_team):  # noqa: ANN001
-    from bot.app import create_app
+    from bot.web.app import create_app
 
     services.settings = Settings(
         database_url="sqlite://", secret_keys=(Secret(TEST_KEY),), public_url="http://planloop.test",
@@ -384,9 +384,9 @@ def test_appraisals_page_decides_an_appeal_through_the_card_handler(
 def test_delivery_page_shows_who_holds_a_stream_bot(services, engine, demo_team):  # noqa: ANN001
     from dataclasses import replace
 
-    from bot.app import create_app
     from bot.config import BotConfig
-    from bot.leader import elect
+    from bot.web.app import create_app
+    from bot.worker.leader import elect
 
     stream = BotConfig(
         "feishu-stream", "feishu", {"app_id": "cli_s", "api_base": "http://127.0.0.1:9", "connection": "stream"},

@@ -64,8 +64,8 @@ def fake(platform: str):  # noqa: ANN201
 @pytest.fixture
 def live(settings, engine, clock, fake, platform, demo_team):  # noqa: ANN001, ANN201
     """The app with one bot of ``platform`` pointed at the fake, served on 127.0.0.1."""
-    from bot.app import create_app
     from bot.services import build_services
+    from bot.web.app import create_app
 
     cfg = replace(settings, bots=(bot_for(platform, fake),))
     services = build_services(cfg, clock=clock, engine=engine)

@@ -13,9 +13,9 @@ import requests
 from cryptography.fernet import Fernet
 from sqlalchemy import select
 
-from bot import delivery
-from bot.delivery import Relay, RelayPolicy, TokenBuckets, backoff, drain
 from bot.platforms.base import Outbound, RateLimit, SendResult
+from bot.worker import delivery
+from bot.worker.delivery import Relay, RelayPolicy, TokenBuckets, backoff, drain
 from cards.model import Card
 from storage import outbox
 from storage.db import transaction

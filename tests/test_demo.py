@@ -24,7 +24,7 @@ def _free_port() -> int:
 def _start(data_dir: Path, port: int) -> subprocess.Popen:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "demo", "--data-dir", str(data_dir), "--port", str(port)],
+        [sys.executable, "-m", "bot.cli.commands", "demo", "--data-dir", str(data_dir), "--port", str(port)],
         cwd=Path(__file__).parents[1],
         env=env,
         stdout=subprocess.PIPE,
@@ -95,7 +95,16 @@ def test_a_port_in_use_says_how_to_choose_another(tmp_path):
         busy.listen()
         port = busy.getsockname()[1]
         proc = subprocess.run(
-            [sys.executable, "-m", "bot.cli", "demo", "--data-dir", str(tmp_path / "d"), "--port", str(port)],
+            [
+                sys.executable,
+                "-m",
+                "bot.cli.commands",
+                "demo",
+                "--data-dir",
+                str(tmp_path / "d"),
+                "--port",
+                str(port),
+            ],
             capture_output=True,
             text=True,
             timeout=120,

@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from bot.app import create_app
-from bot.demo import prepare
+from bot.demo.run import prepare
 from bot.services import build_services
+from bot.web.app import create_app
 from storage.models import Appeal, Appraisal, AuditLog, Plan, PlanItem, Rating
 
 THURSDAY = datetime(2026, 12, 3, 8, 0, tzinfo=UTC)  # 16:00 in Shanghai, 2026-W49

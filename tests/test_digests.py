@@ -12,11 +12,11 @@ import pytest
 from sqlalchemy import func, select
 
 from appraisal.templates import spec_of
-from bot import jobs
-from bot.cli import main
-from bot.delivery import drain
-from bot.demo import seed_metrics
-from bot.jobs import run_job
+from bot.cli.commands import main
+from bot.demo.run import seed_metrics
+from bot.worker import jobs
+from bot.worker.delivery import drain
+from bot.worker.jobs import run_job
 from handlers import digests
 from handlers.digests import previous_workweek
 from handlers.template_switches import switch_template

@@ -20,10 +20,10 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import func, select
 
-from bot.delivery import drain
-from bot.demo import seed_metrics
-from bot.jobs import run_job
-from bot.scheduler import fire_times, slots
+from bot.demo.run import seed_metrics
+from bot.worker.delivery import drain
+from bot.worker.jobs import run_job
+from bot.worker.scheduler import fire_times, slots
 from handlers import workdays
 from storage.db import transaction
 from storage.models import OutboxMessage

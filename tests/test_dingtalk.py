@@ -107,8 +107,8 @@ def progress_card(ratio: float, week: str = "2026-W48") -> Card:
 
 @pytest.fixture
 def dt(settings, engine, clock, fake, db):
-    from bot.app import create_app
     from bot.services import build_services
+    from bot.web.app import create_app
 
     cfg = replace(settings, bots=(bot_config(fake),), simulator=False)
     services = build_services(cfg, clock=clock, engine=engine)
@@ -542,8 +542,8 @@ def test_card_callback_rejections(dt, make, status):
 
 
 def test_without_a_card_callback_secret_clicks_are_refused(settings, engine, clock, fake, db):
-    from bot.app import create_app
     from bot.services import build_services
+    from bot.web.app import create_app
 
     cfg = bot_config(fake)
     cfg = BotConfig(
@@ -871,7 +871,7 @@ def _relay_burst(adapter, fake, clock, messages: int, *, lag: float) -> list[Del
     ``per_seconds`` holds more than ``count`` tokens), the first two of every other burst arriving
     ``lag`` seconds after their token (DingTalk counts arrivals), so that the next burst, on
     time, meets them; return the failures."""
-    from bot.delivery import TokenBuckets
+    from bot.worker.delivery import TokenBuckets
 
     url = fake.add_robot(SECRET)
     limits = adapter.limits(webhook(url, SECRET))

@@ -21,7 +21,7 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.config import Secret, Settings
-from bot.demo import seed_metrics, team_file
+from bot.demo.run import seed_metrics, team_file
 from bot.services import build_services
 from handlers.setup import apply, parse
 from storage.db import upgrade
@@ -101,7 +101,7 @@ def test_one_connection_across_two_workers_and_failover_on_sigkill(tmp_path) -> 
                 logs.append(log)
                 procs.append(
                     subprocess.Popen(
-                        [sys.executable, "-m", "bot.cli", "--config", str(cfg), "worker"],
+                        [sys.executable, "-m", "bot.cli.commands", "--config", str(cfg), "worker"],
                         env=env,
                         stdout=log,
                         stderr=subprocess.STDOUT,

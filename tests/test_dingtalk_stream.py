@@ -3,7 +3,7 @@
 The fake gateway (tests/fakes/dingtalk_stream.py, built from the dingtalk-stream SDKs' source)
 runs on real sockets: connections/open on the fake's HTTP app, then a websocket that pushes robot
 messages and card clicks, expects an ack for each and delivers again what was not acknowledged.
-The supervisor (bot/streams.py) holds the connection as `planloop worker` does; the outbox is
+The supervisor (bot/worker/streams.py) holds the connection as `planloop worker` does; the outbox is
 delivered by the real relay to the fake's HTTP API.
 """
 
@@ -21,14 +21,14 @@ import pytest
 import requests
 from sqlalchemy import func, select
 
-from bot import streams
 from bot.config import BotConfig, Secret
-from bot.delivery import drain
 from bot.platforms import Deps
 from bot.platforms.dingtalk import DingTalkPlatform
 from bot.platforms.dingtalk_stream import DingTalkStream, ack
 from bot.platforms.stream import StreamAuthError
 from bot.services import build_services
+from bot.worker import streams
+from bot.worker.delivery import drain
 from storage.models import InboundEvent, OutboxMessage, Plan
 from tests.fakes.dingtalk import CARD_TOPIC, ROBOT_TOPIC, FakeDingTalk
 from tests.stream_bots import dingtalk_stream_bot as stream_bot
@@ -139,7 +139,7 @@ def test_gateway_disconnect_opens_a_new_connection(env):
 
 
 def test_a_message_taken_over_http_before_the_switch_is_not_taken_again(env):
-    from bot.app import create_app
+    from bot.web.app import create_app
 
     client = create_app(env.services.settings, env.services).test_client()
     headers, body = env.fake.robot_callback(PLAN, sender=LILEI, conversation_type="1", msg_id="msgSwitch1")
@@ -206,7 +206,7 @@ def test_health_and_metrics_show_each_stream_bot(env, clock):
 
 
 def test_the_worker_port_serves_the_stream_state(env):
-    from bot.metrics import start_worker_server
+    from bot.ops.metrics import start_worker_server
 
     server = start_worker_server(0, "127.0.0.1", engine=env.services.engine, streams=env.supervisor.states)
     try:
@@ -265,7 +265,7 @@ def served(settings, engine, clock, fake, demo_team):
     """Webhook mode with the card callback route, the web app on a real port."""
     from werkzeug.serving import make_server
 
-    from bot.app import create_app
+    from bot.web.app import create_app
 
     plain = {
         **stream_bot(fake).values,

@@ -61,7 +61,7 @@ def test_runtime_is_non_root_with_healthcheck_and_serve_by_default():
     assert runtime["USER"] == "10001:10001"
     assert runtime["ENTRYPOINT"] == '["planloop"]'
     assert runtime["CMD"] == '["serve"]'
-    assert runtime["HEALTHCHECK"].endswith('CMD ["python", "-m", "bot.healthcheck"]')
+    assert runtime["HEALTHCHECK"].endswith('CMD ["python", "-m", "bot.ops.healthcheck"]')
     runs = " ".join(r for w, r in stage("runtime") if w == "RUN")
     assert "useradd --system --uid 10001" in runs
 
@@ -133,10 +133,10 @@ def test_the_wheel_carries_migrations_and_static_files(tmp_path):
     for needed in (
         "storage/migrations/env.py",
         "storage/migrations/script.py.mako",
-        "bot/static/sim.html",
+        "bot/web/static/sim.html",
         "bot/console/templates/base.html",
-        "bot/serve.py",
-        "bot/healthcheck.py",
+        "bot/ops/serve.py",
+        "bot/ops/healthcheck.py",
         *(f"storage/migrations/versions/{v}" for v in versions),
     ):
         assert needed in names, needed

@@ -631,7 +631,7 @@ def test_both_catalogues_have_the_same_keys_and_placeholders():
 
 
 def test_cli_doctor_exit_codes(tmp_path, feishu, capsys):
-    from bot.cli import main
+    from bot.cli.commands import main
 
     fake, _tenant = feishu
     config = tmp_path / "planloop.toml"

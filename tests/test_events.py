@@ -144,8 +144,8 @@ def test_put_is_false_for_a_dedupe_key_already_queued(db, clock):
 
 @pytest.fixture
 def feishu_services(engine, clock, demo_team):  # noqa: ANN001
-    from bot.app import create_app
     from bot.services import build_services
+    from bot.web.app import create_app
 
     settings = Settings(
         database_url="sqlite://",

@@ -26,10 +26,10 @@ import requests
 from sqlalchemy import select
 
 from bot.config import BotConfig, Secret
-from bot.delivery import Relay, drain, resend
 from bot.platforms import Deps
 from bot.platforms.dingtalk import DingTalkPlatform
 from bot.platforms.wecom import WeComPlatform
+from bot.worker.delivery import Relay, drain, resend
 from cards.model import Button, Card, Field, Fields, Markdown
 from cards.render import wecom as wecom_render
 from handlers.ops import ADMIN_PREFIX
@@ -246,7 +246,7 @@ def test_resend_knows_only_unknown_and_dead_rows(services: Any, clock: Any, weco
 
 
 def test_the_cli_names_the_resend_action() -> None:
-    from bot.cli import build_parser
+    from bot.cli.commands import build_parser
 
     args = build_parser().parse_args(["outbox", "resend", "abc-123"])
     assert args.id == "abc-123" and args.func.__name__ == "cmd_outbox_resend"

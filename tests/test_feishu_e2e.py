@@ -35,8 +35,8 @@ def fake(clock):
 
 @pytest.fixture
 def feishu(fake, engine, clock, demo_team):
-    from bot.app import create_app
     from bot.services import build_services
+    from bot.web.app import create_app
 
     settings = Settings(
         database_url="sqlite://",

@@ -358,8 +358,8 @@ def test_encrypted_body_for_a_bot_without_key_is_a_bad_request(clock):
 @pytest.fixture
 def feishu_app(engine, clock):
     """The web app with one Feishu bot and a router of throwaway handlers that record their calls."""
-    from bot.app import create_app
     from bot.services import build_services
+    from bot.web.app import create_app
 
     settings = Settings(
         database_url="sqlite://",

@@ -343,7 +343,7 @@ def test_a_pong_brings_a_new_ping_interval(running, services, gateway):
 
 def test_an_event_seen_by_webhook_is_not_applied_again_after_the_switch(services, fake, gateway, running, db):
     """Moving a bot from webhook to stream: Feishu may deliver an event on both; it counts once."""
-    from bot.app import create_app
+    from bot.web.app import create_app
 
     webhook_bot = ff.bot_config(fake.base_url, connection="stream")  # keeps its webhook keys
     services.platforms[webhook_bot.id] = build_platform(webhook_bot, services)

@@ -12,9 +12,9 @@ from datetime import UTC, datetime
 import pytest
 from werkzeug.serving import make_server
 
-from bot.app import create_app
-from bot.demo import prepare
+from bot.demo.run import prepare
 from bot.services import build_services
+from bot.web.app import create_app
 from tests.browser import Chromium, find_chromium
 
 CHROMIUM = find_chromium()

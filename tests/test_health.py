@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import text
 
-from bot.app import create_app
 from bot.services import build_services
+from bot.web.app import create_app
 from storage.db import head_revision, make_engine
 
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from bot.cli import main
-from bot.terminal import shown
+from bot.cli.commands import main
+from bot.cli.terminal import shown
 
 HOSTILE_NAMES = [
     "\x1b[2J\x1b[31mreport.csv",

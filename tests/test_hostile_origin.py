@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
-from bot.origin import cross_site_reason, origin_of
+from bot.web.origin import cross_site_reason, origin_of
 from storage.models import Plan
 from tests.test_pages import THREE, form_values, token
 

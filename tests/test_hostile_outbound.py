@@ -290,8 +290,8 @@ def test_a_team_robot_inside_the_network_is_refused_unless_allowed(listener, clo
 
 
 def test_apply_and_the_relay_carry_allow_private_to_the_adapter(db, engine, services, tmp_path):
-    from bot.cli import main
-    from bot.delivery import Relay
+    from bot.cli.commands import main
+    from bot.worker.delivery import Relay
     from storage.models import Team
     from tests.conftest import TEST_KEY
 

@@ -11,10 +11,10 @@ import pytest
 from apscheduler.triggers.cron import CronTrigger
 from sqlalchemy import select
 
-from bot import jobs, scheduler
 from bot.config import SourceConfig
-from bot.jobs import JobResult, UnknownJob, run_job
-from bot.worker import run_now, run_worker
+from bot.worker import jobs, scheduler
+from bot.worker.jobs import JobResult, UnknownJob, run_job
+from bot.worker.process import run_now, run_worker
 from storage.db import transaction
 from storage.jobs import MAX_TRIES, claim_run
 from storage.models import AuditLog, JobRun, OutboxMessage, SourceState

@@ -12,7 +12,7 @@ alone, and the deferral is usually the trace of someone working around exactly t
 Imports under ``if TYPE_CHECKING:`` count for the same reason (mypy follows them).
 
 The one edge *not* drawn is the implicit one from a submodule to its own package's
-``__init__`` (Python runs ``bot/__init__.py`` before ``bot/app.py``): that is the language's
+``__init__`` (Python runs ``bot/__init__.py`` before ``bot/web/app.py``): that is the language's
 loading order, not a dependency anyone wrote.
 """
 

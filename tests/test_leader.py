@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from bot.leader import (
+from bot.worker.leader import (
     POLL_SECONDS,
     AdvisoryLockElection,
     SqliteWorkerLock,
@@ -115,7 +115,7 @@ def test_a_killed_connection_hands_over_within_seconds(pg_engine):
 LEADER_SCRIPT = """
 import sys, time
 from storage.db import make_engine
-from bot.leader import AdvisoryLockElection
+from bot.worker.leader import AdvisoryLockElection
 election = AdvisoryLockElection(make_engine(sys.argv[1]))
 assert election.try_acquire()
 print("leading", flush=True)
@@ -191,7 +191,7 @@ def test_sqlite_refuses_a_second_worker_in_the_same_process(tmp_path):
 
 SQLITE_HOLDER = """
 import sys, time
-from bot.leader import SqliteWorkerLock
+from bot.worker.leader import SqliteWorkerLock
 lock = SqliteWorkerLock(sys.argv[1])
 lock.try_acquire()
 print("holding", flush=True)

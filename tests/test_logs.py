@@ -1,4 +1,4 @@
-"""bot.logs: one JSON object per line with the context fields, and secrets redacted everywhere."""
+"""bot.ops.logs: one JSON object per line with the context fields, and secrets redacted everywhere."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import logging
 
 import pytest
 
-from bot import logs
 from bot.config import BotConfig, Secret, Settings, SourceConfig
+from bot.ops import logs
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from bot import metrics
 from bot.config import Secret
+from bot.ops import metrics
 from cards.model import Card, Markdown
 from storage import outbox
 
@@ -143,7 +143,7 @@ def test_unknown_labels_are_refused(call, arg):
 def test_metrics_token(settings, services, header, status):
     from dataclasses import replace
 
-    from bot.app import create_app
+    from bot.web.app import create_app
 
     guarded = replace(settings, extra={"metrics_token": Secret("metrics-token-1")})
     client = create_app(guarded, services).test_client()

@@ -83,7 +83,7 @@ def _without(person: str, tmp_path) -> str:
 def test_a_removed_person_stays_in_the_export_of_the_weeks_they_worked(
     sim, demo_team, config, tmp_path, capsys
 ):
-    from bot.cli import main
+    from bot.cli.commands import main
 
     _sample_plan(sim)
     assert main(["--config", config, "run", "appraisal", "--week", "2026-W48"]) == 0
@@ -112,7 +112,7 @@ def _sample_plan(sim) -> None:
 
 
 def _run(config: str, *args: str) -> int:
-    from bot.cli import main
+    from bot.cli.commands import main
 
     return main(["--config", config, *args])
 

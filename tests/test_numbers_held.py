@@ -11,8 +11,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import delete, select
 
-from bot.delivery import drain
-from bot.jobs import run_job
+from bot.worker.delivery import drain
+from bot.worker.jobs import run_job
 from storage.db import transaction
 from storage.models import Appraisal, MetricSample, SourceRun, SourceState
 from tests.test_numbers import _sample
@@ -61,7 +61,7 @@ def held_week(admins, sim, db, clock, demo_team):
 def test_a_week_without_data_is_held_and_the_leader_and_admins_are_told(
     held_week, sim, client, db, config, capsys
 ):
-    from bot.cli import main
+    from bot.cli.commands import main
 
     assert _cards(sim, "lilei", "考核结果") == [] and _cards(sim, "hanmeimei", "考核结果") == []
     for chat in ("zhangwei", "wangfang"):  # the leader, and the admin

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from bot.cli import main
+from bot.cli.commands import main
 from storage.models import MetricSample
 
 PDD = """统计时间,成交金额,成交买家数,客单价,成交转化率,店铺关注用户数,成交订单数,成交老买家占比,退款金额,退款单数

@@ -96,7 +96,7 @@ def test_verify_finds_no_discrepancy_in_a_simulated_quarter(
 ) -> None:
     import tomllib
 
-    from bot.cli import main
+    from bot.cli.commands import main
     from handlers.setup import apply, parse
 
     # the admin adds the penalty on 10-12 (W42): a new version of cs-default from that week on

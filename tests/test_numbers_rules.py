@@ -17,7 +17,7 @@ SH = ZoneInfo("Asia/Shanghai")
 
 
 def _run(config: str, *args: str) -> int:
-    from bot.cli import main
+    from bot.cli.commands import main
 
     return main(["--config", config, *args])
 
@@ -156,7 +156,7 @@ def test_run_by_week(db, demo_team, config, capsys, args, line, code):
 def test_a_resubmission_keeps_the_weeks_baseline_and_the_leader_sees_both(
     sim, services, db, clock, demo_team
 ):
-    from bot.delivery import drain
+    from bot.worker.delivery import drain
     from storage.models import Plan
 
     _sample(db, "pay_conversion_rate", "3.00", date(2026, 11, 22))

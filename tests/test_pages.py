@@ -16,9 +16,9 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.config import Secret
-from bot.delivery import drain
-from bot.demo import demo_value
+from bot.demo.run import demo_value
 from bot.links import LinkSigner
+from bot.worker.delivery import drain
 from cards import format as fmt
 from storage.models import Appraisal, MetricSample, OutboxMessage, Person, Plan, PlanItem
 
@@ -297,8 +297,8 @@ def test_a_plan_link_cannot_post_a_plan(services, client, demo_team, db):
 def test_without_a_secret_key_links_are_off(settings, engine, clock, demo_team):
     from dataclasses import replace
 
-    from bot.app import create_app
     from bot.services import build_services
+    from bot.web.app import create_app
 
     keyless = replace(settings, secret_keys=())
     app = create_app(keyless, build_services(keyless, clock=clock, engine=engine))

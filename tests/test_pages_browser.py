@@ -12,8 +12,8 @@ import pytest
 from sqlalchemy import select
 from werkzeug.serving import make_server
 
-from bot.delivery import drain
-from bot.demo import demo_value
+from bot.demo.run import demo_value
+from bot.worker.delivery import drain
 from cards import format as fmt
 from cards.model import Card, Form, Input
 from handlers.pages import form_kpis, form_previews, preview

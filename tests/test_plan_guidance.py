@@ -8,7 +8,7 @@ from decimal import ROUND_HALF_UP, Decimal
 import pytest
 from sqlalchemy import func, select
 
-from bot.demo import demo_value
+from bot.demo.run import demo_value
 from cards import format as fmt
 from storage.models import Plan, PlanItem
 

@@ -8,8 +8,8 @@ from decimal import Decimal
 import pytest
 from sqlalchemy import func, select
 
-from bot.delivery import drain
-from bot.demo import demo_value
+from bot.demo.run import demo_value
+from bot.worker.delivery import drain
 from storage.models import AuditLog, Plan, PlanItem
 
 YESTERDAY = datetime(2026, 11, 22).date()  # the clock is Monday 2026-11-23 10:00 +08:00
@@ -251,7 +251,7 @@ def test_a_request_that_loses_a_race_on_a_unique_key_is_run_once_more(sim, demo_
 @pytest.mark.parametrize("text", ["写计划", "计划", "进度", "考核"])
 def test_a_command_in_the_group_is_answered_privately(sim, demo_team, services, text):
     """Answers carry the asker's data and links signed for them: the group sees only a notice."""
-    from bot.delivery import drain
+    from bot.worker.delivery import drain
 
     sim.act("lilei", "plan.submit", _form_values(*THREE))  # so 计划 has something to show
     (notice,) = sim.say("lilei", text, chat="ops")

@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.config import SourceConfig
-from bot.polling import import_file, import_file_report, poll_source, sources_check
+from bot.worker.polling import import_file, import_file_report, poll_source, sources_check
 from storage.db import transaction
 from storage.metrics import latest_value
 from storage.models import AuditLog, MetricSample, SourceRun, SourceState

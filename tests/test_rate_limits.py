@@ -1,4 +1,4 @@
-"""The database-held buckets (bot.rate_limits): TokenBuckets' arithmetic, shared by processes.
+"""The database-held buckets (bot.worker.rate_limits): TokenBuckets' arithmetic, shared by processes.
 
 Each "process" here is a SharedBuckets on an engine of its own, so state can only travel
 through the database. The same cases run against the in-memory TokenBuckets, the reference.
@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine
 
-from bot.delivery import Buckets, TokenBuckets
 from bot.platforms.base import RateLimit
-from bot.rate_limits import SharedBuckets, window_wait
+from bot.worker.delivery import Buckets, TokenBuckets
+from bot.worker.rate_limits import SharedBuckets, window_wait
 from storage.db import make_engine, make_sessionmaker
 
 FEISHU_ROBOT = [RateLimit("robot", 5, 1.0), RateLimit("robot", 100, 60.0)]
@@ -134,7 +134,7 @@ def test_a_wait_moves_the_whole_queue_of_that_target_in_one_go(services: Any, cl
     target is moved to the same time at once (not claimed and deferred row by row)."""
     from sqlalchemy import select
 
-    from bot.delivery import Relay, RelayPolicy
+    from bot.worker.delivery import Relay, RelayPolicy
     from cards.model import Card
     from storage import outbox
     from storage.db import transaction

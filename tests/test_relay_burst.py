@@ -22,12 +22,12 @@ import pytest
 import requests
 from sqlalchemy import select
 
-from bot.delivery import Relay, drain
 from bot.platforms import Deps
 from bot.platforms.base import Platform
 from bot.platforms.dingtalk import DingTalkPlatform
 from bot.platforms.feishu import FeishuPlatform
 from bot.platforms.wecom import WeComPlatform
+from bot.worker.delivery import Relay, drain
 from cards.model import Card, Markdown
 from storage import outbox
 from storage.db import transaction

@@ -28,12 +28,12 @@ import requests
 from sqlalchemy import select
 
 from bot.config import BotConfig, Secret
-from bot.delivery import Relay, RelayPolicy, RelayStats, drain, run_relay
 from bot.platforms import Deps
 from bot.platforms.base import Outbound, Platform
 from bot.platforms.dingtalk import DingTalkPlatform
 from bot.platforms.feishu import FeishuPlatform
 from bot.platforms.wecom import WeComPlatform
+from bot.worker.delivery import Relay, RelayPolicy, RelayStats, drain, run_relay
 from cards.model import Card, Markdown
 from storage import outbox
 from storage.db import transaction

@@ -25,11 +25,11 @@ import pytest
 import requests
 from sqlalchemy import Engine, select
 
-from bot.delivery import Relay, RelayPolicy, TokenBuckets
 from bot.platforms import Deps
 from bot.platforms.dingtalk import DingTalkPlatform
 from bot.platforms.wecom import WeComPlatform
 from bot.services import Services, build_services
+from bot.worker.delivery import Relay, RelayPolicy, TokenBuckets
 from storage.db import make_engine
 from storage.models import OutboxMessage
 from storage.secrets import Sealer

@@ -10,7 +10,7 @@ from datetime import date
 import pytest
 from sqlalchemy import select
 
-from bot.delivery import drain
+from bot.worker.delivery import drain
 from storage.db import transaction
 from storage.models import AuditLog, Person, SimMessage, Team
 from tests import worker_seed as seed

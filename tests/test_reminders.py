@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from bot.delivery import drain
-from bot.jobs import run_job
+from bot.worker.delivery import drain
+from bot.worker.jobs import run_job
 from handlers.reminders import phase
 from handlers.workdays import Calendar
 from storage.db import transaction

@@ -14,8 +14,8 @@ import pytest
 from cryptography.fernet import Fernet
 from sqlalchemy import select, text
 
-from bot import logs
-from bot.cli import main
+from bot.cli.commands import main
+from bot.ops import logs
 from handlers.exports import encode, export
 from handlers.setup import apply, parse
 from storage.models import Base, Setting, SourceState, Team

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 
 from bot.config import Settings
-from bot.healthcheck import check, default_url
-from bot.serve import GRACEFUL_TIMEOUT, MAX_WORKERS, TIMEOUT, default_workers, gunicorn_options
+from bot.ops.healthcheck import check, default_url
+from bot.ops.serve import GRACEFUL_TIMEOUT, MAX_WORKERS, TIMEOUT, default_workers, gunicorn_options
 from tests.conftest import TEST_KEY
 from tests.dbs import KINDS, fresh_database
 
@@ -55,7 +55,11 @@ def env_for(config: Path, url: str, **extra: str) -> dict[str, str]:
 
 def planloop(*args: str, env: dict[str, str], timeout: float = 60) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "bot.cli", *args], env=env, capture_output=True, text=True, timeout=timeout
+        [sys.executable, "-m", "bot.cli.commands", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
     )
 
 
@@ -72,7 +76,7 @@ def start_serve(port: int, env: dict[str, str], *, stdout: int) -> subprocess.Po
     cmd = [
         sys.executable,
         "-m",
-        "bot.cli",
+        "bot.cli.commands",
         "serve",
         "--host",
         "127.0.0.1",
@@ -130,7 +134,7 @@ def test_serve_refuses_an_unmigrated_database_then_runs_after_db_upgrade(kind, t
                 assert json.loads(resp.read())["replies"]
             # The container's HEALTHCHECK command, pointed at this port.
             health = subprocess.run(
-                [sys.executable, "-m", "bot.healthcheck"],
+                [sys.executable, "-m", "bot.ops.healthcheck"],
                 env={**env, "PORT": str(port)},
                 capture_output=True,
                 text=True,
@@ -164,11 +168,11 @@ def test_the_web_app_never_loads_the_scheduler(tmp_path):
     code = (
         "import sys\n"
         "from bot.config import Settings, Secret\n"
-        "from bot.serve import PlanloopServer, gunicorn_options\n"
+        "from bot.ops.serve import PlanloopServer, gunicorn_options\n"
         f"s = Settings(database_url='sqlite:///{tmp_path}/p.db', secret_keys=(Secret('{TEST_KEY}'),), simulator=True)\n"
         "app = PlanloopServer(s, gunicorn_options(s, '127.0.0.1', 0, 1)).load()\n"
         "assert app.url_map is not None\n"
-        "loaded = sorted(m for m in sys.modules if m.startswith(('apscheduler', 'bot.worker', 'bot.scheduler', 'bot.delivery')))\n"
+        "loaded = sorted(m for m in sys.modules if m.startswith(('apscheduler', 'bot.worker.process', 'bot.worker.scheduler', 'bot.worker.delivery')))\n"
         "print(loaded)\n"
     )
     result = subprocess.run(
@@ -199,10 +203,10 @@ def test_the_master_imports_what_a_worker_would_import_at_boot(tmp_path):
     code = (
         "import sys\n"
         "from bot.config import Settings, Secret\n"
-        "from bot.serve import PlanloopServer, gunicorn_options, _import_app_modules\n"
+        "from bot.ops.serve import PlanloopServer, gunicorn_options, _import_app_modules\n"
         f"s = Settings(database_url='sqlite:///{tmp_path}/p.db', secret_keys=(Secret('{TEST_KEY}'),), simulator=True)\n"
         "_import_app_modules()\n"
-        "scheduler = sorted(m for m in sys.modules if m.startswith(('apscheduler', 'bot.worker', 'bot.scheduler')))\n"
+        "scheduler = sorted(m for m in sys.modules if m.startswith(('apscheduler', 'bot.worker.process', 'bot.worker.scheduler')))\n"
         "before = set(sys.modules)\n"
         "PlanloopServer(s, gunicorn_options(s, '127.0.0.1', 0, 1)).load()\n"
         f"late = sorted(m for m in set(sys.modules) - before if m.split('.')[0] in {ours!r})\n"
@@ -247,7 +251,7 @@ def test_gunicorn_options(extra, workers_arg, expect):
 
 
 def test_gunicorn_cmd_args_override_the_defaults(monkeypatch):
-    from bot.serve import PlanloopServer
+    from bot.ops.serve import PlanloopServer
 
     monkeypatch.setenv("GUNICORN_CMD_ARGS", "--timeout 12 --forwarded-allow-ips=10.0.0.0/8")
     server = PlanloopServer(Settings(), gunicorn_options(Settings(), "127.0.0.1", 8000, 2))

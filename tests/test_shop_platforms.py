@@ -13,7 +13,7 @@ import pytest
 from sqlalchemy import select
 
 from bot.config import Secret, SourceConfig
-from bot.polling import poll_source
+from bot.worker.polling import poll_source
 from sources import build
 from sources.base import MemoryState, NeedsAdmin, RetryLater, SourceDeps, Window
 from storage.db import transaction

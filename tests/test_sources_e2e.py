@@ -10,9 +10,9 @@ from pathlib import Path
 import openpyxl
 import pytest
 
-from bot.cli import main
+from bot.cli.commands import main
 from bot.config import SourceConfig
-from bot.polling import import_file
+from bot.worker.polling import import_file
 from handlers import exports
 
 SYCM_TODAY = """【生意参谋平台】店铺整体_全部_2026-11-23_2026-11-23

@@ -8,10 +8,10 @@ from dataclasses import replace
 
 import pytest
 
-from bot import streams
 from bot.config import BotConfig, Secret
 from bot.platforms.stream import StreamAuthError, StreamError
 from bot.services import build_services
+from bot.worker import streams
 
 
 class ScriptedClient:

@@ -1,7 +1,7 @@
 """Issue 15's "Done when", across all three long connections at once, through the worker.
 
 One real ``Worker`` (its outbox relay and its stream supervisor; the scheduler off, jobs run by
-``bot.jobs.run_job`` on the frozen test clock) holds three ``connection = "stream"`` bots — Feishu,
+``bot.worker.jobs.run_job`` on the frozen test clock) holds three ``connection = "stream"`` bots — Feishu,
 DingTalk and the WeCom AI bot — each dialling its fake gateway on a loopback socket. There is no
 inbound HTTP server at all: every message and click arrives over a long connection, every answer
 leaves through that platform's own outbound path (Feishu and DingTalk: their HTTP APIs, fed by the
@@ -26,12 +26,12 @@ import pytest
 import requests
 from sqlalchemy import func, select, update
 
-from bot import streams
 from bot.config import BotConfig, Secret, Settings
 from bot.doctor.runner import run as doctor
-from bot.jobs import run_job
 from bot.services import build_services
-from bot.worker import Worker
+from bot.worker import streams
+from bot.worker.jobs import run_job
+from bot.worker.process import Worker
 from storage.db import transaction
 from storage.models import Identity, InboundEvent, OutboxMessage, Plan, Team
 from tests import worker_seed as seed

@@ -7,7 +7,7 @@ from datetime import date, timedelta
 import pytest
 from sqlalchemy import select
 
-from bot.cli import main
+from bot.cli.commands import main
 from handlers.appraisal_runs import run_week
 from handlers.appraisals import AppraisalError
 from handlers.template_switches import cancel_switch, switch_template

@@ -15,11 +15,11 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from bot import jobs
-from bot.delivery import Relay, RelayPolicy
-from bot.jobs import JobResult
-from bot.scheduler import fire_due
 from bot.services import build_services
+from bot.worker import jobs
+from bot.worker.delivery import Relay, RelayPolicy
+from bot.worker.jobs import JobResult
+from bot.worker.scheduler import fire_due
 from cards.model import Card
 from storage import outbox
 from storage.db import make_engine, transaction

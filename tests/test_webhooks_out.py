@@ -14,8 +14,8 @@ import pytest
 from sqlalchemy import select
 
 from bot.config import ConfigError, Secret, Settings, WebhookConfig, parse, webhook_id
-from bot.delivery import Relay, RelayPolicy, drain
-from bot.webhooks_out import SIGNATURE_HEADER, verify
+from bot.worker.delivery import Relay, RelayPolicy, drain
+from bot.worker.webhooks_out import SIGNATURE_HEADER, verify
 from handlers.events_out import emit
 from storage.db import transaction
 from storage.models import OutboxMessage

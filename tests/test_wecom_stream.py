@@ -17,10 +17,10 @@ from sqlalchemy import func, select
 
 from bot import dispatch
 from bot.config import BotConfig, Secret, Settings
-from bot.delivery import Relay, RelayPolicy
 from bot.platforms.base import DeliveryError, Outbound, WebResponse
 from bot.platforms.stream import StreamAuthError, StreamError, build_stream
 from bot.platforms.wecom_aibot import parse_callback, reply_body, update_body
+from bot.worker.delivery import Relay, RelayPolicy
 from cards.model import Button, Card, Markdown
 from cards.render import wecom as render
 from handlers.inbound import Inbound

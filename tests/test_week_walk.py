@@ -10,8 +10,8 @@ from zoneinfo import ZoneInfo
 import pytest
 from sqlalchemy import select
 
-from bot.delivery import drain
-from bot.scheduler import fire_due
+from bot.worker.delivery import drain
+from bot.worker.scheduler import fire_due
 from storage.db import transaction
 from storage.models import OutboxMessage, Person, PlanItem, SimMessage
 from tests import worker_seed as seed

@@ -8,7 +8,7 @@ from datetime import date
 import pytest
 from sqlalchemy import delete, update
 
-from bot.delivery import drain
+from bot.worker.delivery import drain
 from storage.models import MetricSample, Person, Team
 
 

@@ -20,11 +20,11 @@ from apscheduler.schedulers.base import STATE_PAUSED, STATE_RUNNING
 from prometheus_client import REGISTRY
 from sqlalchemy import select
 
-from bot import scheduler
-from bot.delivery import Relay, RelayPolicy
-from bot.jobs import JobResult, run_job
 from bot.services import CLOCK_FILE_ENV, build_services, default_clock, file_clock
-from bot.worker import Worker
+from bot.worker import scheduler
+from bot.worker.delivery import Relay, RelayPolicy
+from bot.worker.jobs import JobResult, run_job
+from bot.worker.process import Worker
 from cards.model import Card
 from storage import outbox
 from storage.db import transaction
@@ -299,7 +299,7 @@ def test_a_second_sqlite_worker_is_refused_with_exit_1(tmp_path) -> None:
     env = env_for(write_worker_config(tmp_path, port), url, PLANLOOP_LOG_FORMAT="text")
     assert planloop("db", "upgrade", env=env).returncode == 0
     first = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "worker"],
+        [sys.executable, "-m", "bot.cli.commands", "worker"],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -323,7 +323,7 @@ def test_a_second_sqlite_worker_is_refused_with_exit_1(tmp_path) -> None:
     # before its handler is installed would be a kill, not a stop)
     port = free_port()
     third = subprocess.Popen(
-        [sys.executable, "-m", "bot.cli", "worker"],
+        [sys.executable, "-m", "bot.cli.commands", "worker"],
         env=env_for(write_worker_config(tmp_path, port), url),
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,

@@ -13,8 +13,8 @@ from sqlalchemy import update
 from bot.api.problems import ApiProblem
 from bot.api.tokens import find_token, grants, state
 from bot.platforms.base import RateLimit
-from bot.rate_limits import SharedBuckets
 from bot.services import Services
+from bot.worker.rate_limits import SharedBuckets
 from storage.db import transaction
 from storage.models import ApiToken
 

@@ -82,7 +82,7 @@ def _rejected(body: m.MetricsIn, result: Any) -> list[m.Rejected]:
 
 
 def post_metrics(header: m.WriteHeaders, body: m.MetricsIn) -> Response:
-    from bot.polling import import_samples
+    from bot.worker.polling import import_samples
 
     who = caller("metrics:write")
     if who.team is not None:

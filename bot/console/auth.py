@@ -11,9 +11,9 @@ from bot.console import sessions
 from bot.console.render import page
 from bot.console.texts import PLATFORM_NAMES
 from bot.console.web import COOKIE, OAUTH_COOKIE, Refusal, check_post, clear_cookie, current, set_cookie
-from bot.origin import cross_site_reason
 from bot.platforms.signin import SignIn, SignInError, build_signin
 from bot.services import Services
+from bot.web.origin import cross_site_reason
 from handlers.router import resolve_person
 from storage.db import transaction
 from storage.models import AuditLog, Person

@@ -227,7 +227,10 @@ def templates_page(session: Session, viewer: Viewer, teams: list[Team], now: dat
 
 
 def outbox_lists(session: Session, zone: ZoneInfo, limit: int = 50) -> list[tuple[str, list[dict[str, Any]]]]:
-    from bot.delivery import RESENDABLE, outbox_rows  # the relay module; loaded only when the page is opened
+    from bot.worker.delivery import (  # the relay module; loaded only when the page is opened
+        RESENDABLE,
+        outbox_rows,
+    )
 
     out = []
     for status in ("dead", "unknown", "pending", "sent"):
@@ -253,10 +256,10 @@ def outbox_lists(session: Session, zone: ZoneInfo, limit: int = 50) -> list[tupl
 
 
 def stream_states(session: Session, bots: list[Any], t: dict[str, str]) -> list[dict[str, str]]:
-    """Each stream bot and whether a worker holds its connection lease (bot/streams.py): on
+    """Each stream bot and whether a worker holds its connection lease (bot/worker/streams.py): on
     PostgreSQL, the lease is an advisory lock another session holds; on SQLite the one worker's
     own health port says more."""
-    from bot.leader import lock_key
+    from bot.worker.leader import lock_key
 
     out = []
     for bot in bots:

@@ -4,7 +4,7 @@ and scope, "pull now", and a report upload with a preview before anything is sto
 - Pull now runs ``run_job("poll:<source>", explicit=True)``, the very run ``planloop run`` makes: it
   takes the next attempt of the job's claim in ``job_runs``, so it never collides with the
   leader-elected scheduler's own run of that source, and the source's backoff state is kept.
-- The upload is read with ``bot.polling.preview_import`` (the same reading and checks as
+- The upload is read with ``bot.worker.polling.preview_import`` (the same reading and checks as
   ``planloop import FILE --source ID``, nothing written) and kept by ``bot.console.uploads``; the
   confirm imports that same stored file through ``import_file_report``. Both actions are audited.
 """
@@ -72,7 +72,7 @@ def freshness(session: Session, metrics: set[str] | None) -> list[Freshness]:
 
 
 def source_rows(session: Session, services: Services) -> list[SourceRow]:
-    from bot.jobs import SOURCE_HEALTH
+    from bot.worker.jobs import SOURCE_HEALTH
 
     tz = services.settings.tz
     out = []
@@ -194,7 +194,7 @@ def add_routes(bp: Blueprint, services: Services) -> None:
 
     @bp.post("/data/pull")
     def pull() -> Response:
-        from bot.jobs import run_job
+        from bot.worker.jobs import run_job
 
         with services.sessions() as session:
             found = check_post(services, session)
@@ -250,7 +250,7 @@ def add_routes(bp: Blueprint, services: Services) -> None:
         return show_preview(found, kept)
 
     def show_preview(found: Current, kept: uploads.Upload) -> Response:
-        from bot.polling import preview_import
+        from bot.worker.polling import preview_import
 
         try:
             result = preview_import(services, kept.path, kept.source or None, label=kept.name)
@@ -264,7 +264,7 @@ def add_routes(bp: Blueprint, services: Services) -> None:
 
     @bp.post("/data/confirm")
     def confirm() -> Response:
-        from bot.polling import import_file_report
+        from bot.worker.polling import import_file_report
 
         with services.sessions() as session:
             found = check_post(services, session)

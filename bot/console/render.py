@@ -11,7 +11,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
 
 from bot.console.texts import texts
-from bot.pages import html
+from bot.web.pages import html
 
 
 @cache

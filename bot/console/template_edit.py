@@ -27,8 +27,8 @@ from appraisal.templates import TemplateError, parse_template
 from bot.console.render import environment, page
 from bot.console.texts import texts
 from bot.console.web import Current, Refusal, check_post, current, nav, to_login
-from bot.pages import html
 from bot.services import Services
+from bot.web.pages import html
 from handlers.appraisal_runs import appraised_people
 from handlers.appraisals import WeekInputs, compute
 from handlers.catalog_edits import TeamFileError, check_template, put_template

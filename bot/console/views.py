@@ -22,7 +22,7 @@ from bot.console.render import page
 from bot.console.texts import texts
 from bot.console.web import Current, Refusal, check_post, current, field, nav, to_login
 from bot.services import Services
-from bot.streams import stream_bots
+from bot.worker.streams import stream_bots
 from handlers.appraisals import AppraisalError
 from handlers.inbound import Inbound
 from handlers.pages import latest_appraised_week, previous_weeks
@@ -126,7 +126,7 @@ def add_routes(bp: Blueprint, services: Services) -> None:
 
     @bp.get("/delivery")
     def delivery() -> Response:
-        from bot.delivery import depth
+        from bot.worker.delivery import depth
 
         with services.sessions() as session:
             found = opened(session, "delivery")
@@ -207,8 +207,8 @@ def add_routes(bp: Blueprint, services: Services) -> None:
 
     @bp.post("/delivery/resend")
     def resend() -> Response:
-        from bot.delivery import RESENDABLE
-        from bot.delivery import resend as resend_row
+        from bot.worker.delivery import RESENDABLE
+        from bot.worker.delivery import resend as resend_row
 
         outbox_id = field("id")
         with transaction(services.sessions) as session:
@@ -264,8 +264,8 @@ def _check(found: Current, error: str) -> str:
 def _as_person(
     services: Services, session: Session, person: Person | None, action: str, values: dict[str, str]
 ) -> Any:
-    """A form submit by ``person`` through the router, as the /p/ pages do (bot/pages.py)."""
-    from bot.pages import WEB
+    """A form submit by ``person`` through the router, as the /p/ pages do (bot/web/pages.py)."""
+    from bot.web.pages import WEB
     from storage.people import person_target
 
     if person is None:

@@ -13,8 +13,8 @@ from bot.console import sessions
 from bot.console.render import page
 from bot.console.roles import PAGES, Viewer, admins_of, viewer_for
 from bot.console.texts import refusal
-from bot.origin import cross_site_reason
 from bot.services import Services
+from bot.web.origin import cross_site_reason
 from storage.models import Person
 
 COOKIE = "planloop_console"

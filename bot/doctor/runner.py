@@ -78,7 +78,7 @@ def run(
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
-    from bot.cli_common import open_services, settings_of
+    from bot.cli.common import open_services, settings_of
 
     settings = settings_of(args)
     return run(

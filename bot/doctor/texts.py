@@ -246,7 +246,7 @@ EN: dict[str, str] = {
 }
 
 CATALOGUES = {"zh-CN": ZH, "en-US": EN}
-Texts = Catalogue  # one locale of these catalogues, as the CLI's (bot/cli_texts.py)
+Texts = Catalogue  # one locale of these catalogues, as the CLI's (bot/cli/texts.py)
 
 
 def texts(locale: str) -> Texts:

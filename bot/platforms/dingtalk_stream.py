@@ -77,7 +77,7 @@ class Reconnect(Exception):
 
 
 class DingTalkStream:
-    """The Stream client of one DingTalk bot; ``run`` is called by the supervisor (bot/streams.py)."""
+    """The Stream client of one DingTalk bot; ``run`` is called by the supervisor (bot/worker/streams.py)."""
 
     platform = "dingtalk"
 

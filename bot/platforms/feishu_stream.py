@@ -39,7 +39,7 @@ acknowledges only after ``handle`` committed, and talks to the configured ``api_
 client is written here on ``websockets`` (its threaded API: one thread per bot, no event loop).
 Frames are served one at a time in that thread: an answer never overtakes its transaction.
 
-Reconnecting is the supervisor's job (``bot/streams.py``, jittered backoff up to 60 s); the
+Reconnecting is the supervisor's job (``bot/worker/streams.py``, jittered backoff up to 60 s); the
 gateway's ReconnectInterval / ReconnectNonce are kept in ``server_config`` for it to read.
 """
 

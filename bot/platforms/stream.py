@@ -1,7 +1,7 @@
 """The face of a long connection: a bot with ``connection = "stream"`` dials out to its platform
 instead of waiting for webhooks, so it needs no public URL.
 
-One client per bot (``build_stream``). The worker's supervisor (``bot/streams.py``) holds at most
+One client per bot (``build_stream``). The worker's supervisor (``bot/worker/streams.py``) holds at most
 one live connection per bot across every worker and replica, calls ``run`` again after a failure
 with jittered backoff, and reports each bot's ``StreamState`` on the health port and ``/metrics``.
 

@@ -1,5 +1,5 @@
 """`planloop demo`: SQLite in a data dir, the example team, four weeks of synthetic metrics and
-the team's story over them (``bot.demo_story``), the web app and the worker in one process, the
+the team's story over them (``bot.demo.story``), the web app and the worker in one process, the
 simulator on. Starts again on the same data."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.cli_texts import config_locale, texts
+from bot.cli.texts import config_locale, texts
 from bot.config import Secret, Settings
 from storage.models import MetricSample
 
@@ -122,7 +122,7 @@ def _write_config(data_dir: Path, settings: Settings) -> None:
 
 def team_file() -> Path:
     """examples/team.toml of the source tree (the demo's team), else ./examples/team.toml."""
-    for base in (Path(__file__).resolve().parents[1], Path.cwd()):
+    for base in (Path(__file__).resolve().parents[2], Path.cwd()):
         candidate = base / "examples" / "team.toml"
         if candidate.exists():
             return candidate
@@ -156,12 +156,12 @@ def prepare(data_dir: Path, port: int, host: str = "127.0.0.1", *, now: datetime
         # the story's four past weeks and the one before them (the first week's baselines)
         today = now.astimezone(settings.tz).date()
         added = seed_metrics(session, today, now, days=STORY_DAYS, effort=True)
-        from bot.demo_cases import seed_cases
+        from bot.demo.cases import seed_cases
 
         added += seed_cases(session, today, now, settings.tz, settings.aftersales)
     log.info("demo data ready (%d metric samples added)", added)
     services.engine.dispose()
-    from bot.demo_story import tell
+    from bot.demo.story import tell
 
     if tell(settings, now):
         print(texts(settings.locale)("demo_story"), flush=True)
@@ -184,9 +184,9 @@ def console_link(services: Any) -> str:
 def run_demo(data_dir: Path, *, port: int = 8000, host: str = "127.0.0.1", verbose: bool = False) -> int:
     from werkzeug.serving import make_server
 
-    from bot import logs
-    from bot.app import create_app
+    from bot.ops import logs
     from bot.services import build_services
+    from bot.web.app import create_app
 
     logs.configure_console(verbose=verbose)
     say = texts(config_locale(data_dir / "planloop.toml"))  # zh-CN until someone sets it there
@@ -255,7 +255,7 @@ def _port_problem(host: str, port: int) -> str:
 def _start_worker(services, stop: threading.Event) -> threading.Thread | None:  # noqa: ANN001
     """The scheduler and the outbox relay in a background thread, as `planloop worker` runs them."""
     try:
-        from bot.worker import run_worker
+        from bot.worker.process import run_worker
     except ImportError:  # pragma: no cover - the worker ships with the package
         log.warning("no worker in this build: scheduled jobs and outbox delivery are off")
         return None

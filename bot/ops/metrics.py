@@ -214,8 +214,8 @@ class _WorkerHandler(BaseHTTPRequestHandler):
             ok = self.server.alive()
             status: dict[str, Any] = {"status": "ok" if ok else "down"}
             states = self.server.streams() if self.server.streams is not None else []
-            if states:  # each stream bot's connection (bot/streams.py)
-                from bot.streams import health
+            if states:  # each stream bot's connection (bot/worker/streams.py)
+                from bot.worker.streams import health
 
                 status["streams"] = health(states)
             self._answer(200 if ok else 503, json.dumps(status).encode())
@@ -225,7 +225,7 @@ class _WorkerHandler(BaseHTTPRequestHandler):
                 return
             body = exposition(self.server.engine)
             if self.server.streams is not None:
-                from bot.streams import metrics_text
+                from bot.worker.streams import metrics_text
 
                 body += metrics_text(self.server.streams(), datetime.now(UTC))
             self._answer(200, body, CONTENT_TYPE)
@@ -287,7 +287,7 @@ def start_worker_server(
     server.alive = alive
     server.engine = engine
     server.token = token
-    server.streams = streams  # each stream bot's StreamState (bot/streams.py)
+    server.streams = streams  # each stream bot's StreamState (bot/worker/streams.py)
     thread = threading.Thread(target=server.serve_forever, name="planloop-metrics", daemon=True)
     thread.start()
     return server

@@ -1,5 +1,5 @@
 """What every `planloop` subcommand module shares: loading the settings, opening the services, the
-user-facing Failure, the command's sentences in the config's locale. Below bot/cli.py and its
+user-facing Failure, the command's sentences in the config's locale. Below bot/cli/commands.py and its
 command modules, so they import it downwards."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from bot.cli_texts import for_config, texts
+from bot.cli.texts import for_config, texts
 from bot.config import Settings, find_config, load
 from cards.i18n import Catalogue
 
@@ -23,7 +23,7 @@ def settings_of(args: argparse.Namespace) -> Settings:
 
 
 def tr(args: argparse.Namespace) -> Catalogue:
-    """The command's sentences in its config's ``[server] locale`` (bot/cli_texts.py)."""
+    """The command's sentences in its config's ``[server] locale`` (bot/cli/texts.py)."""
     return for_config(getattr(args, "config", None))
 
 

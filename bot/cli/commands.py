@@ -13,13 +13,13 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from bot.cli_common import Failure, database_failure, tr
-from bot.cli_common import moment as _now
-from bot.cli_common import open_services as _services
-from bot.cli_common import say_for as _say
-from bot.cli_common import settings_of as _settings
+from bot.cli.common import Failure, database_failure, tr
+from bot.cli.common import moment as _now
+from bot.cli.common import open_services as _services
+from bot.cli.common import say_for as _say
+from bot.cli.common import settings_of as _settings
+from bot.cli.terminal import shown
 from bot.config import ConfigError, Settings
-from bot.terminal import shown
 
 Command = Callable[[argparse.Namespace], int]
 
@@ -215,13 +215,13 @@ def cmd_keys(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from bot.demo import run_demo
+    from bot.demo.run import run_demo
 
     return run_demo(Path(args.data_dir), port=args.port, host=args.host, verbose=args.verbose)
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    from bot.serve import run_serve
+    from bot.ops.serve import run_serve
 
     settings = _settings(args)
     _require_key(settings, "serve")
@@ -229,8 +229,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
-    from bot import logs
-    from bot.worker import main as worker_main
+    from bot.ops import logs
+    from bot.worker.process import main as worker_main
 
     settings = _settings(args)
     _require_key(settings, "worker")
@@ -239,14 +239,14 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from bot.jobs import UnknownJob
-    from bot.worker import run_now
+    from bot.worker.jobs import UnknownJob
+    from bot.worker.process import run_now
 
     services = _services(_settings(args))
     say = _say(services)
     at = _now(services, args.at)
     if args.week:
-        from bot.jobs import week_moment
+        from bot.worker.jobs import week_moment
 
         if args.at:
             print(say("run_week_and_at"), file=sys.stderr)
@@ -256,7 +256,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         except ValueError as exc:
             print(say("run_problem", reason=exc), file=sys.stderr)
             return 2
-    from bot.jobs import CURRENT_RULES
+    from bot.worker.jobs import CURRENT_RULES
 
     if args.current_rules and args.job != "appraisal":
         print(say("run_current_rules"), file=sys.stderr)
@@ -277,7 +277,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def _require_key(settings: Settings, what: str) -> None:
     if not settings.secret_keys:
-        from bot.cli_texts import texts
+        from bot.cli.texts import texts
 
         print(texts(settings.locale)("no_secret_key", what=what), file=sys.stderr)
         raise SystemExit(2)
@@ -463,7 +463,7 @@ EXTRA_COMMANDS.append(_template_command)
 
 
 def _sources_commands(sub: Any) -> None:
-    from bot.cli_sources import add_commands
+    from bot.cli.sources import add_commands
 
     add_commands(sub)
 
@@ -481,7 +481,7 @@ EXTRA_COMMANDS.append(_doctor_command)  # doctor [--bot ID] [--fix] (issue 15)
 
 
 def _outbox_commands(sub: Any) -> None:
-    from bot.cli_outbox import add_commands
+    from bot.cli.outbox import add_commands
 
     add_commands(sub)
 
@@ -490,7 +490,7 @@ EXTRA_COMMANDS.append(_outbox_commands)  # outbox list, outbox resend
 
 
 def _token_commands(sub: Any) -> None:
-    from bot.cli_tokens import add_commands
+    from bot.cli.tokens import add_commands
 
     add_commands(sub)
 
@@ -499,7 +499,7 @@ EXTRA_COMMANDS.append(_token_commands)  # token create, list, revoke (issue 21)
 
 
 def _console_commands(sub: Any) -> None:
-    from bot.cli_console import add_commands
+    from bot.cli.console import add_commands
 
     add_commands(sub)
 

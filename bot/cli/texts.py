@@ -18,7 +18,7 @@ from cards.i18n import Catalogue
 from storage.backup import REFUSALS
 
 ZH: dict[str, str] = {
-    # bot/cli.py
+    # bot/cli/commands.py
     "failure": "planloop: {reason}",
     "config_problem": "config: {problem}",
     "no_database": "没有数据库 {path}：先运行 `planloop db upgrade`，或用 --config PATH 指向团队的 planloop.toml",
@@ -46,7 +46,7 @@ ZH: dict[str, str] = {
     "run_week_and_at": "planloop run：--week 和 --at 只能给一个",
     "run_problem": "planloop run：{reason}",
     "run_current_rules": "planloop run：--current-rules 只用于 appraisal",
-    "run_result": "{job} {period}: {status}",  # the job's own words (bot/jobs.py), as in its logs
+    "run_result": "{job} {period}: {status}",  # the job's own words (bot/worker/jobs.py), as in its logs
     "run_result_reason": "{job} {period}: {status} ({reason})",
     "run_messages": "消息：入队 {queued} 条，送达 {sent} 条，{dead} 条最终失败",
     "no_secret_key": (
@@ -64,7 +64,7 @@ ZH: dict[str, str] = {
     "backup.in_memory": "内存数据库没有可备份的内容",
     "backup.tool_missing": "找不到 {tool}：请安装 PostgreSQL 客户端工具（Debian：postgresql-client）",
     "backup.tool_failed": "{tool} 失败：{output}",
-    # bot/cli_sources.py
+    # bot/cli/sources.py
     "import_missing": "{path}：文件不存在",
     "import_problem": "planloop import：{reason}",
     "import_encoding": "编码 {label}",
@@ -82,12 +82,12 @@ ZH: dict[str, str] = {
     "sources_none": "没有配置任何数据源（[[sources]]）",
     "sources_no_dates": "无日期",
     "sources_would_load": "    会载入 {samples} 个数值（{days}），读取 {read} 行，拒绝 {refused} 行",
-    # bot/cli_outbox.py
+    # bot/cli/outbox.py
     "outbox_empty": "没有等管理员处理的消息：没有状态未知或已放弃的消息",
     "outbox_no_message": "planloop outbox resend：没有消息 {id}",
     "outbox_not_resendable": "planloop outbox resend：{id} 的状态是 {was}，不是 unknown 或 dead；无需处理",
     "outbox_requeued": "{id}：原状态 {was}，已重新排队；worker 会发送它（从第一个尚未被平台接受的部分开始）",
-    # bot/cli_tokens.py
+    # bot/cli/tokens.py
     "token_problem": "planloop token create：{reason}",
     "token_created": "令牌 {id}（{name}）：{scopes}",
     "token_team": "，限团队 {team}",
@@ -98,13 +98,13 @@ ZH: dict[str, str] = {
     "token_none": "没有 API 令牌：planloop token create --name 名称 --scopes …",
     "token_no_such": "planloop token revoke：没有令牌 {id}",
     "token_revoked": "令牌 {id} 已吊销：从现在起会被拒绝",
-    # bot/cli_console.py
+    # bot/cli/console.py
     "console_bad_minutes": "planloop console link：--minutes 必须在 1–{most} 之间",
     "console_no_person": "planloop console link：没有在职的人员 {person}（见团队文件的 [[people]]）",
     "console_link_note": "只能用一次，{minutes} 分钟内有效，以 {name}（{id}）的身份登录",
     "console_signed_out": "已让{who}退出：吊销了 {count} 个会话和未用的登录链接",
     "console_everyone": "所有人",
-    # bot/demo.py
+    # bot/demo/run.py
     "demo_port": "端口 {port} 无法使用（{reason}）：换一个端口，例如 planloop demo --port {next}",
     "demo_story": "示例团队已就绪：过去四周的计划、考核和周初汇总，以及本周的计划（1 人未交、1 项落后）",
     "demo_started": "planloop demo 已启动：打开 http://{host}:{port}/sim/ （数据在 {data}；Ctrl-C 停止）",

@@ -7,7 +7,7 @@ it runs one thread per stream bot:
   only while it holds the bot's lease, ``leader.elect(engine, f"stream:{bot_id}")``: a
   PostgreSQL advisory lock on a connection of its own, released by the server the moment the
   holder's process dies, so another worker's next poll (``lease_poll``, 2 s) takes over, well
-  inside 30 s. On SQLite there is only one worker per database (``bot/leader.py``), so that
+  inside 30 s. On SQLite there is only one worker per database (``bot/worker/leader.py``), so that
   worker holds every bot. A holder that loses its lease (its database link broke) closes the
   connection at once.
 - **Reconnects** after a failure with jittered exponential backoff (``base`` doubling, capped at
@@ -34,13 +34,13 @@ from dataclasses import asdict
 from datetime import datetime
 from typing import Any
 
-from bot import leader
 from bot.config import BotConfig
 from bot.dispatch import process
 from bot.platforms import Deps
 from bot.platforms.base import WebResponse
 from bot.platforms.stream import StreamAuthError, StreamClient, StreamError, StreamState, build_stream
 from bot.services import Services
+from bot.worker import leader
 from handlers.inbound import Inbound
 
 log = logging.getLogger("planloop.streams")

@@ -5,7 +5,7 @@ Every trigger and the scheduler itself carry the time zone explicitly. A slot's 
 every worker computes the same ``(job, period)`` and only one claim succeeds; interval
 slots are aligned to a fixed origin for the same reason. Workday rules (holidays, 调休
 Saturdays, working hours) live in the jobs, which know the teams; the slots only say
-"check at these times". Never started inside the web app: ``bot.worker`` starts it.
+"check at these times". Never started inside the web app: ``bot.worker.process`` starts it.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from apscheduler.triggers.base import BaseTrigger
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 
-from bot.jobs import JobResult, run_job
 from bot.services import Services
+from bot.worker.jobs import JobResult, run_job
 
 log = logging.getLogger("planloop.scheduler")
 

@@ -105,8 +105,8 @@ def told(session: Any) -> bool:
 
 def tell(settings: Settings, now: datetime) -> bool:
     """Act out the story up to ``now`` (aware); False when this database already has one."""
-    from bot.app import create_app
     from bot.services import build_services
+    from bot.web.app import create_app
 
     clock = StoryClock(now)
     services = build_services(settings, clock=clock)
@@ -191,12 +191,12 @@ class _Story:
         return found
 
     def deliver(self) -> None:
-        from bot.delivery import drain
+        from bot.worker.delivery import drain
 
         drain(self.services, sleep=self.clock.advance)
 
     def job(self, name: str, moment: datetime) -> None:
-        from bot.jobs import run_job
+        from bot.worker.jobs import run_job
 
         if moment > self.clock.limit:
             return

@@ -26,7 +26,7 @@ accepted but before the row was marked sent causes one resend, which Feishu drop
   so a retry, in this process or after a restart, resumes at the next part.
 - Rate limits: token buckets per ``Platform.limits(message)``; a message that would
   exceed one waits (its row goes back with a later due time), it never fails for it.
-  The buckets live in the database (``bot.rate_limits.SharedBuckets``), so a limit holds for
+  The buckets live in the database (``bot.worker.rate_limits.SharedBuckets``), so a limit holds for
   every worker together, and a refusal one relay saw pauses the target for all of them.
 """
 
@@ -51,10 +51,11 @@ from typing import Any, Protocol
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from bot import logs, metrics, webhooks_out
+from bot.ops import logs, metrics
 from bot.platforms.base import ALLOW_PRIVATE, OUTCOME_UNKNOWN, DeliveryError, Outbound, RateLimit, SendResult
-from bot.rate_limits import SharedBuckets
 from bot.services import Services
+from bot.worker import webhooks_out
+from bot.worker.rate_limits import SharedBuckets
 from cards import builders_ops
 from cards.model import Card
 from handlers.ops import ADMIN_PREFIX, notify_admins

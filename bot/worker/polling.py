@@ -17,9 +17,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from bot.aftersales import read_cases_for, store_fetched_cases
 from bot.config import Settings, SourceConfig
 from bot.services import Services
+from bot.worker.aftersales import read_cases_for, store_fetched_cases
 from sources import build
 from sources.base import (
     FetchResult,

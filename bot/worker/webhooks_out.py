@@ -1,5 +1,5 @@
 """The sender of outgoing webhook events (issue 21): signs each event and POSTs it through the
-outbound-URL guard. The relay (bot/delivery.py) hands it the outbox rows of channel ``event`` as
+outbound-URL guard. The relay (bot/worker/delivery.py) hands it the outbox rows of channel ``event`` as
 it hands a chat platform its messages; this module gives the relay the face it expects
 (``send``, ``limits``, ``repeats_dropped``).
 

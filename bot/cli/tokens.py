@@ -9,7 +9,7 @@ from typing import Any
 
 def cmd_token_create(args: argparse.Namespace) -> int:
     from bot.api.tokens import DEFAULT_RATE, TokenError, create_token, parse_expiry, parse_scopes
-    from bot.cli_common import open_services, settings_of, tr
+    from bot.cli.common import open_services, settings_of, tr
     from storage.db import transaction
 
     services = open_services(settings_of(args))
@@ -43,7 +43,7 @@ def cmd_token_create(args: argparse.Namespace) -> int:
 
 def cmd_token_list(args: argparse.Namespace) -> int:
     from bot.api.tokens import list_tokens, state
-    from bot.cli_common import open_services, settings_of, tr
+    from bot.cli.common import open_services, settings_of, tr
 
     services = open_services(settings_of(args))
     say = tr(args)
@@ -74,7 +74,7 @@ def cmd_token_list(args: argparse.Namespace) -> int:
 
 def cmd_token_revoke(args: argparse.Namespace) -> int:
     from bot.api.tokens import revoke_token
-    from bot.cli_common import open_services, settings_of, tr
+    from bot.cli.common import open_services, settings_of, tr
     from storage.db import transaction
 
     services = open_services(settings_of(args))

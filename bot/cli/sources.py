@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 from typing import IO, Any
 
-from bot.terminal import shown
+from bot.cli.terminal import shown
 
 MAX_LISTED = 200  # refused rows printed; the rest are counted
 BAR_MIN_BYTES = 1 << 20  # files smaller than this load before a bar would be worth drawing
@@ -41,8 +41,8 @@ class TerminalProgress:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from bot import cli_common as cli
-    from bot.polling import import_file_report
+    from bot.cli import common as cli
+    from bot.worker.polling import import_file_report
 
     say = cli.tr(args)
     path = Path(args.file)
@@ -84,8 +84,8 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_sources_check(args: argparse.Namespace) -> int:
-    from bot import cli_common as cli
-    from bot.polling import sources_check
+    from bot.cli import common as cli
+    from bot.worker.polling import sources_check
 
     services = cli.open_services(cli.settings_of(args))
     say = cli.tr(args)

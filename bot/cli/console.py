@@ -11,7 +11,7 @@ MAX_MINUTES = 24 * 60
 
 
 def cmd_console_link(args: argparse.Namespace) -> int:
-    from bot.cli_common import open_services, settings_of, tr
+    from bot.cli.common import open_services, settings_of, tr
     from bot.console.sessions import create_link
     from storage.db import transaction
     from storage.models import AuditLog, Person
@@ -44,7 +44,7 @@ def cmd_console_link(args: argparse.Namespace) -> int:
 
 
 def cmd_console_logout(args: argparse.Namespace) -> int:
-    from bot.cli_common import open_services, settings_of, tr
+    from bot.cli.common import open_services, settings_of, tr
     from bot.console.sessions import revoke_all
     from storage.db import transaction
     from storage.models import AuditLog

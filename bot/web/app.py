@@ -8,9 +8,9 @@ from typing import Any
 
 from flask import Flask, Response, request
 
-from bot import metrics
 from bot.config import PLATFORMS, Settings
 from bot.dispatch import process
+from bot.ops import metrics
 from bot.platforms.base import (
     BadRequest,
     CaseInsensitiveDict,
@@ -19,8 +19,8 @@ from bot.platforms.base import (
     WebRequest,
     WebResponse,
 )
-from bot.responses import error, to_flask
 from bot.services import Services, build_services
+from bot.web.responses import error, to_flask
 
 log = logging.getLogger("planloop.web")
 
@@ -138,7 +138,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
     def internal(_e: Any) -> Response:
         return error(503, "temporarily unavailable, retry later")
 
-    from bot.pages import blueprint as pages_blueprint
+    from bot.web.pages import blueprint as pages_blueprint
 
     app.register_blueprint(pages_blueprint(services))
 
@@ -151,7 +151,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
     app.register_blueprint(console_blueprint(services))
 
     if settings.simulator or "sim" in services.platforms:
-        from bot.sim import blueprint
+        from bot.web.sim import blueprint
 
         app.register_blueprint(blueprint(services, handle))
 

@@ -22,8 +22,8 @@ from typing import Any
 from gunicorn import glogging
 from gunicorn.app.base import BaseApplication
 
-from bot import logs
 from bot.config import Settings
+from bot.ops import logs
 
 log = logging.getLogger("planloop.serve")
 
@@ -86,7 +86,7 @@ class JsonGunicornLogger(glogging.Logger):
 
 
 def _child_exit(_server: Any, worker: Any) -> None:
-    from bot.metrics import mark_process_dead
+    from bot.ops.metrics import mark_process_dead
 
     mark_process_dead(worker.pid)
 
@@ -155,8 +155,8 @@ class PlanloopServer(BaseApplication):
 
     def load(self) -> Any:
         """Runs in each worker after the fork: its own engine and pool, sized to its threads."""
-        from bot.app import create_app
         from bot.services import build_services
+        from bot.web.app import create_app
         from storage.db import is_sqlite, make_engine
 
         assert self.cfg is not None
@@ -204,7 +204,7 @@ def _multiprocess_metrics(workers: int) -> str | None:
 
 # What a worker imports while building the app (create_app imports some lazily).
 APP_MODULES = (
-    "bot.app",
+    "bot.web.app",
     "bot.services",
     "bot.api.app",
     "bot.api.reads",
@@ -212,18 +212,18 @@ APP_MODULES = (
     "bot.api.switches",
     "bot.api.webhooks",
     "bot.api.setup_writes",
-    "bot.pages",
+    "bot.web.pages",
     "bot.console",
     "bot.console.web",
     "bot.console.auth",
     "bot.console.views",
     "bot.console.template_edit",
     "bot.console.data_page",
-    "bot.leader",
+    "bot.worker.leader",
     "bot.platforms.signin",
     "bot.platforms.stream",
-    "bot.streams",
-    "bot.sim",
+    "bot.worker.streams",
+    "bot.web.sim",
     "handlers.scenarios",
     "flask_openapi3.plugins",
     "pydantic.dataclasses",

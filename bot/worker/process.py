@@ -3,7 +3,7 @@
 ``planloop worker`` calls ``main``; ``planloop demo`` runs ``run_worker`` in a
 thread next to the web app; ``planloop run JOB --at`` calls ``run_now``.
 
-Every worker relays the outbox. Only the elected leader schedules (``bot.leader``): the
+Every worker relays the outbox. Only the elected leader schedules (``bot.worker.leader``): the
 APScheduler instance starts paused and is resumed while this worker holds the leadership
 and paused when it loses it. On SQLite ``main`` refuses a second worker on the same file.
 The demo runs ``run_worker`` without an election: it is the only worker of its database.
@@ -20,11 +20,12 @@ from typing import Any
 
 from sqlalchemy import update
 
-from bot import leader, metrics
-from bot.delivery import Relay, RelayStats, drain, run_relay, shared_buckets, worker_name
-from bot.jobs import JobResult, run_job
-from bot.scheduler import Ticker, build_scheduler, catch_up
+from bot.ops import metrics
 from bot.services import Services
+from bot.worker import leader
+from bot.worker.delivery import Relay, RelayStats, drain, run_relay, shared_buckets, worker_name
+from bot.worker.jobs import JobResult, run_job
+from bot.worker.scheduler import Ticker, build_scheduler, catch_up
 from storage.db import transaction
 from storage.models import OutboxMessage
 
@@ -57,7 +58,9 @@ class Worker:
         self._relays = max(1, relays)
         self._buckets = buckets
         self.threads: list[threading.Thread] = []
-        from bot.streams import Supervisor  # here: `planloop worker` installs its signal handlers first
+        from bot.worker.streams import (
+            Supervisor,  # here: `planloop worker` installs its signal handlers first
+        )
 
         self.streams = Supervisor(services, lease_poll=poll)  # the stream bots' connections
 
@@ -197,7 +200,7 @@ def run_now(
 ) -> tuple[JobResult, RelayStats]:
     """``planloop run JOB [--at]``: run the job explicitly (even if the scheduler already ran it
     for that period), then deliver its messages, retrying for up to ``deadline``. Whatever is
-    still undelivered stays in the outbox for the worker. Raises ``bot.jobs.UnknownJob``."""
+    still undelivered stays in the outbox for the worker. Raises ``bot.worker.jobs.UnknownJob``."""
     when = at or services.clock()
     result = run_job(services, name, when, explicit=True)
     now = services.clock()

@@ -1,4 +1,4 @@
-"""`python -m bot.healthcheck [URL]`: the container's HEALTHCHECK (the slim image has no curl).
+"""`python -m bot.ops.healthcheck [URL]`: the container's HEALTHCHECK (the slim image has no curl).
 
 Exit 0 when URL answers 200 within the timeout, else 1 with the reason on stderr. URL
 defaults to $PLANLOOP_HEALTHCHECK_URL, else http://127.0.0.1:$PORT/healthz (PORT 8000).

@@ -9,9 +9,9 @@ from typing import Any
 
 def cmd_outbox_list(args: argparse.Namespace) -> int:
     # imported here, not at the top: the relay loads prometheus_client, which `planloop serve`
-    # must not see imported before it sets the multiprocess folder (bot/serve.py)
-    from bot.cli_common import open_services, settings_of, tr
-    from bot.delivery import outbox_rows
+    # must not see imported before it sets the multiprocess folder (bot/ops/serve.py)
+    from bot.cli.common import open_services, settings_of, tr
+    from bot.worker.delivery import outbox_rows
 
     services = open_services(settings_of(args))
     with services.sessions() as session:
@@ -27,8 +27,8 @@ def cmd_outbox_list(args: argparse.Namespace) -> int:
 
 
 def cmd_outbox_resend(args: argparse.Namespace) -> int:
-    from bot.cli_common import open_services, settings_of, tr
-    from bot.delivery import RESENDABLE, resend
+    from bot.cli.common import open_services, settings_of, tr
+    from bot.worker.delivery import RESENDABLE, resend
 
     services = open_services(settings_of(args))
     say = tr(args)

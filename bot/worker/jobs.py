@@ -23,10 +23,10 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
-from bot import metrics
 from bot.config import Settings
-from bot.delivery import worker_name
+from bot.ops import metrics
 from bot.services import Services
+from bot.worker.delivery import worker_name
 from cards import builders_ops
 from handlers import digests, workdays
 from handlers.alerts import run_lag_alerts
@@ -130,9 +130,9 @@ SOURCE_BACKOFF_MAX = timedelta(hours=1)
 
 
 def _poller() -> Callable[..., Any] | None:
-    """``bot.polling.poll_source(services, source_id, now)``, written by the sources work; None until it lands."""
+    """``bot.worker.polling.poll_source(services, source_id, now)``, written by the sources work; None until it lands."""
     try:
-        module = importlib.import_module("bot.polling")
+        module = importlib.import_module("bot.worker.polling")
     except ImportError:
         return None
     return getattr(module, "poll_source", None)
@@ -168,8 +168,8 @@ def poll_one(services: Services, at: datetime, *, source_id: str) -> JobResult:
         return JobResult(name, status="skipped", reason=f"backing off until {next_try}")
     poll = _poller()
     if poll is None:
-        log.warning("bot.polling is not installed yet; source %s not polled", source_id)
-        return JobResult(name, status="skipped", reason="no poller (bot.polling) installed")
+        log.warning("bot.worker.polling is not installed yet; source %s not polled", source_id)
+        return JobResult(name, status="skipped", reason="no poller (bot.worker.polling) installed")
     try:
         error = _error_of(poll(services, source_id, at))
     except Exception as exc:  # the source's own error is what the admin needs to read

@@ -27,8 +27,8 @@ from sqlalchemy.orm import Session
 from werkzeug.exceptions import HTTPException
 
 from bot.links import BadLink, Claims
-from bot.origin import cross_site_reason
 from bot.services import Services
+from bot.web.origin import cross_site_reason
 from cards.model import Card
 from cards.render import page as pages
 from handlers.inbound import Inbound, Kind

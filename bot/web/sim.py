@@ -11,8 +11,8 @@ from sqlalchemy import select
 
 from bot.platforms.base import WebResponse
 from bot.platforms.simulator import BOT_ID, card_json
-from bot.responses import to_flask
 from bot.services import Services
+from bot.web.responses import to_flask
 from cards.model import Card
 from storage.models import Person, Team
 from storage.transcript import lines

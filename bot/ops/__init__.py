@@ -1,0 +1,1 @@
+"""Running in production: gunicorn (serve), JSON logs, Prometheus metrics, the HEALTHCHECK probe."""

@@ -1,0 +1,1 @@
+"""The web app: webhooks, the /p/ pages, the simulator page, health. Built by app.create_app."""

@@ -1,0 +1,1 @@
+"""The worker process: scheduler (leader only), jobs, polling, the outbox relay, stream bots."""
