@@ -119,6 +119,19 @@ def test_check_answers_a_fragment_with_the_problems_or_the_preview(client, servi
     assert counts(db) == (1, 0)  # checking wrote nothing
 
 
+@pytest.mark.parametrize(
+    "path", ["/console/templates/ops-default/check", "/console/templates/ops-default/edit"]
+)
+def test_an_over_long_field_is_refused_not_cut(client, services, db, demo_team, path):  # noqa: ANN001
+    """A curve cut at some length could still parse and be saved wrong: refused whole instead."""
+    csrf = sign_in(client, services, ADMIN)
+    curve = ", ".join(f"{n}:{n}" for n in range(0, 2000, 5))  # rises, parses, 2,000+ characters
+    res = client.post(path, data={"_csrf": csrf, **OPS, "c.ctr": curve, "action": "save"})
+    assert res.status_code == 400
+    assert "单个输入最多 2000 字" in res.get_data(as_text=True)
+    assert counts(db) == (1, 0)  # nothing saved
+
+
 def test_save_makes_one_version_and_one_audit_row(client, services, db, demo_team):  # noqa: ANN001
     csrf = sign_in(client, services, ADMIN)
     assert counts(db) == (1, 0)  # applied from the team file: version 1

@@ -132,6 +132,39 @@ def test_an_event_undelivered_for_24_hours_is_dead(services, clock, receiver):
     assert row.attempts == 8 and row.next_attempt_at - row.created_at <= timedelta(hours=24)
 
 
+def test_waiting_behind_an_earlier_event_spends_no_attempt(services, clock, receiver):
+    """lilei's first event fails 5 times; the two behind it are never tried meanwhile, so they
+    keep all their attempts and arrive, in order, once the first one does."""
+    receiver.statuses = [500] * 5
+    with transaction(services.sessions) as session:
+        for version in (1, 2, 3):
+            data = {"employee": "lilei", "version": version}
+            emit(session, "plan.submitted", data, resource="plan:lilei/2026-W48", now=clock())
+    drain(services, sleep=lambda s: clock.advance(seconds=s))
+    assert [e["data"]["version"] for e in receiver.events()] == [1, 2, 3]
+    with services.sessions() as session:
+        rows = session.scalars(select(OutboxMessage).where(OutboxMessage.channel == "event")).all()
+    assert sorted((r.status, r.attempts) for r in rows) == [("sent", 1), ("sent", 1), ("sent", 6)]
+
+
+def test_an_admins_resend_gives_a_dead_event_a_fresh_budget(services, clock, receiver):
+    from bot.worker.delivery import resend
+
+    receiver.statuses = [500] * 20
+    _raise(services, clock, 1)
+    drain(services, sleep=lambda s: clock.advance(seconds=s))
+    with services.sessions() as session:
+        dead = session.scalars(select(OutboxMessage).where(OutboxMessage.channel == "event")).one()
+    assert dead.status == "dead"
+    receiver.statuses = []
+    assert resend(services, dead.id) == "dead"
+    drain(services, sleep=lambda s: clock.advance(seconds=s))
+    with services.sessions() as session:
+        row = session.get(OutboxMessage, dead.id)
+    assert (row.status, row.attempts) == ("sent", 1)
+    assert [e["type"] for e in receiver.events()] == ["plan.submitted"]
+
+
 @pytest.mark.parametrize(
     "entry, problem",
     [
@@ -169,11 +202,14 @@ def test_api_adds_lists_and_removes_webhooks(client, services, demo_team, receiv
     assert refused.status_code == 422
     assert "拒绝访问内网或本机地址 127.0.0.1" in refused.get_json()["detail"]
     assert refused.get_json()["errors"][0]["field"] == "url"
-    added = client.post(
-        "/api/v1/webhooks",
-        headers=headers,
-        json={"url": receiver.url, "secret": SECRET, "events": ["template.switched"], "allow_private": True},
-    )
+    inside = {"url": receiver.url, "secret": SECRET, "events": ["template.switched"], "allow_private": True}
+    lifted = client.post("/api/v1/webhooks", headers=headers, json=inside)
+    assert lifted.status_code == 403  # lifting the URL guard takes more than webhooks:write
+    assert lifted.get_json()["errors"] == [{"field": "allow_private", "message": "needs the admin scope"}]
+    with transaction(services.sessions) as session:
+        admin = create_token(session, name="ops", scopes=["admin"], now=clock())
+    headers = {"Authorization": f"Bearer {admin[1] if isinstance(admin, tuple) else admin.secret}"}
+    added = client.post("/api/v1/webhooks", headers=headers, json=inside)
     assert added.status_code == 200, added.get_json()
     hook = added.get_json()
     listed = client.get("/api/v1/webhooks", headers=headers).get_json()["webhooks"]

@@ -50,6 +50,13 @@ def post_webhook(header: m.WriteHeaders, body: m.WebhookIn) -> Response:
 
 
 def _create(session: Session, who: Caller, body: m.WebhookIn) -> dict[str, Any]:
+    if body.allow_private and "admin" not in who.scopes:
+        # a receiver inside the network lifts the URL guard: not for a webhooks:write token alone
+        raise ApiProblem(
+            403,
+            "allow_private needs an admin token (or a [[webhooks]] entry in planloop.toml)",
+            errors=[FieldError(field="allow_private", message="needs the admin scope")],
+        )
     problems = webhook_problems("webhook", body.url, body.events, body.allow_private)
     if problems:
         errors = [

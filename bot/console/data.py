@@ -1,7 +1,7 @@
 """What each console page shows, read through the handlers the chat, the pages and the CLI use.
 
 Pure assembly: handlers/pages.plan_view (plans, pace, lag), handlers/appraisals (selection, why,
-current appraisal), handlers/held (what is missing), bot/delivery.outbox_rows (the outbox),
+current appraisal), handlers/held (what is missing), bot/worker/delivery.outbox_rows (the outbox),
 cards/charts (the SVG charts). Functions take a ``Session`` and never write.
 """
 

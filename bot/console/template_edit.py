@@ -26,7 +26,7 @@ from appraisal.selection import NoTemplate
 from appraisal.templates import TemplateError, parse_template
 from bot.console.render import environment, page
 from bot.console.texts import texts
-from bot.console.web import Current, Refusal, check_post, current, nav, to_login
+from bot.console.web import Current, Refusal, check_post, current, field, nav, to_login
 from bot.services import Services
 from bot.web.pages import html
 from handlers.appraisal_runs import appraised_people
@@ -172,7 +172,7 @@ def add_routes(bp: Blueprint, services: Services) -> None:
         return list(session.scalars(select(Kpi).order_by(Kpi.key)))
 
     def checked(session: Session, row: Template) -> tuple[dict[str, str], list[str], list[PreviewRow], str]:
-        form = {k: v[:200] for k, v in request.form.items() if k != "_csrf"}
+        form = {k: field(k) for k in request.form if k != "_csrf"}  # refused when too long, never cut
         entry = entry_from_form(entry_of(row), form)
         problems = problems_of(session, row.id, entry)
         week = last_week(services.clock())

@@ -714,10 +714,11 @@ class Relay:
         self, claimed: Claimed, error: str, *, retry: bool, retry_after: float | None, code: str
     ) -> str:
         now = self.services.clock()
-        attempts = claimed.attempts + 1
+        # an event waiting behind an earlier one of its resource was not tried: no attempt spent
+        attempts = claimed.attempts + (0 if code == webhooks_out.IN_ORDER else 1)
         text = f"[{code}] {error}" if code else error
         with transaction(self.services.sessions) as session:
-            if retry and attempts < self.policy.max_attempts:
+            if code == webhooks_out.IN_ORDER or (retry and attempts < self.policy.max_attempts):
                 delay = backoff(attempts, self.policy, self.rng, retry_after)
                 self._release(
                     session,
@@ -833,6 +834,10 @@ def resend(services: Services, outbox_id: str) -> str | None:
         row.claimed_until = None
         row.sending_at = None
         row.last_error = f"resent by an admin at {now.isoformat()} (was {was}): {row.last_error}"[:2000]
+        if row.channel == webhooks_out.CHANNEL:
+            # an outgoing webhook event gets a fresh budget: its 24 hours and its attempts
+            row.attempts = 0
+            row.created_at = now
         return was
 
 

@@ -34,6 +34,7 @@ LIFETIME = timedelta(hours=24)
 # last one falls near the 24-hour mark; whatever is left then is dead.
 SCHEDULE = (30, 120, 600, 3600, 4 * 3600, 8 * 3600, 10 * 3600)
 TIMEOUT = 10.0
+IN_ORDER = "in_order"  # the code of "an earlier event of this resource goes first": a wait, not a failure
 
 
 def sign(secret: str, body: bytes, timestamp: int) -> str:
@@ -113,7 +114,7 @@ class WebhookSender:
                 "an earlier event of this resource is not delivered yet",
                 retry=True,
                 retry_after=behind,
-                code="in_order",
+                code=IN_ORDER,
             )
         now = self.clock()
         if now - created >= LIFETIME:
