@@ -185,7 +185,7 @@ def test_multiprocess_mode_adds_up_every_process(tmp_path, monkeypatch):
     child_exit hook folds dead processes' files into an archive without changing any total."""
     env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path), "PYTHONPATH": str(ROOT)}
     count = (
-        "import os; from bot import metrics; metrics.count_delivery('sent'); "
+        "import os; from bot.ops import metrics; metrics.count_delivery('sent'); "
         "metrics.observe_webhook('feishu', 200, 0.2); print(os.getpid())"
     )
     pids = [
@@ -196,7 +196,7 @@ def test_multiprocess_mode_adds_up_every_process(tmp_path, monkeypatch):
         )
         for _ in range(3)
     ]
-    show = "import sys; from bot import metrics; sys.stdout.write(metrics.exposition().decode())"
+    show = "import sys; from bot.ops import metrics; sys.stdout.write(metrics.exposition().decode())"
 
     def scrape_all() -> str:
         return subprocess.run(

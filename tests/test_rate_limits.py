@@ -159,7 +159,9 @@ def test_a_wait_moves_the_whole_queue_of_that_target_in_one_go(services: Any, cl
         stats = Relay(services, name="r", policy=RelayPolicy(batch=5), rng=lambda: 0.5).run_once()
     finally:
         chat.stop()
-    assert (stats.sent, stats.waited) == (1, 4)  # one limit key: whatever the batch held, one went
+    # one limit key: whatever the batch held, one went; how many of the rest were counted as a
+    # wait rather than handed back with their lane depends on which lane took the token first
+    assert stats.sent == 1 and stats.waited >= 1
     with services.sessions() as session:
         due = {
             r.dedupe_key: r.next_attempt_at
@@ -167,4 +169,6 @@ def test_a_wait_moves_the_whole_queue_of_that_target_in_one_go(services: Any, cl
         }
     later = clock() + timedelta(seconds=10)
     assert {k: v for k, v in due.items() if k.startswith("q")} == {k: later for k in due if k.startswith("q")}
-    assert len([k for k in due if k.startswith("q")]) == 29
+    # the one token went to whichever lane took it first (lanes run at once): "o" or the first q
+    sent_q = 30 - len([k for k in due if k.startswith("q")])
+    assert sent_q + ("o" not in due) == 1
