@@ -185,3 +185,31 @@ def test_feishu_refused_consent_is_a_clear_page(live, fake, platform):  # noqa: 
     res = requests.Session().get(f"{base}/console/login/feishu-main", timeout=10)
     assert res.status_code == 403 and "你在平台上取消了授权" in res.text
     assert fake.calls() == ["authorize"]  # no token call without a code
+
+
+@pytest.mark.parametrize(
+    ("answers", "refused", "calls", "errcode"),
+    [
+        ([{"errcode": 0}], {42001}, ["t1"], 0),  # accepted: one call
+        ([{"errcode": 42001}, {"errcode": 0}], {42001}, ["t1", "t2"], 0),  # refused: a fresh token, once
+        ([{"errcode": 42001}, {"errcode": 42001}], {42001}, ["t1", "t2"], 42001),  # not a third time
+        ([{"errcode": 60020}], {42001}, ["t1"], 60020),  # another error is not a stale token
+    ],
+)
+def test_an_app_token_refused_as_stale_is_fetched_again_once(answers, refused, calls, errcode):
+    from bot.platforms.signin import _with_app_token
+
+    issued, used = iter(["t1", "t2", "t3"]), []
+    stale_seen: list[str | None] = []
+
+    def app_token(stale: str | None) -> str:
+        stale_seen.append(stale)
+        return next(issued)
+
+    def call(token: str) -> dict:
+        used.append(token)
+        return answers[len(used) - 1]
+
+    assert _with_app_token(app_token, call, frozenset(refused))["errcode"] == errcode
+    assert used == calls
+    assert stale_seen == [None, "t1"][: len(calls)]

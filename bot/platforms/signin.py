@@ -41,6 +41,7 @@ from urllib.parse import urlencode
 import requests
 
 from bot.config import BotConfig
+from bot.platforms.wecom import TOKEN_ERRORS
 
 TIMEOUT = 10.0
 DEFAULT_OAUTH_BASE = {
@@ -48,7 +49,8 @@ DEFAULT_OAUTH_BASE = {
     "dingtalk": "https://login.dingtalk.com",
     "wecom": "https://open.weixin.qq.com",
 }
-STALE_TOKEN = {40001, 40014, 42001}  # WeCom: the app token was refused; fetch a new one once
+# errcodes saying the app token was refused (expired or revoked early): fetch a new one, once
+DINGTALK_STALE_TOKEN = frozenset({40014, 42001, 88})
 
 
 class SignInError(Exception):
@@ -69,6 +71,17 @@ class SignIn(Protocol):
 
 
 AppToken = Callable[[str | None], str]  # (stale token or None) -> the app's access token
+
+
+def _with_app_token(
+    app_token: AppToken, call: Callable[[str], dict[str, Any]], refused: frozenset[int] | set[int]
+) -> dict[str, Any]:
+    """``call`` with the app's access token, and once more with a fresh one if it was refused."""
+    token = app_token(None)
+    data = call(token)
+    if data.get("errcode") in refused:
+        data = call(app_token(token))
+    return data
 
 
 def _json(resp: requests.Response, what: str) -> dict[str, Any]:
@@ -198,17 +211,18 @@ class DingTalkSignIn:
         union_id = me.get("unionId")
         if not isinstance(union_id, str) or not union_id:
             raise SignInError("钉钉没有返回你的用户信息，请重新登录。", "users/me: no unionId")
-        stale: str | None = None
-        for _attempt in range(2):
-            app = self.app_token(stale)
-            found = _call(
-                self.http, "POST", f"{self.oapi_base}/topapi/user/getbyunionid", "getbyunionid",
-                params={"access_token": app}, json={"unionid": union_id},
-            )  # fmt: skip
-            if found.get("errcode") in (40014, 42001, 88) and stale is None:
-                stale = app
-                continue
-            break
+        found = _with_app_token(
+            self.app_token,
+            lambda app: _call(
+                self.http,
+                "POST",
+                f"{self.oapi_base}/topapi/user/getbyunionid",
+                "getbyunionid",
+                params={"access_token": app},
+                json={"unionid": union_id},
+            ),  # fmt: skip
+            DINGTALK_STALE_TOKEN,
+        )
         result = found.get("result")
         userid = result.get("userid") if isinstance(result, dict) else None
         if found.get("errcode") != 0 or not isinstance(userid, str) or not userid:
@@ -244,17 +258,17 @@ class WeComSignIn:
 
     def identify(self, args: Mapping[str, str], redirect_uri: str) -> str:
         code = _code(args, "code")
-        stale: str | None = None
-        for _attempt in range(2):
-            app = self.app_token(stale)
-            data = _call(
-                self.http, "GET", f"{self.api_base}/cgi-bin/auth/getuserinfo", "getuserinfo",
+        data = _with_app_token(
+            self.app_token,
+            lambda app: _call(
+                self.http,
+                "GET",
+                f"{self.api_base}/cgi-bin/auth/getuserinfo",
+                "getuserinfo",
                 params={"access_token": app, "code": code},
-            )  # fmt: skip
-            if data.get("errcode") in STALE_TOKEN and stale is None:
-                stale = app
-                continue
-            break
+            ),  # fmt: skip
+            TOKEN_ERRORS,
+        )
         userid = data.get("userid") or data.get("UserId")
         if data.get("errcode") == 0 and isinstance(userid, str) and userid:
             return userid
