@@ -53,6 +53,22 @@ def _export(what: str, week: str, team: str | None) -> dict[str, Any]:
             raise ApiProblem(404, str(exc)) from None
 
 
+def _week_page(
+    what: str,
+    scope: str,
+    model: type[BaseModel],
+    query: m.WeekQuery,
+    keep: Callable[[list[dict[str, Any]]], list[dict[str, Any]]] | None = None,
+) -> Response:
+    """One page of a week's export (``plans``, ``progress``, ``appraisals``) in its own shape,
+    with ``next_cursor`` when the page is cut."""
+    who = caller(scope)
+    data = _export(what, query.week, who.team_for(query.team))
+    rows = data[what] if keep is None else keep(data[what])
+    chunk, cursor = page(rows, query.limit, query.cursor)
+    return cached(model.model_validate({**data, what: chunk, "next_cursor": cursor}))
+
+
 def register(bp: APIBlueprint) -> None:
     """Add the read operations to the API's blueprint."""
     setup = Tag(name="set-up", description="teams, people, KPIs, templates, periods, scenarios")
@@ -73,17 +89,17 @@ def register(bp: APIBlueprint) -> None:
 
     @bp.get("/plans", tags=[weeks], summary="the week's plans (plans:read)", responses=responses(m.PlansPage))
     def list_plans(query: m.PlansQuery) -> Response:
-        who = caller("plans:read")
-        data = _export("plans", query.week, who.team_for(query.team))
-        rows = data["plans"]
-        if query.employee is not None:
-            rows = [p for p in rows if p["employee"] == query.employee]
-            if not rows:
+        def of_employee(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+            if query.employee is None:
+                return rows
+            mine = [p for p in rows if p["employee"] == query.employee]
+            if not mine:
                 with services().sessions() as session:
                     if session.get(Person, query.employee) is None:
                         raise ApiProblem(404, f"no person with id {query.employee!r}")
-        chunk, cursor = page(rows, query.limit, query.cursor)
-        return cached(m.PlansPage.model_validate({**data, "plans": chunk, "next_cursor": cursor}))
+            return mine
+
+        return _week_page("plans", "plans:read", m.PlansPage, query, of_employee)
 
     @bp.get(
         "/progress",
@@ -92,10 +108,7 @@ def register(bp: APIBlueprint) -> None:
         responses=responses(m.ProgressPage),
     )
     def list_progress(query: m.WeekQuery) -> Response:
-        who = caller("progress:read")
-        data = _export("progress", query.week, who.team_for(query.team))
-        chunk, cursor = page(data["progress"], query.limit, query.cursor)
-        return cached(m.ProgressPage.model_validate({**data, "progress": chunk, "next_cursor": cursor}))
+        return _week_page("progress", "progress:read", m.ProgressPage, query)
 
     @bp.get(
         "/appraisals",
@@ -104,7 +117,4 @@ def register(bp: APIBlueprint) -> None:
         responses=responses(m.AppraisalsPage),
     )
     def list_appraisals(query: m.WeekQuery) -> Response:
-        who = caller("appraisals:read")
-        data = _export("appraisals", query.week, who.team_for(query.team))
-        chunk, cursor = page(data["appraisals"], query.limit, query.cursor)
-        return cached(m.AppraisalsPage.model_validate({**data, "appraisals": chunk, "next_cursor": cursor}))
+        return _week_page("appraisals", "appraisals:read", m.AppraisalsPage, query)
