@@ -268,7 +268,7 @@ def http_page() -> str:
         )
         app = create_app(load(config))
         rules = sorted(app.url_map.iter_rules(), key=lambda r: (r.rule, sorted(r.methods or ())))
-        document = app.extensions["planloop.api"].api_doc
+        document = app.extensions["planloop.api"].get().api_doc
     missing = sorted({r.endpoint for r in rules} - set(ROUTES))
     if missing:
         raise SystemExit(f"gen_reference: describe these routes in ROUTES: {', '.join(missing)}")

@@ -8,6 +8,7 @@ UI page comes from the flask-openapi3-swagger package (its files ship in the whe
 from __future__ import annotations
 
 import logging
+import threading
 from typing import Any
 
 from flask import Flask, Response, redirect
@@ -90,8 +91,30 @@ def create_api(services: Services) -> OpenAPI:
     return api
 
 
+class LazyApi:
+    """The API app, built on its first request: building it (its pydantic models, the document)
+    costs about 150 ms, which a process that never serves ``/api/v1`` (the demo, most tests, a
+    worker recycled before its first API call) need not pay."""
+
+    def __init__(self, services: Services):
+        self._services = services
+        self._api: OpenAPI | None = None
+        self._lock = threading.Lock()
+
+    def get(self) -> OpenAPI:
+        if self._api is None:
+            with self._lock:
+                if self._api is None:
+                    self._api = create_api(self._services)
+        return self._api
+
+    def __call__(self, environ: Any, start_response: Any) -> Any:
+        return self.get()(environ, start_response)
+
+
 def mount(app: Flask, services: Services) -> None:
-    """Serve the API under ``/api/v1`` of ``app`` (its own error pages: problem+json)."""
-    api = create_api(services)
+    """Serve the API under ``/api/v1`` of ``app`` (its own error pages: problem+json); built on the
+    first request there (``app.extensions["planloop.api"].get()`` builds it now)."""
+    api = LazyApi(services)
     app.extensions["planloop.api"] = api
     app.wsgi_app = DispatcherMiddleware(app.wsgi_app, {PREFIX: api})  # type: ignore[method-assign]
