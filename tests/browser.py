@@ -16,10 +16,16 @@ import shutil
 import struct
 import subprocess
 import sys
+import threading
 import time
 import zlib
+from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+import pytest
+from werkzeug.serving import make_server
 
 FLAGS = (
     "--headless",
@@ -273,3 +279,27 @@ def png_pixels(png: bytes) -> tuple[int, int, list[tuple[int, int, int]]]:
         pixels.extend(tuple(line[x : x + 3]) for x in range(0, stride, channels))  # type: ignore[misc]
         prev = line
     return width, height, pixels
+
+
+@pytest.fixture
+def live(app, services) -> Iterator[str]:  # noqa: ANN001
+    """The app served for real on 127.0.0.1; the service's public URL and card links point at it."""
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    base = f"http://127.0.0.1:{server.server_port}"
+    services.settings = replace(services.settings, public_url=base)
+    services.links.public_url = base
+    thread = threading.Thread(target=server.serve_forever, name="browser-test-server", daemon=True)
+    thread.start()
+    yield base
+    server.shutdown()
+    thread.join(timeout=10)
+    server.server_close()
+
+
+@pytest.fixture
+def browser(tmp_path: Path) -> Iterator[Chromium]:
+    chromium = Chromium(find_chromium() or "chromium", tmp_path / "profile", tmp_path / "chromium.log")
+    try:
+        yield chromium
+    finally:
+        chromium.close()

@@ -23,6 +23,9 @@ from bot.config import Secret, Settings
 from storage.db import make_engine, make_sessionmaker, upgrade
 from storage.models import Base, Person
 
+# the browser tests' fixtures (live, browser) live beside their Chromium driver
+pytest_plugins = ("tests.browser",)
+
 PG_ADMIN_URL = os.environ.get("PLANLOOP_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
 TEST_KEY = "vExb5JuV_czKxZS0p-hDWNIgfPEeCPHkEzIkVmJknLA="  # a Fernet key for tests only
 

@@ -4,12 +4,10 @@ resend a dead message. Screenshots go to docs/images/ under $PLANLOOP_DOC_IMAGES
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
-from werkzeug.serving import make_server
 
 from bot.config import Secret, Settings
 from bot.console import sessions
@@ -18,7 +16,7 @@ from handlers.appraisal_runs import run_week
 from storage import outbox
 from storage.models import Appraisal, AuditLog, OutboxMessage
 from storage.outbox import Target
-from tests.browser import Chromium, find_chromium
+from tests.browser import find_chromium
 from tests.conftest import TEST_KEY
 
 CHROMIUM = find_chromium()
@@ -40,31 +38,6 @@ def settings() -> Settings:
         public_url="http://planloop.test",
         extra={"admins": [ADMIN]},
     )
-
-
-@pytest.fixture
-def live(app, services):  # noqa: ANN001, ANN201
-    from dataclasses import replace
-
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    base = f"http://127.0.0.1:{server.server_port}"
-    services.settings = replace(services.settings, public_url=base)
-    services.links.public_url = base
-    thread = threading.Thread(target=server.serve_forever, name="console-test-server", daemon=True)
-    thread.start()
-    yield base
-    server.shutdown()
-    thread.join(timeout=10)
-    server.server_close()
-
-
-@pytest.fixture
-def browser(tmp_path):  # noqa: ANN001, ANN201
-    chromium = Chromium(CHROMIUM, tmp_path / "profile", tmp_path / "chromium.log")
-    try:
-        yield chromium
-    finally:
-        chromium.close()
 
 
 def test_console_in_chromium(live, browser, services, sim, demo_team, db, clock, tmp_path):  # noqa: ANN001

@@ -14,7 +14,7 @@ from bot.console import sessions
 from storage.models import MetricSample
 from tests.browser import find_chromium
 from tests.conftest import TEST_KEY
-from tests.test_console_browser import ADMIN, browser, live  # noqa: F401 - the fixtures
+from tests.test_console_browser import ADMIN
 
 CHROMIUM = find_chromium()
 pytestmark = [

@@ -12,7 +12,7 @@ from bot.console import sessions
 from bot.console.template_edit import last_week
 from storage.models import TemplateVersion
 from tests.appraisal_shop import add_plan
-from tests.test_console_browser import ADMIN, browser, live, pytestmark, settings  # noqa: F401 - fixtures
+from tests.test_console_browser import ADMIN, pytestmark, settings  # noqa: F401 - fixtures
 
 AFTER = "document.querySelector('#preview tr[data-person=lilei] .after')"
 

@@ -4,13 +4,11 @@ plan form (the receipt reaches the simulator chat), and screenshot the appraisal
 from __future__ import annotations
 
 import json
-import threading
 from datetime import date
 from decimal import Decimal
 
 import pytest
 from sqlalchemy import select
-from werkzeug.serving import make_server
 
 from bot.demo.run import demo_value
 from bot.worker.delivery import drain
@@ -19,7 +17,7 @@ from cards.model import Card, Form, Input
 from handlers.pages import form_kpis, form_previews, preview
 from handlers.plan_template import UNCOUNTED
 from storage.models import Person, Plan
-from tests.browser import Chromium, find_chromium, png_pixels
+from tests.browser import find_chromium, png_pixels
 from tests.test_pages import LAST_WEEK, LILEI_HISTORY, SUNDAY, WEEK, seed_appraisals
 
 CHROMIUM = find_chromium()
@@ -30,29 +28,6 @@ pytestmark = [
         reason="no Chromium installed (Debian: apt-get install chromium; .ci/run installs it)",
     ),
 ]
-
-
-@pytest.fixture
-def live(app, services):  # noqa: ANN001, ANN201
-    """The app served for real on 127.0.0.1; links in cards point at it."""
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    base = f"http://127.0.0.1:{server.server_port}"
-    services.links.public_url = base
-    thread = threading.Thread(target=server.serve_forever, name="pages-test-server", daemon=True)
-    thread.start()
-    yield base
-    server.shutdown()
-    thread.join(timeout=10)
-    server.server_close()
-
-
-@pytest.fixture
-def browser(tmp_path):  # noqa: ANN001, ANN201
-    chromium = Chromium(CHROMIUM, tmp_path / "profile", tmp_path / "chromium.log")
-    try:
-        yield chromium
-    finally:
-        chromium.close()
 
 
 COUNTED = ("conversion_rate", "ctr")  # examples/team.toml's ops-default template, lilei's this week
