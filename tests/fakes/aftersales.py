@@ -2,8 +2,10 @@
 
 Each subclass answers its platform's after-sales list before the order routes see the request,
 after checking the request the platform's way with the gateway's own signing code (never the
-connector's): app key, timestamp window, signature, token, then rate limits. Field names follow
-docs/aftersales.md; the JD list's wrapper (``pageResult``) is not public and is this fake's.
+connector's): app key, timestamp window, signature, token, then rate limits. Field names come from
+the SDK sources each section of docs/admin/aftersales.md names (bububa/opentaobao for TOP,
+Cherrs/pdd-rs and open-pdd-net-sdk for POP, …); the JD list's wrapper (``pageResult``) is not
+public and is this fake's own assumption, as that page says.
 """
 
 from __future__ import annotations
