@@ -49,7 +49,12 @@ def lagging(db):
 
 def titles(db, chat: str) -> list[str]:
     with db() as session:
-        return [m.card["title"] for m in session.scalars(select(SimMessage).where(SimMessage.chat == chat))]
+        return [
+            m.card["title"]
+            for m in session.scalars(
+                select(SimMessage).where(SimMessage.chat == chat).order_by(SimMessage.id)
+            )
+        ]
 
 
 def test_run_lag_alerts_delivers_and_runs_again_when_asked(config, db, lagging, capsys) -> None:

@@ -41,7 +41,9 @@ def fire(services, clock, when: str, job: str, **kw: object):  # noqa: ANN001, A
 
 def delivered(db, chat: str) -> list[SimMessage]:
     with db() as s:
-        return list(s.scalars(select(SimMessage).where(SimMessage.chat == chat, SimMessage.sender == "bot")))
+        # in the order they arrived: PostgreSQL returns an unordered select in any order
+        query = select(SimMessage).where(SimMessage.chat == chat, SimMessage.sender == "bot")
+        return list(s.scalars(query.order_by(SimMessage.id)))
 
 
 @pytest.mark.parametrize(

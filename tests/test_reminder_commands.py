@@ -190,7 +190,9 @@ def test_remind_again_once_and_only_by_the_leader(services, db, clock, shop, sim
     drain(services, sleep=lambda s: clock.advance(seconds=s))
     assert inbox(db, "hanmeimei") == ["提醒：填写 2026-W48 周计划", "张伟提醒：填写 2026-W48 周计划"]
     with db() as s:
-        nudge = s.scalars(select(SimMessage).where(SimMessage.chat == "hanmeimei")).all()[-1]
+        nudge = s.scalars(
+            select(SimMessage).where(SimMessage.chat == "hanmeimei").order_by(SimMessage.id)
+        ).all()[-1]
     assert "截止时间 11-23 14:00 已过，现在提交会记为迟交" in nudge.text
     assert [d for _, _, d in audit(db, "plan.remind")] == [{"week": "2026-W48", "people": ["hanmeimei"]}]
     clock.set(local("2026-11-30 09:00"))  # a week later the old card's button is stale

@@ -66,7 +66,12 @@ def delivered(services) -> list[tuple[str, str, str]]:
 
 def transcript(services, chat: str) -> list[str]:
     with services.sessions() as session:
-        return [m.card["title"] for m in session.scalars(select(SimMessage).where(SimMessage.chat == chat))]
+        return [
+            m.card["title"]
+            for m in session.scalars(
+                select(SimMessage).where(SimMessage.chat == chat).order_by(SimMessage.id)
+            )
+        ]
 
 
 W48_REPORTS = {  # reports that arrive on the morning of each day (for the day before)
