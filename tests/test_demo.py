@@ -45,6 +45,13 @@ def _start(data_dir: Path, port: int) -> subprocess.Popen:
     pytest.fail("the demo did not start")
 
 
+def _console_link(proc: subprocess.Popen) -> str:
+    for line in proc.stdout:  # type: ignore[union-attr]
+        if "/console/link/" in line:
+            return line.rsplit("：", 1)[1].strip()
+    pytest.fail("the demo printed no console link")
+
+
 def _say(port: int, who: str, text: str) -> dict:
     body = json.dumps({"as": who, "chat": "dm", "text": text}).encode()
     req = urllib.request.Request(
@@ -64,8 +71,9 @@ def test_demo_runs_stops_on_sigterm_and_restarts_on_the_same_data(tmp_path):
             "replies"
         ]
         assert receipt["title"].startswith("本周计划已提交"), receipt["text"]
-        # the next line is the leader's one-time console link: it signs in and shows the team
-        link = proc.stdout.readline().rsplit("：", 1)[1].strip()
+        # the leader's one-time console link follows the address (a worker's log line may come
+        # between them): it signs in and shows the team
+        link = _console_link(proc)
         assert link.startswith(f"http://127.0.0.1:{port}/console/link/")
         browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
         with browser.open(urllib.request.Request(link, b"", method="POST"), timeout=30) as res:  # noqa: S310
