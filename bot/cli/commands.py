@@ -507,6 +507,15 @@ def _console_commands(sub: Any) -> None:
 EXTRA_COMMANDS.append(_console_commands)  # console link, console logout --all (issue 22)
 
 
+def _config_commands(sub: Any) -> None:
+    from bot.cli.config_export import add_commands
+
+    add_commands(sub)
+
+
+EXTRA_COMMANDS.append(_config_commands)  # config export (issue 22)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
