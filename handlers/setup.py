@@ -65,7 +65,7 @@ BUILTIN_ROLES: dict[str, dict[str, Any]] = {
 }
 
 COMPLAINT_CAUSES = ("物流延迟", "产品质量", "描述不符", "服务态度", "其他")
-_ID = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+ID_PATTERN = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")  # a team file id: teams, people, templates, …
 _MD = re.compile(r"^(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")
 _TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
@@ -127,7 +127,7 @@ def parse(data: Mapping[str, Any], resolve_secret: Callable[[str, str], str] | N
             return out
         for n, entry in enumerate(raw, start=1):
             ident = entry.get(key) if isinstance(entry, Mapping) else None
-            if not isinstance(ident, str) or not _ID.match(ident):
+            if not isinstance(ident, str) or not ID_PATTERN.match(ident):
                 problems.append(f"{table}[{n}].{key}: required, letters/digits/_-. only (got {ident!r})")
                 continue
             if ident in seen:
@@ -473,10 +473,16 @@ def apply(
             session.add(Identity(bot_id=bot, external_id=ext, person_id=pid))
             if bot != "sim":
                 report.changes.append(f"+ id {ext} on {bot} ({pid})")
-    for person in session.scalars(select(Person).where(Person.active.is_(True))):
-        if person.id not in spec["people"]:
-            person.active = False
-            report.changes.append(f"- person {person.id} (deactivated, history kept)")
+    for person in session.scalars(select(Person).where(Person.active.is_(True)).order_by(Person.id)):
+        if person.id in spec["people"]:
+            continue
+        if person.added_from:  # added in the console: the database, not this file, is their record
+            report.warnings.append(
+                f"person {person.id}: not in this file, kept (added from the {person.added_from})"
+            )
+            continue
+        person.active = False
+        report.changes.append(f"- person {person.id} (deactivated, history kept)")
     for tid, t in spec["teams"].items():
         team = session.get(Team, tid)
         assert team is not None

@@ -95,6 +95,7 @@ class Person(Base):
     on_leave_until: Mapped[date | None] = mapped_column(Date)
     reminders_paused: Mapped[bool] = mapped_column(Boolean, default=False)
     welcomed_at: Mapped[datetime | None]  # when the bot first greeted them (their first message)
+    added_from: Mapped[str | None] = mapped_column(String(16))  # None: a team file; directory | console
 
     team: Mapped[Team] = relationship(lazy="joined")
     identities: Mapped[list[Identity]] = relationship(back_populates="person", cascade="all, delete-orphan")
@@ -111,6 +112,20 @@ class Identity(Base):
     person_id: Mapped[str] = mapped_column(ForeignKey("people.id"))
 
     person: Mapped[Person] = relationship(back_populates="identities")
+
+
+class DirectoryMember(Base):
+    """One member of a bot's organisation directory as its last pull listed them (issue 22)."""
+
+    __tablename__ = "directory_members"
+
+    bot_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    external_id: Mapped[str] = mapped_column(String(200), primary_key=True)  # the id the bot messages
+    union_id: Mapped[str | None] = mapped_column(String(200))  # DingTalk's unionId (its OAuth's id)
+    name: Mapped[str] = mapped_column(String(200))
+    departments: Mapped[list[Any]] = mapped_column(default=list)  # department names
+    active: Mapped[bool] = mapped_column(Boolean)  # False: resigned or disabled on the platform
+    seen_at: Mapped[datetime]
 
 
 class Kpi(Base):

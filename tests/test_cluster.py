@@ -31,10 +31,11 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.config import Secret, Settings
-from bot.demo.run import seed_metrics, team_file
+from bot.demo.run import seed_metrics
 from bot.services import CLOCK_FILE_ENV, build_services
 from bot.worker.scheduler import fire_times, slots
 from handlers.setup import apply, parse
+from handlers.team_edits import example_team_file as team_file
 from storage.db import make_engine, upgrade
 from storage.models import InboundEvent, JobRun, OutboxMessage, Plan, SimMessage
 from storage.secrets import Sealer

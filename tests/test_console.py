@@ -140,14 +140,14 @@ def test_a_session_of_a_deactivated_person_stops(client, services, demo_team):  
 
 PAGES = (
     "/console/", "/console/appraisals", "/console/templates", "/console/delivery",
-    "/console/templates/ops-default/edit", "/console/data",
+    "/console/templates/ops-default/edit", "/console/data", "/console/people",
 )  # fmt: skip
-#            team  appraisals templates delivery edit a template  data
+#            team  appraisals templates delivery edit a template  data  people
 GET_TABLE = {
-    ADMIN: (200, 200, 200, 200, 200, 200),
-    LEADER: (200, 200, 200, 403, 403, 200),
-    MEMBER: (200, 200, 403, 403, 403, 403),
-    None: (302, 302, 302, 302, 302, 302),
+    ADMIN: (200, 200, 200, 200, 200, 200, 200),
+    LEADER: (200, 200, 200, 403, 403, 200, 403),
+    MEMBER: (200, 200, 403, 403, 403, 403, 403),
+    None: (302, 302, 302, 302, 302, 302, 302),
 }
 
 
@@ -174,14 +174,20 @@ POSTS = {
     "pull": ("/console/data/pull", {"source": "no-such-source"}),
     "upload": ("/console/data/upload", {}),
     "confirm": ("/console/data/confirm", {"upload": "0" * 32}),
+    "directory pull": ("/console/people/pull", {"bot": "no-such-bot"}),
+    "add people": ("/console/people/add", {}),
+    "deactivate": ("/console/people/deactivate", {"person": "nobody"}),
+    "save team": ("/console/people/team", {"id": "new", "name": "新组"}),
+    "catalogue": ("/console/people/catalogue", {}),
 }
 POST_TABLE = {
     #     switch ops  switch service  undo ops  scenario  resend  decide (no such appeal)  edit template
     #     pull (no such source)  upload (no file)  confirm (no such upload)
-    ADMIN: (303, 303, 303, 303, 303, 303, 303, 400, 303, 303),
-    LEADER: (303, 403, 303, 403, 403, 303, 403, 403, 403, 403),
-    MEMBER: (403, 403, 403, 403, 403, 403, 403, 403, 403, 403),
-    None: (401, 401, 401, 401, 401, 401, 401, 401, 401, 401),
+    #     directory pull (no such bot)  add people (none ticked)  deactivate (nobody)  save team  catalogue
+    ADMIN: (303, 303, 303, 303, 303, 303, 303, 400, 303, 303, 303, 303, 303, 303, 303),
+    LEADER: (303, 403, 303, 403, 403, 303, 403, 403, 403, 403, 403, 403, 403, 403, 403),
+    MEMBER: (403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403),
+    None: (401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401),
 }
 
 

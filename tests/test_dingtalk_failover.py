@@ -21,9 +21,10 @@ import pytest
 from sqlalchemy import func, select
 
 from bot.config import Secret, Settings
-from bot.demo.run import seed_metrics, team_file
+from bot.demo.run import seed_metrics
 from bot.services import build_services
 from handlers.setup import apply, parse
+from handlers.team_edits import example_team_file as team_file
 from storage.db import upgrade
 from storage.models import InboundEvent, OutboxMessage, Plan
 from storage.secrets import Sealer

@@ -171,6 +171,7 @@ def test_every_trigger_and_the_scheduler_carry_the_zone(services) -> None:
         "appraisal",
         "appraisal-held",
         "recover",
+        "directory-sync",
         "poll:shop",
         "tick",
     }

@@ -24,6 +24,10 @@ def cmd_console_link(args: argparse.Namespace) -> int:
     now = services.clock()
     with transaction(services.sessions) as session:
         person = session.get(Person, args.person)
+        if person is None and args.name:
+            person = _first_admin(services, session, args, say)
+            if person is None:
+                return 1
         if person is None or not person.active:
             print(say("console_no_person", person=repr(args.person)), file=sys.stderr)
             return 1
@@ -41,6 +45,38 @@ def cmd_console_link(args: argparse.Namespace) -> int:
     print(f"{base}/console/link/{token}")
     print(say("console_link_note", minutes=args.minutes, name=person.name, id=person.id), file=sys.stderr)
     return 0
+
+
+def _first_admin(services: Any, session: Any, args: argparse.Namespace, say: Any) -> Any:
+    """An admin of ``[server] admins`` made on the spot (an empty database, no team file): the
+    person, and their team when it does not exist yet. The console's People page takes it from there."""
+    from bot.console.roles import admins_of
+    from handlers.setup import ID_PATTERN
+    from storage.models import AuditLog, Identity, Person, Team
+
+    if args.person not in admins_of(services.settings.extra):
+        print(say("console_not_admin", person=args.person), file=sys.stderr)
+        return None
+    team_id = args.team or "default"
+    if not ID_PATTERN.match(args.person) or not ID_PATTERN.match(team_id):
+        print(say("console_bad_id"), file=sys.stderr)
+        return None
+    now = services.clock()
+    if session.get(Team, team_id) is None:
+        session.add(Team(id=team_id, name=(args.team_name or team_id)[:200], timezone="Asia/Shanghai",
+                         lag_margin=20, plan_day_time="10:00", plan_deadline_time="14:00", active=True))  # fmt: skip
+        session.add(AuditLog(at=now, actor="cli", action="team.create", subject=team_id, detail={}))
+        session.flush()
+    person = Person(id=args.person, name=args.name[:200], team_id=team_id, role="operations", type="veteran",
+                    active=True, added_from="console")  # fmt: skip
+    session.add(person)
+    session.flush()
+    session.add(Identity(bot_id="sim", external_id=args.person, person_id=args.person))  # as setup.apply does
+    session.add(
+        AuditLog(at=now, actor="cli", action="person.add", subject=args.person, detail={"team": team_id})
+    )
+    session.flush()
+    return person
 
 
 def cmd_console_logout(args: argparse.Namespace) -> int:
@@ -74,6 +110,12 @@ def add_commands(sub: Any) -> None:
     ln = csub.add_parser("link", help="print a one-time sign-in URL for a person (bootstrap, offline use)")
     ln.add_argument("--person", required=True, help="the person id (as in the team file)")
     ln.add_argument("--minutes", type=int, default=10, help="the link works this long (default 10)")
+    ln.add_argument(
+        "--name",
+        help="on a database without this person: create them (an admin of [server] admins) with this name",
+    )
+    ln.add_argument("--team", help="with --name: their team's id (created when missing; default: default)")
+    ln.add_argument("--team-name", help="with --name: the new team's name (default: its id)")
     ln.set_defaults(func=cmd_console_link)
     lo = csub.add_parser("logout", help="revoke console sessions")
     who = lo.add_mutually_exclusive_group(required=True)

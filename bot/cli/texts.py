@@ -104,6 +104,14 @@ ZH: dict[str, str] = {
     "console_link_note": "只能用一次，{minutes} 分钟内有效，以 {name}（{id}）的身份登录",
     "console_signed_out": "已让{who}退出：吊销了 {count} 个会话和未用的登录链接",
     "console_everyone": "所有人",
+    "console_not_admin": "planloop console link：{person} 不在 planloop.toml 的 [server] admins 里，不能这样创建（只有管理员可以）",
+    "console_bad_id": "planloop console link：--person 和 --team 只能用字母、数字和 _-.，最长 64 个字符",
+    # bot/cli/config_export.py
+    "config_export_header": "planloop config export：{at} 数据库中的当前配置",
+    "config_export_apply": "用 planloop apply 导入（先加 --dry-run 看会改什么）",
+    "config_export_env": "群机器人的地址和密钥不写进文件：导入前请设置环境变量 {name}",
+    "config_exported": "已写入 {path}：{teams} 个团队、{people} 人、{kpis} 个 KPI、{templates} 个模板",
+    "cannot_write": "无法写入 {path}：{reason}",
     # bot/demo/run.py
     "demo_port": "端口 {port} 无法使用（{reason}）：换一个端口，例如 planloop demo --port {next}",
     "demo_story": "示例团队已就绪：过去四周的计划、考核和周初汇总，以及本周的计划（1 人未交、1 项落后）",
@@ -188,6 +196,14 @@ EN: dict[str, str] = {
     "console_link_note": "works once, for {minutes} minutes, signs in as {name} ({id})",
     "console_signed_out": "signed out {who}: {count} session(s) and unused link(s) revoked",
     "console_everyone": "everyone",
+    "console_not_admin": "planloop console link: {person} is not in [server] admins of planloop.toml, so cannot be created this way (admins only)",
+    "console_bad_id": "planloop console link: --person and --team take letters, digits and _-. only, at most 64 characters",
+    # bot/cli/config_export.py
+    "config_export_header": "planloop config export: the configuration in the database at {at}",
+    "config_export_apply": "import it with planloop apply (add --dry-run first to see what would change)",
+    "config_export_env": "team robot webhooks and secrets are not written: set the environment variable {name} before applying",
+    "config_exported": "wrote {path}: {teams} teams, {people} people, {kpis} KPIs, {templates} templates",
+    "cannot_write": "cannot write {path}: {reason}",
     "demo_port": "port {port} cannot be used ({reason}): choose another, e.g. planloop demo --port {next}",
     "demo_story": (
         "the example team is ready: four past weeks of plans, appraisals and Monday summaries, "

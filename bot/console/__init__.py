@@ -23,7 +23,7 @@ log = logging.getLogger("planloop.console")
 
 
 def blueprint(services: Services) -> Blueprint:
-    from bot.console import auth, data_page, views
+    from bot.console import auth, data_page, people_page, views
     from bot.console.web import Refusal, refusal_page
 
     bp = Blueprint("console", __name__, url_prefix="/console")
@@ -42,4 +42,5 @@ def blueprint(services: Services) -> Blueprint:
     auth.add_routes(bp, services)
     views.add_routes(bp, services)
     data_page.add_routes(bp, services)
+    people_page.add_routes(bp, services)
     return bp

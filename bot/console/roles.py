@@ -24,6 +24,7 @@ PAGES: dict[str, frozenset[str]] = {
     "templates": frozenset({ADMIN, LEADER}),
     "delivery": frozenset({ADMIN}),
     "data": frozenset({ADMIN, LEADER}),  # a leader sees the freshness of the KPIs' metrics only
+    "people": frozenset({ADMIN}),  # teams, the directory, leavers, the starter catalogue
 }
 # POST action -> the roles that may do it (a leader only for their own teams)
 ACTIONS: dict[str, frozenset[str]] = {
@@ -35,6 +36,7 @@ ACTIONS: dict[str, frozenset[str]] = {
     "pull": frozenset({ADMIN}),
     "upload": frozenset({ADMIN}),
     "edit_template": frozenset({ADMIN}),  # weights, cap, curves, grades: shared by every team
+    "people": frozenset({ADMIN}),  # pull the directory, add people, deactivate, save a team
 }
 
 

@@ -120,20 +120,12 @@ def _write_config(data_dir: Path, settings: Settings) -> None:
     )
 
 
-def team_file() -> Path:
-    """examples/team.toml of the source tree (the demo's team), else ./examples/team.toml."""
-    for base in (Path(__file__).resolve().parents[2], Path.cwd()):
-        candidate = base / "examples" / "team.toml"
-        if candidate.exists():
-            return candidate
-    raise FileNotFoundError("examples/team.toml not found: run the demo from the planloop source tree")
-
-
 def prepare(data_dir: Path, port: int, host: str = "127.0.0.1", *, now: datetime | None = None) -> Settings:
     """Create or upgrade the demo database, apply the team file, seed metrics and tell the
     team's story up to ``now`` (default: the real time). Idempotent."""
     from bot.services import build_services
     from handlers.setup import apply, parse
+    from handlers.team_edits import example_team_file
     from storage.db import upgrade
     from storage.secrets import Sealer
 
@@ -148,7 +140,7 @@ def prepare(data_dir: Path, port: int, host: str = "127.0.0.1", *, now: datetime
     _write_config(data_dir, settings)
     services = build_services(settings)
     upgrade(services.engine)
-    spec = parse(tomllib.loads(team_file().read_text(encoding="utf-8")))
+    spec = parse(tomllib.loads(example_team_file().read_text(encoding="utf-8")))
     sealer = Sealer([key])
     now = now or datetime.now(UTC)
     with services.sessions() as session, session.begin():

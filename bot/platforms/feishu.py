@@ -703,6 +703,11 @@ class FeishuPlatform:
                 f"feishu {what}: connection failed ({type(exc).__name__})", retry=True, code="connection"
             ) from None
 
+    def access_token(self, stale: str | None = None) -> str:
+        """The cached tenant_access_token, fetched again when ``stale`` (one Feishu just refused) is
+        still the cached one; the console's directory pull uses it too."""
+        return self._tokens.get(stale)
+
     def _fetch_token(self) -> tuple[str, float]:
         if not self.app_id or not self._app_secret:
             raise DeliveryError(

@@ -342,6 +342,38 @@ def appraisal_held(services: Services, at: datetime) -> JobResult:
     )
 
 
+def directory_sync(services: Services, at: datetime) -> JobResult:
+    """Nightly (issue 22): read again every directory an admin has pulled in the console, so the
+    People page shows who has left and who is new. Nothing is deactivated here: an admin confirms."""
+    from bot.platforms.directory import DirectoryError, directory_bots, read_directory
+    from handlers.directory import pulled_bots, record_pull
+
+    with services.sessions() as session:
+        bots = [b for b in pulled_bots(session) if b in directory_bots(services.settings.bots)]
+    if not bots:
+        return JobResult(
+            "directory-sync", status="skipped", reason="no directory has been pulled in the console"
+        )
+    detail: dict[str, Any] = {}
+    for bot_id in bots:
+        bot = next(b for b in services.settings.bots if b.id == bot_id)
+        try:
+            members = read_directory(bot, services.http, services.platforms.get(bot_id))
+        except DirectoryError as exc:
+            log.warning("directory-sync: %s: %s", bot_id, exc)
+            detail[bot_id] = {"error": exc.text}
+            continue
+        with transaction(services.sessions) as session:
+            summary = record_pull(session, bot_id, members, at, "worker")
+        detail[bot_id] = {
+            "listed": summary.listed,
+            "newcomers": summary.newcomers,
+            "leavers": summary.leavers,
+        }
+    failed = all("error" in d for d in detail.values())
+    return JobResult("directory-sync", status="failed" if failed else "done", detail=detail)
+
+
 def reminders(services: Services, at: datetime) -> JobResult:
     """Plan reminders on each team's plan day, and the leader's list at the deadline."""
     with transaction(services.sessions) as session:
@@ -398,6 +430,7 @@ JOBS: dict[str, JobFn] = {
     "appraisal": appraisal,
     "reminders": reminders,
     "appraisal-held": appraisal_held,
+    "directory-sync": directory_sync,
 }
 
 

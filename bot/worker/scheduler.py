@@ -69,6 +69,8 @@ def slots(services: Services) -> list[Slot]:
         # held appraisals (data missing) go out as soon as their data is complete (issue 16)
         Slot("appraisal-held", IntervalTrigger(minutes=15, start_date=origin, timezone=tz), catch_up=False),
         Slot("recover", IntervalTrigger(minutes=5, start_date=origin, timezone=tz), catch_up=False),
+        # the directories pulled in the console, read again at night: leavers and newcomers flagged
+        Slot("directory-sync", CronTrigger(hour=2, minute=30, timezone=tz), catch_up=False),
     ]
     for source in services.settings.sources:
         every = parse_interval(source.get("interval", DEFAULT_POLL))

@@ -1,0 +1,188 @@
+"""The console's People page (admin): teams, people from the platform's directory, leavers, and a
+starter set of KPIs and templates, so a team is set up from an empty database without a file.
+
+- **Pull** reads a bot's directory (bot/platforms/directory.py) and stores it
+  (handlers/directory.record_pull); the nightly ``directory-sync`` job does the same.
+- **Add** turns the picked newcomers into people (handlers/directory.add_people), all or none.
+- **Deactivate** confirms a leaver (handlers/directory.deactivate): inactive, history kept.
+- **New team** and **leader** write a team row (handlers/team_edits.py), as a team file would.
+- **Starter catalogue** loads the KPIs, periods, scenarios and templates of examples/team.toml that
+  the database does not have yet (handlers/team_edits.load_catalogue).
+Every action is audited with the signed-in admin's person id.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, redirect, request, url_for
+from sqlalchemy import func, select
+from werkzeug.wrappers import Response
+
+from bot.console.render import page
+from bot.console.texts import texts
+from bot.console.web import Current, Refusal, check_post, current, field, nav, to_login
+from bot.platforms.directory import directory_bots
+from bot.services import Services
+from handlers import team_edits
+from handlers.directory import (
+    Choice,
+    DirectoryChoiceError,
+    add_people,
+    deactivate,
+    leavers,
+    newcomers,
+    record_pull,
+)
+from handlers.setup import BUILTIN_ROLES
+from storage.db import transaction
+from storage.models import DirectoryMember, Kpi, Person, Role, Team
+
+ACTION = "people"  # every action of this page (roles.ACTIONS): admins only
+MAX_PICKS = 500  # newcomers added in one submit
+BANNERS = {
+    "pulled": "通讯录已拉取。",
+    "added": "已添加所选人员。",
+    "deactivated": "已停用，历史记录保留。",
+    "team_saved": "团队已保存。",
+    "catalogue": "已载入推荐的 KPI 和考核模板。",
+}
+
+
+def add_routes(bp: Blueprint, services: Services) -> None:
+    from bot.console.views import _check
+
+    locale = services.settings.locale
+    t = texts(locale)
+
+    def back(found: Current, *, done: str = "", error: str = "") -> Response:
+        if error:
+            error = error[:300]
+            return redirect(url_for("console.people", error=error, check=_check(found, error)), code=303)
+        return redirect(url_for("console.people", done=done), code=303)
+
+    def admin_post(session: Any) -> Current:
+        found = check_post(services, session)
+        if not found.viewer.may(ACTION):
+            raise Refusal(403, "action_denied")
+        return found
+
+    @bp.get("/people")
+    def people() -> Response:
+        with services.sessions() as session:
+            found = current(services, session)
+            if found is None:
+                return to_login()
+            if not found.viewer.may_open("people"):
+                raise Refusal(403, "page_denied")
+            teams = list(session.scalars(select(Team).where(Team.active.is_(True)).order_by(Team.id)))
+            everyone = list(
+                session.scalars(
+                    select(Person).where(Person.active.is_(True)).order_by(Person.team_id, Person.id)
+                )
+            )
+            pulls = dict(
+                session.execute(select(DirectoryMember.bot_id, func.max(DirectoryMember.seen_at)).group_by(DirectoryMember.bot_id)).all()
+            )  # fmt: skip
+            roles = sorted(set(BUILTIN_ROLES) | set(session.scalars(select(Role.id))))
+            no_kpis = session.scalar(select(func.count()).select_from(Kpi)) == 0
+            values = {
+                "teams": teams, "everyone": everyone, "roles": roles, "no_kpis": no_kpis,
+                "newcomers": newcomers(session), "leavers": leavers(session),
+                "bots": [(b, pulls[b].astimezone(services.settings.tz).strftime("%Y-%m-%d %H:%M") if b in pulls else "")
+                         for b in directory_bots(services.settings.bots)],
+                "chat_bots": [b.id for b in services.settings.bots],
+            }  # fmt: skip
+        error = request.args.get("error", "")[:300]
+        if error and _check(found, error) != request.args.get("check", ""):
+            error = ""
+        banner = BANNERS.get(request.args.get("done", ""), "")
+        return page(
+            "people.html", locale=locale, title=t["people"], here="people", viewer=found.viewer,
+            csrf=found.signed.csrf, banner=error or banner, banner_error=bool(error), **nav(found.viewer), **values,
+        )  # fmt: skip
+
+    @bp.post("/people/pull")
+    def directory_pull() -> Response:
+        from bot.platforms.directory import DirectoryError, read_directory
+
+        with services.sessions() as session:
+            found = admin_post(session)
+        bot_id = field("bot")
+        if bot_id not in directory_bots(services.settings.bots):
+            return back(found, error=f"没有可拉取通讯录的机器人 {bot_id[:64]}")
+        bot = next(b for b in services.settings.bots if b.id == bot_id)
+        try:
+            members = read_directory(bot, services.http, services.platforms.get(bot_id))
+        except DirectoryError as exc:
+            return back(found, error=exc.text)
+        with transaction(services.sessions) as session:
+            record_pull(session, bot_id, members, services.clock(), found.viewer.person_id)
+        return back(found, done="pulled")
+
+    @bp.post("/people/add")
+    def add() -> Response:
+        picks = request.form.getlist("pick")[:MAX_PICKS]
+        with transaction(services.sessions) as session:
+            found = admin_post(session)
+            choices = []
+            for n in picks:
+                choices.append(
+                    Choice(field(f"bot_{n}"), field(f"ext_{n}"), field(f"person_{n}"), field(f"name_{n}"),
+                           field(f"team_{n}"), field(f"role_{n}"), field(f"type_{n}") or "veteran")
+                )  # fmt: skip
+            if not choices:
+                return back(found, error="没有勾选要添加的人")
+            try:
+                add_people(session, choices, by=found.viewer.person_id, now=services.clock())
+            except DirectoryChoiceError as exc:
+                session.rollback()
+                return back(found, error=str(exc))
+        return back(found, done="added")
+
+    @bp.post("/people/deactivate")
+    def deactivate_person() -> Response:
+        with transaction(services.sessions) as session:
+            found = admin_post(session)
+            person_id = field("person")
+            if person_id == found.viewer.person_id:
+                return back(found, error="不能停用自己")
+            reason = field("reason")[:200] or "控制台确认离职"
+            if (
+                deactivate(session, person_id, by=found.viewer.person_id, now=services.clock(), reason=reason)
+                is None
+            ):
+                return back(found, error=f"没有在职的人员 {person_id[:64]}")
+        return back(found, done="deactivated")
+
+    @bp.post("/people/team")
+    def save_team() -> Response:
+        with transaction(services.sessions) as session:
+            found = admin_post(session)
+            entry = {"id": field("id"), "name": field("name"), "leader": field("leader") or None}
+            chat_bot, chat_id = field("chat_bot"), field("chat_id")
+            if chat_bot or chat_id:
+                entry["chat"] = {"bot": chat_bot, "chat_id": chat_id}
+            try:
+                team_edits.save_team(session, entry, by=found.viewer.person_id, now=services.clock())
+            except team_edits.TeamEditError as exc:
+                session.rollback()
+                return back(found, error=str(exc))
+        return back(found, done="team_saved")
+
+    @bp.post("/people/catalogue")
+    def catalogue() -> Response:
+        import tomllib
+
+        from handlers.setup import parse
+
+        with transaction(services.sessions) as session:
+            found = admin_post(session)
+            try:
+                spec = parse(tomllib.loads(team_edits.example_team_file().read_text(encoding="utf-8")))
+            except FileNotFoundError:
+                return back(
+                    found, error="找不到 examples/team.toml：请在 planloop 的安装目录（或镜像的 /app）运行"
+                )
+            team_edits.load_catalogue(session, spec, by=found.viewer.person_id, now=services.clock())
+        return back(found, done="catalogue")

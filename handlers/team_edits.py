@@ -1,0 +1,104 @@
+"""Teams and the starter catalogue written without a file (the console's People page, issue 22).
+
+``save_team`` creates or edits one team's name, leader and chat with the team file's own rules;
+``load_catalogue`` adds the KPIs, roles, periods, scenarios and templates of a parsed team file
+that the database does not have yet, and never changes one it has. Both are audited.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from handlers.setup import ID_PATTERN
+from handlers.template_versions import record as record_template_version
+from storage.models import AuditLog, Kpi, Period, Person, Role, Scenario, Team, Template
+
+
+def example_team_file() -> Path:
+    """examples/team.toml (the demo's team, the starter catalogue): beside the source tree, else
+    in the working directory (the image's /app)."""
+    for base in (Path(__file__).resolve().parents[1], Path.cwd()):
+        candidate = base / "examples" / "team.toml"
+        if candidate.exists():
+            return candidate
+    raise FileNotFoundError(
+        "examples/team.toml not found: run planloop from its source tree or the image's /app"
+    )
+
+
+class TeamEditError(ValueError):
+    """What the admin must correct, in a sentence."""
+
+
+def save_team(session: Session, entry: Mapping[str, Any], *, by: str, now: datetime) -> Team:
+    """Create the team ``entry["id"]`` or change its name, leader and chat (other settings stay)."""
+    team_id, name = str(entry.get("id") or ""), str(entry.get("name") or "").strip()
+    leader = entry.get("leader")
+    chat = entry.get("chat") or {}
+    problems = []
+    if not ID_PATTERN.match(team_id):
+        problems.append("团队 ID 只能用字母、数字和 _-.，最长 64 个字符")
+    if not name or len(name) > 200:
+        problems.append("请填写团队名称（最长 200 字）")
+    if leader is not None:
+        person = session.get(Person, str(leader))
+        if person is None or not person.active:
+            problems.append(f"负责人 {str(leader)[:64]} 不是在职人员")
+    if chat and not (chat.get("bot") and chat.get("chat_id")):
+        problems.append("群聊需要同时填写机器人和群 ID")
+    if problems:
+        raise TeamEditError("；".join(problems))
+    team = session.get(Team, team_id)
+    created = team is None
+    if team is None:
+        team = Team(id=team_id, name=name, timezone="Asia/Shanghai", lag_margin=20, plan_day_time="10:00",
+                    plan_deadline_time="14:00", active=True)  # fmt: skip
+        session.add(team)
+    before = {"name": team.name, "leader": team.leader_id, "chat": [team.chat_bot, team.chat_id]}
+    team.name, team.leader_id, team.active = name, leader, True
+    if chat:
+        team.chat_bot, team.chat_id = str(chat["bot"])[:64], str(chat["chat_id"])[:200]
+    after = {"name": team.name, "leader": team.leader_id, "chat": [team.chat_bot, team.chat_id]}
+    detail = {"after": after} if created else {"before": before, "after": after}
+    session.add(AuditLog(at=now, actor=by, action="team.create" if created else "team.edit", subject=team_id,
+                         detail=detail))  # fmt: skip
+    session.flush()
+    return team
+
+
+def load_catalogue(session: Session, spec: Mapping[str, Any], *, by: str, now: datetime) -> dict[str, int]:
+    """Add what ``spec`` (a parsed team file) defines and the database lacks; say how many of each."""
+    added = {"roles": 0, "kpis": 0, "periods": 0, "scenarios": 0, "templates": 0}
+    tables: list[tuple[str, Any, str]] = [
+        ("roles", Role, "id"), ("kpis", Kpi, "key"), ("periods", Period, "id"),
+        ("scenarios", Scenario, "id"), ("templates", Template, "id"),
+    ]  # fmt: skip
+    for table, model, key in tables:
+        have = set(session.scalars(select(getattr(model, key))))
+        for ident, values in spec[table].items():
+            if ident in have:
+                continue
+            row = dict(values)
+            if table == "scenarios":
+                row["active"] = bool(row.get("active"))
+            if table == "templates":
+                row["active"] = True
+            session.add(model(**{key: ident, **row}))
+            added[table] += 1
+    session.flush()
+    for template_id in spec["templates"]:
+        stored = session.get(Template, template_id)
+        if stored is not None:
+            record_template_version(session, stored, now, f"starter catalogue ({by})")
+    if any(added.values()):
+        session.add(
+            AuditLog(at=now, actor=by, action="catalogue.load", subject="starter catalogue", detail=added)
+        )
+    session.flush()
+    return added
