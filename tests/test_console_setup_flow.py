@@ -144,7 +144,9 @@ def test_from_an_empty_database_to_a_first_appraisal_without_a_file(tmp_path, en
     assert org.calls[0][0] == "/cgi-bin/department/list"
 
 
-def test_the_nightly_sync_reads_the_pulled_directories_again_and_flags_leavers(tmp_path, engine, clock, wecom):
+def test_the_nightly_sync_reads_the_pulled_directories_again_and_flags_leavers(
+    tmp_path, engine, clock, wecom
+):
     from bot.services import build_services
     from bot.worker.jobs import run_job
     from handlers.directory import Member, leavers, newcomers, record_pull
@@ -155,7 +157,9 @@ def test_the_nightly_sync_reads_the_pulled_directories_again_and_flags_leavers(t
     with transaction(services.sessions) as session:
         session.add(Team(id="ops", name="运营组", timezone="Asia/Shanghai", lag_margin=20,
                          plan_day_time="10:00", plan_deadline_time="14:00", active=True))  # fmt: skip
-        session.add(Person(id="lilei", name="李雷", team_id="ops", role="operations", type="veteran", active=True))
+        session.add(
+            Person(id="lilei", name="李雷", team_id="ops", role="operations", type="veteran", active=True)
+        )
         session.flush()
         session.add(Identity(bot_id="wecom-main", external_id="LiLei", person_id="lilei"))
         record_pull(session, "wecom-main", [Member("LiLei", "李雷", ("运营部",), True)], clock(), "boss")

@@ -86,7 +86,7 @@ def add_routes(bp: Blueprint, services: Services) -> None:
             )  # fmt: skip
             roles = sorted(set(BUILTIN_ROLES) | set(session.scalars(select(Role.id))))
             no_kpis = session.scalar(select(func.count()).select_from(Kpi)) == 0
-            values = {
+            values: dict[str, Any] = {
                 "teams": teams, "everyone": everyone, "roles": roles, "no_kpis": no_kpis,
                 "newcomers": newcomers(session), "leavers": leavers(session),
                 "bots": [(b, pulls[b].astimezone(services.settings.tz).strftime("%Y-%m-%d %H:%M") if b in pulls else "")
@@ -159,7 +159,11 @@ def add_routes(bp: Blueprint, services: Services) -> None:
     def save_team() -> Response:
         with transaction(services.sessions) as session:
             found = admin_post(session)
-            entry = {"id": field("id"), "name": field("name"), "leader": field("leader") or None}
+            entry: dict[str, Any] = {
+                "id": field("id"),
+                "name": field("name"),
+                "leader": field("leader") or None,
+            }
             chat_bot, chat_id = field("chat_bot"), field("chat_id")
             if chat_bot or chat_id:
                 entry["chat"] = {"bot": chat_bot, "chat_id": chat_id}

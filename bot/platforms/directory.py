@@ -197,7 +197,8 @@ class _Feishu(_Reader):
                 open_id = user.get("open_id")
                 if not isinstance(open_id, str) or not open_id:
                     continue
-                status = user.get("status") if isinstance(user.get("status"), dict) else {}
+                status = user.get("status")
+                status = status if isinstance(status, dict) else {}
                 gone = any(status.get(k) is True for k in ("is_resigned", "is_frozen", "is_exited"))
                 depts = tuple(names[d] for d in user.get("department_ids") or [] if d in names)
                 yield Member(open_id, str(user.get("name") or open_id), depts, not gone)
