@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
 
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -361,6 +362,12 @@ def _sync(row: Any, values: Mapping[str, Any], label: str, report: ApplyReport) 
         report.changes.append(f"~ {label}: " + "; ".join(c for c in changed if "_enc" not in c))
 
 
+def _by_key(session: Session, model: Any) -> dict[Any, Any]:
+    """Every row of ``model`` by its (single-column) primary key."""
+    (key,) = sa_inspect(model).primary_key
+    return {getattr(row, key.name): row for row in session.scalars(select(model))}
+
+
 def apply(
     session: Session,
     spec: Mapping[str, Any],
@@ -373,12 +380,18 @@ def apply(
 ) -> ApplyReport:
     """Upsert a parsed team file. Same file twice → no changes. Caller owns the transaction."""
     report = ApplyReport()
+    # every row apply may touch, read once per table: the upserts below then need no query each
+    stored = {
+        model: _by_key(session, model)
+        for model in (Role, Kpi, Team, Person, Period, Scenario, Template, CalendarDay)
+    }
 
     def upsert(model: Any, key: Any, values: Mapping[str, Any], label: str) -> Any:
-        row = session.get(model, key)
+        row = stored[model].get(key)
         if row is None:
             row = model(**values)
             session.add(row)
+            stored[model][key] = row
             report.changes.append(f"+ {label}")
         else:
             _sync(row, values, label, report)
@@ -398,7 +411,7 @@ def apply(
     for tid, t in spec["teams"].items():
         if bots is not None and t["chat_bot"] and t["chat_bot"] not in bots:
             report.warnings.append(f"teams ({tid}).chat.bot: no bot {t['chat_bot']!r} in planloop.toml yet")
-        row = session.get(Team, tid)
+        row = stored[Team].get(tid)
         values: dict[str, Any] = {
             "id": tid,
             "name": t["name"],
@@ -415,9 +428,7 @@ def apply(
         }
         if row is not None:
             values["leader_id"] = row.leader_id
-        upsert(Team, tid, values, f"team {tid}")
-        row = session.get(Team, tid)
-        assert row is not None
+        row = upsert(Team, tid, values, f"team {tid}")
         for attr, plain in (("webhook_enc", t["webhook"]), ("webhook_secret_enc", t["webhook_secret"])):
             current = getattr(row, attr)
             now_plain = open_sealed(current) if (current and open_sealed) else None
@@ -453,12 +464,14 @@ def apply(
     # The simulator knows every person by their person id.
     wanted.update({("sim", pid): pid for pid in spec["people"]})
     existing = {(i.bot_id, i.external_id): i for i in session.scalars(select(Identity))}
+    on_bot = {(i.bot_id, i.person_id): i for i in existing.values()}  # one id per person per bot
     listed = set(spec["people"])
     for key, ident in existing.items():
         if ident.person_id not in listed and key not in wanted:
             continue  # a removed person keeps their ids: deactivated, their history still maps
         if key not in wanted or wanted[key] != ident.person_id:
             session.delete(ident)
+            on_bot.pop((ident.bot_id, ident.person_id), None)
             if key[0] != "sim":
                 report.changes.append(f"- id {key[1]} on {key[0]} ({ident.person_id})")
     session.flush()
@@ -466,15 +479,16 @@ def apply(
         current = existing.get((bot, ext))
         if current is None or current.person_id != pid:
             # one id per person per bot: drop the person's old id on that bot first
-            old = session.scalar(select(Identity).where(Identity.bot_id == bot, Identity.person_id == pid))
+            old = on_bot.pop((bot, pid), None)
             if old is not None:
                 session.delete(old)
                 session.flush()
-            session.add(Identity(bot_id=bot, external_id=ext, person_id=pid))
+            on_bot[(bot, pid)] = Identity(bot_id=bot, external_id=ext, person_id=pid)
+            session.add(on_bot[(bot, pid)])
             if bot != "sim":
                 report.changes.append(f"+ id {ext} on {bot} ({pid})")
-    for person in session.scalars(select(Person).where(Person.active.is_(True)).order_by(Person.id)):
-        if person.id in spec["people"]:
+    for person in sorted(stored[Person].values(), key=lambda p: p.id):
+        if not person.active or person.id in spec["people"]:
             continue
         if person.added_from:  # added in the console: the database, not this file, is their record
             report.warnings.append(
@@ -484,20 +498,19 @@ def apply(
         person.active = False
         report.changes.append(f"- person {person.id} (deactivated, history kept)")
     for tid, t in spec["teams"].items():
-        team = session.get(Team, tid)
-        assert team is not None
+        team = stored[Team][tid]
         if team.leader_id != t["leader"]:
             report.changes.append(f"~ team {tid}: leader {team.leader_id!r} → {t['leader']!r}")
             team.leader_id = t["leader"]
-    for team in session.scalars(select(Team).where(Team.active.is_(True))):
-        if team.id not in spec["teams"]:
+    for team in stored[Team].values():
+        if team.active and team.id not in spec["teams"]:
             team.active = False
             report.changes.append(f"- team {team.id} (deactivated)")
 
     for pid, p in spec["periods"].items():
         upsert(Period, pid, {"id": pid, **p}, f"period {pid}")
     for sid, s in spec["scenarios"].items():
-        known = session.get(Scenario, sid)
+        known = stored[Scenario].get(sid)
         values = {"id": sid, "name": s["name"]}
         if s["active"] is not None or known is None:
             values["active"] = bool(s["active"])  # absent: keep what an admin switched in chat
@@ -506,11 +519,10 @@ def apply(
         upsert(Template, tid, {"id": tid, **t, "active": True}, f"template {tid}")
     session.flush()
     for tid in spec["templates"]:
-        stored = session.get(Template, tid)
-        if stored is not None:  # each edit is a new version (issue 16)
-            record_template_version(session, stored, now, f"planloop apply ({actor})")
-    for template in session.scalars(select(Template).where(Template.active.is_(True))):
-        if template.id not in spec["templates"]:
+        # each edit is a new version (issue 16)
+        record_template_version(session, stored[Template][tid], now, f"planloop apply ({actor})")
+    for template in stored[Template].values():
+        if template.active and template.id not in spec["templates"]:
             template.active = False
             report.changes.append(f"- template {template.id} (retired)")
     for day, c in spec["calendar"].items():

@@ -16,7 +16,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from bot.cli.texts import config_locale, texts
@@ -67,33 +67,26 @@ def demo_value(metric: str, day: date, *, effort: bool = False) -> Decimal:
 def seed_metrics(
     session: Session, today: date, now: datetime, *, days: int = HISTORY_DAYS, effort: bool = False
 ) -> int:
-    """Fill the last ``days`` days up to yesterday (reports arrive the next day); adds only missing rows."""
+    """Fill the last ``days`` days up to yesterday (reports arrive the next day); adds only missing
+    rows (a day a real report already filled keeps its value), in one multi-row insert."""
     start = today - timedelta(days=days)
     have = set(
         session.execute(
             select(MetricSample.metric, MetricSample.day).where(
-                MetricSample.scope == "shop", MetricSample.day >= start, MetricSample.source == "demo"
+                MetricSample.scope == "shop", MetricSample.day >= start
             )
         ).all()
     )
-    added = 0
-    for offset in range(days):
-        day = start + timedelta(days=offset)
-        for metric in DEMO_METRICS:
-            if (metric, day) in have:
-                continue
-            session.merge(
-                MetricSample(
-                    metric=metric,
-                    scope="shop",
-                    day=day,
-                    value=demo_value(metric, day, effort=effort),
-                    source="demo",
-                    fetched_at=now,
-                )
-            )
-            added += 1
-    return added
+    rows = [
+        {"metric": metric, "scope": "shop", "day": day, "value": demo_value(metric, day, effort=effort),
+         "source": "demo", "fetched_at": now}
+        for day in (start + timedelta(days=offset) for offset in range(days))
+        for metric in DEMO_METRICS
+        if (metric, day) not in have
+    ]  # fmt: skip
+    if rows:
+        session.execute(insert(MetricSample), rows)
+    return len(rows)
 
 
 def _secret_key(data_dir: Path) -> str:
