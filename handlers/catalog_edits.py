@@ -49,9 +49,10 @@ def _stored(session: Session, skip_kpi: str = "") -> dict[str, Any]:
 
 
 def put_kpi(
-    session: Session, key: str, entry: Mapping[str, Any], *, actor: str, now: datetime
+    session: Session, key: str, entry: Mapping[str, Any], *, actor: str, now: datetime, via: str = "api"
 ) -> tuple[Kpi, bool]:
-    """Create or replace KPI ``key``; (row, created). TeamFileError with every problem."""
+    """Create or replace KPI ``key``; (row, created). TeamFileError with every problem. ``via``
+    names the door in the audit log: ``api.kpi.put`` or ``console.kpi.put``."""
     doc = _stored(session, skip_kpi=key)
     doc["kpis"].append({**entry, "key": key})
     values = parse(doc)["kpis"][key]
@@ -68,7 +69,7 @@ def put_kpi(
         AuditLog(
             at=now,
             actor=actor,
-            action="api.kpi.put",
+            action=f"{via}.kpi.put",
             subject=f"kpi {key}",
             detail={"before": before, "after": values},
         )

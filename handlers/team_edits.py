@@ -1,6 +1,7 @@
-"""Teams and the starter catalogue written without a file (the console's People page, issue 22).
+"""Teams, people and the starter catalogue written without a file (the console's People page, issue 22).
 
 ``save_team`` creates or edits one team's name, leader and chat with the team file's own rules;
+``save_person`` moves a person to another team, role or type;
 ``load_catalogue`` adds the KPIs, roles, periods, scenarios and templates of a parsed team file
 that the database does not have yet, and never changes one it has. Both are audited.
 """
@@ -70,6 +71,33 @@ def save_team(session: Session, entry: Mapping[str, Any], *, by: str, now: datet
                          detail=detail))  # fmt: skip
     session.flush()
     return team
+
+
+def save_person(
+    session: Session, person_id: str, values: Mapping[str, str], *, roles: set[str], by: str, now: datetime
+) -> Person:
+    """Move an active person to another team, role or type (a team file's ``team``, ``role``, ``type``)."""
+    person = session.get(Person, person_id)
+    if person is None or not person.active:
+        raise TeamEditError(f"没有在职的人员 {person_id[:64]}")
+    team = session.get(Team, values.get("team", ""))
+    problems = []
+    if team is None or not team.active:
+        problems.append("请选择一个团队")
+    if values.get("role") not in roles:
+        problems.append(f"岗位 {str(values.get('role'))[:64]} 不存在")
+    if values.get("type") not in ("new", "veteran"):
+        problems.append("类型应为新人或老员工")
+    if problems:
+        raise TeamEditError("；".join(problems))
+    before = {"team": person.team_id, "role": person.role, "type": person.type}
+    person.team_id, person.role, person.type = values["team"], values["role"], values["type"]
+    after = {"team": person.team_id, "role": person.role, "type": person.type}
+    if after != before:
+        session.add(AuditLog(at=now, actor=by, action="person.edit", subject=person_id,
+                             detail={"before": before, "after": after}))  # fmt: skip
+    session.flush()
+    return person
 
 
 def load_catalogue(session: Session, spec: Mapping[str, Any], *, by: str, now: datetime) -> dict[str, int]:

@@ -179,15 +179,18 @@ POSTS = {
     "deactivate": ("/console/people/deactivate", {"person": "nobody"}),
     "save team": ("/console/people/team", {"id": "new", "name": "新组"}),
     "catalogue": ("/console/people/catalogue", {}),
+    "save person": ("/console/people/person", {"person": "lilei", "team": "ops", "role": "operations"}),
+    "save kpi": ("/console/people/kpi", {"key": "x", "name": "X", "metric": "ctr"}),
 }
 POST_TABLE = {
     #     switch ops  switch service  undo ops  scenario  resend  decide (no such appeal)  edit template
     #     pull (no such source)  upload (no file)  confirm (no such upload)
     #     directory pull (no such bot)  add people (none ticked)  deactivate (nobody)  save team  catalogue
-    ADMIN: (303, 303, 303, 303, 303, 303, 303, 400, 303, 303, 303, 303, 303, 303, 303),
-    LEADER: (303, 403, 303, 403, 403, 303, 403, 403, 403, 403, 403, 403, 403, 403, 403),
-    MEMBER: (403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403),
-    None: (401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401),
+    #     save person  save kpi
+    ADMIN: (303, 303, 303, 303, 303, 303, 303, 400, 303, 303, 303, 303, 303, 303, 303, 303, 303),
+    LEADER: (303, 403, 303, 403, 403, 303, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403),
+    MEMBER: (403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403),
+    None: (401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401),
 }
 
 

@@ -5,7 +5,9 @@ starter set of KPIs and templates, so a team is set up from an empty database wi
   (handlers/directory.record_pull); the nightly ``directory-sync`` job does the same.
 - **Add** turns the picked newcomers into people (handlers/directory.add_people), all or none.
 - **Deactivate** confirms a leaver (handlers/directory.deactivate): inactive, history kept.
-- **New team** and **leader** write a team row (handlers/team_edits.py), as a team file would.
+- **New team** and **leader** write a team row, **a person's team, role and type** change a person
+  (handlers/team_edits.py), as a team file would; **a KPI** is saved by handlers/catalog_edits.put_kpi,
+  the open API's own write, with the team file's checks.
 - **Starter catalogue** loads the KPIs, periods, scenarios and templates of examples/team.toml that
   the database does not have yet (handlers/team_edits.load_catalogue).
 Every action is audited with the signed-in admin's person id.
@@ -45,6 +47,8 @@ BANNERS = {
     "added": "已添加所选人员。",
     "deactivated": "已停用，历史记录保留。",
     "team_saved": "团队已保存。",
+    "person_saved": "人员已保存。",
+    "kpi_saved": "KPI 已保存。",
     "catalogue": "已载入推荐的 KPI 和考核模板。",
 }
 
@@ -85,9 +89,9 @@ def add_routes(bp: Blueprint, services: Services) -> None:
                 session.execute(select(DirectoryMember.bot_id, func.max(DirectoryMember.seen_at)).group_by(DirectoryMember.bot_id)).all()
             )  # fmt: skip
             roles = sorted(set(BUILTIN_ROLES) | set(session.scalars(select(Role.id))))
-            no_kpis = session.scalar(select(func.count()).select_from(Kpi)) == 0
+            kpis = list(session.scalars(select(Kpi).order_by(Kpi.key)))
             values: dict[str, Any] = {
-                "teams": teams, "everyone": everyone, "roles": roles, "no_kpis": no_kpis,
+                "teams": teams, "everyone": everyone, "roles": roles, "kpis": kpis, "no_kpis": not kpis,
                 "newcomers": newcomers(session), "leavers": leavers(session),
                 "bots": [(b, pulls[b].astimezone(services.settings.tz).strftime("%Y-%m-%d %H:%M") if b in pulls else "")
                          for b in directory_bots(services.settings.bots)],
@@ -173,6 +177,38 @@ def add_routes(bp: Blueprint, services: Services) -> None:
                 session.rollback()
                 return back(found, error=str(exc))
         return back(found, done="team_saved")
+
+    @bp.post("/people/person")
+    def save_person() -> Response:
+        with transaction(services.sessions) as session:
+            found = admin_post(session)
+            roles = set(BUILTIN_ROLES) | set(session.scalars(select(Role.id)))
+            values = {"team": field("team"), "role": field("role"), "type": field("type")}
+            try:
+                team_edits.save_person(session, field("person"), values, roles=roles,
+                                       by=found.viewer.person_id, now=services.clock())  # fmt: skip
+            except team_edits.TeamEditError as exc:
+                session.rollback()
+                return back(found, error=str(exc))
+        return back(found, done="person_saved")
+
+    @bp.post("/people/kpi")
+    def save_kpi() -> Response:
+        from handlers.catalog_edits import TeamFileError, put_kpi
+
+        with transaction(services.sessions) as session:
+            found = admin_post(session)
+            key = field("key")
+            entry = {name: field(name) for name in ("name", "unit", "direction", "kind", "metric", "scope")}
+            entry = {name: value for name, value in entry.items() if value}
+            try:
+                put_kpi(
+                    session, key, entry, actor=found.viewer.person_id, now=services.clock(), via="console"
+                )
+            except TeamFileError as exc:
+                session.rollback()
+                return back(found, error="；".join(exc.problems))
+        return back(found, done="kpi_saved")
 
     @bp.post("/people/catalogue")
     def catalogue() -> Response:

@@ -96,6 +96,8 @@ def nav(viewer: Viewer) -> dict[str, Any]:
         "people_deactivate": url_for("console.deactivate_person"),
         "people_team": url_for("console.save_team"),
         "people_catalogue": url_for("console.catalogue"),
+        "people_person": url_for("console.save_person"),
+        "people_kpi": url_for("console.save_kpi"),
         "data_pull": url_for("console.pull"),
         "data_upload": url_for("console.upload"),
         "data_confirm": url_for("console.confirm"),
