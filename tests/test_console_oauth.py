@@ -92,13 +92,13 @@ def test_sign_in_through_the_platform_lands_on_the_team_page(live, fake, platfor
     assert urlsplit(res.url).path == "/console/"
     assert name in res.text and "运营设计组" in res.text and "主管" in res.text
     # what the platform saw: our state came back unchanged, and the code was exchanged once
-    authorize = next(r for what, r in fake.requests if what == "authorize")
+    authorize = next(r for what, r in fake.requests if what in ("authorize", "web_login"))
     assert authorize["args"]["redirect_uri"] == f"{base}/console/oauth/{bot_id}"
     assert len(authorize["args"]["state"]) >= 40
     expected = {
         "feishu": ["authorize", "token", "user_info"],
         "dingtalk": ["authorize", "userAccessToken", "users/me", "accessToken", "getbyunionid"],
-        "wecom": ["authorize", "gettoken", "getuserinfo"],
+        "wecom": ["web_login", "gettoken", "getuserinfo"],  # a desktop browser: WeCom's QR web login
     }[platform]
     assert fake.calls() == expected
     if platform == "feishu":
@@ -108,6 +108,41 @@ def test_sign_in_through_the_platform_lands_on_the_team_page(live, fake, platfor
     with services.sessions() as session:
         audit = session.scalar(select(AuditLog).where(AuditLog.action == "console.sign_in"))
         assert (audit.actor, audit.detail) == ("zhangwei", {"via": bot_id})
+
+
+@pytest.mark.parametrize(
+    "user_agent, path, query",
+    [
+        # inside the WeCom client: the silent in-app OAuth (path/91022)
+        ("Mozilla/5.0 (iPhone) AppleWebKit/605.1.15 wxwork/4.1.30 MicroMessenger/7.0.1", "/connect/oauth2/authorize",
+         {"appid", "redirect_uri", "response_type", "scope", "state", "agentid"}),
+        # any other browser: WeCom's web login, a QR code to scan (path/98152)
+        ("Mozilla/5.0 (Windows NT 10.0; Win64; x64) Chrome/126.0", "/wwlogin/sso/login",
+         {"login_type", "appid", "agentid", "redirect_uri", "state"}),
+    ],
+)  # fmt: skip
+def test_wecom_sign_in_is_silent_in_the_client_and_a_qr_login_elsewhere(
+    settings, engine, clock, demo_team, user_agent, path, query
+):  # noqa: ANN001
+    fake = FakeOAuth("wecom", "wwconsole", SECRET, user="ZhangWei").start()
+    try:
+        from bot.services import build_services
+        from bot.web.app import create_app
+
+        cfg = replace(settings, bots=(bot_for("wecom", fake),))
+        client = create_app(cfg, build_services(cfg, clock=clock, engine=engine)).test_client()
+        res = client.get("/console/login/wecom-main", headers={"User-Agent": user_agent})
+        location = urlsplit(res.headers["Location"])
+        assert res.status_code == 302 and location.path == path
+        assert set(parse_qs(location.query)) == query
+        assert parse_qs(location.query)["appid"] == ["wwconsole"]
+        # the platform's page sends the person back with a code and our state: signed in
+        at_platform = requests.get(res.headers["Location"], allow_redirects=False, timeout=10)
+        back = urlsplit(at_platform.headers["Location"])
+        done = client.get(f"{back.path}?{back.query}")
+        assert done.status_code == 303 and done.headers["Location"].endswith("/console/")
+    finally:
+        fake.stop()
 
 
 def test_state_from_another_browser_is_refused(live, fake, platform):  # noqa: ANN001

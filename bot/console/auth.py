@@ -74,7 +74,9 @@ def add_routes(bp: Blueprint, services: Services) -> None:
             raise Refusal(404, "no_bot", back=True, bot=repr(bot_id))
         with transaction(services.sessions) as session:
             token, state = sessions.start_oauth(session, bot_id, services.clock())
-        resp = redirect(signin.authorize_url(state, redirect_uri(bot_id)), code=302)
+        # WeCom's in-app browser says "wxwork": its OAuth is silent there; elsewhere a QR web login
+        in_app = "wxwork" in request.headers.get("User-Agent", "").lower()
+        resp = redirect(signin.authorize_url(state, redirect_uri(bot_id), in_app=in_app), code=302)
         set_cookie(resp, services, OAUTH_COOKIE, token, int(sessions.OAUTH_TTL.total_seconds()))
         return resp
 

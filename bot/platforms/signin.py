@@ -30,6 +30,10 @@ Facts, from the platforms' documentation:
   ``GET {api_base}/cgi-bin/auth/getuserinfo?access_token=<app token>&code`` → ``{errcode: 0, userid}``
   for a member, ``{errcode: 0, openid, external_userid}`` for someone outside the company, or
   ``{errcode: 40029, errmsg: "invalid code"}``. [DOC developer.work.weixin.qq.com path/98177, 91022]
+  Outside the WeCom client (a desktop browser) the web login instead: ``GET
+  https://login.work.weixin.qq.com/wwlogin/sso/login?login_type=CorpApp&appid=<corp_id>&agentid
+  &redirect_uri&state`` shows a QR code; scanned and confirmed in WeCom, it redirects with ``code``
+  and ``state``, and the same ``auth/getuserinfo`` names the member. [DOC path/98152, 98171]
 """
 
 from __future__ import annotations
@@ -49,6 +53,7 @@ DEFAULT_OAUTH_BASE = {
     "dingtalk": "https://login.dingtalk.com",
     "wecom": "https://open.weixin.qq.com",
 }
+WECOM_WEB_LOGIN_BASE = "https://login.work.weixin.qq.com"  # 企业微信 Web 登录 (path/98152)
 # errcodes saying the app token was refused (expired or revoked early): fetch a new one, once
 DINGTALK_STALE_TOKEN = frozenset({40014, 42001, 88})
 
@@ -65,7 +70,7 @@ class SignIn(Protocol):
     bot_id: str
     platform: str
 
-    def authorize_url(self, state: str, redirect_uri: str) -> str: ...
+    def authorize_url(self, state: str, redirect_uri: str, *, in_app: bool = True) -> str: ...
 
     def identify(self, args: Mapping[str, str], redirect_uri: str) -> str: ...
 
@@ -125,7 +130,7 @@ class FeishuSignIn:
         self.api_base = str(bot.get("api_base") or "https://open.feishu.cn").rstrip("/")
         self.oauth_base = str(bot.get("oauth_base") or DEFAULT_OAUTH_BASE["feishu"]).rstrip("/")
 
-    def authorize_url(self, state: str, redirect_uri: str) -> str:
+    def authorize_url(self, state: str, redirect_uri: str, *, in_app: bool = True) -> str:
         query = {
             "client_id": self.app_id,
             "redirect_uri": redirect_uri,
@@ -176,7 +181,7 @@ class DingTalkSignIn:
         self.oapi_base = str(bot.get("oapi_base") or "https://oapi.dingtalk.com").rstrip("/")
         self.oauth_base = str(bot.get("oauth_base") or DEFAULT_OAUTH_BASE["dingtalk"]).rstrip("/")
 
-    def authorize_url(self, state: str, redirect_uri: str) -> str:
+    def authorize_url(self, state: str, redirect_uri: str, *, in_app: bool = True) -> str:
         query = {
             "redirect_uri": redirect_uri,
             "response_type": "code",
@@ -244,8 +249,21 @@ class WeComSignIn:
         self.agent_id = str(bot.get("agent_id", ""))
         self.api_base = str(bot.get("api_base") or "https://qyapi.weixin.qq.com").rstrip("/")
         self.oauth_base = str(bot.get("oauth_base") or DEFAULT_OAUTH_BASE["wecom"]).rstrip("/")
+        # the web login's own host; a configured oauth_base (a test's fake) serves both
+        self.web_login_base = str(bot.get("oauth_base") or WECOM_WEB_LOGIN_BASE).rstrip("/")
 
-    def authorize_url(self, state: str, redirect_uri: str) -> str:
+    def authorize_url(self, state: str, redirect_uri: str, *, in_app: bool = True) -> str:
+        """Inside the WeCom client the silent in-app OAuth; in any other browser WeCom's web login
+        (a QR code the person scans with WeCom). Both come back with ``code`` and ``state``."""
+        if not in_app:
+            query = {
+                "login_type": "CorpApp",
+                "appid": self.corp_id,
+                "agentid": self.agent_id,
+                "redirect_uri": redirect_uri,
+                "state": state,
+            }
+            return f"{self.web_login_base}/wwlogin/sso/login?{urlencode(query)}"
         query = {
             "appid": self.corp_id,
             "redirect_uri": redirect_uri,

@@ -12,7 +12,8 @@ secret) / 获取用户信息 (authen/v1/user_info, ``data.open_id``); DingTalk d
 ``state``; v1.0/oauth2/userAccessToken ``{clientId, clientSecret, code, grantType}`` →
 ``{accessToken, refreshToken, expireIn, corpId}``; v1.0/contact/users/me → ``unionId``) and
 topapi/user/getbyunionid (``{unionid}`` → ``{errcode, result: {contact_type, userid}}``); WeCom
-构造网页授权链接 (path/91022) and 获取访问用户身份 (path/98177: ``{errcode, errmsg, userid}``,
+构造网页授权链接 (path/91022), 企业微信 Web 登录 (path/98152: wwlogin/sso/login with ``login_type=CorpApp,
+appid, agentid, redirect_uri, state``) and 获取访问用户身份 (path/98177: ``{errcode, errmsg, userid}``,
 ``openid`` for a non-member, 40029 invalid code), gettoken.
 """
 
@@ -216,6 +217,21 @@ class FakeOAuth:
                 return "bad request", 400
             uri = request.args["redirect_uri"]
             query = {"code": self._issue(uri), "state": request.args.get("state", "")}
+            return redirect(f"{uri}?{urlencode(query)}")
+
+        @app.get("/wwlogin/sso/login")
+        def web_login():  # noqa: ANN202
+            # [DOC path/98152] the QR page; here the person scans and confirms at once
+            self._record("web_login")
+            args = request.args
+            if (
+                args.get("login_type") != "CorpApp"
+                or args.get("appid") != self.client_id
+                or not args.get("agentid")
+            ):
+                return "该链接无法访问", 400
+            uri = args["redirect_uri"]
+            query = {"code": self._issue(uri), "state": args.get("state", "")}
             return redirect(f"{uri}?{urlencode(query)}")
 
         @app.get("/cgi-bin/gettoken")
