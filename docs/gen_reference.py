@@ -238,6 +238,7 @@ ROUTES = {
     "console.data": "console: sources' last runs and errors, newest sample per metric and scope (admins; leaders: freshness)",
     "console.pull": "console: poll one source now, as planloop run poll:<id> (admins, audited)",
     "console.upload": "console: upload a report file and preview what it would import, nothing written (admins)",
+    "console.preview": "console: the preview of a stored upload (the upload answers 303 here; JSON for the progress script)",
     "console.confirm": "console: import the previewed upload, kept server-side by a random id (admins, audited)",
     "console.template_check": "console: check an edited template and preview last week's scores under it",
     "console.template_save": "console: save an edited template as a new version (or preview without JS)",

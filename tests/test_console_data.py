@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import re
+from dataclasses import replace
 from datetime import date
 from decimal import Decimal
 from pathlib import Path
@@ -36,8 +37,12 @@ def settings(tmp_path: Path) -> Settings:
 
 
 def upload(client, csrf: str, body: bytes, name: str = "report.csv", source: str = ""):  # noqa: ANN001, ANN201
+    """The form's POST; a stored upload answers 303 to its preview page, which is what comes back."""
     data = {"_csrf": csrf, "source": source, "file": (io.BytesIO(body), name)}
-    return client.post("/console/data/upload", data=data, content_type="multipart/form-data")
+    res = client.post("/console/data/upload", data=data, content_type="multipart/form-data")
+    if res.status_code == 303 and "/console/data/preview?upload=" in res.headers["Location"]:
+        return client.get(res.headers["Location"])
+    return res
 
 
 def banner(client, res) -> str:  # noqa: ANN001
@@ -112,6 +117,30 @@ def test_upload_previews_then_confirm_stores_the_same_file(client, db, services,
     assert list((tmp_path / "uploads").iterdir()) == []  # spent
     again = client.post("/console/data/confirm", data={"_csrf": csrf, "upload": upload_id})
     assert banner(client, again) == "这个上传已过期或不存在，请重新上传文件"
+
+
+def test_the_progress_script_gets_the_preview_address_and_only_the_uploader_opens_it(
+    client, app, services, demo_team
+):  # noqa: ANN001
+    csrf = sign_in(client, services, ADMIN)
+    data = {"_csrf": csrf, "source": "", "file": (io.BytesIO(GOOD.encode()), "report.csv")}
+    res = client.post("/console/data/upload", data=data, content_type="multipart/form-data",
+                      headers={"X-Planloop-Upload": "1"})  # fmt: skip
+    assert res.status_code == 200 and res.is_json
+    preview = res.get_json()["next"]
+    assert re.fullmatch(r"/console/data/preview\?upload=[0-9a-f]{32}", preview)
+    assert 'id="preview-count">2<' in client.get(preview).get_data(as_text=True)
+    assert 'id="preview-count">2<' in client.get(preview).get_data(as_text=True)  # a refresh: the same
+    # a leader may not upload at all; a second admin cannot open the first one's upload either
+    leader = app.test_client()
+    sign_in(leader, services, LEADER)
+    assert leader.get(preview).status_code == 403
+    services.settings = replace(
+        services.settings, extra={**services.settings.extra, "admins": [ADMIN, "wangfang"]}
+    )
+    second = app.test_client()
+    sign_in(second, services, "wangfang")
+    assert banner(second, second.get(preview)) == "这个上传已过期或不存在，请重新上传文件"
 
 
 @pytest.mark.parametrize(

@@ -247,6 +247,24 @@ def add_routes(bp: Blueprint, services: Services) -> None:
                                 person=found.viewer.person_id, now=services.clock(), max_bytes=limit)  # fmt: skip
         except uploads.UploadRefused as exc:
             return back(found, error=str(exc))
+        preview = url_for("console.preview", upload=kept.id)
+        if request.headers.get("X-Planloop-Upload"):  # the page's script, showing upload progress
+            return Response(json.dumps({"next": preview}), content_type="application/json")
+        return redirect(preview, code=303)  # a refresh of the preview never sends the file again
+
+    @bp.get("/data/preview")
+    def preview() -> Response:
+        with services.sessions() as session:
+            found = opened(session)
+        if isinstance(found, Response):
+            return found
+        if not found.viewer.may("upload"):
+            raise Refusal(403, "action_denied")
+        try:
+            kept = uploads.load(base(), request.args.get("upload", "")[:64], person=found.viewer.person_id,
+                                now=services.clock())  # fmt: skip
+        except uploads.UploadRefused as exc:
+            return back(found, error=str(exc))
         return show_preview(found, kept)
 
     def show_preview(found: Current, kept: uploads.Upload) -> Response:
