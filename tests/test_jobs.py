@@ -172,6 +172,7 @@ def test_every_trigger_and_the_scheduler_carry_the_zone(services) -> None:
         "appraisal-held",
         "recover",
         "directory-sync",
+        "housekeeping",
         "poll:shop",
         "tick",
     }

@@ -374,6 +374,15 @@ def directory_sync(services: Services, at: datetime) -> JobResult:
     return JobResult("directory-sync", status="failed" if failed else "done", detail=detail)
 
 
+def housekeeping(services: Services, at: datetime) -> JobResult:
+    """Daily: old inbound event ids and API idempotency keys deleted (storage/housekeeping.py)."""
+    from storage.housekeeping import forget_old
+
+    with transaction(services.sessions) as session:
+        deleted = forget_old(session, at)
+    return JobResult("housekeeping", detail=deleted)
+
+
 def reminders(services: Services, at: datetime) -> JobResult:
     """Plan reminders on each team's plan day, and the leader's list at the deadline."""
     with transaction(services.sessions) as session:
@@ -431,6 +440,7 @@ JOBS: dict[str, JobFn] = {
     "reminders": reminders,
     "appraisal-held": appraisal_held,
     "directory-sync": directory_sync,
+    "housekeeping": housekeeping,
 }
 
 

@@ -71,6 +71,8 @@ def slots(services: Services) -> list[Slot]:
         Slot("recover", IntervalTrigger(minutes=5, start_date=origin, timezone=tz), catch_up=False),
         # the directories pulled in the console, read again at night: leavers and newcomers flagged
         Slot("directory-sync", CronTrigger(hour=2, minute=30, timezone=tz), catch_up=False),
+        # old inbound event ids and API idempotency keys, past any retry (storage/housekeeping.py)
+        Slot("housekeeping", CronTrigger(hour=3, minute=45, timezone=tz), catch_up=False),
     ]
     for source in services.settings.sources:
         every = parse_interval(source.get("interval", DEFAULT_POLL))
