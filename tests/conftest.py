@@ -116,17 +116,16 @@ def migrated_engine(
 def _wipe(engine: Engine) -> None:
     with engine.begin() as conn:
         if engine.dialect.name == "postgresql":
-            # only the tables the last test wrote, emptied children first (a test's few rows go
-            # faster by DELETE than by TRUNCATE's new files); every sequence starts again at 1,
-            # so ids are as on a fresh database
+            # TRUNCATE costs per table, so only the tables the last test wrote (TRUNCATE, not
+            # DELETE: a fresh table returns rows in insertion order, as tests written against a
+            # fresh database expect); every sequence starts again at 1, in one statement
             probe = " UNION ALL ".join(
                 f"SELECT '{t.name}' WHERE EXISTS (SELECT 1 FROM \"{t.name}\")"
                 for t in Base.metadata.sorted_tables
             )
-            written = {name for (name,) in conn.execute(text(probe))}
-            for table in reversed(Base.metadata.sorted_tables):
-                if table.name in written:
-                    conn.execute(table.delete())
+            written = [f'"{name}"' for (name,) in conn.execute(text(probe))]
+            if written:
+                conn.execute(text(f"TRUNCATE {', '.join(written)} CASCADE"))
             conn.execute(text("SELECT setval(c.oid, 1, false) FROM pg_class c WHERE c.relkind = 'S'"))
         else:
             for table in reversed(Base.metadata.sorted_tables):

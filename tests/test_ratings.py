@@ -39,7 +39,9 @@ def test_leader_rates_from_a_card(sim, db, shop) -> None:
         rating = s.get(Rating, ("chenjing", "2026-W48", "leader_rating"))
         assert (rating.stars, rating.by) == (5, "zhangwei")
         rows = by_person(run_week(s, "2026-W48", NOW, team="ops"))
-        audit = s.scalars(select(AuditLog).where(AuditLog.action == "appraisal.rate")).all()
+        audit = s.scalars(
+            select(AuditLog).where(AuditLog.action == "appraisal.rate").order_by(AuditLog.id)
+        ).all()
     assert rows["chenjing"].score == D(24)  # 20 × 120 %
     assert rows["zhaoqiang"].score == D(30)  # 60 × 2/4
     assert [a.detail["to"] for a in audit] == [
