@@ -350,6 +350,13 @@ _WECOM_OAUTH = Key(
     '"https://open.weixin.qq.com"',
     "https://open.weixin.qq.com",
 )
+_WECOM_WEB_LOGIN = Key(
+    "web_login_base",
+    "string",
+    "Host of WeCom's web login (a QR code, outside the WeCom client); tests point it at a fake.",
+    '"https://login.work.weixin.qq.com"',
+    "https://login.work.weixin.qq.com",
+)
 _WECOM_WS = Key(
     "ws_url",
     "string",
@@ -384,7 +391,7 @@ BOTS: dict[tuple[str, str], dict[str, Key]] = {
     ("feishu", "stream"): _keys(*_FEISHU),
     ("dingtalk", "webhook"): _keys(*_DINGTALK),
     ("dingtalk", "stream"): _keys(*_DINGTALK),
-    ("wecom", "webhook"): _keys(*_wecom_app(True), _WECOM_API, _WECOM_OAUTH, _TIMEOUT),
+    ("wecom", "webhook"): _keys(*_wecom_app(True), _WECOM_API, _WECOM_OAUTH, _WECOM_WEB_LOGIN, _TIMEOUT),
     ("wecom", "stream"): _keys(
         Key("bot_id", "string", "The AI bot's BotID.", '"aib1a2b3"', required=True),
         Key(
@@ -398,6 +405,7 @@ BOTS: dict[tuple[str, str], dict[str, Key]] = {
         *_wecom_app(False),
         _WECOM_API,
         _WECOM_OAUTH,
+        _WECOM_WEB_LOGIN,
         _WECOM_WS,
         Key("heartbeat_seconds", "number", "Seconds between pings on the connection.", "30", 30.0),
         Key("answer_seconds", "number", "Seconds a reply or push waits for WeCom's answer.", "5", 5.0),

@@ -39,7 +39,8 @@ def export(session: Session) -> Export:
     """Every active team, person, KPI, template, period, scenario, calendar day and custom role."""
     out = Export(data={})
     teams = list(session.scalars(select(Team).where(Team.active.is_(True)).order_by(Team.id)))
-    out.data["teams"] = [_team(t, out.needed_env) for t in teams]
+    active = set(session.scalars(select(Person.id).where(Person.active.is_(True))))
+    out.data["teams"] = [_team(t, out.needed_env, active) for t in teams]
     ids: dict[str, dict[str, str]] = {}
     for ident in session.scalars(select(Identity).order_by(Identity.bot_id)):
         if ident.bot_id != "sim":  # the simulator knows everyone by their person id
@@ -79,9 +80,9 @@ def render(exported: Export, header: list[str]) -> str:
     return comments + "\n" + tomli_w.dumps(exported.data)
 
 
-def _team(team: Team, needed_env: list[str]) -> dict[str, Any]:
+def _team(team: Team, needed_env: list[str], active: set[str]) -> dict[str, Any]:
     row: dict[str, Any] = {"id": team.id, "name": team.name}
-    if team.leader_id:
+    if team.leader_id in active:  # a leader who has left is not written: the file would not apply
         row["leader"] = team.leader_id
     chat: dict[str, Any] = {}
     if team.chat_bot:

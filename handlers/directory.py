@@ -12,6 +12,7 @@ Every change is audited with who made it.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -118,29 +119,25 @@ def newcomers(session: Session) -> list[Newcomer]:
     people = list(session.scalars(select(Person)))
     taken = {p.id for p in people}
     out: list[Newcomer] = []
-    rows = session.scalars(
-        select(DirectoryMember).where(DirectoryMember.active.is_(True)).order_by(DirectoryMember.bot_id)
+    rows = list(
+        session.scalars(
+            select(DirectoryMember).where(DirectoryMember.active.is_(True)).order_by(DirectoryMember.bot_id)
+        )
     )
+    names_on_bot = Counter((row.bot_id, row.name) for row in rows)
     for row in rows:
         if (row.bot_id, row.external_id) in known:
             continue
         # someone already here by that name without an id on this bot (the admin made at the
-        # start, a team file's person): suggest them, so the pick links instead of duplicating
+        # start, a team file's person): suggest them, so the pick links instead of duplicating;
+        # only when the name is unique on both sides, so a namesake is never offered an account
         same = [
             p.id for p in people if p.active and p.name == row.name and (p.id, row.bot_id) not in has_id_on
         ]
-        suggested = same[0] if len(same) == 1 else suggest_person_id(row.external_id, taken)
+        link = len(same) == 1 and names_on_bot[(row.bot_id, row.name)] == 1
+        suggested = same[0] if link else suggest_person_id(row.external_id, taken)
         taken.add(suggested)
-        out.append(
-            Newcomer(
-                row.bot_id,
-                row.external_id,
-                row.name,
-                tuple(row.departments),
-                suggested,
-                bool(same[:1]) and len(same) == 1,
-            )
-        )
+        out.append(Newcomer(row.bot_id, row.external_id, row.name, tuple(row.departments), suggested, link))
     return sorted(out, key=lambda n: (n.departments[:1], n.name))
 
 
@@ -191,17 +188,22 @@ def add_people(session: Session, choices: Sequence[Choice], *, by: str, now: dat
     known = {(i.bot_id, i.external_id) for i in identities}
     has_id_on = {(i.person_id, i.bot_id): i.external_id for i in identities}
     people = {p.id: p for p in session.scalars(select(Person))}
-    seen: set[str] = set()
+    seen: set[tuple[str, str]] = set()  # (person id, bot): one id per person per bot
+    picked: set[tuple[str, str]] = set()
     for c in choices:
         who = f"{c.name or c.external_id}（{c.external_id}）"
         existing = people.get(c.person_id)
+        if (c.bot_id, c.external_id) in picked:
+            problems.append(f"{who}：在这次提交里出现了两次")
+            continue
+        picked.add((c.bot_id, c.external_id))
         if (c.bot_id, c.external_id) not in members:
             problems.append(f"{who}：已不在通讯录里，请重新拉取")
         elif (c.bot_id, c.external_id) in known:
             problems.append(f"{who}：已经是系统里的人员")
         if not ID_PATTERN.match(c.person_id):
             problems.append(f"{who}：人员 ID 只能用字母、数字和 _-.，最长 64 个字符")
-        elif c.person_id in seen:
+        elif (c.person_id, c.bot_id) in seen:
             problems.append(f"{who}：人员 ID {c.person_id} 在这次提交里用了两次")
         elif existing is not None and (c.person_id, c.bot_id) in has_id_on:
             problems.append(
@@ -209,6 +211,7 @@ def add_people(session: Session, choices: Sequence[Choice], *, by: str, now: dat
             )
         elif existing is not None and not existing.active:
             problems.append(f"{who}：人员 {c.person_id} 已停用，请换一个 ID")
+        seen.add((c.person_id, c.bot_id))
         if existing is not None:
             continue  # an existing person: only their id on this bot is added (team, role stay)
         if c.team_id not in teams:
@@ -217,7 +220,6 @@ def add_people(session: Session, choices: Sequence[Choice], *, by: str, now: dat
             problems.append(f"{who}：岗位 {c.role} 不存在")
         if c.type not in ("new", "veteran"):
             problems.append(f"{who}：类型应为新人或老员工")
-        seen.add(c.person_id)
     if problems:
         raise DirectoryChoiceError("\n".join(problems))
     for c in choices:
@@ -249,8 +251,12 @@ def deactivate(session: Session, person_id: str, *, by: str, now: datetime, reas
     if person is None or not person.active:
         return None
     person.active = False
-    session.add(
-        AuditLog(at=now, actor=by, action="person.deactivate", subject=person_id, detail={"reason": reason})
-    )
+    led = list(session.scalars(select(Team).where(Team.leader_id == person_id).order_by(Team.id)))
+    for team in led:  # a team is never led by someone who has left (the export, the leader's cards)
+        team.leader_id = None
+    detail: dict[str, Any] = {"reason": reason}
+    if led:
+        detail["no_longer_leads"] = [t.id for t in led]
+    session.add(AuditLog(at=now, actor=by, action="person.deactivate", subject=person_id, detail=detail))
     session.flush()
     return person

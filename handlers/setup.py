@@ -502,8 +502,15 @@ def apply(
         if team.leader_id != t["leader"]:
             report.changes.append(f"~ team {tid}: leader {team.leader_id!r} → {t['leader']!r}")
             team.leader_id = t["leader"]
+    # a team the file lacks keeps going while someone kept above (added in the console) is in it
+    kept_teams = {p.team_id for p in stored[Person].values() if p.active and p.id not in spec["people"]}
     for team in stored[Team].values():
         if team.active and team.id not in spec["teams"]:
+            if team.id in kept_teams:
+                report.warnings.append(
+                    f"team {team.id}: not in this file, kept (people added in the console are in it)"
+                )
+                continue
             team.active = False
             report.changes.append(f"- team {team.id} (deactivated)")
 

@@ -1,7 +1,8 @@
 """Teams, people and the starter catalogue written without a file (the console's People page, issue 22).
 
 ``save_team`` creates or edits one team's name, leader and chat with the team file's own rules;
-``save_person`` moves a person to another team, role or type;
+``save_person`` moves a person to another team, role or type; ``save_period`` and ``save_scenario``
+write one promotion period or scenario through the team file's validation;
 ``load_catalogue`` adds the KPIs, roles, periods, scenarios and templates of a parsed team file
 that the database does not have yet, and never changes one it has. Both are audited.
 """
@@ -16,7 +17,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from handlers.setup import ID_PATTERN
+from handlers.setup import ID_PATTERN, TeamFileError, parse
 from handlers.template_versions import record as record_template_version
 from storage.models import AuditLog, Kpi, Period, Person, Role, Scenario, Team, Template
 
@@ -38,7 +39,8 @@ class TeamEditError(ValueError):
 
 
 def save_team(session: Session, entry: Mapping[str, Any], *, by: str, now: datetime) -> Team:
-    """Create the team ``entry["id"]`` or change its name, leader and chat (other settings stay)."""
+    """Create the team ``entry["id"]`` or change its name, leader and chat (other settings stay; a
+    blank leader or chat keeps the one the team has)."""
     team_id, name = str(entry.get("id") or ""), str(entry.get("name") or "").strip()
     leader = entry.get("leader")
     chat = entry.get("chat") or {}
@@ -62,7 +64,9 @@ def save_team(session: Session, entry: Mapping[str, Any], *, by: str, now: datet
                     plan_deadline_time="14:00", active=True)  # fmt: skip
         session.add(team)
     before = {"name": team.name, "leader": team.leader_id, "chat": [team.chat_bot, team.chat_id]}
-    team.name, team.leader_id, team.active = name, leader, True
+    team.name, team.active = name, True
+    if leader is not None or created:  # a blank leader keeps the one the team has
+        team.leader_id = leader
     if chat:
         team.chat_bot, team.chat_id = str(chat["bot"])[:64], str(chat["chat_id"])[:200]
     after = {"name": team.name, "leader": team.leader_id, "chat": [team.chat_bot, team.chat_id]}
@@ -76,11 +80,17 @@ def save_team(session: Session, entry: Mapping[str, Any], *, by: str, now: datet
 def save_person(
     session: Session, person_id: str, values: Mapping[str, str], *, roles: set[str], by: str, now: datetime
 ) -> Person:
-    """Move an active person to another team, role or type (a team file's ``team``, ``role``, ``type``)."""
+    """Move an active person to another team, role or type (a team file's ``team``, ``role``, ``type``);
+    a blank value keeps what they have."""
     person = session.get(Person, person_id)
     if person is None or not person.active:
         raise TeamEditError(f"没有在职的人员 {person_id[:64]}")
-    team = session.get(Team, values.get("team", ""))
+    values = {
+        "team": values.get("team") or person.team_id,
+        "role": values.get("role") or person.role,
+        "type": values.get("type") or person.type,
+    }
+    team = session.get(Team, values["team"])
     problems = []
     if team is None or not team.active:
         problems.append("请选择一个团队")
@@ -98,6 +108,46 @@ def save_person(
                              detail={"before": before, "after": after}))  # fmt: skip
     session.flush()
     return person
+
+
+def save_period(session: Session, entry: Mapping[str, str], *, by: str, now: datetime) -> Period:
+    """Create or change a promotion period (``id``, ``name``, ``from`` and ``to`` as month-day)."""
+    ((period_id, values),) = _checked(entry, "periods").items()
+    return _save(session, Period, period_id, values, "period", by=by, now=now)
+
+
+def save_scenario(session: Session, entry: Mapping[str, str], *, by: str, now: datetime) -> Scenario:
+    """Create a scenario or rename one (turning it on or off stays handlers/scenarios.set_scenario)."""
+    ((scenario_id, values),) = _checked(entry, "scenarios").items()
+    row = session.get(Scenario, scenario_id)
+    return _save(session, Scenario, scenario_id, {"name": values["name"], "active": row.active if row else False},
+                 "scenario", by=by, now=now)  # fmt: skip
+
+
+def _checked(entry: Mapping[str, str], table: str) -> dict[str, dict[str, Any]]:
+    """One entry through the team file's own validation (handlers.setup.parse)."""
+    try:
+        return dict(parse({table: [dict(entry)]})[table])
+    except TeamFileError as exc:
+        raise TeamEditError("；".join(exc.problems)) from None
+
+
+def _save(session: Session, model: Any, ident: str, values: Mapping[str, Any], what: str, *, by: str,
+          now: datetime) -> Any:  # fmt: skip
+    row = session.get(model, ident)
+    before = None if row is None else {k: getattr(row, k) for k in values}
+    if row is None:
+        row = model(id=ident, **values)
+        session.add(row)
+    else:
+        for name, value in values.items():
+            setattr(row, name, value)
+    if before != dict(values):
+        action = f"{what}.create" if before is None else f"{what}.edit"
+        session.add(AuditLog(at=now, actor=by, action=action, subject=ident,
+                             detail={"before": before, "after": dict(values)}))  # fmt: skip
+    session.flush()
+    return row
 
 
 def load_catalogue(session: Session, spec: Mapping[str, Any], *, by: str, now: datetime) -> dict[str, int]:

@@ -371,6 +371,20 @@ def test_idempotency_key_returns_the_first_answer(client, db, token):
         assert session.scalar(select(func.count()).where(AuditLog.action == "api.metrics")) == 1
 
 
+def test_an_idempotency_key_older_than_seven_days_is_a_new_request(client, clock, token):
+    from storage.housekeeping import IDEMPOTENCY_KEEP
+
+    _, headers = token("metrics:write")
+    keyed = {**headers, "Idempotency-Key": "push-old"}
+    assert "Idempotent-Replayed" not in client.post(f"{API}/metrics", headers=keyed, json=METRIC).headers
+    clock.advance(seconds=IDEMPOTENCY_KEEP.total_seconds() - 60)
+    assert client.post(f"{API}/metrics", headers=keyed, json=METRIC).headers["Idempotent-Replayed"] == "true"
+    clock.advance(seconds=120)  # past the week, before any housekeeping run: a new request again
+    later = client.post(f"{API}/metrics", headers=keyed, json=METRIC)
+    assert later.status_code == 200 and "Idempotent-Replayed" not in later.headers
+    assert later.get_json()["unchanged"] == 1  # it ran: the sample was already there
+
+
 def test_plan_is_filed_as_in_chat(client, db, token):
     token_id, headers = token("plans:write")
     r = client.post(f"{API}/plans", headers=headers, json=PLAN)

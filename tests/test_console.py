@@ -181,16 +181,21 @@ POSTS = {
     "catalogue": ("/console/people/catalogue", {}),
     "save person": ("/console/people/person", {"person": "lilei", "team": "ops", "role": "operations"}),
     "save kpi": ("/console/people/kpi", {"key": "x", "name": "X", "metric": "ctr"}),
+    "save period": (
+        "/console/people/period",
+        {"id": "cny", "name": "年货节", "from": "01-05", "to": "01-25"},
+    ),
+    "save scenario": ("/console/people/scenario", {"id": "heat", "name": "高温"}),
 }
 POST_TABLE = {
     #     switch ops  switch service  undo ops  scenario  resend  decide (no such appeal)  edit template
     #     pull (no such source)  upload (no file)  confirm (no such upload)
     #     directory pull (no such bot)  add people (none ticked)  deactivate (nobody)  save team  catalogue
-    #     save person  save kpi
-    ADMIN: (303, 303, 303, 303, 303, 303, 303, 400, 303, 303, 303, 303, 303, 303, 303, 303, 303),
-    LEADER: (303, 403, 303, 403, 403, 303, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403),
-    MEMBER: (403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403),
-    None: (401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401),
+    #     save person  save kpi  save period  save scenario
+    ADMIN: (303, 303, 303, 303, 303, 303, 303, 400, 303, 303, 303, 303, 303, 303, 303, 303, 303, 303, 303),
+    LEADER: (303, 403, 303, 403, 403, 303, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403),
+    MEMBER: (403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403, 403),
+    None: (401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401, 401),
 }
 
 

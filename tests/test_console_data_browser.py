@@ -3,6 +3,7 @@ samples are stored. Screenshot to docs/images/ under $PLANLOOP_DOC_IMAGES."""
 
 from __future__ import annotations
 
+import json
 from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -56,15 +57,19 @@ def test_upload_preview_confirm_in_chromium(live, browser, demo_team, db, clock,
     root = page.send("DOM.getDocument")["root"]["nodeId"]
     node = page.send("DOM.querySelector", {"nodeId": root, "selector": "#upload input[type=file]"})["nodeId"]
     page.send("DOM.setFileInputFiles", {"nodeId": node, "files": [str(report)]})
-    # the page's script sends the file itself, to show a progress bar (Chromium reports upload
-    # progress only while an upload takes longer than its 50 ms tick: not a local test's)
+    # the page's script sends the file itself, to show a progress bar: the page's CSP must let it
+    # (connect-src 'self'), and the answer must be the preview's address, not a fallback form post
     page.js(
-        "var send = XMLHttpRequest.prototype.send; XMLHttpRequest.prototype.send = function(body) {"
-        " sessionStorage.setItem('sent', body instanceof FormData ? 'form' : 'other'); return send.call(this, body); }"
+        "document.addEventListener('securitypolicyviolation', function(e) { sessionStorage.setItem('csp', e.violatedDirective); });"
+        "var send = XMLHttpRequest.prototype.send; XMLHttpRequest.prototype.send = function(body) { var x = this;"
+        " x.addEventListener('load', function() { sessionStorage.setItem('xhr', x.status + ' ' + x.responseText); });"
+        " return send.call(this, body); }"
     )
     page.click_and_wait("#upload-button")
     page.wait_for("location.pathname === '/console/data/preview'")
-    assert page.js("sessionStorage.getItem('sent')") == "form"
+    assert page.js("sessionStorage.getItem('csp')") is None
+    status, answer = page.js("sessionStorage.getItem('xhr')").split(" ", 1)
+    assert status == "200" and json.loads(answer)["next"] == page.js("location.pathname + location.search")
     preview = page.js("document.getElementById('preview').innerText")
     assert "将导入 2 个数据点" in preview and "拒绝 1 行" in preview and "生意参谋.csv" in preview
     with db() as session:

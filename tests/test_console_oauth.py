@@ -42,7 +42,8 @@ def bot_for(platform: str, fake: FakeOAuth) -> BotConfig:
         )  # fmt: skip
     return BotConfig(
         bot_id, "wecom",
-        {"corp_id": client_id, "agent_id": 1000002, "api_base": fake.url, "oauth_base": fake.url},
+        {"corp_id": client_id, "agent_id": 1000002, "api_base": fake.url, "oauth_base": fake.url,
+         "web_login_base": fake.url},
         {"secret": Secret(SECRET), "token": Secret("t"), "aes_key": Secret(AES)},
     )  # fmt: skip
 

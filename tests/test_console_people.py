@@ -149,3 +149,69 @@ def test_an_admin_cannot_deactivate_themselves(client, services, demo_team):  # 
     assert "不能停用自己" in page
     with services.sessions() as session:
         assert session.get(Person, ADMIN).active
+
+
+@pytest.mark.parametrize(
+    "form, said, stored",
+    [
+        ({"id": "cny", "name": "年货节", "from": "01-05", "to": "01-25"}, "大促期间已保存", ("年货节", "01-05", "01-25")),
+        ({"id": "cny", "name": "年货节", "from": "1-5", "to": "01-25"},
+         "periods (cny).from: expected month-day such as 10-20, got '1-5'", None),
+        ({"id": "cny", "name": "年货节", "from": "01-05", "to": "13-01"},
+         "periods (cny).to: expected month-day such as 10-20, got '13-01'", None),
+        ({"id": "double11", "name": "双十一", "from": "10-24", "to": "11-11"}, "大促期间已保存",
+         ("双十一", "10-24", "11-11")),
+    ],
+)  # fmt: skip
+def test_a_period_is_saved_with_the_team_files_checks(client, services, demo_team, form, said, stored):  # noqa: ANN001
+    from storage.models import Period
+
+    assert said in _post(client, services, "/console/people/period", form)
+    with services.sessions() as session:
+        row = session.get(Period, form["id"])
+        audit = session.scalar(select(AuditLog).where(AuditLog.subject == form["id"]))
+    if stored is None:
+        assert row is None and audit is None
+    else:
+        assert (row.name, row.start_md, row.end_md) == stored
+        assert audit.action == ("period.edit" if form["id"] == "double11" else "period.create")
+
+
+def test_a_scenario_is_created_off_and_a_rename_keeps_it_on(client, services, demo_team):  # noqa: ANN001
+    from storage.models import Scenario
+
+    assert "场景已保存" in _post(
+        client, services, "/console/people/scenario", {"id": "heatwave", "name": "高温"}
+    )
+    with services.sessions() as session, session.begin():
+        assert session.get(Scenario, "heatwave").active is False
+        session.get(Scenario, "logistics_peak").active = True
+    assert "场景已保存" in _post(
+        client, services, "/console/people/scenario", {"id": "logistics_peak", "name": "物流爆仓"}
+    )
+    with services.sessions() as session:
+        renamed = session.get(Scenario, "logistics_peak")
+        assert (renamed.name, renamed.active) == ("物流爆仓", True)
+    assert "scenarios[1].id: required" in _post(
+        client, services, "/console/people/scenario", {"id": "", "name": "x"}
+    )
+
+
+def test_blank_fields_keep_what_a_team_or_a_person_has(client, services, demo_team):  # noqa: ANN001
+    _post(
+        client,
+        services,
+        "/console/people/team",
+        {"id": "ops", "name": "运营一组", "leader": "", "chat_bot": ""},
+    )
+    _post(
+        client,
+        services,
+        "/console/people/person",
+        {"person": "zhaoqiang", "team": "service", "role": "", "type": ""},
+    )
+    with services.sessions() as session:
+        ops = session.get(Team, "ops")
+        moved = session.get(Person, "zhaoqiang")
+        assert (ops.name, ops.leader_id, ops.chat_bot) == ("运营一组", "zhangwei", "feishu-main")
+        assert (moved.team_id, moved.role, moved.type) == ("service", "operations", "new")

@@ -221,3 +221,68 @@ def test_apply_of_a_file_without_someone_from_the_directory_keeps_them_and_says_
     with transaction(db) as session:
         report = apply(session, parse(raw), now=clock())
     assert "- person zhaoqiang (deactivated, history kept)" in report.changes
+
+
+def test_two_picks_for_one_person_or_one_member_are_named_not_a_crash(db, clock, demo_team):
+    twin = Member("XiaoMing2", "小明", ("客服部",), True)
+    with transaction(db) as session:
+        record_pull(session, BOT, _everyone_but(extra=(NEW, twin)), clock(), "admin")
+        both_to_one = [
+            Choice(BOT, "XiaoMing", "lilei", "小明", "", ""),
+            Choice(BOT, "XiaoMing2", "lilei", "小明", "", ""),
+        ]
+        with pytest.raises(DirectoryChoiceError) as info:
+            add_people(session, both_to_one, by="a", now=clock())
+        assert "人员 lilei 在 wecom-main 上已有账号 LiLei" in str(info.value)
+        session.delete(session.get(Identity, (BOT, "LiLei")))
+        session.flush()
+        with pytest.raises(DirectoryChoiceError, match="人员 ID lilei 在这次提交里用了两次"):
+            add_people(session, both_to_one, by="a", now=clock())
+        twice = [Choice(BOT, "XiaoMing", "xm", "小明", "service", "customer_service")] * 2
+        with pytest.raises(DirectoryChoiceError, match="在这次提交里出现了两次"):
+            add_people(session, twice, by="a", now=clock())
+
+
+def test_a_namesake_is_never_suggested_as_someone_already_here(db, clock, demo_team):
+    """Two 李雷 in the directory and 李雷 here without a WeCom id: neither is offered lilei's account."""
+    namesake = Member("LiLei2", "李雷", ("仓储部",), True)
+    with transaction(db) as session:
+        session.delete(session.get(Identity, (BOT, "LiLei")))
+        session.flush()
+        record_pull(session, BOT, _everyone_but(extra=(namesake,)), clock(), "admin")
+        found = {n.external_id: (n.suggested_id, n.existing) for n in newcomers(session)}
+    assert found == {"LiLei": ("lilei-2", False), "LiLei2": ("lilei2", False)}
+
+
+def test_deactivating_a_leader_leaves_the_team_without_one_and_the_export_applies(db, clock, demo_team):
+    from handlers.config_export import export, render
+
+    with transaction(db) as session:
+        deactivate(session, "zhangwei", by="chenjing", now=clock(), reason="离职")
+    with db() as session:
+        audit = session.scalar(select(AuditLog).where(AuditLog.action == "person.deactivate"))
+        from storage.models import Team
+
+        assert session.get(Team, "ops").leader_id is None
+        text = render(export(session), [])
+    assert audit.detail == {"reason": "离职", "no_longer_leads": ["ops"]}
+    with transaction(db) as session:
+        assert apply(session, parse(tomllib.loads(text)), now=clock()).changes == []
+
+
+def test_a_team_the_file_lacks_stays_while_console_people_are_in_it(db, clock, demo_team, team_spec):
+    from handlers.config_export import export, render
+    from handlers.team_edits import save_team
+
+    with transaction(db) as session:
+        save_team(session, {"id": "cs2", "name": "客服二组"}, by="admin", now=clock())
+        record_pull(session, BOT, _everyone_but(extra=(NEW,)), clock(), "admin")
+        add_people(session, [Choice(BOT, "XiaoMing", "xiaoming", "小明", "cs2", "customer_service")],
+                   by="admin", now=clock())  # fmt: skip
+    with transaction(db) as session:
+        report = apply(session, team_spec, now=clock())
+    assert "team cs2: not in this file, kept (people added in the console are in it)" in report.warnings
+    with db() as session:
+        text = render(export(session), [])
+    with transaction(db) as session:
+        assert apply(session, parse(tomllib.loads(text)), now=clock()).changes == []

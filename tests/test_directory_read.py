@@ -174,3 +174,10 @@ def test_the_requests_are_the_documented_ones():
     }
     asked = sorted(args["department_id"] for path, args in paths if path.endswith("find_by_department"))
     assert asked == ["0", "od-cs", "od-design", "od-ops"]
+
+
+def test_an_empty_directory_is_refused_not_stored(platform):
+    """A narrowed visible range reads as nobody: stored, it would flag everyone as gone."""
+    with pytest.raises(DirectoryError) as info:
+        _read(platform, Org(departments=[Dept("ops", "运营部")], people=[]))
+    assert info.value.text == "通讯录里没有任何人：请检查应用的通讯录权限范围（可见范围）是否包含需要的部门。"

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from bot.api.problems import ApiProblem, FieldError
+from storage.housekeeping import IDEMPOTENCY_KEEP
 from storage.models import ApiIdempotency
 
 
@@ -19,8 +20,16 @@ def request_hash(path: str, body: Any) -> str:
     return hashlib.sha256(f"{path}\n{canonical}".encode()).hexdigest()
 
 
-def first_answer(session: Session, token_id: int, key: str, digest: str) -> tuple[int, dict[str, Any]] | None:
+def first_answer(
+    session: Session, token_id: int, key: str, digest: str, now: datetime
+) -> tuple[int, dict[str, Any]] | None:
+    """The kept answer to this token's ``key``; None for a new request (a key older than
+    IDEMPOTENCY_KEEP is forgotten here, whether or not the housekeeping job has run)."""
     row = session.get(ApiIdempotency, (token_id, key))
+    if row is not None and row.created_at < now - IDEMPOTENCY_KEEP:
+        session.delete(row)
+        session.flush()
+        row = None
     if row is None:
         return None
     if row.request_hash != digest:

@@ -37,7 +37,7 @@ def _replayed(who: Caller, key: str | None, digest: str) -> Response | None:
     if key is None:
         return None
     with transaction(services().sessions) as session:
-        stored = first_answer(session, who.token_id, key, digest)
+        stored = first_answer(session, who.token_id, key, digest, services().clock())
     if stored is None:
         return None
     status, body = stored

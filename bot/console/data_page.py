@@ -158,11 +158,14 @@ def add_routes(bp: Blueprint, services: Services) -> None:
             admin = found.viewer.may("pull")
             rows = freshness(session, None if admin else kpi_metrics(session))
             sources = source_rows(session, services) if admin else []
-        return page(
+        resp = page(
             "data.html", locale=locale, title=t["data"], here="data", viewer=found.viewer, csrf=found.signed.csrf,
             banner=error or banner, banner_error=bool(error), **nav(found.viewer), rows=rows, sources=sources,
             admin=admin, source_ids=[s.id for s in services.settings.sources], **({"preview": None} | values),
         )  # fmt: skip
+        if admin:  # the upload's progress bar is a same-origin POST from this page's own script
+            resp.headers["Content-Security-Policy"] += "; connect-src 'self'"
+        return resp
 
     def back(found: Current, *, done: str = "", error: str = "") -> Response:
         if error:

@@ -38,7 +38,7 @@ from handlers.directory import (
 )
 from handlers.setup import BUILTIN_ROLES
 from storage.db import transaction
-from storage.models import DirectoryMember, Kpi, Person, Role, Team
+from storage.models import DirectoryMember, Kpi, Period, Person, Role, Scenario, Team
 
 ACTION = "people"  # every action of this page (roles.ACTIONS): admins only
 MAX_PICKS = 500  # newcomers added in one submit
@@ -49,6 +49,8 @@ BANNERS = {
     "team_saved": "团队已保存。",
     "person_saved": "人员已保存。",
     "kpi_saved": "KPI 已保存。",
+    "period_saved": "大促期间已保存。",
+    "scenario_saved": "场景已保存。",
     "catalogue": "已载入推荐的 KPI 和考核模板。",
 }
 
@@ -90,8 +92,10 @@ def add_routes(bp: Blueprint, services: Services) -> None:
             )  # fmt: skip
             roles = sorted(set(BUILTIN_ROLES) | set(session.scalars(select(Role.id))))
             kpis = list(session.scalars(select(Kpi).order_by(Kpi.key)))
+            periods = list(session.scalars(select(Period).order_by(Period.start_md)))
+            scenarios = list(session.scalars(select(Scenario).order_by(Scenario.id)))
             values: dict[str, Any] = {
-                "teams": teams, "everyone": everyone, "roles": roles, "kpis": kpis, "no_kpis": not kpis,
+                "teams": teams, "everyone": everyone, "roles": roles, "kpis": kpis, "no_kpis": not kpis, "periods": periods, "scenarios": scenarios,
                 "newcomers": newcomers(session), "leavers": leavers(session),
                 "bots": [(b, pulls[b].astimezone(services.settings.tz).strftime("%Y-%m-%d %H:%M") if b in pulls else "")
                          for b in directory_bots(services.settings.bots)],
@@ -209,6 +213,27 @@ def add_routes(bp: Blueprint, services: Services) -> None:
                 session.rollback()
                 return back(found, error="；".join(exc.problems))
         return back(found, done="kpi_saved")
+
+    def save_entry(save: Any, entry: dict[str, str], done: str) -> Response:
+        with transaction(services.sessions) as session:
+            found = admin_post(session)
+            try:
+                save(session, entry, by=found.viewer.person_id, now=services.clock())
+            except team_edits.TeamEditError as exc:
+                session.rollback()
+                return back(found, error=str(exc))
+        return back(found, done=done)
+
+    @bp.post("/people/period")
+    def save_period() -> Response:
+        entry = {"id": field("id"), "name": field("name"), "from": field("from"), "to": field("to")}
+        return save_entry(team_edits.save_period, entry, "period_saved")
+
+    @bp.post("/people/scenario")
+    def save_scenario() -> Response:
+        return save_entry(
+            team_edits.save_scenario, {"id": field("id"), "name": field("name")}, "scenario_saved"
+        )
 
     @bp.post("/people/catalogue")
     def catalogue() -> Response:

@@ -98,6 +98,8 @@ def nav(viewer: Viewer) -> dict[str, Any]:
         "people_catalogue": url_for("console.catalogue"),
         "people_person": url_for("console.save_person"),
         "people_kpi": url_for("console.save_kpi"),
+        "people_period": url_for("console.save_period"),
+        "people_scenario": url_for("console.save_scenario"),
         "data_pull": url_for("console.pull"),
         "data_upload": url_for("console.upload"),
         "data_confirm": url_for("console.confirm"),

@@ -82,12 +82,21 @@ def read_directory(bot: BotConfig, http: requests.Session, adapter: Any) -> list
     else:
         raise DirectoryError(f"{bot.id} 没有可读取的通讯录（只支持飞书、钉钉和企业微信自建应用）。")
     merged: dict[str, Member] = {}
-    for member in reader.members():
-        seen = merged.get(member.external_id)
-        if seen is not None:
-            depts = seen.departments + tuple(d for d in member.departments if d not in seen.departments)
-            member = Member(seen.external_id, seen.name, depts, seen.active and member.active, seen.union_id)
-        merged[member.external_id] = member
+    try:
+        for member in reader.members():
+            seen = merged.get(member.external_id)
+            if seen is not None:
+                depts = seen.departments + tuple(d for d in member.departments if d not in seen.departments)
+                member = Member(
+                    seen.external_id, seen.name, depts, seen.active and member.active, seen.union_id
+                )
+            merged[member.external_id] = member
+    except (TypeError, AttributeError, KeyError, ValueError) as exc:  # a shape the documents do not give
+        raise DirectoryError(
+            "平台返回了无法识别的通讯录数据，请稍后再试。", f"{bot.id}: {exc!r}"[:300]
+        ) from None
+    if not merged:  # stored, an empty pull would flag everyone as gone
+        raise DirectoryError("通讯录里没有任何人：请检查应用的通讯录权限范围（可见范围）是否包含需要的部门。")
     return sorted(merged.values(), key=lambda m: (m.departments[:1], m.name, m.external_id))
 
 

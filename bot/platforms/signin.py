@@ -249,8 +249,7 @@ class WeComSignIn:
         self.agent_id = str(bot.get("agent_id", ""))
         self.api_base = str(bot.get("api_base") or "https://qyapi.weixin.qq.com").rstrip("/")
         self.oauth_base = str(bot.get("oauth_base") or DEFAULT_OAUTH_BASE["wecom"]).rstrip("/")
-        # the web login's own host; a configured oauth_base (a test's fake) serves both
-        self.web_login_base = str(bot.get("oauth_base") or WECOM_WEB_LOGIN_BASE).rstrip("/")
+        self.web_login_base = str(bot.get("web_login_base") or WECOM_WEB_LOGIN_BASE).rstrip("/")
 
     def authorize_url(self, state: str, redirect_uri: str, *, in_app: bool = True) -> str:
         """Inside the WeCom client the silent in-app OAuth; in any other browser WeCom's web login
