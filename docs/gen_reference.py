@@ -252,6 +252,7 @@ ROUTES = {
     "console.save_person": "console: move a person to another team, role or type (admins, audited)",
     "console.save_period": "console: create or change a promotion period with the team file's checks (admins, audited)",
     "console.save_scenario": "console: create or rename a scenario (admins, audited)",
+    "console.save_calendar": "console: a workday-calendar override, 调休 or an extra day off (admins, audited)",
     "console.save_kpi": "console: create or change a KPI with the team file's checks (admins, audited)",
     "console.delivery": "console: the outbox by status, stream connections",
     "console.resend": "console: send an unknown or dead message again",

@@ -68,7 +68,7 @@ BUILTIN_ROLES: dict[str, dict[str, Any]] = {
 COMPLAINT_CAUSES = ("物流延迟", "产品质量", "描述不符", "服务态度", "其他")
 ID_PATTERN = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")  # a team file id: teams, people, templates, …
 _MD = re.compile(r"^(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$")
-_TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+TIME_PATTERN = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 
 
 class TeamFileError(Exception):
@@ -217,7 +217,7 @@ def parse(data: Mapping[str, Any], resolve_secret: Callable[[str, str], str] | N
         times = {}
         for name, default in (("plan_time", "10:00"), ("plan_deadline", "14:00")):
             value = str(entry.get(name, default))
-            if not _TIME.match(value):
+            if not TIME_PATTERN.match(value):
                 problems.append(f"{where}.{name}: expected HH:MM, got {value!r}")
             times[name] = value
         teams[tid] = {

@@ -13,13 +13,14 @@ from collections.abc import Mapping
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from handlers.setup import ID_PATTERN, TeamFileError, parse
+from handlers.setup import ID_PATTERN, TIME_PATTERN, TeamFileError, parse
 from handlers.template_versions import record as record_template_version
-from storage.models import AuditLog, Kpi, Period, Person, Role, Scenario, Team, Template
+from storage.models import AuditLog, CalendarDay, Kpi, Period, Person, Role, Scenario, Team, Template
 
 
 def example_team_file() -> Path:
@@ -55,6 +56,7 @@ def save_team(session: Session, entry: Mapping[str, Any], *, by: str, now: datet
             problems.append(f"负责人 {str(leader)[:64]} 不是在职人员")
     if chat and not (chat.get("bot") and chat.get("chat_id")):
         problems.append("群聊需要同时填写机器人和群 ID")
+    settings = _team_settings(entry, problems)
     if problems:
         raise TeamEditError("；".join(problems))
     team = session.get(Team, team_id)
@@ -64,17 +66,72 @@ def save_team(session: Session, entry: Mapping[str, Any], *, by: str, now: datet
                     plan_deadline_time="14:00", active=True)  # fmt: skip
         session.add(team)
     before = {"name": team.name, "leader": team.leader_id, "chat": [team.chat_bot, team.chat_id]}
+    before |= {attr: getattr(team, attr) for attr in settings}
     team.name, team.active = name, True
+    for attr, value in settings.items():
+        setattr(team, attr, value)
     if leader is not None or created:  # a blank leader keeps the one the team has
         team.leader_id = leader
     if chat:
         team.chat_bot, team.chat_id = str(chat["bot"])[:64], str(chat["chat_id"])[:200]
     after = {"name": team.name, "leader": team.leader_id, "chat": [team.chat_bot, team.chat_id]}
+    after |= {attr: getattr(team, attr) for attr in settings}
     detail = {"after": after} if created else {"before": before, "after": after}
     session.add(AuditLog(at=now, actor=by, action="team.create" if created else "team.edit", subject=team_id,
                          detail=detail))  # fmt: skip
     session.flush()
     return team
+
+
+def _team_settings(entry: Mapping[str, Any], problems: list[str]) -> dict[str, Any]:
+    """The time zone, plan times and lag margin given (a blank one keeps the team's), checked as
+    the team file checks them."""
+    out: dict[str, Any] = {}
+    zone = str(entry.get("timezone") or "").strip()
+    if zone:
+        try:
+            ZoneInfo(zone)
+            out["timezone"] = zone
+        except (ZoneInfoNotFoundError, ValueError):
+            problems.append(f"时区 {zone[:64]} 不存在（例如 Asia/Shanghai）")
+    for key, attr, label in (
+        ("plan_time", "plan_day_time", "提醒写计划"),
+        ("plan_deadline", "plan_deadline_time", "计划截止"),
+    ):
+        value = str(entry.get(key) or "").strip()
+        if value and not TIME_PATTERN.match(value):
+            problems.append(f"{label}时间应为 HH:MM，例如 10:00")
+        elif value:
+            out[attr] = value
+    margin = str(entry.get("lag_margin") or "").strip()
+    if margin and not (margin.isdigit() and 0 <= int(margin) <= 100):
+        problems.append("落后容差应为 0–100 之间的整数（百分点）")
+    elif margin:
+        out["lag_margin"] = int(margin)
+    return out
+
+
+def save_calendar_day(session: Session, entry: Mapping[str, Any], *, by: str, now: datetime) -> CalendarDay:
+    """A workday-calendar override (调休 Saturday, an extra day off), checked as the team file checks it."""
+    raw = {"date": str(entry.get("date") or ""), "workday": entry.get("workday") in (True, "1", "true", "on")}
+    if entry.get("name"):
+        raw["name"] = str(entry["name"])
+    try:
+        ((day, values),) = parse({"calendar": [raw]})["calendar"].items()
+    except TeamFileError as exc:
+        raise TeamEditError("；".join(exc.problems)) from None
+    row = session.get(CalendarDay, day)
+    before = None if row is None else {"workday": row.workday, "name": row.name}
+    if row is None:
+        row = CalendarDay(day=day, **values)
+        session.add(row)
+    else:
+        row.workday, row.name = values["workday"], values["name"]
+    if before != values:
+        session.add(AuditLog(at=now, actor=by, action="calendar.set", subject=day.isoformat(),
+                             detail={"before": before, "after": values}))  # fmt: skip
+    session.flush()
+    return row
 
 
 def save_person(

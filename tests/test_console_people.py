@@ -215,3 +215,53 @@ def test_blank_fields_keep_what_a_team_or_a_person_has(client, services, demo_te
         moved = session.get(Person, "zhaoqiang")
         assert (ops.name, ops.leader_id, ops.chat_bot) == ("运营一组", "zhangwei", "feishu-main")
         assert (moved.team_id, moved.role, moved.type) == ("service", "operations", "new")
+
+
+@pytest.mark.parametrize(
+    "settings_form, said, stored",
+    [
+        ({"timezone": "Asia/Urumqi", "plan_time": "09:30", "plan_deadline": "12:00", "lag_margin": "15"},
+         "团队已保存", ("Asia/Urumqi", "09:30", "12:00", 15)),
+        ({"timezone": "Mars/Olympus"}, "时区 Mars/Olympus 不存在", ("Asia/Shanghai", "10:00", "14:00", 20)),
+        ({"plan_time": "9:30"}, "提醒写计划时间应为 HH:MM", ("Asia/Shanghai", "10:00", "14:00", 20)),
+        ({"lag_margin": "120"}, "落后容差应为 0–100 之间的整数", ("Asia/Shanghai", "10:00", "14:00", 20)),
+        ({}, "团队已保存", ("Asia/Shanghai", "10:00", "14:00", 20)),
+    ],
+)  # fmt: skip
+def test_a_teams_settings_are_checked_as_the_team_file_checks_them(
+    client, services, demo_team, settings_form, said, stored
+):  # noqa: ANN001
+    assert said in _post(
+        client, services, "/console/people/team", {"id": "ops", "name": "运营设计组", **settings_form}
+    )
+    with services.sessions() as session:
+        ops = session.get(Team, "ops")
+        assert (ops.timezone, ops.plan_day_time, ops.plan_deadline_time, ops.lag_margin) == stored
+
+
+@pytest.mark.parametrize(
+    "form, said, stored",
+    [
+        ({"date": "2027-02-07", "workday": "1", "name": "春节调休"}, "工作日历已保存", (True, "春节调休")),
+        ({"date": "2027-02-08", "workday": "0", "name": ""}, "工作日历已保存", (False, "")),
+        (
+            {"date": "2027-13-01", "workday": "1"},
+            "calendar[1].date: expected a date such as 2027-02-06",
+            None,
+        ),
+    ],
+)
+def test_a_calendar_day_is_saved_and_the_workday_rules_use_it(
+    client, services, demo_team, form, said, stored
+):  # noqa: ANN001
+    from datetime import date
+
+    from handlers.workdays import Calendar
+    from storage.models import CalendarDay
+
+    assert said in _post(client, services, "/console/people/calendar", form)
+    with services.sessions() as session:
+        row = session.get(CalendarDay, date.fromisoformat(form["date"])) if stored else None
+        assert (None if row is None else (row.workday, row.name)) == stored
+        if stored:
+            assert Calendar.load(session).is_workday(date.fromisoformat(form["date"])) is stored[0]

@@ -38,7 +38,7 @@ from handlers.directory import (
 )
 from handlers.setup import BUILTIN_ROLES
 from storage.db import transaction
-from storage.models import DirectoryMember, Kpi, Period, Person, Role, Scenario, Team
+from storage.models import CalendarDay, DirectoryMember, Kpi, Period, Person, Role, Scenario, Team
 
 ACTION = "people"  # every action of this page (roles.ACTIONS): admins only
 MAX_PICKS = 500  # newcomers added in one submit
@@ -51,6 +51,7 @@ BANNERS = {
     "kpi_saved": "KPI 已保存。",
     "period_saved": "大促期间已保存。",
     "scenario_saved": "场景已保存。",
+    "calendar_saved": "工作日历已保存。",
     "catalogue": "已载入推荐的 KPI 和考核模板。",
 }
 
@@ -94,8 +95,9 @@ def add_routes(bp: Blueprint, services: Services) -> None:
             kpis = list(session.scalars(select(Kpi).order_by(Kpi.key)))
             periods = list(session.scalars(select(Period).order_by(Period.start_md)))
             scenarios = list(session.scalars(select(Scenario).order_by(Scenario.id)))
+            calendar = list(session.scalars(select(CalendarDay).order_by(CalendarDay.day)))
             values: dict[str, Any] = {
-                "teams": teams, "everyone": everyone, "roles": roles, "kpis": kpis, "no_kpis": not kpis, "periods": periods, "scenarios": scenarios,
+                "teams": teams, "everyone": everyone, "roles": roles, "kpis": kpis, "no_kpis": not kpis, "periods": periods, "scenarios": scenarios, "calendar": calendar,
                 "newcomers": newcomers(session), "leavers": leavers(session),
                 "bots": [(b, pulls[b].astimezone(services.settings.tz).strftime("%Y-%m-%d %H:%M") if b in pulls else "")
                          for b in directory_bots(services.settings.bots)],
@@ -172,6 +174,7 @@ def add_routes(bp: Blueprint, services: Services) -> None:
                 "name": field("name"),
                 "leader": field("leader") or None,
             }
+            entry |= {name: field(name) for name in ("timezone", "plan_time", "plan_deadline", "lag_margin")}
             chat_bot, chat_id = field("chat_bot"), field("chat_id")
             if chat_bot or chat_id:
                 entry["chat"] = {"bot": chat_bot, "chat_id": chat_id}
@@ -234,6 +237,11 @@ def add_routes(bp: Blueprint, services: Services) -> None:
         return save_entry(
             team_edits.save_scenario, {"id": field("id"), "name": field("name")}, "scenario_saved"
         )
+
+    @bp.post("/people/calendar")
+    def save_calendar() -> Response:
+        entry = {"date": field("date"), "workday": field("workday") == "1", "name": field("name")}
+        return save_entry(team_edits.save_calendar_day, entry, "calendar_saved")
 
     @bp.post("/people/catalogue")
     def catalogue() -> Response:

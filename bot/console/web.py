@@ -100,6 +100,7 @@ def nav(viewer: Viewer) -> dict[str, Any]:
         "people_kpi": url_for("console.save_kpi"),
         "people_period": url_for("console.save_period"),
         "people_scenario": url_for("console.save_scenario"),
+        "people_calendar": url_for("console.save_calendar"),
         "data_pull": url_for("console.pull"),
         "data_upload": url_for("console.upload"),
         "data_confirm": url_for("console.confirm"),
