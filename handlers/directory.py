@@ -21,8 +21,8 @@ from typing import Any
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
-from handlers.setup import BUILTIN_ROLES, ID_PATTERN
-from storage.models import AuditLog, DirectoryMember, Identity, Person, Role, Team
+from handlers.setup import ID_PATTERN, known_roles
+from storage.models import AuditLog, DirectoryMember, Identity, Person, Team
 
 
 class DirectoryChoiceError(ValueError):
@@ -182,7 +182,7 @@ def add_people(session: Session, choices: Sequence[Choice], *, by: str, now: dat
     unknown, a member no longer in the directory or already someone's)."""
     problems: list[str] = []
     teams = set(session.scalars(select(Team.id).where(Team.active.is_(True))))
-    roles = set(BUILTIN_ROLES) | set(session.scalars(select(Role.id)))
+    roles = known_roles(session)
     members = {(m.bot_id, m.external_id): m for m in session.scalars(select(DirectoryMember))}
     identities = list(session.scalars(select(Identity)))
     known = {(i.bot_id, i.external_id) for i in identities}

@@ -549,6 +549,11 @@ def apply(
     return report
 
 
+def known_roles(session: Session) -> set[str]:
+    """Every role a person may have: the built-in ones and those a team file or the console added."""
+    return set(BUILTIN_ROLES) | set(session.scalars(select(Role.id)))
+
+
 def team_kpis(session: Session, team: Team) -> list[Kpi]:
     """The KPIs a team plans against (all KPIs unless the team file narrowed them)."""
     query = select(Kpi).order_by(Kpi.key)

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from handlers.setup import ID_PATTERN, TIME_PATTERN, TeamFileError, parse
+from handlers.setup import ID_PATTERN, TIME_PATTERN, TeamFileError, known_roles, parse
 from handlers.template_versions import record as record_template_version
 from storage.models import AuditLog, CalendarDay, Kpi, Period, Person, Role, Scenario, Team, Template
 
@@ -134,19 +134,19 @@ def save_calendar_day(session: Session, entry: Mapping[str, Any], *, by: str, no
     return row
 
 
-def save_person(
-    session: Session, person_id: str, values: Mapping[str, str], *, roles: set[str], by: str, now: datetime
-) -> Person:
-    """Move an active person to another team, role or type (a team file's ``team``, ``role``, ``type``);
-    a blank value keeps what they have."""
+def save_person(session: Session, entry: Mapping[str, str], *, by: str, now: datetime) -> Person:
+    """Move an active person (``entry["person"]``) to another team, role or type (a team file's
+    ``team``, ``role``, ``type``); a blank value keeps what they have."""
+    person_id = str(entry.get("person") or "")
     person = session.get(Person, person_id)
     if person is None or not person.active:
         raise TeamEditError(f"没有在职的人员 {person_id[:64]}")
     values = {
-        "team": values.get("team") or person.team_id,
-        "role": values.get("role") or person.role,
-        "type": values.get("type") or person.type,
+        "team": entry.get("team") or person.team_id,
+        "role": entry.get("role") or person.role,
+        "type": entry.get("type") or person.type,
     }
+    roles = known_roles(session)
     team = session.get(Team, values["team"])
     problems = []
     if team is None or not team.active:

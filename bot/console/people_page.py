@@ -36,9 +36,9 @@ from handlers.directory import (
     newcomers,
     record_pull,
 )
-from handlers.setup import BUILTIN_ROLES
+from handlers.setup import known_roles
 from storage.db import transaction
-from storage.models import CalendarDay, DirectoryMember, Kpi, Period, Person, Role, Scenario, Team
+from storage.models import CalendarDay, DirectoryMember, Kpi, Period, Person, Scenario, Team
 
 ACTION = "people"  # every action of this page (roles.ACTIONS): admins only
 MAX_PICKS = 500  # newcomers added in one submit
@@ -91,7 +91,7 @@ def add_routes(bp: Blueprint, services: Services) -> None:
             pulls = dict(
                 session.execute(select(DirectoryMember.bot_id, func.max(DirectoryMember.seen_at)).group_by(DirectoryMember.bot_id)).all()
             )  # fmt: skip
-            roles = sorted(set(BUILTIN_ROLES) | set(session.scalars(select(Role.id))))
+            roles = sorted(known_roles(session))
             kpis = list(session.scalars(select(Kpi).order_by(Kpi.key)))
             periods = list(session.scalars(select(Period).order_by(Period.start_md)))
             scenarios = list(session.scalars(select(Scenario).order_by(Scenario.id)))
@@ -165,39 +165,29 @@ def add_routes(bp: Blueprint, services: Services) -> None:
                 return back(found, error=f"没有在职的人员 {person_id[:64]}")
         return back(found, done="deactivated")
 
-    @bp.post("/people/team")
-    def save_team() -> Response:
+    def save_entry(save: Any, entry: dict[str, Any], done: str) -> Response:
         with transaction(services.sessions) as session:
             found = admin_post(session)
-            entry: dict[str, Any] = {
-                "id": field("id"),
-                "name": field("name"),
-                "leader": field("leader") or None,
-            }
-            entry |= {name: field(name) for name in ("timezone", "plan_time", "plan_deadline", "lag_margin")}
-            chat_bot, chat_id = field("chat_bot"), field("chat_id")
-            if chat_bot or chat_id:
-                entry["chat"] = {"bot": chat_bot, "chat_id": chat_id}
             try:
-                team_edits.save_team(session, entry, by=found.viewer.person_id, now=services.clock())
+                save(session, entry, by=found.viewer.person_id, now=services.clock())
             except team_edits.TeamEditError as exc:
                 session.rollback()
                 return back(found, error=str(exc))
-        return back(found, done="team_saved")
+        return back(found, done=done)
+
+    @bp.post("/people/team")
+    def save_team() -> Response:
+        entry: dict[str, Any] = {"id": field("id"), "name": field("name"), "leader": field("leader") or None}
+        entry |= {name: field(name) for name in ("timezone", "plan_time", "plan_deadline", "lag_margin")}
+        chat_bot, chat_id = field("chat_bot"), field("chat_id")
+        if chat_bot or chat_id:
+            entry["chat"] = {"bot": chat_bot, "chat_id": chat_id}
+        return save_entry(team_edits.save_team, entry, "team_saved")
 
     @bp.post("/people/person")
     def save_person() -> Response:
-        with transaction(services.sessions) as session:
-            found = admin_post(session)
-            roles = set(BUILTIN_ROLES) | set(session.scalars(select(Role.id)))
-            values = {"team": field("team"), "role": field("role"), "type": field("type")}
-            try:
-                team_edits.save_person(session, field("person"), values, roles=roles,
-                                       by=found.viewer.person_id, now=services.clock())  # fmt: skip
-            except team_edits.TeamEditError as exc:
-                session.rollback()
-                return back(found, error=str(exc))
-        return back(found, done="person_saved")
+        entry = {name: field(name) for name in ("person", "team", "role", "type")}
+        return save_entry(team_edits.save_person, entry, "person_saved")
 
     @bp.post("/people/kpi")
     def save_kpi() -> Response:
@@ -216,16 +206,6 @@ def add_routes(bp: Blueprint, services: Services) -> None:
                 session.rollback()
                 return back(found, error="；".join(exc.problems))
         return back(found, done="kpi_saved")
-
-    def save_entry(save: Any, entry: dict[str, str], done: str) -> Response:
-        with transaction(services.sessions) as session:
-            found = admin_post(session)
-            try:
-                save(session, entry, by=found.viewer.person_id, now=services.clock())
-            except team_edits.TeamEditError as exc:
-                session.rollback()
-                return back(found, error=str(exc))
-        return back(found, done=done)
 
     @bp.post("/people/period")
     def save_period() -> Response:
