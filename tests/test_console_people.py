@@ -265,3 +265,9 @@ def test_a_calendar_day_is_saved_and_the_workday_rules_use_it(
         assert (None if row is None else (row.workday, row.name)) == stored
         if stored:
             assert Calendar.load(session).is_workday(date.fromisoformat(form["date"])) is stored[0]
+
+
+def test_a_banner_made_elsewhere_is_not_shown(client, services, demo_team):  # noqa: ANN001
+    sign_in(client, services, ADMIN)
+    page = client.get("/console/people?error=管理员已批准转账&check=0123456789abcdef0123456789abcdef")
+    assert page.status_code == 200 and "管理员已批准转账" not in page.get_data(as_text=True)

@@ -15,6 +15,7 @@ Every action is audited with the signed-in admin's person id.
 
 from __future__ import annotations
 
+import hmac
 from typing import Any
 
 from flask import Blueprint, redirect, request, url_for
@@ -97,15 +98,16 @@ def add_routes(bp: Blueprint, services: Services) -> None:
             scenarios = list(session.scalars(select(Scenario).order_by(Scenario.id)))
             calendar = list(session.scalars(select(CalendarDay).order_by(CalendarDay.day)))
             values: dict[str, Any] = {
-                "teams": teams, "everyone": everyone, "roles": roles, "kpis": kpis, "no_kpis": not kpis, "periods": periods, "scenarios": scenarios, "calendar": calendar,
+                "teams": teams, "everyone": everyone, "roles": roles, "kpis": kpis, "no_kpis": not kpis,
+                "periods": periods, "scenarios": scenarios, "calendar": calendar,
                 "newcomers": newcomers(session), "leavers": leavers(session),
                 "bots": [(b, pulls[b].astimezone(services.settings.tz).strftime("%Y-%m-%d %H:%M") if b in pulls else "")
                          for b in directory_bots(services.settings.bots)],
                 "chat_bots": [b.id for b in services.settings.bots],
             }  # fmt: skip
         error = request.args.get("error", "")[:300]
-        if error and _check(found, error) != request.args.get("check", ""):
-            error = ""
+        if error and not hmac.compare_digest(_check(found, error), request.args.get("check", "")):
+            error = ""  # not a reason this console wrote for this session
         banner = BANNERS.get(request.args.get("done", ""), "")
         return page(
             "people.html", locale=locale, title=t["people"], here="people", viewer=found.viewer,
