@@ -140,7 +140,8 @@ def _feishu(fake: Any, org: Org) -> None:
         parent = dept_key(department_id)
         if parent is None:
             return fake._answer(400, 40003, "department not found")
-        every = request.args.get("fetch_child", "false") == "true"
+        # lark-oapi sends Python's spelling (True): a boolean, in either case
+        every = request.args.get("fetch_child", "false").lower() == "true"
         items = [
             {"name": d.name, "open_department_id": open_dept_id(d.key),
              "parent_department_id": open_dept_id(d.parent) if d.parent else FEISHU_ROOT,
