@@ -25,7 +25,7 @@ from werkzeug.wrappers import Response
 from bot.console import uploads
 from bot.console.render import page
 from bot.console.texts import texts
-from bot.console.web import Current, Refusal, check_post, current, field, nav, to_login
+from bot.console.web import Current, Refusal, back_to, check_post, current, field, nav, shown_error, to_login
 from bot.services import Services
 from sources.import_limits import MB, ImportLimits
 from storage.db import transaction
@@ -137,8 +137,6 @@ def _mapped_columns(columns: Any) -> list[tuple[str, str]]:
 
 
 def add_routes(bp: Blueprint, services: Services) -> None:
-    from bot.console.views import _check
-
     locale = services.settings.locale
     t = texts(locale)
 
@@ -168,10 +166,7 @@ def add_routes(bp: Blueprint, services: Services) -> None:
         return resp
 
     def back(found: Current, *, done: str = "", error: str = "") -> Response:
-        if error:
-            error = error[:300]
-            return redirect(url_for("console.data", error=error, check=_check(found, error)), code=303)
-        return redirect(url_for("console.data", done=done), code=303)
+        return back_to("console.data", found, done=done, error=error)
 
     def audit(found: Current, action: str, subject: str, detail: dict[str, Any]) -> None:
         with transaction(services.sessions) as session:
@@ -190,9 +185,7 @@ def add_routes(bp: Blueprint, services: Services) -> None:
             found = opened(session)
         if isinstance(found, Response):
             return found
-        error = request.args.get("error", "")[:300]
-        if error and _check(found, error) != request.args.get("check", ""):
-            error = ""
+        error = shown_error(found)
         return render(found, banner=BANNERS.get(request.args.get("done", ""), ""), error=error)
 
     @bp.post("/data/pull")

@@ -15,16 +15,15 @@ Every action is audited with the signed-in admin's person id.
 
 from __future__ import annotations
 
-import hmac
 from typing import Any
 
-from flask import Blueprint, redirect, request, url_for
+from flask import Blueprint, request
 from sqlalchemy import func, select
 from werkzeug.wrappers import Response
 
 from bot.console.render import page
 from bot.console.texts import texts
-from bot.console.web import Current, Refusal, check_post, current, field, nav, to_login
+from bot.console.web import Current, Refusal, back_to, check_post, current, field, nav, shown_error, to_login
 from bot.platforms.directory import directory_bots
 from bot.services import Services
 from handlers import team_edits
@@ -58,16 +57,11 @@ BANNERS = {
 
 
 def add_routes(bp: Blueprint, services: Services) -> None:
-    from bot.console.views import _check
-
     locale = services.settings.locale
     t = texts(locale)
 
     def back(found: Current, *, done: str = "", error: str = "") -> Response:
-        if error:
-            error = error[:300]
-            return redirect(url_for("console.people", error=error, check=_check(found, error)), code=303)
-        return redirect(url_for("console.people", done=done), code=303)
+        return back_to("console.people", found, done=done, error=error)
 
     def admin_post(session: Any) -> Current:
         found = check_post(services, session)
@@ -105,9 +99,7 @@ def add_routes(bp: Blueprint, services: Services) -> None:
                          for b in directory_bots(services.settings.bots)],
                 "chat_bots": [b.id for b in services.settings.bots],
             }  # fmt: skip
-        error = request.args.get("error", "")[:300]
-        if error and not hmac.compare_digest(_check(found, error), request.args.get("check", "")):
-            error = ""  # not a reason this console wrote for this session
+        error = shown_error(found)
         banner = BANNERS.get(request.args.get("done", ""), "")
         return page(
             "people.html", locale=locale, title=t["people"], here="people", viewer=found.viewer,

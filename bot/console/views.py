@@ -7,8 +7,6 @@ decision through the router (the same handler as the card's form), as the signed
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import uuid
 from datetime import date
 from typing import Any
@@ -20,7 +18,7 @@ from werkzeug.wrappers import Response
 from bot.console import data
 from bot.console.render import page
 from bot.console.texts import texts
-from bot.console.web import Current, Refusal, check_post, current, field, nav, to_login
+from bot.console.web import Current, Refusal, back_to, check_post, current, field, nav, shown_error, to_login
 from bot.services import Services
 from bot.worker.streams import stream_bots
 from handlers.appraisals import AppraisalError
@@ -51,9 +49,7 @@ def add_routes(bp: Blueprint, services: Services) -> None:
 
     def show(name: str, found: Current, here: str, title: str, **values: Any) -> Response:
         banner = BANNERS.get(request.args.get("done", ""), "")
-        error = request.args.get("error", "")[:300]
-        if not hmac.compare_digest(_check(found, error).encode(), request.args.get("check", "").encode()):
-            error = ""  # not a reason this console wrote for this session
+        error = shown_error(found)
         return page(
             name, locale=locale, title=title, here=here, viewer=found.viewer, csrf=found.signed.csrf,
             banner=error or banner, banner_error=bool(error), **nav(found.viewer), **values,
@@ -143,10 +139,7 @@ def add_routes(bp: Blueprint, services: Services) -> None:
         return redirect(url_for(endpoint, done=what), code=303)
 
     def failed(found: Current, endpoint: str, error: str) -> Response:
-        """Back to the page with the reason; signed with the session's CSRF token, so a link made
-        elsewhere cannot put its own words into the console's banner."""
-        error = error[:300]
-        return redirect(url_for(endpoint, error=error, check=_check(found, error)), code=303)
+        return back_to(endpoint, found, error=error)
 
     def allowed(found: Current, action: str, team_id: str | None = None) -> None:
         if not found.viewer.may(action, team_id):
@@ -254,11 +247,6 @@ def add_routes(bp: Blueprint, services: Services) -> None:
                 )
                 return failed(found, "console.appraisals", str(message)[:300])
         return done("console.appraisals", "decided")
-
-
-def _check(found: Current, error: str) -> str:
-    mac = hmac.new(found.signed.csrf.encode(), b"banner\x00" + error.encode(), hashlib.sha256)
-    return mac.hexdigest()[:32]
 
 
 def _as_person(

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import dataclass
 from typing import Any
 
@@ -57,6 +59,28 @@ def current(services: Services, session: Session) -> Current | None:
     person = session.get(Person, signed.person_id)
     assert person is not None  # noqa: S101 - lookup checked it
     return Current(viewer_for(session, person, admins_of(services.settings.extra)), signed)
+
+
+def back_to(endpoint: str, found: Current, *, done: str = "", error: str = "") -> Response:
+    """Back to a page after a POST: ``done`` names its banner; ``error`` is the reason, signed with
+    the session's CSRF token, so a link made elsewhere cannot put its own words into the banner."""
+    if error:
+        error = error[:300]
+        return redirect(url_for(endpoint, error=error, check=_banner_mark(found, error)), code=303)
+    return redirect(url_for(endpoint, done=done), code=303)
+
+
+def shown_error(found: Current) -> str:
+    """The reason ``back_to`` put in this request's address, if this session's console wrote it."""
+    error = request.args.get("error", "")[:300]
+    if error and hmac.compare_digest(_banner_mark(found, error), request.args.get("check", "")):
+        return error
+    return ""
+
+
+def _banner_mark(found: Current, error: str) -> str:
+    mac = hmac.new(found.signed.csrf.encode(), b"banner\x00" + error.encode(), hashlib.sha256)
+    return mac.hexdigest()[:32]
 
 
 def to_login() -> Response:
