@@ -125,15 +125,17 @@ def newcomers(session: Session) -> list[Newcomer]:
         )
     )
     names_on_bot = Counter((row.bot_id, row.name) for row in rows)
+    active_by_name: dict[str, list[str]] = {}
+    for p in people:
+        if p.active:
+            active_by_name.setdefault(p.name, []).append(p.id)
     for row in rows:
         if (row.bot_id, row.external_id) in known:
             continue
         # someone already here by that name without an id on this bot (the admin made at the
         # start, a team file's person): suggest them, so the pick links instead of duplicating;
         # only when the name is unique on both sides, so a namesake is never offered an account
-        same = [
-            p.id for p in people if p.active and p.name == row.name and (p.id, row.bot_id) not in has_id_on
-        ]
+        same = [pid for pid in active_by_name.get(row.name, ()) if (pid, row.bot_id) not in has_id_on]
         link = len(same) == 1 and names_on_bot[(row.bot_id, row.name)] == 1
         suggested = same[0] if link else suggest_person_id(row.external_id, taken)
         taken.add(suggested)
