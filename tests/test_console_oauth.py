@@ -233,7 +233,7 @@ def test_feishu_refused_consent_is_a_clear_page(live, fake, platform):  # noqa: 
     ],
 )
 def test_an_app_token_refused_as_stale_is_fetched_again_once(answers, refused, calls, errcode):
-    from bot.platforms.signin import _with_app_token
+    from bot.platforms.tokens import with_fresh_token
 
     issued, used = iter(["t1", "t2", "t3"]), []
     stale_seen: list[str | None] = []
@@ -246,6 +246,8 @@ def test_an_app_token_refused_as_stale_is_fetched_again_once(answers, refused, c
         used.append(token)
         return answers[len(used) - 1]
 
-    assert _with_app_token(app_token, call, frozenset(refused))["errcode"] == errcode
+    assert (
+        with_fresh_token(app_token, call, lambda answer: answer["errcode"] in refused)["errcode"] == errcode
+    )
     assert used == calls
     assert stale_seen == [None, "t1"][: len(calls)]

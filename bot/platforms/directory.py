@@ -20,7 +20,8 @@ Facts, from the platforms' documentation and SDK sources (docs/admin/directory.m
   department ``POST /topapi/v2/user/list`` ``{dept_id, cursor, size ≤ 100}`` (that department only;
   ``result.list[].userid, unionid, name, dept_id_list``, ``result.has_more / next_cursor``). There is
   no "resigned" flag: a leaver is simply no longer listed. ``errcode`` 40014 / 42001 / 40001 / 33001
-  a stale token, 88 (sub_code 60011) no permission, 90002 / 90018 too many calls.
+  a stale token; 88 a TOP auth error, tried once with a fresh token and then, with sub_code 60011,
+  no permission; 90002 / 90018 too many calls.
 - WeCom: ``GET /cgi-bin/department/list`` (the whole tree within the app's visible range;
   ``department[].id, name``) and per department ``GET /cgi-bin/user/list?department_id=…``
   (``userlist[].userid, name, department, status``: 1 active, 2 disabled, 4 not yet activated,
@@ -30,24 +31,24 @@ Facts, from the platforms' documentation and SDK sources (docs/admin/directory.m
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import requests
 
 from bot.config import BotConfig
 from bot.platforms.base import DeliveryError
+from bot.platforms.feishu import TOKEN_INVALID as FEISHU_TOKEN_INVALID
+from bot.platforms.tokens import DINGTALK_STALE_TOKEN, AppToken, adapter_token, with_fresh_token
+from bot.platforms.wecom import TOKEN_ERRORS as WECOM_TOKEN_ERRORS
 from handlers.directory import Member
 
 TIMEOUT = 10.0
 MAX_PAGES = 2000  # a directory of 100,000 people at 50 a page: far beyond a small shop; stops a loop
 
-FEISHU_STALE = frozenset({99991663, 99991661})
 FEISHU_DENIED = frozenset({40004, 41050, 99991672})
 FEISHU_LIMITED = frozenset({99991400, 99991403})
-DINGTALK_STALE = frozenset({40014, 42001, 40001, 33001})
 DINGTALK_LIMITED = frozenset({90002, 90018, 90020})
-WECOM_STALE = frozenset({40014, 42001, 40001})
 WECOM_DENIED = frozenset({60011, 48002, 60020})
 WECOM_LIMITED = frozenset({45009})
 WECOM_INACTIVE = frozenset({2, 5})  # disabled, left the company
@@ -61,7 +62,6 @@ class DirectoryError(Exception):
         self.text = text
 
 
-AppToken = Callable[[str | None], str]  # (stale token or None) -> the app's access token
 PLATFORMS = ("feishu", "dingtalk", "wecom")
 
 
@@ -101,12 +101,10 @@ def read_directory(bot: BotConfig, http: requests.Session, adapter: Any) -> list
 
 
 def _token_of(adapter: Any) -> AppToken:
-    method = getattr(adapter, "access_token", None)
-    if method is None:
+    token = adapter_token(adapter)
+    if token is None:
         raise DirectoryError("这个机器人还没有配置应用凭证，无法读取通讯录。")
-    if getattr(adapter, "name", "") == "wecom":
-        return lambda stale: method(stale=stale)
-    return lambda stale: method(stale)
+    return token
 
 
 class _Reader:
@@ -159,21 +157,19 @@ class _Feishu(_Reader):
         super().__init__(bot, http, token, "https://open.feishu.cn")
 
     def _get(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
-        token = self._app_token(None)
-        for attempt in (1, 2):
-            status, data = self._send(
+        status, data = with_fresh_token(
+            self._app_token,
+            lambda token: self._send(
                 "GET", self.base + path, path, params=params, headers={"Authorization": f"Bearer {token}"}
-            )
-            code = data.get("code")
-            if code in FEISHU_STALE and attempt == 1:
-                token = self._app_token(token)
-                continue
-            if code != 0:
-                limited = code in FEISHU_LIMITED or status == 429
-                raise _refusal("飞书", code, data.get("msg"), code in FEISHU_DENIED, limited)
-            body = data.get("data")
-            return body if isinstance(body, dict) else {}
-        raise AssertionError("unreachable")  # pragma: no cover
+            ),
+            lambda answer: answer[1].get("code") in FEISHU_TOKEN_INVALID,
+        )
+        code = data.get("code")
+        if code != 0:
+            limited = code in FEISHU_LIMITED or status == 429
+            raise _refusal("飞书", code, data.get("msg"), code in FEISHU_DENIED, limited)
+        body = data.get("data")
+        return body if isinstance(body, dict) else {}
 
     def _pages(self, path: str, params: dict[str, Any]) -> Iterator[dict[str, Any]]:
         page_token = ""
@@ -219,18 +215,18 @@ class _DingTalk(_Reader):
         self.base = str(bot.get("oapi_base") or "https://oapi.dingtalk.com").rstrip("/")
 
     def _post(self, path: str, body: dict[str, Any]) -> Any:
-        token = self._app_token(None)
-        for attempt in (1, 2):
-            _, data = self._send("POST", self.base + path, path, params={"access_token": token}, json=body)
-            code = data.get("errcode")
-            if code in DINGTALK_STALE and attempt == 1:
-                token = self._app_token(token)
-                continue
-            if code != 0:
-                denied = code == 88 or str(data.get("sub_code", "")) == "60011" or code == 60011
-                raise _refusal("钉钉", code, data.get("errmsg"), denied, code in DINGTALK_LIMITED)
-            return data.get("result")
-        raise AssertionError("unreachable")  # pragma: no cover
+        _, data = with_fresh_token(
+            self._app_token,
+            lambda token: self._send(
+                "POST", self.base + path, path, params={"access_token": token}, json=body
+            ),
+            lambda answer: answer[1].get("errcode") in DINGTALK_STALE_TOKEN,
+        )
+        code = data.get("errcode")
+        if code != 0:
+            denied = code == 88 or str(data.get("sub_code", "")) == "60011" or code == 60011
+            raise _refusal("钉钉", code, data.get("errmsg"), denied, code in DINGTALK_LIMITED)
+        return data.get("result")
 
     def members(self) -> Iterator[Member]:
         names: dict[int, str] = {}
@@ -267,19 +263,15 @@ class _WeCom(_Reader):
         super().__init__(bot, http, token, "https://qyapi.weixin.qq.com")
 
     def _get(self, path: str, params: dict[str, Any]) -> dict[str, Any]:
-        token = self._app_token(None)
-        for attempt in (1, 2):
-            _, data = self._send("GET", self.base + path, path, params={"access_token": token, **params})
-            code = data.get("errcode")
-            if code in WECOM_STALE and attempt == 1:
-                token = self._app_token(token)
-                continue
-            if code != 0:
-                raise _refusal(
-                    "企业微信", code, data.get("errmsg"), code in WECOM_DENIED, code in WECOM_LIMITED
-                )
-            return data
-        raise AssertionError("unreachable")  # pragma: no cover
+        _, data = with_fresh_token(
+            self._app_token,
+            lambda token: self._send("GET", self.base + path, path, params={"access_token": token, **params}),
+            lambda answer: answer[1].get("errcode") in WECOM_TOKEN_ERRORS,
+        )
+        code = data.get("errcode")
+        if code != 0:
+            raise _refusal("企业微信", code, data.get("errmsg"), code in WECOM_DENIED, code in WECOM_LIMITED)
+        return data
 
     def members(self) -> Iterator[Member]:
         names: dict[int, str] = {}

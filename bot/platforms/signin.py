@@ -38,13 +38,14 @@ Facts, from the platforms' documentation:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, Protocol
 from urllib.parse import urlencode
 
 import requests
 
 from bot.config import BotConfig
+from bot.platforms.tokens import DINGTALK_STALE_TOKEN, AppToken, adapter_token, with_fresh_token
 from bot.platforms.wecom import TOKEN_ERRORS
 
 TIMEOUT = 10.0
@@ -54,8 +55,6 @@ DEFAULT_OAUTH_BASE = {
     "wecom": "https://open.weixin.qq.com",
 }
 WECOM_WEB_LOGIN_BASE = "https://login.work.weixin.qq.com"  # 企业微信 Web 登录 (path/98152)
-# errcodes saying the app token was refused (expired or revoked early): fetch a new one, once
-DINGTALK_STALE_TOKEN = frozenset({40014, 42001, 88})
 
 
 class SignInError(Exception):
@@ -73,20 +72,6 @@ class SignIn(Protocol):
     def authorize_url(self, state: str, redirect_uri: str, *, in_app: bool = True) -> str: ...
 
     def identify(self, args: Mapping[str, str], redirect_uri: str) -> str: ...
-
-
-AppToken = Callable[[str | None], str]  # (stale token or None) -> the app's access token
-
-
-def _with_app_token(
-    app_token: AppToken, call: Callable[[str], dict[str, Any]], refused: frozenset[int] | set[int]
-) -> dict[str, Any]:
-    """``call`` with the app's access token, and once more with a fresh one if it was refused."""
-    token = app_token(None)
-    data = call(token)
-    if data.get("errcode") in refused:
-        data = call(app_token(token))
-    return data
 
 
 def _json(resp: requests.Response, what: str) -> dict[str, Any]:
@@ -216,7 +201,7 @@ class DingTalkSignIn:
         union_id = me.get("unionId")
         if not isinstance(union_id, str) or not union_id:
             raise SignInError("钉钉没有返回你的用户信息，请重新登录。", "users/me: no unionId")
-        found = _with_app_token(
+        found = with_fresh_token(
             self.app_token,
             lambda app: _call(
                 self.http,
@@ -226,7 +211,7 @@ class DingTalkSignIn:
                 params={"access_token": app},
                 json={"unionid": union_id},
             ),  # fmt: skip
-            DINGTALK_STALE_TOKEN,
+            lambda answer: answer.get("errcode") in DINGTALK_STALE_TOKEN,
         )
         result = found.get("result")
         userid = result.get("userid") if isinstance(result, dict) else None
@@ -275,7 +260,7 @@ class WeComSignIn:
 
     def identify(self, args: Mapping[str, str], redirect_uri: str) -> str:
         code = _code(args, "code")
-        data = _with_app_token(
+        data = with_fresh_token(
             self.app_token,
             lambda app: _call(
                 self.http,
@@ -284,7 +269,7 @@ class WeComSignIn:
                 "getuserinfo",
                 params={"access_token": app, "code": code},
             ),  # fmt: skip
-            TOKEN_ERRORS,
+            lambda answer: answer.get("errcode") in TOKEN_ERRORS,
         )
         userid = data.get("userid") or data.get("UserId")
         if data.get("errcode") == 0 and isinstance(userid, str) and userid:
@@ -319,26 +304,17 @@ def _wecom_token(bot: BotConfig, http: requests.Session) -> AppToken:
     return fetch
 
 
-def _adapter_token(adapter: Any) -> AppToken | None:
-    method = getattr(adapter, "access_token", None)
-    if method is None:
-        return None
-    if getattr(adapter, "name", "") == "wecom":
-        return lambda stale: method(stale=stale)
-    return lambda stale: method(stale)
-
-
 def build_signin(bot: BotConfig, http: requests.Session, adapter: Any = None) -> SignIn | None:
     """The sign-in of one bot, or None for a platform without one (the simulator)."""
     if bot.platform == "feishu":
         return FeishuSignIn(bot, http)
     if bot.platform == "dingtalk":
-        token = _adapter_token(adapter)
+        token = adapter_token(adapter)
         if token is None:
             return None
         return DingTalkSignIn(bot, http, token)
     if bot.platform == "wecom":
         if not bot.get("corp_id"):
             return None
-        return WeComSignIn(bot, http, _adapter_token(adapter) or _wecom_token(bot, http))
+        return WeComSignIn(bot, http, adapter_token(adapter) or _wecom_token(bot, http))
     return None

@@ -10,6 +10,9 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 class TokenCache:
@@ -45,3 +48,28 @@ class TokenCache:
             lifetime = timedelta(seconds=seconds)
             self._current = (token, started + max(lifetime - self._early, lifetime / 2))
             return token
+
+
+AppToken = Callable[[str | None], str]  # (stale token or None) -> the app's access token
+# oapi errcodes that say DingTalk refused the app token (invalid, expired, or a TOP auth error)
+DINGTALK_STALE_TOKEN = frozenset({40014, 42001, 40001, 33001, 88})
+
+
+def adapter_token(adapter: Any) -> AppToken | None:
+    """The app token of a bot's adapter (its cache), or None when the adapter keeps none."""
+    method = getattr(adapter, "access_token", None)
+    if method is None:
+        return None
+    if getattr(adapter, "name", "") == "wecom":
+        return lambda stale: method(stale=stale)
+    return lambda stale: method(stale)
+
+
+def with_fresh_token(app_token: AppToken, call: Callable[[str], T], refused: Callable[[T], bool]) -> T:
+    """``call`` with the app's token, and once more with a fresh one if ``refused`` says the
+    platform turned that token down (revoked or expired before its time)."""
+    token = app_token(None)
+    answer = call(token)
+    if refused(answer):
+        answer = call(app_token(token))
+    return answer
