@@ -22,6 +22,7 @@ from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from handlers.setup import ID_PATTERN, known_roles
+from handlers.team_edits import new_person
 from storage.models import AuditLog, DirectoryMember, Identity, Person, Team
 
 
@@ -227,16 +228,9 @@ def add_people(session: Session, choices: Sequence[Choice], *, by: str, now: dat
     for c in choices:
         linked = c.person_id in people
         if not linked:
-            name = (c.name or members[(c.bot_id, c.external_id)].name)[:200]
-            session.add(
-                Person(
-                    id=c.person_id, name=name, team_id=c.team_id, role=c.role, type=c.type,
-                    hire_date=c.hire_date, active=True, added_from="directory",
-                )
-            )  # fmt: skip
-            session.flush()
-            # the simulator knows everyone by their person id, as a team file's people (setup.apply)
-            session.add(Identity(bot_id="sim", external_id=c.person_id, person_id=c.person_id))
+            name = c.name or members[(c.bot_id, c.external_id)].name
+            new_person(session, c.person_id, name, c.team_id, c.role, c.type, added_from="directory",
+                       hire_date=c.hire_date)  # fmt: skip
         session.add(Identity(bot_id=c.bot_id, external_id=c.external_id, person_id=c.person_id))
         detail: dict[str, Any] = {"bot": c.bot_id, "id": c.external_id}
         if not linked:

@@ -10,7 +10,7 @@ that the database does not have yet, and never changes one it has. Both are audi
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -20,7 +20,18 @@ from sqlalchemy.orm import Session
 
 from handlers.setup import ID_PATTERN, TIME_PATTERN, TeamFileError, known_roles, parse
 from handlers.template_versions import record as record_template_version
-from storage.models import AuditLog, CalendarDay, Kpi, Period, Person, Role, Scenario, Team, Template
+from storage.models import (
+    AuditLog,
+    CalendarDay,
+    Identity,
+    Kpi,
+    Period,
+    Person,
+    Role,
+    Scenario,
+    Team,
+    Template,
+)
 
 
 def example_team_file() -> Path:
@@ -132,6 +143,27 @@ def save_calendar_day(session: Session, entry: Mapping[str, Any], *, by: str, no
                              detail={"before": before, "after": values}))  # fmt: skip
     session.flush()
     return row
+
+
+def new_person(
+    session: Session,
+    person_id: str,
+    name: str,
+    team_id: str,
+    role: str,
+    kind: str,
+    *,
+    added_from: str,
+    hire_date: date | None = None,
+) -> Person:
+    """A person added without a team file (from the directory, or the first admin), known to the
+    simulator by their person id as a team file's people are (setup.apply)."""
+    person = Person(id=person_id, name=name[:200], team_id=team_id, role=role, type=kind, hire_date=hire_date,
+                    active=True, added_from=added_from)  # fmt: skip
+    session.add(person)
+    session.flush()
+    session.add(Identity(bot_id="sim", external_id=person_id, person_id=person_id))
+    return person
 
 
 def save_person(session: Session, entry: Mapping[str, str], *, by: str, now: datetime) -> Person:

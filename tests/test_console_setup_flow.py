@@ -177,3 +177,23 @@ def test_the_nightly_sync_reads_the_pulled_directories_again_and_flags_leavers(
     clock.advance(days=1)
     failed = run_job(services, "directory-sync", clock())
     assert failed.status == "failed" and "60011" in failed.detail["wecom-main"]["error"]
+
+
+@pytest.mark.parametrize(
+    "person, team, said",
+    [
+        ("stranger", "ops", "stranger 不在 planloop.toml 的 [server] admins 里"),
+        ("boss", "运营", "--person 和 --team 只能用字母、数字和 _-."),
+    ],
+)
+def test_only_an_admin_with_plain_ids_is_made_by_console_link(
+    tmp_path, engine, wecom, capsys, person, team, said
+):
+    config = _config(tmp_path, engine, wecom[0])  # admins = ["boss"]
+    argv = ["--config", str(config), "console", "link", "--person", person, "--name", "某人", "--team", team]
+    assert main(argv) == 1
+    assert said in capsys.readouterr().err
+    with engine.connect() as conn:
+        assert (
+            conn.execute(select(Person.id)).first() is None and conn.execute(select(Team.id)).first() is None
+        )

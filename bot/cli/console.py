@@ -52,7 +52,8 @@ def _first_admin(services: Any, session: Any, args: argparse.Namespace, say: Any
     person, and their team when it does not exist yet. The console's People page takes it from there."""
     from bot.console.roles import admins_of
     from handlers.setup import ID_PATTERN
-    from storage.models import AuditLog, Identity, Person, Team
+    from handlers.team_edits import new_person, save_team
+    from storage.models import AuditLog, Team
 
     if args.person not in admins_of(services.settings.extra):
         print(say("console_not_admin", person=args.person), file=sys.stderr)
@@ -63,15 +64,10 @@ def _first_admin(services: Any, session: Any, args: argparse.Namespace, say: Any
         return None
     now = services.clock()
     if session.get(Team, team_id) is None:
-        session.add(Team(id=team_id, name=(args.team_name or team_id)[:200], timezone="Asia/Shanghai",
-                         lag_margin=20, plan_day_time="10:00", plan_deadline_time="14:00", active=True))  # fmt: skip
-        session.add(AuditLog(at=now, actor="cli", action="team.create", subject=team_id, detail={}))
-        session.flush()
-    person = Person(id=args.person, name=args.name[:200], team_id=team_id, role="operations", type="veteran",
-                    active=True, added_from="console")  # fmt: skip
-    session.add(person)
-    session.flush()
-    session.add(Identity(bot_id="sim", external_id=args.person, person_id=args.person))  # as setup.apply does
+        save_team(session, {"id": team_id, "name": args.team_name or team_id}, by="cli", now=now)
+    person = new_person(
+        session, args.person, args.name, team_id, "operations", "veteran", added_from="console"
+    )
     session.add(
         AuditLog(at=now, actor="cli", action="person.add", subject=args.person, detail={"team": team_id})
     )
