@@ -34,7 +34,6 @@ from handlers.directory import (
     deactivate,
     leavers,
     newcomers,
-    record_pull,
 )
 from handlers.setup import known_roles
 from storage.db import transaction
@@ -108,20 +107,18 @@ def add_routes(bp: Blueprint, services: Services) -> None:
 
     @bp.post("/people/pull")
     def directory_pull() -> Response:
-        from bot.platforms.directory import DirectoryError, read_directory
+        from bot.platforms.directory import DirectoryError
+        from bot.worker.jobs import pull_directory
 
         with services.sessions() as session:
             found = admin_post(session)
         bot_id = field("bot")
         if bot_id not in directory_bots(services.settings.bots):
             return back(found, error=f"没有可拉取通讯录的机器人 {bot_id[:64]}")
-        bot = next(b for b in services.settings.bots if b.id == bot_id)
         try:
-            members = read_directory(bot, services.http, services.platforms.get(bot_id))
+            pull_directory(services, bot_id, services.clock(), found.viewer.person_id)
         except DirectoryError as exc:
             return back(found, error=exc.text)
-        with transaction(services.sessions) as session:
-            record_pull(session, bot_id, members, services.clock(), found.viewer.person_id)
         return back(found, done="pulled")
 
     @bp.post("/people/add")

@@ -18,7 +18,7 @@ from collections.abc import Callable
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -36,6 +36,9 @@ from handlers.reminders import run_plan_reminders
 from storage.db import transaction
 from storage.jobs import claim_run, finish_run, recoverable
 from storage.models import SourceState, Team
+
+if TYPE_CHECKING:
+    from handlers.directory import PullSummary
 
 log = logging.getLogger("planloop.jobs")
 
@@ -342,11 +345,24 @@ def appraisal_held(services: Services, at: datetime) -> JobResult:
     )
 
 
+def pull_directory(services: Services, bot_id: str, at: datetime, by: str) -> PullSummary:
+    """Read ``bot_id``'s directory and store it (the console's 拉取通讯录 and the nightly sync);
+    DirectoryError when the platform would not give it."""
+    from bot.platforms.directory import read_directory
+    from handlers.directory import record_pull
+
+    bot = services.settings.bot(bot_id)
+    assert bot is not None  # noqa: S101 - callers pass a bot of directory_bots()
+    members = read_directory(bot, services.http, services.platforms.get(bot_id))
+    with transaction(services.sessions) as session:
+        return record_pull(session, bot_id, members, at, by)
+
+
 def directory_sync(services: Services, at: datetime) -> JobResult:
     """Nightly (issue 22): read again every directory an admin has pulled in the console, so the
     People page shows who has left and who is new. Nothing is deactivated here: an admin confirms."""
-    from bot.platforms.directory import DirectoryError, directory_bots, read_directory
-    from handlers.directory import pulled_bots, record_pull
+    from bot.platforms.directory import DirectoryError, directory_bots
+    from handlers.directory import pulled_bots
 
     with services.sessions() as session:
         bots = [b for b in pulled_bots(session) if b in directory_bots(services.settings.bots)]
@@ -356,15 +372,12 @@ def directory_sync(services: Services, at: datetime) -> JobResult:
         )
     detail: dict[str, Any] = {}
     for bot_id in bots:
-        bot = next(b for b in services.settings.bots if b.id == bot_id)
         try:
-            members = read_directory(bot, services.http, services.platforms.get(bot_id))
+            summary = pull_directory(services, bot_id, at, "worker")
         except DirectoryError as exc:
             log.warning("directory-sync: %s: %s", bot_id, exc)
             detail[bot_id] = {"error": exc.text}
             continue
-        with transaction(services.sessions) as session:
-            summary = record_pull(session, bot_id, members, at, "worker")
         detail[bot_id] = {
             "listed": summary.listed,
             "newcomers": summary.newcomers,
