@@ -212,14 +212,17 @@ def exports_page() -> str:
     return "\n".join(lines)
 
 
+WEBHOOK = (
+    "a platform's callbacks for the bot `<bot_id>` (`feishu`, `dingtalk`, `wecom`); "
+    "`<sub>` is DingTalk's `card` route for interactive-card clicks"
+)
+
 # What each route of the web app is for, by Flask endpoint. A route missing here stops the
 # generator (and so tests/test_docs.py): a new URL is documented the day it is added.
 ROUTES = {
     "healthz": "liveness: 200 while the process answers (the image's HEALTHCHECK)",
     "readyz": "readiness: 200 once the database answers and is migrated to head, else 503",
     "prometheus": "Prometheus metrics; `Authorization: Bearer <[server] metrics_token>` when one is set",
-    "webhook": "a platform's callbacks for the bot `<bot_id>` (`feishu`, `dingtalk`, `wecom`); "
-    "`<sub>` is DingTalk's `card` route for interactive-card clicks",
     "pages.show": "a signed page opened from a card (plan form, progress, appraisal, tables), expiring",
     "pages.submit": "a form posted from such a page (same-origin only, CSRF-checked)",
     "sim.page": "the chat simulator (when `[simulator] enabled`, as in `planloop demo`)",
@@ -270,6 +273,7 @@ def http_page() -> str:
 
     from bot.config import load
     from bot.web.app import create_app
+    from bot.web.webhooks import PATHS as WEBHOOK_PATHS
 
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) / "planloop.toml"
@@ -296,9 +300,11 @@ def http_page() -> str:
         "| path | methods | what it is |",
         "|---|---|---|",
     ]
-    for rule in rules:
-        methods = ", ".join(sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}))
-        lines.append(f"| `{rule.rule}` | {methods} | {_cell(ROUTES[rule.endpoint])} |")
+    rows = [(rule.rule, (rule.methods or set()) - {"HEAD", "OPTIONS"}, ROUTES[rule.endpoint]) for rule in rules]
+    # The webhook route is answered in front of Flask (bot/web/webhooks.py), so not in its map.
+    rows += [(path, {"GET", "POST"}, WEBHOOK) for path in WEBHOOK_PATHS]
+    for path, methods, what in sorted(rows, key=lambda row: (row[0], sorted(row[1]))):
+        lines.append(f"| `{path}` | {', '.join(sorted(methods))} | {_cell(what)} |")
     lines += [
         "",
         "## The open API (`/api/v1`)",

@@ -1,30 +1,21 @@
-"""create_app(settings) -> Flask: webhooks, health, the simulator and pages. No I/O at creation."""
+"""create_app(settings) -> Flask: health, the simulator, pages, console and API, with the webhook
+route in front of it (bot/web/webhooks.py). No I/O at creation."""
 
 from __future__ import annotations
 
 import logging
-import time
 from typing import Any
 
 from flask import Flask, Response, request
 
-from bot.config import PLATFORMS, Settings
-from bot.dispatch import process
+from bot.config import Settings
 from bot.ops import metrics
-from bot.platforms.base import (
-    BadRequest,
-    CaseInsensitiveDict,
-    LimitExceeded,
-    SignatureError,
-    WebRequest,
-    WebResponse,
-)
+from bot.platforms.base import WebResponse
 from bot.services import Services, build_services
 from bot.web.responses import error, to_flask
+from bot.web.webhooks import MAX_BODY, WebhookFront
 
 log = logging.getLogger("planloop.web")
-
-MAX_BODY = 1024 * 1024  # 1 MiB: far above any platform event; larger is refused before parsing
 
 
 def create_app(settings: Settings, services: Services | None = None) -> Flask:
@@ -73,55 +64,6 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
             metrics.exposition(services.engine, services.clock), content_type=metrics.CONTENT_TYPE
         )
 
-    @app.route("/webhooks/<platform>/<bot_id>", methods=["GET", "POST"])
-    @app.route("/webhooks/<platform>/<bot_id>/<sub>", methods=["GET", "POST"])
-    def webhook(platform: str, bot_id: str, sub: str = "") -> Response:
-        adapter = services.platforms.get(bot_id)
-        if adapter is None or adapter.name != platform or platform == "simulator":
-            # Counted too (a misconfigured callback URL shows up as 404s), with a bounded label.
-            metrics.observe_webhook(platform if platform in PLATFORMS else "other", 404, 0.0)
-            return error(404, f"no {platform} bot named {bot_id!r}")
-        return handle(adapter, sub)
-
-    def handle(adapter: Any, sub: str) -> Response:
-        started = time.perf_counter()
-        response = answer(adapter, sub)
-        metrics.observe_webhook(adapter.name, response.status_code, time.perf_counter() - started)
-        return response
-
-    def answer(adapter: Any, sub: str) -> Response:
-        body = request.get_data(cache=False)
-        web = WebRequest(
-            method=request.method,
-            path=sub,
-            args={k: v for k, v in request.args.items()},
-            headers=CaseInsensitiveDict(dict(request.headers)),
-            body=body,
-        )
-        try:
-            parsed = adapter.parse(web, services.clock())
-            if isinstance(parsed, WebResponse):
-                return to_flask(parsed)
-            return to_flask(process(services, adapter, parsed))
-        except SignatureError as exc:
-            log.info("rejected signature on %s: %s", adapter.bot_id, exc)
-            return error(401, f"signature check failed: {exc}")
-        except LimitExceeded as exc:
-            log.warning("refused body on %s: %s", adapter.bot_id, exc)
-            return error(400, str(exc))
-        except BadRequest as exc:
-            return error(400, str(exc))
-        except Exception:
-            # Nothing committed (one transaction); the platform's retry will try again.
-            log.exception("inbound failed on %s", adapter.bot_id)
-            return to_flask(
-                WebResponse(
-                    503, {"error": "temporarily unavailable, retry later"}, headers={"Retry-After": "5"}
-                )
-            )
-
-    app.extensions["planloop.handle"] = handle
-
     @app.errorhandler(404)
     def not_found(_e: Any) -> Response:
         return error(404, "not found")
@@ -153,6 +95,7 @@ def create_app(settings: Settings, services: Services | None = None) -> Flask:
     if settings.simulator or "sim" in services.platforms:
         from bot.web.sim import blueprint
 
-        app.register_blueprint(blueprint(services, handle))
+        app.register_blueprint(blueprint(services))
 
+    app.wsgi_app = WebhookFront(services, app.wsgi_app)  # type: ignore[method-assign]
     return app

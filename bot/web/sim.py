@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from flask import Blueprint, Response, request
 from sqlalchemy import select
@@ -13,6 +11,7 @@ from bot.platforms.base import WebResponse
 from bot.platforms.simulator import BOT_ID, card_json
 from bot.services import Services
 from bot.web.responses import to_flask
+from bot.web.webhooks import handle, incoming
 from cards.model import Card
 from storage.models import Person, Team
 from storage.transcript import lines
@@ -20,7 +19,7 @@ from storage.transcript import lines
 PAGE = Path(__file__).parent / "static" / "sim.html"
 
 
-def blueprint(services: Services, handle: Callable[[Any, str], Response]) -> Blueprint:
+def blueprint(services: Services) -> Blueprint:
     bp = Blueprint("sim", __name__, url_prefix="/sim")
     adapter = services.platforms[BOT_ID]
 
@@ -30,11 +29,11 @@ def blueprint(services: Services, handle: Callable[[Any, str], Response]) -> Blu
 
     @bp.post("/api/say")
     def say() -> Response:
-        return handle(adapter, "say")
+        return to_flask(handle(services, adapter, incoming(request.environ, "say")))
 
     @bp.post("/api/act")
     def act() -> Response:
-        return handle(adapter, "act")
+        return to_flask(handle(services, adapter, incoming(request.environ, "act")))
 
     @bp.get("/api/messages")
     def messages() -> Response:

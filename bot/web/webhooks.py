@@ -1,0 +1,134 @@
+"""The platforms' webhook route as plain WSGI, in front of Flask.
+
+Every inbound event of every platform comes through ``/webhooks/<platform>/<bot_id>[/<sub>]``:
+it is the busiest route by far, and what it does is fixed — read the body, let the adapter
+verify and parse it, run it through ``bot.dispatch``, answer. Flask's request context, URL map
+and Response object cost about as much as the adapter's signature check and decryption, so
+this route is answered here and everything else is passed on to the Flask app unchanged.
+The simulator's say/act routes call the same ``handle``.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import parse_qsl
+
+from bot.config import PLATFORMS
+from bot.dispatch import process
+from bot.ops import metrics
+from bot.platforms.base import (
+    BadRequest,
+    CaseInsensitiveDict,
+    LimitExceeded,
+    SignatureError,
+    WebRequest,
+    WebResponse,
+)
+from bot.services import Services
+from bot.web.responses import encode
+
+log = logging.getLogger("planloop.web")
+
+MAX_BODY = 1024 * 1024  # 1 MiB: far above any platform event; larger is refused before parsing
+PATH = re.compile(r"/webhooks/([^/]+)/([^/]+)(?:/([^/]+))?\Z")
+PATHS = ("/webhooks/<platform>/<bot_id>", "/webhooks/<platform>/<bot_id>/<sub>")  # what PATH matches
+RETRY_LATER = WebResponse(
+    503, {"error": "temporarily unavailable, retry later"}, headers={"Retry-After": "5"}
+)
+
+WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def error(status: int, message: str) -> WebResponse:
+    return WebResponse(status, {"error": message})
+
+
+def incoming(environ: dict[str, Any], sub: str) -> WebRequest | WebResponse:
+    """What the adapter sees of this request, or the 413 answer to a body over ``MAX_BODY``
+    (refused before it is read when the length is declared)."""
+    try:
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        return error(400, "Content-Length is not a number")
+    stream = environ["wsgi.input"]
+    if length > MAX_BODY:
+        return error(413, f"body larger than {MAX_BODY} bytes")
+    if length > 0:
+        body = stream.read(length)
+    elif environ.get("wsgi.input_terminated"):  # chunked: the server ends the stream
+        body = stream.read(MAX_BODY + 1)
+        if len(body) > MAX_BODY:
+            return error(413, f"body larger than {MAX_BODY} bytes")
+    else:
+        body = b""
+    headers = CaseInsensitiveDict(
+        {key[5:].replace("_", "-"): value for key, value in environ.items() if key.startswith("HTTP_")}
+    )
+    if environ.get("CONTENT_TYPE"):
+        headers["Content-Type"] = environ["CONTENT_TYPE"]
+    # PEP 3333 hands the query string over as latin-1; its bytes are UTF-8 on every platform.
+    query = environ.get("QUERY_STRING", "").encode("latin-1").decode("utf-8", "replace")
+    args: dict[str, str] = {}
+    for key, value in parse_qsl(query, keep_blank_values=True):
+        args.setdefault(key, value)  # the first of a repeated key, as Flask's request.args.get
+    return WebRequest(method=environ["REQUEST_METHOD"], path=sub, args=args, headers=headers, body=body)
+
+
+def handle(services: Services, adapter: Any, request: WebRequest | WebResponse) -> WebResponse:
+    """One webhook request answered and counted: never a 500 (a failure rolls everything back
+    and asks the platform to retry)."""
+    started = time.perf_counter()
+    response = request if isinstance(request, WebResponse) else _answer(services, adapter, request)
+    metrics.observe_webhook(adapter.name, response.status, time.perf_counter() - started)
+    return response
+
+
+def _answer(services: Services, adapter: Any, request: WebRequest) -> WebResponse:
+    try:
+        parsed = adapter.parse(request, services.clock())
+        if isinstance(parsed, WebResponse):
+            return parsed
+        return process(services, adapter, parsed)
+    except SignatureError as exc:
+        log.info("rejected signature on %s: %s", adapter.bot_id, exc)
+        return error(401, f"signature check failed: {exc}")
+    except LimitExceeded as exc:
+        log.warning("refused body on %s: %s", adapter.bot_id, exc)
+        return error(400, str(exc))
+    except BadRequest as exc:
+        return error(400, str(exc))
+    except Exception:
+        # Nothing committed (one transaction); the platform's retry will try again.
+        log.exception("inbound failed on %s", adapter.bot_id)
+        return RETRY_LATER
+
+
+class WebhookFront:
+    """A WSGI app answering the webhook route itself and passing every other request on."""
+
+    def __init__(self, services: Services, app: WsgiApp):
+        self.services = services
+        self.app = app
+
+    def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        match = PATH.match(environ.get("PATH_INFO", ""))
+        if match is None:
+            return self.app(environ, start_response)
+        response = self._route(environ, *match.groups())
+        status, headers, body = encode(response)
+        start_response(status, headers)
+        return [body]
+
+    def _route(self, environ: dict[str, Any], platform: str, bot_id: str, sub: str | None) -> WebResponse:
+        adapter = self.services.platforms.get(bot_id)
+        if adapter is None or adapter.name != platform or platform == "simulator":
+            # Counted too (a misconfigured callback URL shows up as 404s), with a bounded label.
+            metrics.observe_webhook(platform if platform in PLATFORMS else "other", 404, 0.0)
+            return error(404, f"no {platform} bot named {bot_id!r}")
+        if environ["REQUEST_METHOD"] not in ("GET", "POST"):
+            return error(405, "method not allowed")
+        return handle(self.services, adapter, incoming(environ, sub or ""))
