@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import logging
 
+from sqlalchemy import Connection
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from bot.platforms.base import Platform, WebResponse
 from bot.services import Services
 from cards.builders import private_reply_notice
 from handlers.inbound import Inbound
 from storage import events, outbox
-from storage.db import transaction
+from storage.db import connection_transaction
 
 log = logging.getLogger("planloop.inbound")
 
@@ -33,33 +35,42 @@ def process(services: Services, platform: Platform, inbound: Inbound) -> WebResp
 
 
 def _process_once(services: Services, platform: Platform, inbound: Inbound) -> WebResponse:
-    now = services.clock()
-    with transaction(services.sessions) as session:
-        if not events.first_time(session, f"{inbound.bot_id}:{inbound.event_id}", now):
-            log.info("duplicate event", extra={"event_id": inbound.event_id, "bot": inbound.bot_id})
-            return platform.ack_duplicate(inbound)
-        ctx = services.context(session, inbound.bot_id)
-        card = services.router.dispatch(inbound, ctx)
-        if card is not None and inbound.chat_type == "group" and inbound.kind == "text":
-            # A command's answer is the asker's own (their plan, progress, score, and links signed
-            # for them): it goes to their direct chat; the group only sees that it was sent.
-            private = outbox.Target(inbound.bot_id, "user", inbound.actor)
-            outbox.put(session, private, card, dedupe_key=f"dm:{inbound.bot_id}:{inbound.event_id}", now=now)
-            card = private_reply_notice(card.title)
-        response, via_outbox = platform.answer(inbound, card)
-        if card is not None and via_outbox:
-            group = inbound.chat_type == "group"
-            target = outbox.Target(
-                inbound.bot_id,
-                "chat" if group else "user",
-                inbound.chat if group else inbound.actor,
-                # lets the adapter answer in place (DingTalk session webhook or card, Feishu token …)
-                reply_handle=inbound.reply_handle,
-            )
-            outbox.put(
-                session, target, card, dedupe_key=f"reply:{inbound.bot_id}:{inbound.event_id}", now=now
-            )
-        record = getattr(platform, "record", None)
-        if record is not None:
-            record(session, inbound, card, now)
+    # A Core connection holds the transaction; the handlers' Session joins it and costs
+    # nothing unless a handler uses it (帮助 does not: its statements run on the connection).
+    with connection_transaction(services.engine) as conn:
+        with services.sessions(bind=conn) as session:  # joins the transaction, never commits it
+            response = _handle(services, platform, inbound, conn, session)
+            session.flush()  # the handlers' ORM changes, into the same transaction
         return response
+
+
+def _handle(
+    services: Services, platform: Platform, inbound: Inbound, conn: Connection, session: Session
+) -> WebResponse:
+    now = services.clock()
+    if not events.first_time(conn, f"{inbound.bot_id}:{inbound.event_id}", now):
+        log.info("duplicate event", extra={"event_id": inbound.event_id, "bot": inbound.bot_id})
+        return platform.ack_duplicate(inbound)
+    ctx = services.context(session, inbound.bot_id, connection=conn)
+    card = services.router.dispatch(inbound, ctx)
+    if card is not None and inbound.chat_type == "group" and inbound.kind == "text":
+        # A command's answer is the asker's own (their plan, progress, score, and links signed
+        # for them): it goes to their direct chat; the group only sees that it was sent.
+        private = outbox.Target(inbound.bot_id, "user", inbound.actor)
+        outbox.put(conn, private, card, dedupe_key=f"dm:{inbound.bot_id}:{inbound.event_id}", now=now)
+        card = private_reply_notice(card.title)
+    response, via_outbox = platform.answer(inbound, card)
+    if card is not None and via_outbox:
+        group = inbound.chat_type == "group"
+        target = outbox.Target(
+            inbound.bot_id,
+            "chat" if group else "user",
+            inbound.chat if group else inbound.actor,
+            # lets the adapter answer in place (DingTalk session webhook or card, Feishu token …)
+            reply_handle=inbound.reply_handle,
+        )
+        outbox.put(conn, target, card, dedupe_key=f"reply:{inbound.bot_id}:{inbound.event_id}", now=now)
+    record = getattr(platform, "record", None)
+    if record is not None:
+        record(session, inbound, card, now)
+    return response

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import requests
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from bot.config import BotConfig, Settings
@@ -69,7 +69,7 @@ class Services:
     links: LinkSigner | None
     platforms: dict[str, Platform] = field(default_factory=dict)
 
-    def context(self, session: Session, bot_id: str = "") -> Context:
+    def context(self, session: Session, bot_id: str = "", connection: Connection | None = None) -> Context:
         def make_link(person_id: str, page: str, week: str = "", **extra: str) -> str:
             if self.links is None or not self.settings.public_url_set:  # a dead /p/ link is worse than none
                 return ""
@@ -84,6 +84,7 @@ class Services:
             bot_id=bot_id,
             bots=frozenset(self.platforms),
             extra={"guide_url": self.settings.extra.get("guide_url", "")},
+            _connection=connection,
         )
 
 

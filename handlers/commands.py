@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import bindparam, select
-from sqlalchemy.orm import Session
-
 from cards.model import Card, Markdown
 from handlers.inbound import Inbound
 from handlers.router import Context, router
-from storage.models import Team
 
 HELP_MEMBER = (
     "**可用命令**\n"
@@ -55,18 +51,6 @@ def help_card(event: Inbound, ctx: Context) -> Card:
     """The commands this person may use: a leader's only for someone who leads a team."""
     english = ctx.locale == "en-US"
     text = HELP_MEMBER_EN if english else HELP_MEMBER
-    if ctx.person_id is not None and leads_a_team(ctx.session, ctx.person_id):
+    if ctx.leads_a_team():
         text += "\n\n" + (HELP_LEADER_EN if english else HELP_LEADER)
     return Card(title="planloop help" if english else "planloop 帮助", blocks=(Markdown(text),))
-
-
-def leads_a_team(session: Session, person_id: str) -> bool:
-    return session.execute(_LEADS_A_TEAM, {"person_id": person_id}).first() is not None
-
-
-# Built once, on the table (Core, no ORM entity): 帮助 is the most frequent command, and
-# building a statement costs more than running it.
-_TEAMS = Team.__table__.c
-_LEADS_A_TEAM = (
-    select(_TEAMS.id).where(_TEAMS.leader_id == bindparam("person_id"), _TEAMS.active.is_(True)).limit(1)
-)

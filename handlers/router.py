@@ -9,12 +9,13 @@ from datetime import datetime
 from typing import Protocol
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import bindparam, select
+from sqlalchemy import Connection, bindparam, exists, select
 from sqlalchemy.orm import Session
 
 from cards.model import Card, Markdown
 from handlers.inbound import Inbound
-from storage.models import Identity, Person
+from storage.hot import HotStatement
+from storage.models import Identity, Person, Team
 
 log = logging.getLogger(__name__)
 
@@ -46,6 +47,14 @@ class Context:
     extra: dict[str, object] = field(default_factory=dict)
     _person: Person | None = field(default=None, repr=False)
     _welcomed: bool = field(default=False, repr=False)  # known without loading the person
+    _leads: bool | None = field(default=None, repr=False)  # leads an active team; None: not asked yet
+    _connection: Connection | None = field(default=None, repr=False)  # the transaction's, when given
+
+    @property
+    def connection(self) -> Connection:
+        """The Core connection of the caller's transaction: for the few statements that run
+        on every inbound event without the ORM (storage/hot.py)."""
+        return self._connection if self._connection is not None else self.session.connection()
 
     @property
     def person(self) -> Person | None:
@@ -62,6 +71,15 @@ class Context:
     def welcomed(self) -> bool:
         """Whether the bot has greeted the acting person (their first message), without loading them."""
         return self._person.welcomed_at is not None if self._person is not None else self._welcomed
+
+    def leads_a_team(self) -> bool:
+        """Whether the acting person leads an active team (asked once, or already known from the
+        row that identified them)."""
+        if self._leads is None:
+            self._leads = self.person_id is not None and (
+                _LEADS_A_TEAM.first(self.connection, {"person_id": self.person_id}) is not None
+            )
+        return self._leads
 
     @property
     def today(self):  # noqa: ANN201 - a date in the team's zone
@@ -138,9 +156,9 @@ class Router:
         handler, public = found
         if ctx.person_id is None:
             if public:  # may answer a stranger too: learn who it is, load the person only if used
-                known = known_actor(ctx.session, event.bot_id, event.actor)
+                known = known_actor(ctx.connection, event.bot_id, event.actor)
                 if known is not None:
-                    ctx.person_id, ctx._welcomed = known
+                    ctx.person_id, ctx._welcomed, ctx._leads = known
             else:  # will use the person: one query loads them
                 ctx.person = resolve_person(ctx.session, event.bot_id, event.actor)
         if ctx.person_id is None and not public:
@@ -160,11 +178,12 @@ def resolve_person(session: Session, bot_id: str, external_id: str) -> Person | 
     return session.scalar(_PERSON_BY_IDENTITY, {"bot_id": bot_id, "external_id": external_id})
 
 
-def known_actor(session: Session, bot_id: str, external_id: str) -> tuple[str, bool] | None:
-    """(person id, greeted already) of the active person behind ``external_id``, or None: one
-    Core row, no ``Person`` built (what a public handler needs before it knows more)."""
-    row = session.execute(_ACTOR_BY_IDENTITY, {"bot_id": bot_id, "external_id": external_id}).first()
-    return None if row is None else (row[0], row[1] is not None)
+def known_actor(conn: Connection, bot_id: str, external_id: str) -> tuple[str, bool, bool] | None:
+    """(person id, greeted already, leads an active team) of the active person behind
+    ``external_id``, or None: one Core row, no ``Person`` built (what a public handler such as
+    帮助 needs, in the one query it costs)."""
+    row = _ACTOR_BY_IDENTITY.first(conn, {"bot_id": bot_id, "external_id": external_id})
+    return None if row is None else (row[0], row[1] is not None, bool(row[2]))
 
 
 # Built once: every inbound event runs one of them, and building a statement costs more than
@@ -175,8 +194,16 @@ _BY_IDENTITY = (
     Person.active.is_(True),
 )
 _PERSON_BY_IDENTITY = select(Person).join(Identity, Identity.person_id == Person.id).where(*_BY_IDENTITY)
-_ACTOR_BY_IDENTITY = (
-    select(Person.__table__.c.id, Person.__table__.c.welcomed_at)
+_TEAMS = Team.__table__.c
+_LEADS_A_TEAM = HotStatement(
+    select(_TEAMS.id).where(_TEAMS.leader_id == bindparam("person_id"), _TEAMS.active.is_(True)).limit(1)
+)
+_ACTOR_BY_IDENTITY = HotStatement(  # every inbound event of a public command runs it
+    select(
+        Person.__table__.c.id,
+        Person.__table__.c.welcomed_at,
+        exists().where(_TEAMS.leader_id == Person.__table__.c.id, _TEAMS.active.is_(True)),
+    )
     .join(Identity.__table__, Identity.__table__.c.person_id == Person.__table__.c.id)
     .where(
         Identity.__table__.c.bot_id == bindparam("bot_id"),

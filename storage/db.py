@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import functools
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, Insert, Table, create_engine, event
+from sqlalchemy import Connection, Engine, Insert, Table, create_engine, event
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
+
+from storage import sqlite_writer
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -25,7 +28,12 @@ def is_sqlite(engine_or_url: Engine | str) -> bool:
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create the process's engine; on SQLite turn on WAL, foreign keys and a busy timeout."""
     if is_sqlite(url):
-        kwargs.setdefault("connect_args", {"timeout": 30, "check_same_thread": False})
+        database = make_url(url).database or ""
+        on_disk = database not in ("", ":memory:")
+        connect_args: dict[str, Any] = {"timeout": 30, "check_same_thread": False}
+        if on_disk:
+            connect_args["factory"] = sqlite_writer.WriterConnection
+        kwargs.setdefault("connect_args", connect_args)
         engine = create_engine(url, **kwargs)
 
         @event.listens_for(engine, "connect")
@@ -36,8 +44,9 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=30000")
-            if make_url(url).database not in (None, "", ":memory:"):
+            if on_disk:
                 cur.execute("PRAGMA journal_mode=WAL")
+                sqlite_writer.attach(dbapi_conn, database)
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.close()
 
@@ -45,7 +54,14 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         def _begin(conn: Any) -> None:
             # IMMEDIATE: a transaction that reads, then writes (dedupe, then insert) cannot be refused
             # with "database is locked" when another writer committed in between (WAL snapshot).
-            conn.exec_driver_sql("BEGIN IMMEDIATE")
+            # Writers queue on a file lock first (storage/sqlite_writer.py). Straight to the
+            # driver: this runs before every transaction, and SQLAlchemy's statement machinery
+            # would cost more than the BEGIN itself.
+            driver = conn.connection.driver_connection
+            if isinstance(driver, sqlite_writer.WriterConnection):
+                driver.begin_immediate()
+            else:
+                driver.execute("BEGIN IMMEDIATE")
 
         return engine
     kwargs.setdefault("pool_pre_ping", True)
@@ -76,10 +92,20 @@ def inserted(result: Any) -> bool:
     """Whether an ``insert_new`` statement added its row (1) or met an existing key (0); any
     other count means the driver did not say, and guessing either way would drop or repeat
     an event, so it is an error."""
-    count = result.rowcount
+    return counted(result.rowcount)
+
+
+def counted(count: int) -> bool:
+    """``inserted`` for a row count already read (a HotStatement's)."""
     if count not in (0, 1):
         raise RuntimeError(f"INSERT … ON CONFLICT DO NOTHING reported {count} rows; expected 0 or 1")
     return bool(count == 1)
+
+
+def connection_of(holder: Session | Connection) -> Connection:
+    """The connection of the caller's transaction, whether the caller holds a Session or a
+    Core Connection (the inbound path holds a Connection: storage/hot.py)."""
+    return holder if isinstance(holder, Connection) else holder.connection()
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
@@ -91,6 +117,44 @@ def transaction(factory: sessionmaker[Session]) -> Iterator[Session]:
     """A session inside one transaction: committed on success, rolled back on error."""
     with factory() as session, session.begin():
         yield session
+
+
+class _Kept:
+    """This thread's kept connection; given back to the pool when the thread ends (CPython
+    drops a thread's locals then) or when it is replaced."""
+
+    def __init__(self, conn: Connection):
+        self.conn = conn
+
+    def __del__(self) -> None:
+        self.conn.close()
+
+
+_kept = threading.local()
+
+
+@contextmanager
+def connection_transaction(engine: Engine) -> Iterator[Connection]:
+    """A Core transaction, committed on success and rolled back on error.
+
+    On SQLite the thread keeps its connection between transactions: checking one out of the
+    pool and back costs more than the inbound path's three statements (issue 18 §4), and a
+    SQLite connection has no server to lose. A failed transaction drops the kept connection,
+    so the next one starts on a fresh one. On PostgreSQL each transaction checks one out, so
+    the pool's ping finds a connection the server closed."""
+    if not is_sqlite(engine):
+        with engine.connect() as conn, conn.begin():
+            yield conn
+        return
+    kept: _Kept | None = getattr(_kept, "connection", None)
+    if kept is None or kept.conn.engine is not engine or kept.conn.closed:
+        kept = _kept.connection = _Kept(engine.connect())
+    try:
+        with kept.conn.begin():
+            yield kept.conn
+    except BaseException:
+        _kept.connection = None
+        raise
 
 
 def alembic_config(engine: Engine) -> Any:

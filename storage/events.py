@@ -5,17 +5,18 @@ from __future__ import annotations
 import functools
 from datetime import datetime, timedelta
 
-from sqlalchemy import Insert, delete
+from sqlalchemy import Connection, delete
 from sqlalchemy.orm import Session
 
-from storage.db import insert_new, inserted
+from storage.db import connection_of, counted, insert_new
+from storage.hot import HotStatement
 from storage.models import InboundEvent
 
 # Feishu retries for ~7.1 h; keep ids well beyond the longest platform retry window.
 KEEP = timedelta(days=3)
 
 
-def first_time(session: Session, key: str, now: datetime) -> bool:
+def first_time(session: Session | Connection, key: str, now: datetime) -> bool:
     """Record ``key``; False if it was already there. Runs in the caller's transaction, so a
     rolled-back handler also forgets the id and the platform's retry is processed again.
 
@@ -24,15 +25,14 @@ def first_time(session: Session, key: str, now: datetime) -> bool:
     (another worker or replica) waits on the original's uncommitted row — PostgreSQL's
     unique index, SQLite's single writer — and then inserts nothing if that committed (a
     duplicate), or inserts if it rolled back (the retry is processed, as it should be)."""
-    conn = session.connection()
-    result = conn.execute(_insert(conn.dialect.name), {"key": key, "received_at": now})
-    return inserted(result)
+    conn = connection_of(session)
+    return counted(_insert(conn.dialect.name).rowcount(conn, {"key": key, "received_at": now}))
 
 
 @functools.cache
-def _insert(dialect: str) -> Insert:
-    """Built once per dialect; its compiled form is cached per engine."""
-    return insert_new(dialect, InboundEvent.__table__)  # type: ignore[arg-type]
+def _insert(dialect: str) -> HotStatement:
+    """Built once per dialect, and run on the driver's cursor (storage/hot.py)."""
+    return HotStatement(insert_new(dialect, InboundEvent.__table__))  # type: ignore[arg-type]
 
 
 def prune(session: Session, now: datetime) -> int:

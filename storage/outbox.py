@@ -15,11 +15,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Insert, insert, select
+from sqlalchemy import Connection, insert, select
 from sqlalchemy.orm import Session
 
 from cards.model import Card
-from storage.db import insert_new, inserted
+from storage.db import connection_of, counted, insert_new
+from storage.hot import HotStatement
 from storage.models import OutboxMessage
 
 
@@ -65,7 +66,7 @@ def enqueue(
 
 
 def put(
-    session: Session,
+    session: Session | Connection,
     target: Target,
     card: Card,
     *,
@@ -77,16 +78,15 @@ def put(
     CONFLICT DO NOTHING`` in the caller's transaction, the same row, no ORM object back.
     False if ``dedupe_key`` was enqueued before — also when a concurrent transaction holding
     it committed first (the insert waits for it instead of failing)."""
-    conn = session.connection()
-    result = conn.execute(
-        _insert(conn.dialect.name), _values(Message(target, card, dedupe_key), now, not_before)
-    )
-    return inserted(result)
+    conn = connection_of(session)
+    values = _values(Message(target, card, dedupe_key), now, not_before)
+    return counted(_insert(conn.dialect.name).rowcount(conn, values))
 
 
 @functools.cache
-def _insert(dialect: str) -> Insert:
-    return insert_new(dialect, OutboxMessage.__table__)  # type: ignore[arg-type]
+def _insert(dialect: str) -> HotStatement:
+    """Built once per dialect, and run on the driver's cursor (storage/hot.py)."""
+    return HotStatement(insert_new(dialect, OutboxMessage.__table__))  # type: ignore[arg-type]
 
 
 CHUNK = 1000  # keys per IN (...) look-up and rows per insert statement
