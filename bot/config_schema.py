@@ -112,7 +112,13 @@ SERVER = _keys(
         0,
         default_text="2 × cores + 1, at most 8",
     ),
-    Key("threads", "integer", "Threads per web worker process.", "4", 4),
+    Key(
+        "threads",
+        "integer",
+        "Threads per web worker process: 1 runs gunicorn's sync worker, more runs gthread.",
+        "1",
+        1,
+    ),
     Key("timeout", "integer", "Seconds before a silent web worker is replaced.", "30", 30),
     Key(
         "forwarded_allow_ips",

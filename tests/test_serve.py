@@ -233,16 +233,24 @@ def test_default_workers_is_two_per_core_plus_one_capped(cpus, expected):
 @pytest.mark.parametrize(
     ("extra", "workers_arg", "expect"),
     [
-        ({}, None, {"workers": default_workers(), "threads": 4, "timeout": TIMEOUT}),
-        ({}, 3, {"workers": 3}),
-        ({"workers": 6, "threads": 8, "timeout": 20}, None, {"workers": 6, "threads": 8, "timeout": 20}),
+        (
+            {},
+            None,
+            {"workers": default_workers(), "threads": 1, "worker_class": "sync", "timeout": TIMEOUT},
+        ),
+        ({}, 3, {"workers": 3, "worker_class": "sync"}),
+        (
+            {"workers": 6, "threads": 8, "timeout": 20},
+            None,
+            {"workers": 6, "threads": 8, "worker_class": "gthread", "timeout": 20},
+        ),
+        ({"threads": 2}, None, {"threads": 2, "worker_class": "gthread"}),
         ({"workers": 6}, 2, {"workers": 2}),  # the command line wins over the file
     ],
 )
 def test_gunicorn_options(extra, workers_arg, expect):
     opts = gunicorn_options(Settings(extra=extra), "::", 8000, workers_arg)
     assert opts["bind"] == "[::]:8000"
-    assert opts["worker_class"] == "gthread"
     assert opts["max_requests"] > 0 and 0 < opts["max_requests_jitter"] < opts["max_requests"]
     assert opts["graceful_timeout"] == GRACEFUL_TIMEOUT and opts["keepalive"] > 0
     assert opts["preload_app"] is False
@@ -257,7 +265,7 @@ def test_gunicorn_cmd_args_override_the_defaults(monkeypatch):
     server = PlanloopServer(Settings(), gunicorn_options(Settings(), "127.0.0.1", 8000, 2))
     assert server.cfg.timeout == 12
     assert server.cfg.forwarded_allow_ips == ["10.0.0.0/8"]
-    assert server.cfg.workers == 2 and server.cfg.worker_class_str == "gthread"
+    assert server.cfg.workers == 2 and server.cfg.worker_class_str == "sync"
 
 
 @pytest.mark.parametrize(

@@ -28,12 +28,20 @@ from bot.ops import logs
 log = logging.getLogger("planloop.serve")
 
 MAX_WORKERS = 8  # 2 × cores + 1 is for CPU-bound work; past 8 the DB pool is the limit
-THREADS = 4  # per worker: requests wait on the database, threads overlap that wait
+# Threads per worker. 1 runs gunicorn's `sync` worker: measured on the webhook path (docs/ops/
+# performance.md), four gthread threads cost 0.4–0.6 ms more CPU a request than one sync
+# worker (GIL hand-offs, the poller) and served 40 % fewer requests, on SQLite and PostgreSQL
+# alike. More than 1 runs `gthread`, for slow clients or long uploads without a buffering proxy.
+THREADS = 1
 TIMEOUT = 30  # seconds before a silent worker is killed and replaced
 GRACEFUL_TIMEOUT = 20  # seconds in-flight requests get on SIGTERM (Docker waits 10 s by default; see docs)
 KEEPALIVE = 5  # seconds: longer than a load balancer's idle probe, shorter than its idle timeout
-MAX_REQUESTS = 2000  # recycle a worker after this many requests (guards slow leaks) ...
-MAX_REQUESTS_JITTER = 200  # ... with jitter so the workers do not all restart at once
+# Recycle a worker after this many requests (guards slow leaks) with jitter so the workers do
+# not all restart at once. A restart stalls its worker for a moment: at 2,000 a busy server
+# restarted each worker every few seconds, and those stalls were its p99 (performance.md).
+# A team's server answers a few thousand requests a day, so this is still a restart a week.
+MAX_REQUESTS = 50000
+MAX_REQUESTS_JITTER = 5000
 
 
 def default_workers(cpus: int | None = None) -> int:
@@ -67,12 +75,13 @@ class JsonGunicornLogger(glogging.Logger):
             code = 0
         path = environ.get("PATH_INFO", "")
         method = environ.get("REQUEST_METHOD", "")
-        self.access_log.info(
-            "%s %s %s",
-            method,
-            path,
-            code,
-            extra={
+        # One record straight to the handlers: no caller lookup, no level checks (gunicorn
+        # calls this only when the access log is on), on every request of the server.
+        record = logging.LogRecord(
+            self.access_log.name, logging.INFO, __file__, 0, "%s %s %s", (method, path, code), None
+        )
+        record.__dict__.update(
+            {
                 "method": method,
                 "path": path,
                 "status": code,
@@ -81,8 +90,9 @@ class JsonGunicornLogger(glogging.Logger):
                 "remote": environ.get("REMOTE_ADDR", ""),
                 "user_agent": environ.get("HTTP_USER_AGENT", ""),
                 "request_id": environ.get("HTTP_X_REQUEST_ID", ""),
-            },
+            }
         )
+        self.access_log.handle(record)
 
 
 def _child_exit(_server: Any, worker: Any) -> None:
@@ -106,11 +116,12 @@ def gunicorn_options(settings: Settings, host: str, port: int, workers: int | No
     """Our defaults; ``[server] workers/threads/timeout`` in planloop.toml refine them."""
     server = settings.extra
     chosen_workers = workers or int(server.get("workers", 0) or 0) or default_workers()
+    threads = int(server.get("threads", THREADS))
     options: dict[str, Any] = {
         "bind": _bind(host, port),
         "workers": chosen_workers,
-        "worker_class": "gthread",
-        "threads": int(server.get("threads", THREADS)),
+        "worker_class": "gthread" if threads > 1 else "sync",
+        "threads": threads,
         "timeout": int(server.get("timeout", TIMEOUT)),
         "graceful_timeout": GRACEFUL_TIMEOUT,
         "keepalive": KEEPALIVE,
