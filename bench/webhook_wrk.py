@@ -301,7 +301,9 @@ def planloop_server(kind: str, url: str, tmp: Path, args: argparse.Namespace, bo
     config = tmp / "planloop.toml"
     config.write_text(
         '[server]\ndatabase_url = "env:BENCH_DB"\nsecret_key = "env:BENCH_KEY"\n'
-        'public_url = "http://127.0.0.1"\n[simulator]\nenabled = true\n'
+        'public_url = "http://127.0.0.1"\n'
+        + (f"threads = {args.server_threads}\n" if args.server_threads else "")
+        + "[simulator]\nenabled = true\n"
         + (webhook_bots_toml() if bots else ""),
         encoding="utf-8",
     )
@@ -339,7 +341,7 @@ def planloop_server(kind: str, url: str, tmp: Path, args: argparse.Namespace, bo
 @contextmanager
 def reference_server(url: str, tmp: Path, args: argparse.Namespace) -> Iterator[Server]:
     """bench/webhook_reference.py under gunicorn with planloop's worker class, workers and threads."""
-    from bot.ops.serve import THREADS, default_workers
+    from bot.ops.serve import default_workers
 
     env = {**os.environ, "REF_DB": url, "REF_ENCRYPT_KEY": REFERENCE_ENCRYPT_KEY, "PYTHONPATH": str(ROOT)}
     subprocess.run(
@@ -350,7 +352,7 @@ def reference_server(url: str, tmp: Path, args: argparse.Namespace) -> Iterator[
     )
     port = free_port()
     worker = (
-        ["-k", "gthread", "--threads", str(THREADS)] if args.reference_worker == "gthread" else ["-k", "sync"]
+        ["-k", "gthread", "--threads", "4"] if args.reference_worker == "gthread" else ["-k", "sync"]
     )
     proc = subprocess.Popen(
         [
@@ -469,6 +471,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2, help="wrk threads")
     parser.add_argument("--connections", type=int, default=16, help="wrk connections")
     parser.add_argument("--workers", type=int, help="gunicorn workers (default: planloop's default)")
+    parser.add_argument("--server-threads", type=int, help="planloop's threads per worker (default: its own)")
     parser.add_argument("--pool", type=int, default=40000, help="distinct requests per path")
     parser.add_argument(
         "--reference",
@@ -482,7 +485,8 @@ def main() -> None:
         "--reference-worker",
         choices=["gthread", "sync"],
         default="gthread",
-        help="the reference's gunicorn worker class: planloop's (gthread, 4 threads) or gunicorn's default (sync)",
+        help="the reference's gunicorn worker class: gthread with 4 threads (planloop's default before "
+        "0.2) or gunicorn's default, sync (planloop's default now)",
     )
     parser.add_argument("--rounds", type=int, default=3, help="with --reference: alternating runs of each")
     parser.add_argument("--rate-seconds", type=float, default=30, help="seconds of the open-loop run")
@@ -493,11 +497,12 @@ def main() -> None:
     if args.paths:
         wanted = args.paths.split(",")
         paths = [p for p in paths if p.name in wanted]
-    from bot.ops.serve import default_workers
+    from bot.ops.serve import THREADS, default_workers
 
     print(
         f"# machine: {os.cpu_count()} cores; wrk -t{args.threads} -c{args.connections} -d{args.duration}s; "
-        f"gunicorn gthread, {args.workers or default_workers()} workers x 4 threads; same machine as wrk"
+        f"planloop: {args.workers or default_workers()} workers x {args.server_threads or THREADS} threads "
+        f"({'gthread' if (args.server_threads or THREADS) > 1 else 'sync'}); same machine as wrk"
     )
     for note in skipped:
         print(f"# skipped: {note}")
