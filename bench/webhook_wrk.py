@@ -351,9 +351,7 @@ def reference_server(url: str, tmp: Path, args: argparse.Namespace) -> Iterator[
         timeout=60,
     )
     port = free_port()
-    worker = (
-        ["-k", "gthread", "--threads", "4"] if args.reference_worker == "gthread" else ["-k", "sync"]
-    )
+    worker = ["-k", "gthread", "--threads", "4"] if args.reference_worker == "gthread" else ["-k", "sync"]
     proc = subprocess.Popen(
         [
             sys.executable,

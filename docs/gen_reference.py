@@ -300,7 +300,9 @@ def http_page() -> str:
         "| path | methods | what it is |",
         "|---|---|---|",
     ]
-    rows = [(rule.rule, (rule.methods or set()) - {"HEAD", "OPTIONS"}, ROUTES[rule.endpoint]) for rule in rules]
+    rows = [
+        (rule.rule, (rule.methods or set()) - {"HEAD", "OPTIONS"}, ROUTES[rule.endpoint]) for rule in rules
+    ]
     # The webhook route is answered in front of Flask (bot/web/webhooks.py), so not in its map.
     rows += [(path, {"GET", "POST"}, WEBHOOK) for path in WEBHOOK_PATHS]
     for path, methods, what in sorted(rows, key=lambda row: (row[0], sorted(row[1]))):
