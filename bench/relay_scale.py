@@ -6,8 +6,8 @@
 Targets are group robots on the three platforms' fakes (tests/fakes: DingTalk custom robots
 and WeCom group robots, 20 in any 60 s; Feishu custom robots, 5 a second and 100 a minute),
 a third each, every fake answering each send 50 ms late. ``--messages`` are spread evenly
-over the targets and enqueued at once; ``--workers`` relays (one engine each, threads of
-this process), each sending up to ``--concurrency`` messages at once (default: the relay's own
+over the targets and enqueued at once; ``--workers`` relays (one engine each, each in a
+process of its own, as real workers are; the fakes stay in this one), each sending up to ``--concurrency`` messages at once (default: the relay's own
 ``RelayPolicy.concurrency``; 1 is the relay of before), drain them on the real clock. Reported: the time to drain, refusals and
 duplicates seen by the fakes, and per platform the share of the limit used: for each target,
 the least time its limit allows for its messages over the time they took (100 % = as fast as
@@ -17,10 +17,10 @@ the platform allows).
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import re
 import sys
 import tempfile
-import threading
 import time
 from collections import Counter, defaultdict
 from datetime import UTC, datetime
@@ -55,6 +55,61 @@ def least_time(n: int, count: int, per: float) -> float:
     return ((n - 1) // count) * per if n > 0 else 0.0
 
 
+def relay_process(  # noqa: PLR0913 - what a spawned process is handed
+    url: str, key: str, fakes: dict, concurrency: int | None, name: str, go: Any, stop: Any, results: Any
+) -> None:
+    """One relay with its own engine, pointed at the fakes; sends its RelayStats back at the end."""
+    import requests
+
+    from bot.config import BotConfig, Secret, Settings
+    from bot.platforms import Deps
+    from bot.platforms.dingtalk import DingTalkPlatform
+    from bot.platforms.feishu import FeishuPlatform
+    from bot.platforms.wecom import WeComPlatform
+    from bot.services import build_services
+    from bot.worker.delivery import Relay, RelayPolicy, RelayStats
+    from storage.db import make_engine
+    from tests.fakes import feishu as ff
+
+    settings = Settings(database_url=url, simulator=False, secret_keys=(Secret(key),))
+    services = build_services(settings, engine=make_engine(url))
+    deps = Deps(http=requests.Session(), clock=services.clock, sessions=services.sessions)
+    dt, wc = fakes["dingtalk"], fakes["wecom"]
+    services.platforms["dingtalk-main"] = DingTalkPlatform(
+        BotConfig(
+            "dingtalk-main",
+            "dingtalk",
+            {"app_key": dt["app_key"], "api_base": dt["url"], "oapi_base": dt["url"]},
+            {"app_secret": Secret(dt["app_secret"])},
+        ),
+        deps,
+    )
+    services.platforms["wecom-main"] = WeComPlatform(
+        BotConfig(
+            "wecom-main",
+            "wecom",
+            {"corp_id": wc["corp_id"], "agent_id": wc["agent_id"], "api_base": wc["url"]},
+            {"secret": Secret(wc["secret"]), "token": Secret(wc["token"]), "aes_key": Secret(wc["aes_key"])},
+        ),
+        deps,
+    )
+    services.platforms["feishu-main"] = FeishuPlatform(ff.bot_config(fakes["feishu"]["url"]), deps)
+    policy = RelayPolicy() if concurrency is None else RelayPolicy(concurrency=concurrency)
+    relay = Relay(services, name=name, policy=policy)
+    outcomes = RelayStats()
+    results.put(name)  # built
+    go.wait()
+    while not stop.is_set():
+        stats = relay.run_once()
+        outcomes.add(stats)
+        if not stats.progressed:
+            nxt = relay.next_due()
+            wait = 0.2 if nxt is None else max(0.01, min(0.2, (nxt - services.clock()).total_seconds()))
+            stop.wait(wait)
+    relay.close()
+    results.put(outcomes)
+
+
 def main() -> None:  # noqa: PLR0915 - one linear script
     parser = argparse.ArgumentParser()
     parser.add_argument("--db", choices=["sqlite", "postgresql"], default="postgresql")
@@ -66,15 +121,7 @@ def main() -> None:  # noqa: PLR0915 - one linear script
 
     import logging
 
-    import requests
-
-    from bot.config import BotConfig, Secret, Settings
-    from bot.platforms import Deps
-    from bot.platforms.dingtalk import DingTalkPlatform
-    from bot.platforms.feishu import FeishuPlatform
-    from bot.platforms.wecom import WeComPlatform
-    from bot.services import build_services
-    from bot.worker.delivery import Relay, RelayPolicy, RelayStats
+    from bot.worker.delivery import RelayPolicy, RelayStats
     from cards.model import Card, Markdown
     from storage import outbox
     from storage.db import make_engine, make_sessionmaker, transaction, upgrade
@@ -138,60 +185,41 @@ def main() -> None:  # noqa: PLR0915 - one linear script
                 now=now,
             )
 
-    settings = Settings(database_url=url, simulator=False, secret_keys=(Secret(key),))
-    relays = []
-    for w in range(args.workers):
-        services = build_services(settings, engine=make_engine(url))
-        deps = Deps(http=requests.Session(), clock=services.clock, sessions=services.sessions)
-        services.platforms["dingtalk-main"] = DingTalkPlatform(
-            BotConfig(
-                "dingtalk-main",
-                "dingtalk",
-                {"app_key": dingtalk.app_key, "api_base": dingtalk.url, "oapi_base": dingtalk.url},
-                {"app_secret": Secret(dingtalk.app_secret)},
-            ),
-            deps,
+    fakes = {
+        "dingtalk": {"app_key": dingtalk.app_key, "url": dingtalk.url, "app_secret": dingtalk.app_secret},
+        "wecom": {
+            "corp_id": wecom.corp_id,
+            "agent_id": wecom.agent_id,
+            "url": wecom.url,
+            "secret": wecom.secret,
+            "token": wecom.token,
+            "aes_key": wecom.aes_key,
+        },
+        "feishu": {"url": feishu.base_url},
+    }
+    # Each relay in a process of its own, as real workers are: the fakes keep this one.
+    spawn = multiprocessing.get_context("spawn")
+    go, stop = spawn.Event(), spawn.Event()
+    results = spawn.Queue()
+    processes = [
+        spawn.Process(
+            target=relay_process,
+            args=(url, key, fakes, args.concurrency, f"w{w}", go, stop, results),
+            daemon=True,
         )
-        services.platforms["wecom-main"] = WeComPlatform(
-            BotConfig(
-                "wecom-main",
-                "wecom",
-                {"corp_id": wecom.corp_id, "agent_id": wecom.agent_id, "api_base": wecom.url},
-                {
-                    "secret": Secret(wecom.secret),
-                    "token": Secret(wecom.token),
-                    "aes_key": Secret(wecom.aes_key),
-                },
-            ),
-            deps,
-        )
-        services.platforms["feishu-main"] = FeishuPlatform(ff.bot_config(feishu.base_url), deps)
-        policy = RelayPolicy() if args.concurrency is None else RelayPolicy(concurrency=args.concurrency)
-        relays.append(Relay(services, name=f"w{w}", policy=policy))
-
-    stop = threading.Event()
-
-    outcomes = RelayStats()
-    outcomes_lock = threading.Lock()
-
-    def loop(relay: Relay) -> None:
-        while not stop.is_set():
-            stats = relay.run_once()
-            with outcomes_lock:
-                outcomes.add(stats)
-            if not stats.progressed:
-                nxt = relay.next_due()
-                wait = 0.2 if nxt is None else max(0.01, min(0.2, (nxt - clock()).total_seconds()))
-                stop.wait(wait)
-
+        for w in range(args.workers)
+    ]
+    concurrency = args.concurrency or RelayPolicy().concurrency
     from sqlalchemy import func, select
 
     from storage.models import OutboxMessage
 
+    for process in processes:
+        process.start()
+    for _ in processes:  # each says when its relay is built
+        results.get(timeout=120)
     started = time.monotonic()
-    threads = [threading.Thread(target=loop, args=(r,), daemon=True) for r in relays]
-    for t in threads:
-        t.start()
+    go.set()
     while True:
         time.sleep(0.5)
         with sessions() as session:
@@ -202,10 +230,11 @@ def main() -> None:  # noqa: PLR0915 - one linear script
             break
     took = time.monotonic() - started
     stop.set()
-    for t in threads:
-        t.join(10)
-    for r in relays:
-        r.close()
+    outcomes = RelayStats()
+    for _ in processes:
+        outcomes.add(results.get(timeout=60))
+    for process in processes:
+        process.join(10)
 
     # what the fakes saw
     def marks(bodies: list[Any]) -> list[int]:
@@ -245,7 +274,7 @@ def main() -> None:  # noqa: PLR0915 - one linear script
         )
     print(
         f"{args.db}: {args.messages} messages over {args.targets} robots ({n_each}+ per platform), "
-        f"{args.workers} relays of {relays[0].policy.concurrency} sends at once, "
+        f"{args.workers} relay processes of {concurrency} sends at once, "
         f"fakes answering {LATE * 1000:.0f} ms late"
     )
     print(
