@@ -154,6 +154,7 @@ def connection_transaction(engine: Engine) -> Iterator[Connection]:
             yield kept.conn
     except BaseException:
         _kept.connection = None
+        kept.conn.close()  # now, not when the collector finds it: it may still hold the writer lock
         raise
 
 

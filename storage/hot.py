@@ -10,7 +10,10 @@ writes (tests/test_hot.py compares them on both databases).
 It runs inside the caller's SQLAlchemy transaction, on that transaction's connection: get
 it with ``Session.connection()`` or ``Connection.begin()`` first, so the transaction has
 begun (on SQLite, ``BEGIN IMMEDIATE`` behind the writer lock). Rows come back as the
-driver gives them: no result processing (an SQLite timestamp is its stored text).
+driver gives them: no result processing (an SQLite timestamp is its stored text). An INSERT
+must be given every column whose default SQLAlchemy computes in Python (refused otherwise),
+and the driver's errors arrive unwrapped (``sqlite3.IntegrityError``, not SQLAlchemy's): the
+hot statements are ``ON CONFLICT DO NOTHING`` inserts and plain reads, which do not raise one.
 """
 
 from __future__ import annotations
@@ -87,5 +90,13 @@ def _compile(statement: ClauseElement, dialect: Dialect, keys: tuple[str, ...]) 
         process = compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect)
         if process is not None:
             processors[name] = process
-    defaults = {name: compiled.binds[name].effective_value for name in names if name not in keys}
+    defaults = {}
+    for name in names:
+        if name in keys:
+            continue
+        bind = compiled.binds[name]
+        if bind.value is None and bind.callable is None:
+            # a column whose default SQLAlchemy computes in Python: it would be written NULL
+            raise ValueError(f"HotStatement: give {name!r} a value (SQLAlchemy would compute its default)")
+        defaults[name] = bind.effective_value
     return _Compiled(compiled.string, names, bool(compiled.positional), defaults, processors)

@@ -8,7 +8,8 @@ server that sleep, not the work, sets the pace, and the server idles while reque
 takes an exclusive ``flock`` on ``<database>-writer``, a file beside the database, and gives it
 back when the transaction ends. A waiter tries again after 50 µs, then after twice as long
 each time up to 1 ms, in this process or another: the web workers, ``planloop worker`` and
-the CLI queue alike.
+the CLI alike. It is not a fair queue (whoever tries first after a release gets in), which is
+why a wait is bounded.
 
 The database's own lock stays the guarantee; this only orders who asks for it. A process
 that dies drops its file lock with it. A wait is bounded like the busy timeout: a writer that
@@ -34,7 +35,10 @@ class WriterLock:
     one process exclude each other as two processes do."""
 
     def __init__(self, path: str):
-        self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        try:  # readable by whoever can read the database, as SQLite makes its own files
+            self.fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        except PermissionError:  # made by another user (a root `db upgrade`): a lock needs no write
+            self.fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
         self.held = False
 
     def acquire(self, timeout: float = WAIT_TIMEOUT) -> bool:
@@ -81,6 +85,10 @@ class WriterConnection(sqlite3.Connection):
     def commit(self) -> None:
         try:
             super().commit()
+        except BaseException:
+            if self.in_transaction:  # a failed COMMIT leaves the transaction open: end it
+                super().rollback()
+            raise
         finally:
             self._release()
 

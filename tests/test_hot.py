@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
+import pytest
 from sqlalchemy import bindparam, select
 
 from cards.model import Card, Markdown
@@ -67,3 +68,14 @@ def test_a_statement_is_compiled_once_per_dialect_and_column_order(db):
         keys = s.scalars(select(InboundEvent.key).order_by(InboundEvent.key)).all()
     assert written == [1, 1, 1] and keys == ["a", "b", "c"]
     assert len(statement._compiled) == 2
+
+
+def test_an_insert_missing_a_column_sqlalchemy_would_default_is_refused(db):
+    """outbox.status has a Python-side default: left out, a raw insert would write NULL."""
+    values = outbox._values(outbox.Message(outbox.Target("b", "user", "u"), CARD, "k"), NOW, None)
+    del values["status"]
+    with db() as s, s.begin():
+        conn = s.connection()
+        statement = HotStatement(insert_new(conn.dialect.name, OutboxMessage.__table__))
+        with pytest.raises(ValueError, match="'status'"):
+            statement.rowcount(conn, values)

@@ -19,6 +19,11 @@ class Unreadable(io.BytesIO):
         raise AssertionError("a body over the limit must be refused before it is read")
 
 
+class Broken(io.BytesIO):
+    def read(self, *_args: object) -> bytes:
+        raise OSError("the client hung up mid-body")
+
+
 def environ(body: bytes = b"", **extra: object) -> dict:
     env: dict = {
         "REQUEST_METHOD": "POST",
@@ -41,6 +46,10 @@ def environ(body: bytes = b"", **extra: object) -> dict:
             b"xyz",
         ),
         (environ(CONTENT_LENGTH="abc"), (400, "Content-Length is not a number")),
+        (
+            environ(CONTENT_LENGTH="10", **{"wsgi.input": Broken()}),
+            (400, "the request body could not be read"),
+        ),
         (
             environ(CONTENT_LENGTH=str(MAX_BODY + 1), **{"wsgi.input": Unreadable()}),
             (413, f"body larger than {MAX_BODY} bytes"),
@@ -125,6 +134,15 @@ class Handshake:
         return WebResponse(200, {"path": request.path, "args": dict(request.args)})
 
 
+class Odd(Handshake):
+    """An adapter whose answer cannot be encoded (no such HTTP status)."""
+
+    bot_id = "odd"
+
+    def parse(self, request: WebRequest, _now: datetime) -> WebResponse:
+        return WebResponse(999, {})
+
+
 @pytest.mark.parametrize(
     ("method", "path", "status", "answer"),
     [
@@ -135,6 +153,9 @@ class Handshake:
         ("PUT", "/webhooks/feishu/fs", 405, {"error": "method not allowed"}),
         ("POST", "/healthz", 299, None),  # everything else is Flask's
         ("POST", "/webhooks/feishu/fs/card/extra", 299, None),
+        # a bot id in Chinese: the server hands the UTF-8 path over as latin-1 (PEP 3333)
+        ("POST", "/webhooks/feishu/飞书".encode().decode("latin-1"), 200, {"path": "", "args": {}}),
+        ("POST", "/webhooks/feishu/odd", 503, {"error": "temporarily unavailable, retry later"}),
     ],
 )
 def test_the_front_answers_webhooks_and_passes_everything_else_on(method, path, status, answer):
@@ -145,7 +166,10 @@ def test_the_front_answers_webhooks_and_passes_everything_else_on(method, path, 
         start_response("299 Passed", [])
         return [b""]
 
-    services = SimpleNamespace(platforms={"fs": Handshake()}, clock=lambda: datetime(2026, 12, 7, tzinfo=UTC))
+    services = SimpleNamespace(
+        platforms={"fs": Handshake(), "飞书": Handshake(), "odd": Odd()},
+        clock=lambda: datetime(2026, 12, 7, tzinfo=UTC),
+    )
     front = WebhookFront(services, flask)  # type: ignore[arg-type]
     started: list[str] = []
     body = b"".join(

@@ -48,8 +48,9 @@ def error(status: int, message: str) -> WebResponse:
 
 
 def incoming(environ: dict[str, Any], sub: str) -> WebRequest | WebResponse:
-    """What the adapter sees of this request, or the 413 answer to a body over ``MAX_BODY``
-    (refused before it is read when the length is declared)."""
+    """What the adapter sees of this request, or the answer to a body it cannot have: over
+    ``MAX_BODY`` (413; refused before it is read when its length is declared, read to one byte
+    past the limit when chunked) or unreadable (400)."""
     try:
         length = int(environ.get("CONTENT_LENGTH") or 0)
     except ValueError:
@@ -57,14 +58,18 @@ def incoming(environ: dict[str, Any], sub: str) -> WebRequest | WebResponse:
     stream = environ["wsgi.input"]
     if length > MAX_BODY:
         return error(413, f"body larger than {MAX_BODY} bytes")
-    if length > 0:
-        body = stream.read(length)
-    elif environ.get("wsgi.input_terminated"):  # chunked: the server ends the stream
-        body = stream.read(MAX_BODY + 1)
-        if len(body) > MAX_BODY:
-            return error(413, f"body larger than {MAX_BODY} bytes")
-    else:
-        body = b""
+    try:
+        if length > 0:
+            body = stream.read(length)
+        elif environ.get("wsgi.input_terminated"):  # chunked: read to one byte past the limit
+            body = stream.read(MAX_BODY + 1)
+            if len(body) > MAX_BODY:
+                return error(413, f"body larger than {MAX_BODY} bytes")
+        else:
+            body = b""
+    except Exception as exc:  # a client that hung up mid-body, a broken chunk
+        log.info("could not read a webhook body: %s", type(exc).__name__)
+        return error(400, "the request body could not be read")
     headers = CaseInsensitiveDict(
         {key[5:].replace("_", "-"): value for key, value in environ.items() if key.startswith("HTTP_")}
     )
@@ -78,10 +83,12 @@ def incoming(environ: dict[str, Any], sub: str) -> WebRequest | WebResponse:
     return WebRequest(method=environ["REQUEST_METHOD"], path=sub, args=args, headers=headers, body=body)
 
 
-def handle(services: Services, adapter: Any, request: WebRequest | WebResponse) -> WebResponse:
-    """One webhook request answered and counted: never a 500 (a failure rolls everything back
-    and asks the platform to retry)."""
-    started = time.perf_counter()
+def handle(
+    services: Services, adapter: Any, request: WebRequest | WebResponse, started: float | None = None
+) -> WebResponse:
+    """One webhook request answered and counted (its time from ``started``, before the body was
+    read): never a 500 (a failure rolls everything back and asks the platform to retry)."""
+    started = time.perf_counter() if started is None else started
     response = request if isinstance(request, WebResponse) else _answer(services, adapter, request)
     metrics.observe_webhook(adapter.name, response.status, time.perf_counter() - started)
     return response
@@ -115,11 +122,17 @@ class WebhookFront:
         self.app = app
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        match = PATH.match(environ.get("PATH_INFO", ""))
+        path = environ.get("PATH_INFO", "")
+        if not path.isascii():  # PEP 3333 hands the path over as latin-1; its bytes are UTF-8
+            path = path.encode("latin-1", "replace").decode("utf-8", "replace")
+        match = PATH.match(path)
         if match is None:
             return self.app(environ, start_response)
-        response = self._route(environ, *match.groups())
-        status, headers, body = encode(response)
+        try:
+            status, headers, body = encode(self._route(environ, *match.groups()))
+        except Exception:  # never a 500: whatever failed, the platform is asked to retry
+            log.exception("webhook route failed on %s", path)
+            status, headers, body = encode(RETRY_LATER)
         start_response(status, headers)
         return [body]
 
@@ -131,4 +144,5 @@ class WebhookFront:
             return error(404, f"no {platform} bot named {bot_id!r}")
         if environ["REQUEST_METHOD"] not in ("GET", "POST"):
             return error(405, "method not allowed")
-        return handle(self.services, adapter, incoming(environ, sub or ""))
+        started = time.perf_counter()
+        return handle(self.services, adapter, incoming(environ, sub or ""), started)
