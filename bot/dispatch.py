@@ -35,8 +35,8 @@ def process(services: Services, platform: Platform, inbound: Inbound) -> WebResp
 
 
 def _process_once(services: Services, platform: Platform, inbound: Inbound) -> WebResponse:
-    # A Core connection holds the transaction; the handlers' Session joins it and costs
-    # nothing unless a handler uses it (帮助 does not: its statements run on the connection).
+    # A Core connection holds the transaction and runs the hot statements (storage/hot.py);
+    # the handlers' Session joins it, and does no work unless a handler uses it (帮助 does not).
     with connection_transaction(services.engine) as conn:
         with services.sessions(bind=conn) as session:  # joins the transaction, never commits it
             response = _handle(services, platform, inbound, conn, session)
