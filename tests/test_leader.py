@@ -54,6 +54,9 @@ def holders(engine, key: int) -> list[int]:
                 text(
                     "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted"
                     " AND classid::bigint = :hi AND objid::bigint = :lo"
+                    # advisory locks are per database: another test worker's database may hold
+                    # the same key at the same moment
+                    " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())"
                 ),
                 {"hi": (key >> 32) & 0xFFFFFFFF, "lo": key & 0xFFFFFFFF},
             ).scalars()
