@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from handlers.setup import TeamFileError, parse
 from handlers.template_versions import entry_of, record
+from storage.db import upsert
 from storage.models import AuditLog, Kpi, Role, Scenario, Template
 
 
@@ -56,15 +57,7 @@ def put_kpi(
     doc = _stored(session, skip_kpi=key)
     doc["kpis"].append({**entry, "key": key})
     values = parse(doc)["kpis"][key]
-    row = session.get(Kpi, key)
-    created = row is None
-    before = None if row is None else {k: getattr(row, k) for k in values}
-    if row is None:
-        row = Kpi(key=key, **values)
-        session.add(row)
-    else:
-        for name, value in values.items():
-            setattr(row, name, value)
+    row, before = upsert(session, Kpi, key, values)
     session.add(
         AuditLog(
             at=now,
@@ -75,7 +68,7 @@ def put_kpi(
         )
     )
     session.flush()
-    return row, created
+    return row, before is None
 
 
 def check_template(session: Session, template_id: str, entry: Mapping[str, Any]) -> dict[str, Any]:

@@ -20,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from handlers.setup import ID_PATTERN, TIME_PATTERN, TeamFileError, known_roles, parse
 from handlers.template_versions import record as record_template_version
+from storage.db import upsert
 from storage.models import (
     AuditLog,
     CalendarDay,
@@ -223,14 +224,7 @@ def _checked(entry: Mapping[str, str], table: str) -> dict[str, dict[str, Any]]:
 
 def _save(session: Session, model: Any, ident: str, values: Mapping[str, Any], what: str, *, by: str,
           now: datetime) -> Any:  # fmt: skip
-    row = session.get(model, ident)
-    before = None if row is None else {k: getattr(row, k) for k in values}
-    if row is None:
-        row = model(id=ident, **values)
-        session.add(row)
-    else:
-        for name, value in values.items():
-            setattr(row, name, value)
+    row, before = upsert(session, model, ident, values)
     if before != dict(values):
         action = f"{what}.create" if before is None else f"{what}.edit"
         session.add(AuditLog(at=now, actor=by, action=action, subject=ident,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import functools
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -106,6 +106,20 @@ def connection_of(holder: Session | Connection) -> Connection:
     """The connection of the caller's transaction, whether the caller holds a Session or a
     Core Connection (the inbound path holds a Connection: storage/hot.py)."""
     return holder if isinstance(holder, Connection) else holder.connection()
+
+
+def upsert(session: Session, model: Any, ident: Any, values: Mapping[str, Any]) -> tuple[Any, dict | None]:
+    """Create the ``model`` row with primary key ``ident`` or set ``values`` on it; the row and
+    what those columns held before (None for a new row), for the caller's audit entry."""
+    row = session.get(model, ident)
+    if row is None:
+        row = model(**{model.__mapper__.primary_key[0].key: ident}, **values)
+        session.add(row)
+        return row, None
+    before = {k: getattr(row, k) for k in values}
+    for name, value in values.items():
+        setattr(row, name, value)
+    return row, before
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:
