@@ -43,6 +43,12 @@ RETRY_LATER = WebResponse(
 WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 
+def _utf8(text: str) -> str:
+    """A path or query string as sent: PEP 3333 hands it over as latin-1, and its bytes are
+    UTF-8 on every platform."""
+    return text if text.isascii() else text.encode("latin-1", "replace").decode("utf-8", "replace")
+
+
 def error(status: int, message: str) -> WebResponse:
     return WebResponse(status, {"error": message})
 
@@ -75,8 +81,7 @@ def incoming(environ: dict[str, Any], sub: str) -> WebRequest | WebResponse:
     )
     if environ.get("CONTENT_TYPE"):
         headers["Content-Type"] = environ["CONTENT_TYPE"]
-    # PEP 3333 hands the query string over as latin-1; its bytes are UTF-8 on every platform.
-    query = environ.get("QUERY_STRING", "").encode("latin-1").decode("utf-8", "replace")
+    query = _utf8(environ.get("QUERY_STRING", ""))
     args: dict[str, str] = {}
     for key, value in parse_qsl(query, keep_blank_values=True):
         args.setdefault(key, value)  # the first of a repeated key, as Flask's request.args.get
@@ -122,9 +127,7 @@ class WebhookFront:
         self.app = app
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
-        path = environ.get("PATH_INFO", "")
-        if not path.isascii():  # PEP 3333 hands the path over as latin-1; its bytes are UTF-8
-            path = path.encode("latin-1", "replace").decode("utf-8", "replace")
+        path = _utf8(environ.get("PATH_INFO", ""))
         match = PATH.match(path)
         if match is None:
             return self.app(environ, start_response)
